@@ -1,0 +1,233 @@
+"""The connector contract: what a query asks of a department database and what comes back.
+
+Connectors know nothing of GraphQL, policy or keys. A `Query` names a table, the columns wanted,
+a filter expression, an order and a page; a connector answers it with exactly one statement.
+The semantics every implementation must share (code-point string order, NULLs last ascending,
+literal `%` and `_` in `contains`) are pinned down by the contract suite in `tests/contract`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Kind(enum.Enum):
+    """The value kinds a column may hold; connectors convert driver values to these."""
+
+    STRING = "string"
+    INT = "int"
+    FLOAT = "float"
+    DECIMAL = "decimal"
+    BOOL = "bool"
+    DATE = "date"
+    DATETIME = "datetime"
+    BYTES = "bytes"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: Kind
+    # Digits after the point for DECIMAL; SQLite stores decimals as floats, so reads quantize.
+    scale: int = 2
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table as a connector sees it: its name, key column and typed columns."""
+
+    name: str
+    key: str
+    columns: Mapping[str, ColumnSpec]
+
+    def column(self, name: str) -> ColumnSpec:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise QueryError(f"unknown column {name!r} of table {self.name!r}") from None
+
+
+# --- filter expressions -------------------------------------------------------------------
+
+
+class Op(enum.Enum):
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+
+
+class Match(enum.Enum):
+    """Literal substring matches: `%` and `_` in the pattern are ordinary characters."""
+
+    CONTAINS = "contains"
+    STARTS_WITH = "startsWith"
+    ENDS_WITH = "endsWith"
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class In:
+    column: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Like:
+    column: str
+    match: Match
+    text: str
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+    is_null: bool = True
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Filter
+
+
+Filter = Compare | In | Like | IsNull | And | Or | Not
+
+
+def conjoin(*filters: Filter | None) -> Filter | None:
+    """AND together the filters given, skipping None; None when nothing is left."""
+    present = tuple(f for f in filters if f is not None)
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return And(present)
+
+
+# --- order and pages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """One read of one table. `after` holds the values of the order columns (ending with the
+    key) of the last row already seen; it and `offset` are exclusive ways to page."""
+
+    table: TableSpec
+    columns: tuple[str, ...]
+    where: Filter | None = None
+    order: tuple[OrderKey, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    after: tuple[Any, ...] | None = None
+
+    def full_order(self) -> tuple[OrderKey, ...]:
+        """The order as run: every order ends with the key, so pages are stable."""
+        if any(k.column == self.table.key for k in self.order):
+            return self.order
+        return (*self.order, OrderKey(self.table.key))
+
+
+def after_filter(order: Sequence[OrderKey], values: Sequence[Any]) -> Filter:
+    """The rows strictly after `values` in `order` (ascending NULLs last, descending NULLs
+    first), as a plain filter expression so every connector pages by keyset the same way."""
+    if len(order) != len(values):
+        raise QueryError("the cursor does not match the order")
+    alternatives: list[Filter] = []
+    for i, key in enumerate(order):
+        ties = [_equal(order[j].column, values[j]) for j in range(i)]
+        beyond = _beyond(key, values[i])
+        if beyond is None:
+            continue
+        alternatives.append(And((*ties, beyond)) if ties else beyond)
+    if not alternatives:
+        return And((IsNull(order[0].column, True), IsNull(order[0].column, False)))
+    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _equal(column: str, value: Any) -> Filter:
+    return IsNull(column) if value is None else Compare(column, Op.EQ, value)
+
+
+def _beyond(key: OrderKey, value: Any) -> Filter | None:
+    if not key.descending:
+        if value is None:  # NULLs are last: nothing is beyond a NULL but other NULLs (ties)
+            return None
+        return Or((Compare(key.column, Op.GT, value), IsNull(key.column)))
+    if value is None:  # descending puts NULLs first: every non-NULL value comes after
+        return IsNull(key.column, False)
+    return Compare(key.column, Op.LT, value)
+
+
+# --- results and errors ---------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    # Rows fetched beyond the limit are not returned; this says whether there was one.
+    has_more: bool = False
+    statements: int = field(default=1)
+
+
+class ConnectorError(Exception):
+    """Base of connector errors; messages are safe to show (no SQL text, no URLs)."""
+
+
+class QueryError(ConnectorError):
+    """The query itself is wrong (unknown column, mismatched cursor)."""
+
+
+class UnavailableError(ConnectorError):
+    """The department database could not be reached or did not answer in time."""
+
+
+class Connector(Protocol):
+    """A read-only source of one department's tables."""
+
+    async def fetch(self, query: Query) -> Page:
+        """Rows of `query`, in one statement; `has_more` tells whether rows lie past the limit."""
+        ...
+
+    async def count(self, table: TableSpec, where: Filter | None) -> int:
+        """The number of rows matching `where`, in one statement."""
+        ...
+
+    async def fetch_by(
+        self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]
+    ) -> list[Row]:
+        """Rows whose `column` is one of `values`: one statement per chunk of at most
+        `BATCH_CHUNK` values, ordered by `column` then key."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+BATCH_CHUNK = 5000

@@ -1,0 +1,116 @@
+"""SQLite through aiosqlite: query_only, a statement deadline, case-sensitive substring tests.
+
+SQLite's LIKE ignores ASCII case, so matches use instr() and substr(), which compare bytes.
+Decimals are kept as floats there; they are bound as floats and read back as decimals.
+A statement timeout is a progress handler that interrupts the statement once its deadline,
+set as it starts, has passed.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.base import ColumnSpec, Kind, Match
+from connectors.dialects import Session, SqlDialect, driver_error
+
+# SQLite calls the progress handler every this many virtual machine steps (microseconds each).
+_PROGRESS_STEPS = 1000
+
+
+class SqliteDecimal(sa.types.TypeDecorator[decimal.Decimal]):
+    """A decimal column SQLite stores as a float: bound as a float, since sqlite3 cannot bind
+    a Decimal, and returned as the float it is (the connector quantizes it to the scale)."""
+
+    impl = sa.Float
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else float(value)
+
+
+class _Deadline:
+    """When the running statement of one connection must stop; no deadline between statements,
+    so the pool's own checks on a connection are never interrupted."""
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.at
+
+
+class SqliteDialect(SqlDialect):
+    pre_ping = False
+
+    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
+        # An in-memory database lives in one connection (SQLAlchemy picks a StaticPool, which
+        # has no size); a file gets a queue pool like the servers.
+        if url.database in (None, "", ":memory:") or "mode=memory" in url.database:
+            return {}
+        return super().engine_options(url, session)
+
+    def install(self, engine: AsyncEngine, session: Session) -> None:
+        timeout_s = session.statement_timeout_ms / 1000
+
+        def on_connect(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA query_only = ON")
+            finally:
+                cursor.close()
+            deadline = _Deadline()
+            record.info["deadline"] = deadline
+            dbapi_connection.run_async(
+                lambda conn: conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS)
+            )
+
+        def on_execute(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
+            deadline = conn.info.get("deadline")
+            if deadline is not None:
+                deadline.at = time.monotonic() + timeout_s
+
+        def on_checkin(dbapi_connection: Any, record: Any) -> None:
+            deadline = record.info.get("deadline")
+            if deadline is not None:
+                deadline.at = math.inf
+
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "connect", on_connect)
+        event.listen(sync_engine, "before_cursor_execute", on_execute)
+        event.listen(sync_engine, "checkin", on_checkin)
+
+    def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
+        if spec.kind is Kind.DECIMAL:
+            return SqliteDecimal()
+        return super().column_type(spec)
+
+    def collation(self, dialect: Dialect) -> str:
+        # Named even though it is SQLite's default: a column declared NOCASE would otherwise
+        # compare without case.
+        return "BINARY"
+
+    def order(self, expr: sa.ColumnElement[Any], descending: bool) -> list[sa.ColumnElement[Any]]:
+        # NULLS FIRST/LAST exist since SQLite 3.30 (2019).
+        if descending:
+            return [expr.desc().nulls_first()]
+        return [expr.asc().nulls_last()]
+
+    def like(self, expr: sa.ColumnElement[Any], match: Match, text: str) -> sa.ColumnElement[bool]:
+        # Every function here returns NULL for a NULL column, so NOT keeps SQL's unknown.
+        if match is Match.CONTAINS or not text:
+            return sa.func.instr(expr, text) > 0
+        if match is Match.STARTS_WITH:
+            return sa.func.substr(expr, 1, len(text)) == text
+        # substr() counts characters (code points) as len() does; from the end when negative.
+        return sa.func.substr(expr, -len(text)) == text
+
+    def is_timeout(self, error: BaseException) -> bool:
+        return super().is_timeout(error) or "interrupted" in str(driver_error(error))

@@ -1,0 +1,110 @@
+"""What differs between SQL databases, behind one small class the SQL connector talks to.
+
+The base class holds the portable forms; `dialect_postgresql`, `dialect_mysql` and
+`dialect_sqlite` override what their database does differently: how a session is made
+read-only and given a statement timeout, the binary collation strings compare in, NULL
+placement in an order, literal substring matches, and how a timeout shows as an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.base import ColumnSpec, Kind, Match
+
+# How long to wait for a connection, new or from a full pool, before calling the database
+# unavailable: long enough for a slow network, short enough that a request does not hang.
+CONNECT_TIMEOUT_S = 10
+
+# The escape character of LIKE patterns. Not the backslash: MariaDB string literals and
+# PostgreSQL's standard_conforming_strings treat it differently.
+LIKE_ESCAPE = "/"
+
+
+@dataclass(frozen=True)
+class Session:
+    """The settings every connection of one connector is opened with."""
+
+    timezone: str
+    statement_timeout_ms: int
+    pool_size: int
+
+
+class SqlDialect:
+    """The portable behaviour; subclasses override where their database differs."""
+
+    # Whether a connection may have gone stale between requests (servers restart, idle
+    # connections are cut); a local file cannot.
+    pre_ping = True
+
+    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
+        """Keyword arguments for create_async_engine beyond the common ones."""
+        return {"pool_size": session.pool_size, "pool_timeout": CONNECT_TIMEOUT_S}
+
+    def install(self, engine: AsyncEngine, session: Session) -> None:
+        """Attach the event listeners that make every connection read-only and time-limited."""
+
+    def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
+        kind = spec.kind
+        if kind is Kind.DECIMAL:
+            return sa.Numeric(asdecimal=True, scale=spec.scale)
+        return _TYPES[kind]
+
+    def collation(self, dialect: Dialect) -> str:
+        """The collation that compares and sorts strings by code point, case-sensitively,
+        with no padding ('a' and 'a ' differ)."""
+        raise NotImplementedError
+
+    def order(self, expr: sa.ColumnElement[Any], descending: bool) -> list[sa.ColumnElement[Any]]:
+        """Order terms for `expr`: NULLs last ascending and first descending, the exact
+        reverse. Sorting on `expr IS NULL` first works everywhere; dialects with NULLS
+        LAST/FIRST override this with the form their planner can serve from an index."""
+        if descending:
+            return [expr.is_(None).desc(), expr.desc()]
+        return [expr.is_(None).asc(), expr.asc()]
+
+    def like(self, expr: sa.ColumnElement[Any], match: Match, text: str) -> sa.ColumnElement[bool]:
+        """`expr` (already in the binary collation) contains, starts or ends with `text`,
+        with `%` and `_` in it as ordinary characters."""
+        escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%")
+        escaped = escaped.replace("_", LIKE_ESCAPE + "_")
+        pattern = {
+            Match.CONTAINS: f"%{escaped}%",
+            Match.STARTS_WITH: f"{escaped}%",
+            Match.ENDS_WITH: f"%{escaped}",
+        }[match]
+        return expr.like(pattern, escape=LIKE_ESCAPE)
+
+    def in_(self, expr: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """`expr` is one of `values` (never empty)."""
+        return expr.in_(values)
+
+    def is_timeout(self, error: BaseException) -> bool:
+        """Whether `error` (a driver error or SQLAlchemy's wrapper of one) says the statement
+        ran out of time rather than that the database went away."""
+        return isinstance(error, TimeoutError)
+
+
+_TYPES: dict[Kind, sa.types.TypeEngine[Any]] = {
+    Kind.STRING: sa.String(),
+    # BIGINT, not INTEGER: PostgreSQL casts parameters to the type named, and a large key
+    # must not overflow a 32-bit cast before it is compared.
+    Kind.INT: sa.BigInteger(),
+    Kind.FLOAT: sa.Float(),
+    Kind.BOOL: sa.Boolean(),
+    Kind.DATE: sa.Date(),
+    Kind.DATETIME: sa.DateTime(),
+    Kind.BYTES: sa.LargeBinary(),
+}
+
+
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception inside SQLAlchemy's wrapper, or `error` itself."""
+    orig = getattr(error, "orig", None)
+    return orig if isinstance(orig, BaseException) else error

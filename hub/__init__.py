@@ -1,0 +1,1 @@
+"""The department data-sharing hub: services and the composition root."""

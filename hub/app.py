@@ -1,0 +1,171 @@
+"""The HTTP application: /graphql (GraphiQL on a browser's GET), /healthz.
+
+The only hub module besides the command line that imports `schema`: it is the composition
+root. Authentication happens here, before any GraphQL work: a request without a valid token
+gets 401 and a GraphQL-shaped error body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import orjson
+from graphql import ExecutionResult
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from strawberry.types.graphql import OperationType
+
+from hub.apps.service import authenticate
+from hub.principal import Principal
+from hub.services import Services
+from schema import BuiltSchema, build_schema
+from schema.context import RequestContext
+from schema.errors import format_error
+
+log = logging.getLogger("hub.app")
+
+MAX_BODY = 1_000_000
+STATIC = resources.files("hub") / "static" / "graphiql"
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSON:
+    return JSON({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+
+
+def create_app(services: Services) -> Starlette:
+    built = build_schema(services.catalog, services.settings)
+    state = {"ready": False}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with services.engine.connect() as connection:
+            await connection.execute(text("SELECT 1 FROM hub_app WHERE 1 = 0"))
+        state["ready"] = True
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            await services.close()
+
+    async def healthz(_: Request) -> Response:
+        if not state["ready"]:
+            return JSON({"status": "starting"}, 503)
+        return JSON({"status": "ok", "departments": sorted(services.catalog.departments)})
+
+    async def graphql(request: Request) -> Response:
+        if request.method == "GET" and "query" not in request.query_params:
+            if "text/html" in request.headers.get("accept", ""):
+                return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+            return _error(400, "BAD_USER_INPUT", "send a GraphQL operation as POST with a JSON body")
+        principal = await _principal(services, request)
+        if principal is None:
+            return _error(
+                401,
+                "UNAUTHENTICATED",
+                "a valid bearer token is required (Authorization: Bearer <token>)",
+                {"WWW-Authenticate": 'Bearer realm="hub"'},
+            )
+        body = await _operation(request)
+        if isinstance(body, Response):
+            return body
+        return await _execute(services, built, principal, request, body)
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _principal(services: Services, request: Request) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    async with services.sessions() as session:
+        return await authenticate(session, token.strip())
+
+
+async def _operation(request: Request) -> dict[str, Any] | Response:
+    if request.method == "GET":
+        params = request.query_params
+        raw: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
+        if params.get("variables"):
+            try:
+                raw["variables"] = orjson.loads(params["variables"])
+            except orjson.JSONDecodeError:
+                return _error(400, "BAD_USER_INPUT", "`variables` is not valid JSON")
+    else:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(400, "BAD_USER_INPUT", "the request body is not valid JSON")
+    if not isinstance(raw, dict) or not isinstance(raw.get("query"), str):
+        return _error(400, "BAD_USER_INPUT", "the body needs a `query` string")
+    variables = raw.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        return _error(400, "BAD_USER_INPUT", "`variables` must be an object")
+    name = raw.get("operationName")
+    if name is not None and not isinstance(name, str):
+        return _error(400, "BAD_USER_INPUT", "`operationName` must be a string")
+    return raw
+
+
+async def _execute(
+    services: Services, built: BuiltSchema, principal: Principal, request: Request, body: dict[str, Any]
+) -> Response:
+    purpose = request.headers.get("x-hub-purpose") or None
+    context = RequestContext(
+        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields
+    )
+    is_get = request.method == "GET"
+    result: ExecutionResult = await built.schema.execute(
+        body["query"],
+        variable_values=body.get("variables"),
+        context_value=context,
+        operation_name=body.get("operationName"),
+        allowed_operation_types={OperationType.QUERY} if is_get else None,
+    )
+    errors = [format_error(e) for e in result.errors or []]
+    for withheld in context.withheld.values():
+        errors.append(
+            {
+                "message": f"{withheld.path[-1]} is withheld: {withheld.reason}",
+                "path": list(withheld.path),
+                "extensions": {"code": "FORBIDDEN", "reason": withheld.reason, "count": withheld.count},
+            }
+        )
+    payload: dict[str, Any] = {}
+    if errors:
+        payload["errors"] = errors
+    payload["data"] = result.data
+    if context.request is not None:
+        payload["extensions"] = {
+            "access": {
+                "policyVersion": context.request.plan.policy_version,
+                "withheld": ["/".join(map(str, w.path)) for w in context.withheld.values()],
+            }
+        }
+    # 400 only for a document that never ran (syntax, validation, limits); errors while
+    # resolving leave the rest of the data standing.
+    ran = result.data is not None or any(e.path for e in result.errors or [])
+    return JSON(payload, 200 if ran else 400)

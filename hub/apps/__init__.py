@@ -1,0 +1,1 @@
+"""Registered department apps and their API tokens."""

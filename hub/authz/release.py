@@ -1,0 +1,62 @@
+"""The release step: turn fetched rows into what the caller may see, column by column.
+
+Each column is decided once (from the plan), then copied, masked or withheld as a whole; the
+access record is filled in the same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import Row
+from hub.authz.masks import column_mask
+from hub.authz.plan import AccessPlan, Decision
+from hub.authz.record import AccessRecord, PersonIndex
+from hub.catalog import EntityInfo
+
+
+@dataclass
+class Released:
+    rows: list[Row]
+    # Fields withheld from this list, with why; the schema turns each into one error.
+    withheld: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Releaser:
+    person_index: PersonIndex
+    hash_key: bytes
+
+    def release(
+        self,
+        plan: AccessPlan,
+        record: AccessRecord,
+        entity: EntityInfo,
+        rows: Sequence[Row],
+        names: Sequence[str],
+    ) -> Released:
+        """`rows` are keyed by column; the result is keyed by field name."""
+        count = len(rows)
+        out: list[Row] = [{} for _ in range(count)]
+        withheld: dict[str, str] = {}
+        record.rows[entity.id] += count
+        for name in names:
+            item = entity.fields[name]
+            verdict = plan.field(entity.id, name)
+            if verdict.decision is Decision.DENIED:
+                values: list[object] = [None] * count
+                if count:
+                    withheld[name] = verdict.reason or "not released to you"
+            else:
+                values = [row[item.column] for row in rows]
+                if item.person:
+                    record.add_persons(self.person_index, values)
+                if verdict.decision is Decision.MASKED and item.mask is not None:
+                    values = column_mask(item.mask, self.hash_key)(values)
+                elif verdict.decision is Decision.MASKED:
+                    values = [None] * count
+            record.add_column(entity.id, name, verdict.decision, count)
+            for target, value in zip(out, values, strict=True):
+                target[name] = value
+        return Released(out, withheld)

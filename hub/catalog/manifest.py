@@ -1,0 +1,201 @@
+"""The manifest file format: what one department declares it shares.
+
+One YAML file per department. Pydantic checks each value; `hub.catalog.loader` turns its
+errors into messages naming the file, the entity and the field, and checks what crosses files
+(relation targets, name clashes).
+"""
+
+from __future__ import annotations
+
+import enum
+import keyword
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = r"^[A-Za-z][A-Za-z0-9]*$"
+SNAKE = r"^[a-z][a-z0-9_]*$"
+COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Tier(enum.Enum):
+    """Data tiers after the sharing classes and the Data Security Law's grades."""
+
+    L1 = "L1"  # public: unconditional sharing
+    L2 = "L2"  # internal: shared among departments
+    L3 = "L3"  # sensitive personal data: conditional sharing
+    L4 = "L4"  # core: not shared by default
+
+
+class FieldType(enum.Enum):
+    ID = "ID"
+    STRING = "String"
+    INT = "Int"
+    FLOAT = "Float"
+    DECIMAL = "Decimal"
+    BOOLEAN = "Boolean"
+    DATE = "Date"
+    DATETIME = "DateTime"
+
+
+class LineageRole(enum.Enum):
+    CITIZEN_INPUT = "citizen_input"
+    SERVICE_DELIVERY = "service_delivery"
+    EXPENDITURE = "expenditure"
+    BUDGET_LINE = "budget_line"
+    FEEDBACK = "feedback"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartialMask(Strict):
+    kind: Literal["partial"]
+    keep_first: int = Field(default=0, ge=0)
+    keep_last: int = Field(default=0, ge=0)
+
+
+class HashMask(Strict):
+    kind: Literal["hash"]
+
+
+class YearOnlyMask(Strict):
+    kind: Literal["year_only"]
+
+
+class NullifyMask(Strict):
+    kind: Literal["nullify"]
+
+
+class RoundMask(Strict):
+    kind: Literal["round"]
+    # Round to this power of ten: 2 keeps hundreds (12345.67 -> 12300).
+    digits: int = Field(default=2, ge=0, le=12)
+
+
+Mask = Annotated[
+    PartialMask | HashMask | YearOnlyMask | NullifyMask | RoundMask, Field(discriminator="kind")
+]
+
+
+def _not_keyword(name: str) -> str:
+    # Names become Python attributes of generated types and `and`/`or`/`not` are filter words.
+    if keyword.iskeyword(name) or name in ("and", "or", "not"):
+        raise ValueError(f"{name!r} is a reserved word; choose another name")
+    return name
+
+
+FieldName = Annotated[str, Field(pattern=NAME), AfterValidator(_not_keyword)]
+
+
+class FieldDecl(Strict):
+    name: FieldName
+    column: str | None = Field(default=None, pattern=COLUMN)
+    type: FieldType
+    description: str = ""
+    tier: Tier = Tier.L2
+    mask: Mask | None = None
+    encrypted: bool = False
+    # The index domain (e.g. resident_id, mobile) of a blind index kept beside this column.
+    blind_index: str | None = Field(default=None, pattern=SNAKE)
+    # Digits after the point, for Decimal fields.
+    scale: int = Field(default=2, ge=0, le=12)
+    # This field identifies a person (by resident ID number); releases of it are recorded as
+    # persons touched.
+    person: bool = False
+
+    @model_validator(mode="after")
+    def _mask_fits_type(self) -> FieldDecl:
+        if self.mask is None:
+            return self
+        kind = self.mask.kind
+        if kind == "year_only" and self.type not in (FieldType.DATE, FieldType.DATETIME):
+            raise ValueError("a year_only mask needs a Date or DateTime field")
+        if kind == "round" and self.type not in (FieldType.INT, FieldType.FLOAT, FieldType.DECIMAL):
+            raise ValueError("a round mask needs an Int, Float or Decimal field")
+        if kind == "partial" and self.type not in (FieldType.STRING, FieldType.ID):
+            raise ValueError("a partial mask needs a String or ID field")
+        return self
+
+
+class RelationDecl(Strict):
+    name: FieldName
+    # `department.Entity`, or `Entity` within the same department.
+    target: str = Field(pattern=r"^([a-z][a-z0-9_]*\.)?[A-Za-z][A-Za-z0-9]*$")
+    # The field of this entity whose value is looked up in the target's `target_field`.
+    field: str = Field(pattern=NAME)
+    target_field: str | None = Field(default=None, pattern=NAME)
+    many: bool = False
+    description: str = ""
+
+
+class EntityDecl(Strict):
+    name: str = Field(pattern=NAME)
+    table: str = Field(pattern=COLUMN)
+    key: str = Field(pattern=NAME, description="the name of the key field")
+    description: str = ""
+    plural: str | None = Field(default=None, pattern=NAME)
+    type_name: str | None = Field(default=None, pattern=NAME)
+    list_field: str | None = Field(default=None, pattern=NAME)
+    key_field: str | None = Field(default=None, pattern=NAME)
+    lineage_role: LineageRole | None = None
+    fields: list[FieldDecl] = Field(min_length=1)
+    relations: list[RelationDecl] = []
+
+
+class ConnectionDecl(Strict):
+    # Secrets never sit in a manifest: a URL is named by environment variable, except SQLite
+    # paths, which hold no password.
+    url_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    sqlite_path: str | None = None
+    timezone: str = "Asia/Shanghai"
+    statement_timeout_ms: int = Field(default=5000, ge=1, le=600_000)
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConnectionDecl:
+        if (self.url_env is None) == (self.sqlite_path is None):
+            raise ValueError("give exactly one of url_env and sqlite_path")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class Manifest(Strict):
+    department: str = Field(pattern=SNAKE)
+    title: str = ""
+    # The department's part of GraphQL type names; by default its name in PascalCase.
+    prefix: str | None = Field(default=None, pattern=NAME)
+    connection: ConnectionDecl
+    entities: list[EntityDecl] = Field(min_length=1)
+
+
+def pascal(snake: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
+
+
+def lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def pluralize(name: str) -> str:
+    if re.search(r"[^aeiou]y$", name):
+        return name[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh)$", name):
+        return name + "es"
+    return name + "s"
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

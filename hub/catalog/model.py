@@ -1,0 +1,97 @@
+"""The catalog: every department's shared entities, resolved and cross-checked.
+
+Built once at start-up from the manifests; read-only afterwards. The schema builder, the
+access plan and the query planner all read it; none of them reads manifests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from connectors.base import ColumnSpec, Kind, TableSpec
+from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Tier
+
+KIND_OF: dict[FieldType, Kind] = {
+    FieldType.ID: Kind.STRING,
+    FieldType.STRING: Kind.STRING,
+    FieldType.INT: Kind.INT,
+    FieldType.FLOAT: Kind.FLOAT,
+    FieldType.DECIMAL: Kind.DECIMAL,
+    FieldType.BOOLEAN: Kind.BOOL,
+    FieldType.DATE: Kind.DATE,
+    FieldType.DATETIME: Kind.DATETIME,
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    column: str
+    type: FieldType
+    description: str
+    tier: Tier
+    mask: Mask | None
+    encrypted: bool
+    blind_index: str | None
+    scale: int
+    person: bool
+
+
+@dataclass(frozen=True)
+class RelationInfo:
+    name: str
+    source: str  # entity id of the owner
+    target: str  # entity id of the target
+    field: str  # field of the owner whose value is looked up
+    target_field: str
+    many: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    """One shared entity. `id` is `department.Entity`, stable across releases."""
+
+    id: str
+    department: str
+    name: str
+    type_name: str
+    list_field: str
+    key_field: str
+    key: str  # the key field's name
+    description: str
+    lineage_role: LineageRole | None
+    fields: dict[str, FieldInfo]
+    relations: dict[str, RelationInfo]
+    table: TableSpec
+
+    def column_of(self, field_name: str) -> str:
+        return self.fields[field_name].column
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    name: str
+    title: str
+    prefix: str
+    connection: ConnectionDecl
+    source: str  # the manifest file it came from, for messages
+    entities: tuple[str, ...]
+
+
+@dataclass
+class Catalog:
+    departments: dict[str, DepartmentInfo] = field(default_factory=dict)
+    entities: dict[str, EntityInfo] = field(default_factory=dict)
+
+    def entity(self, entity_id: str) -> EntityInfo:
+        return self.entities[entity_id]
+
+    def __iter__(self) -> Iterator[EntityInfo]:
+        return iter(self.entities.values())
+
+
+def table_spec(table: str, key_column: str, fields: list[FieldInfo]) -> TableSpec:
+    columns = {f.column: ColumnSpec(f.column, KIND_OF[f.type], f.scale) for f in fields}
+    return TableSpec(table, key_column, columns)

@@ -1,0 +1,249 @@
+"""The `hub` command line: serve, demo, migrate, schema, apps.
+
+Part of the composition root: it reads the environment once (load_settings) and hands values
+down. Errors a user can act on print as one line and exit non-zero; no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from hub.apps.service import AppError, create_app, list_apps, revoke_tokens, rotate_token
+from hub.catalog import ManifestError, load_catalog
+from hub.config import Settings, SettingsError, load_settings
+from hub.connections import ConnectionError_
+from hub.db.engine import hub_engine, sessions
+
+T = TypeVar("T")
+SDL_PATH = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(os.environ, **overrides)
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except (AppError, ManifestError, ConnectionError_) as exc:
+        _fail(str(exc))
+
+
+@click.group(help="The department data-sharing hub.")
+def main() -> None:
+    pass
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from hub.app import create_app as create_http_app
+    from hub.services import build_services
+
+    try:
+        services = build_services(settings)
+        app = create_http_app(services)
+    except (ManifestError, ConnectionError_) as exc:
+        _fail(str(exc))
+    click.echo(f"serving GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+@main.command(help="Serve the hub over the manifests in HUB_MANIFESTS.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--manifests", type=click.Path(path_type=Path), help="Manifest folder (default HUB_MANIFESTS).")
+def serve(host: str, port: int, manifests: Path | None) -> None:
+    settings = _settings(manifests_dir=manifests)
+    _serve(settings, host, port)
+
+
+@main.command(help="Create (first time) and serve the demo: seven department databases with synthetic data.")
+@click.option("--data-dir", default="demo-data", show_default=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(data_dir: Path, host: str, port: int) -> None:
+    from hub.demo.callers import ensure_callers
+    from hub.demo.workspace import Workspace, create_workspace
+    from hub.migrate import upgrade
+
+    root = data_dir.resolve()
+    workspace = Workspace(root)
+    if not workspace.ready:
+        click.echo(f"creating the demo department databases in {root} (first start only)")
+        _run(lambda: create_workspace(root, _progress_bar()))
+    upgrade(workspace.hub_database)
+    settings = _settings(database_url=workspace.hub_database.render_as_string(), manifests_dir=workspace.manifests)
+
+    async def register() -> dict[str, str]:
+        engine = hub_engine(settings.database_url)
+        try:
+            return await ensure_callers(sessions(engine), workspace.token_file)
+        finally:
+            await engine.dispose()
+
+    tokens = _run(register)
+    click.echo(f"demo callers' bearer tokens ({len(tokens)}) are in {workspace.token_file}")
+    _serve(settings, host, port)
+
+
+def _progress_bar() -> Callable[[str, int, int], None]:
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm[Any]] = {}
+
+    def report(department: str, done: int, total: int) -> None:
+        bar = bars.get(department)
+        if bar is None:
+            bar = bars[department] = tqdm(total=total, desc=f"{department:>16}", unit=" rows", leave=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+@main.command("load-demo", help="Load the demo data into other databases (for benchmarks), one URL for all departments.")
+@click.argument("url")
+def load_demo_command(url: str) -> None:
+    from hub.demo.load import load_demo
+    from hub.demo.workspace import DEPARTMENTS
+
+    counts = _run(lambda: load_demo(dict.fromkeys(DEPARTMENTS, url), progress=_progress_bar()))
+    click.echo(f"loaded {sum(counts.values())} rows into {len(counts)} tables")
+
+
+# --- the hub database ---------------------------------------------------------------------
+
+
+@main.command(help="Migrate the hub database (HUB_DATABASE_URL) to the newest revision.")
+@click.option("--check", is_flag=True, help="Only check that models and migrations agree.")
+def migrate(check: bool) -> None:
+    from hub.migrate import check as check_migrations
+    from hub.migrate import upgrade
+
+    settings = _settings()
+    if check:
+        check_migrations(settings.database_url)
+        click.echo("migrations match the models")
+    else:
+        upgrade(settings.database_url)
+        click.echo("the hub database is at the newest revision")
+
+
+# --- the schema snapshot ------------------------------------------------------------------
+
+
+@main.command(help="Write the GraphQL SDL of the demo manifests to schema/schema.graphql.")
+@click.option("--manifests", type=click.Path(path_type=Path), help="Manifest folder (default: the demo's).")
+@click.option("--output", type=click.Path(path_type=Path), default=SDL_PATH, show_default=True)
+@click.option("--check", is_flag=True, help="Fail if the file differs instead of writing it.")
+def schema(manifests: Path | None, output: Path, check: bool) -> None:
+    from hub.demo.workspace import manifest_templates
+    from schema import build_schema
+
+    folder = manifests or manifest_templates()[0].parent
+    try:
+        sdl = build_schema(load_catalog(folder)).sdl()
+    except ManifestError as exc:
+        _fail(str(exc))
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != sdl:
+            _fail(f"{output} is stale: run `hub schema` and commit it")
+        click.echo(f"{output} is current")
+        return
+    output.write_text(sdl, encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+# --- registered apps ----------------------------------------------------------------------
+
+
+@main.group(help="Register department apps and manage their tokens.")
+def apps() -> None:
+    pass
+
+
+def _with_session(work: Callable[[Any], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def run() -> T:
+        engine = hub_engine(settings.database_url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return _run(run)
+
+
+def _attributes(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--attribute takes key=value, not {pair!r}")
+        out[key] = value
+    return out
+
+
+@apps.command("create", help="Register an app and print its first token (shown once).")
+@click.argument("name")
+@click.option("--department", required=True)
+@click.option("--role", "roles", multiple=True, help="Repeat for several roles.")
+@click.option("--attribute", "attributes", multiple=True, help="key=value, e.g. district=330102.")
+@click.option("--days", default=90, show_default=True, type=int, help="Days the token stays valid.")
+def apps_create(name: str, department: str, roles: tuple[str, ...], attributes: tuple[str, ...], days: int) -> None:
+    attrs = _attributes(attributes)
+    issued = _with_session(lambda s: create_app(s, name, department, roles, attrs, days))
+    click.echo(f"registered {name}; token (store it now, it is not shown again):")
+    click.echo(issued.token)
+    click.echo(f"expires {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@apps.command("list", help="List registered apps and their live tokens (by hint).")
+def apps_list() -> None:
+    listing = _with_session(list_apps)
+    if not listing:
+        click.echo("no apps registered")
+    for app in listing:
+        roles = ",".join(app.roles) or "-"
+        attrs = ",".join(f"{k}={v}" for k, v in app.attributes.items()) or "-"
+        tokens = "; ".join(f"{hint}… until {until:%Y-%m-%d}" for hint, until in app.active_tokens) or "no live token"
+        click.echo(f"{app.name}\t{app.department}\troles={roles}\tattributes={attrs}\t{tokens}")
+
+
+@apps.command("rotate", help="Issue a new token; older tokens stop working after the grace period.")
+@click.argument("name")
+@click.option("--days", default=90, show_default=True, type=int)
+@click.option("--grace-hours", default=0, show_default=True, type=int)
+def apps_rotate(name: str, days: int, grace_hours: int) -> None:
+    issued = _with_session(lambda s: rotate_token(s, name, days, timedelta(hours=grace_hours)))
+    click.echo(issued.token)
+
+
+@apps.command("revoke", help="Revoke every live token of an app at once.")
+@click.argument("name")
+def apps_revoke(name: str) -> None:
+    count = _with_session(lambda s: revoke_tokens(s, name))
+    click.echo(f"revoked {count} token(s) of {name}")

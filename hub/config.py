@@ -1,0 +1,70 @@
+"""Settings: the only reader of the environment.
+
+`load_settings(environ)` is called once by the composition root (the app factory, the command
+line, alembic's env.py) and the result is passed down. Connection URLs named in manifests are
+looked up in the same snapshot of the environment, so nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # The hub's own database (apps, tokens; later policies, keys, lineage, audit).
+    database_url: URL
+    # The folder of department manifests (*.yaml).
+    manifests_dir: Path
+    # Environment values manifests may reference by name (connection URLs with passwords).
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    max_page_size: int = 10_000
+    default_page_size: int = 100
+    # Requests above this depth or with more aliases are refused before execution.
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 20_000
+
+    def secret(self, name: str) -> str | None:
+        return self.secrets.get(name)
+
+
+def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
+    """Build settings from an environment mapping; keyword overrides win (the command line)."""
+    values: dict[str, object] = {
+        "database_url": environ.get("HUB_DATABASE_URL", "sqlite+aiosqlite:///hub.db"),
+        "manifests_dir": environ.get("HUB_MANIFESTS", "manifests"),
+        "max_page_size": environ.get("HUB_MAX_PAGE_SIZE", "10000"),
+        "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        url = make_url(str(values["database_url"]))
+    except Exception:
+        raise SettingsError("HUB_DATABASE_URL is not a database URL") from None
+    max_page = _int("HUB_MAX_PAGE_SIZE", values["max_page_size"])
+    default_page = _int("HUB_DEFAULT_PAGE_SIZE", values["default_page_size"])
+    if not 1 <= default_page <= max_page:
+        raise SettingsError("HUB_DEFAULT_PAGE_SIZE must be between 1 and HUB_MAX_PAGE_SIZE")
+    return Settings(
+        database_url=url,
+        manifests_dir=Path(str(values["manifests_dir"])),
+        secrets=dict(environ),
+        max_page_size=max_page,
+        default_page_size=default_page,
+    )
+
+
+def _int(name: str, value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number") from None

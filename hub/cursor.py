@@ -1,0 +1,72 @@
+"""Opaque page cursors: the order values of the last row seen, bound to the order they page.
+
+A cursor names its order, so a cursor from one order is refused under another instead of
+silently skipping rows. Values keep their types (dates, decimals) across the round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from hub.errors import BadUserInput
+
+VERSION = 1
+
+
+def encode_cursor(order_tag: str, values: Sequence[Any]) -> str:
+    payload = [VERSION, order_tag, [_tag(v) for v in values]]
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def decode_cursor(order_tag: str, cursor: str) -> tuple[Any, ...]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        version, tag, values = orjson.loads(raw)
+        if version != VERSION or not isinstance(values, list):
+            raise ValueError
+        if tag != order_tag:
+            raise BadUserInput("this cursor belongs to another order or list; start again without `after`")
+        return tuple(_untag(v) for v in values)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError, InvalidOperation):
+        raise BadUserInput("`after` is not a cursor this hub issued") from None
+
+
+def _tag(value: Any) -> list[Any]:
+    if value is None:
+        return ["n"]
+    if isinstance(value, bool):
+        return ["b", value]
+    if isinstance(value, int):
+        return ["i", value]
+    if isinstance(value, float):
+        return ["f", value]
+    if isinstance(value, Decimal):
+        return ["d", str(value)]
+    if isinstance(value, datetime):
+        return ["t", value.isoformat()]
+    if isinstance(value, date):
+        return ["D", value.isoformat()]
+    return ["s", str(value)]
+
+
+def _untag(item: Any) -> Any:
+    kind = item[0]
+    if kind == "n":
+        return None
+    value = item[1]
+    if kind in ("b", "i", "f", "s"):
+        return value
+    if kind == "d":
+        return Decimal(value)
+    if kind == "t":
+        return datetime.fromisoformat(value)
+    if kind == "D":
+        return date.fromisoformat(value)
+    raise ValueError(kind)

@@ -1,0 +1,102 @@
+"""Translating a caller's filter and order (by field name) into connector terms (by column).
+
+The GraphQL layer hands over plain mappings; this module knows the catalog, so it is where
+field names become columns and where the fields a filter or order names are collected for the
+access check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import And, Compare, Filter, In, IsNull, Like, Match, Not, Op, Or, OrderKey
+from hub.catalog import EntityInfo
+from hub.errors import BadUserInput, LimitExceeded
+
+FilterSpec = Mapping[str, Any]
+
+OPS = {"eq": Op.EQ, "ne": Op.NE, "lt": Op.LT, "lte": Op.LTE, "gt": Op.GT, "gte": Op.GTE}
+MATCHES = {"contains": Match.CONTAINS, "startsWith": Match.STARTS_WITH, "endsWith": Match.ENDS_WITH}
+MAX_IN = 5000
+MAX_NODES = 200
+
+
+@dataclass
+class CompiledFilter:
+    where: Filter | None
+    fields: set[str]
+
+
+def compile_filter(entity: EntityInfo, spec: FilterSpec | None) -> CompiledFilter:
+    fields: set[str] = set()
+    budget = [MAX_NODES]
+    where = _compile(entity, spec, fields, budget) if spec else None
+    return CompiledFilter(where, fields)
+
+
+def _compile(entity: EntityInfo, spec: FilterSpec, fields: set[str], budget: list[int]) -> Filter | None:
+    parts: list[Filter] = []
+    for key, value in spec.items():
+        if value is None:
+            continue
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise LimitExceeded(f"a filter may have at most {MAX_NODES} conditions")
+        if key in ("and", "or"):
+            items = [c for c in (_compile(entity, s, fields, budget) for s in value) if c is not None]
+            if items:
+                parts.append(And(tuple(items)) if key == "and" else Or(tuple(items)))
+            elif key == "or":
+                # An empty OR matches nothing, as in logic; an empty AND matches everything.
+                parts.append(In(entity.table.key, ()))
+        elif key == "not":
+            inner = _compile(entity, value, fields, budget)
+            if inner is not None:
+                parts.append(Not(inner))
+        else:
+            parts.extend(_field(entity, key, value, fields))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _field(entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: set[str]) -> list[Filter]:
+    item = entity.fields.get(name)
+    if item is None:
+        raise BadUserInput(f"{entity.type_name} has no field {name}")
+    fields.add(name)
+    column = item.column
+    out: list[Filter] = []
+    for op, value in ops.items():
+        if value is None:
+            continue
+        if op in OPS:
+            out.append(Compare(column, OPS[op], value))
+        elif op == "in":
+            if len(value) > MAX_IN:
+                raise LimitExceeded(f"an `in` list may hold at most {MAX_IN} values")
+            out.append(In(column, tuple(value)))
+        elif op in MATCHES:
+            out.append(Like(column, MATCHES[op], str(value)))
+        elif op == "isNull":
+            out.append(IsNull(column, bool(value)))
+        else:
+            raise BadUserInput(f"unknown filter operator {op} on {entity.type_name}.{name}")
+    return out
+
+
+def compile_order(entity: EntityInfo, order: Sequence[tuple[str, bool]]) -> tuple[tuple[OrderKey, ...], set[str]]:
+    """`order` is (field name, descending) pairs; the key is appended by the connector."""
+    keys: list[OrderKey] = []
+    names: set[str] = set()
+    for name, descending in order:
+        item = entity.fields.get(name)
+        if item is None:
+            raise BadUserInput(f"{entity.type_name} has no field {name} to order by")
+        if name in names:
+            raise BadUserInput(f"{entity.type_name}.{name} appears twice in orderBy")
+        names.add(name)
+        keys.append(OrderKey(item.column, descending))
+    return tuple(keys), names

@@ -1,0 +1,222 @@
+"""Reading entity data for a request: the plan's decisions turned into connector queries.
+
+One statement per list (plus one for a selected total count) and one per chunk of related keys.
+Only the columns the caller selected and may see are fetched; filters, row rules, order and
+page are pushed into the statement, never applied after the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import (
+    BATCH_CHUNK,
+    Compare,
+    Connector,
+    ConnectorError,
+    In,
+    Op,
+    OrderKey,
+    Page,
+    Query,
+    QueryError,
+    Row,
+    conjoin,
+)
+from hub.authz.plan import AccessPlan, Decision
+from hub.authz.record import AccessRecord
+from hub.authz.release import Released, Releaser
+from hub.catalog import Catalog, EntityInfo, RelationInfo
+from hub.cursor import decode_cursor, encode_cursor
+from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
+from hub.filters import FilterSpec, compile_filter, compile_order
+
+
+# Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
+# allowed where the field itself is not released, and string-keyed readers never see them.
+JOIN = "join"
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    first: int | None = None
+    after: str | None = None
+    offset: int | None = None
+
+
+@dataclass
+class ListResult:
+    released: Released
+    has_next: bool
+    end_cursor: str | None
+    total: int | None
+
+
+@dataclass
+class Request:
+    """What one GraphQL request carries into the reader."""
+
+    plan: AccessPlan
+    record: AccessRecord
+
+
+class Reader:
+    def __init__(
+        self,
+        catalog: Catalog,
+        connectors: Mapping[str, Connector],
+        releaser: Releaser,
+        default_page: int = 100,
+        max_page: int = 10_000,
+    ) -> None:
+        self.catalog = catalog
+        self.connectors = connectors
+        self.releaser = releaser
+        self.default_page = default_page
+        self.max_page = max_page
+
+    async def list(
+        self,
+        request: Request,
+        entity: EntityInfo,
+        names: Sequence[str],
+        joins: Sequence[str],
+        filter_spec: FilterSpec | None,
+        order: Sequence[tuple[str, bool]],
+        page: PageArgs,
+        want_total: bool,
+        want_cursor: bool,
+    ) -> ListResult:
+        plan = request.plan
+        limit = self._limit(page)
+        if page.offset is not None and page.offset < 0:
+            raise BadUserInput("`offset` must not be negative")
+        if page.offset and page.after is not None:
+            raise BadUserInput("give `after` or `offset`, not both")
+        compiled = compile_filter(entity, filter_spec)
+        keys, order_fields = compile_order(entity, order)
+        plan.require_plain(entity, sorted(compiled.fields), "filtering")
+        plan.require_plain(entity, sorted(order_fields), "ordering")
+        where = conjoin(compiled.where, plan.row_rule(entity.id))
+        columns = self._columns(plan, entity, names, joins)
+        query = Query(entity.table, (), where, keys, limit, page.offset or 0)
+        full_order = query.full_order()
+        tag = _order_tag(entity, full_order)
+        after = decode_cursor(tag, page.after) if page.after is not None else None
+        if want_cursor:
+            columns = _union(columns, [k.column for k in full_order])
+        query = Query(entity.table, columns, where, keys, limit, page.offset or 0, after)
+        connector = self.connectors[entity.department]
+        if want_total:
+            fetched, total = await asyncio.gather(
+                self._run(entity, connector.fetch(query)),
+                self._run(entity, connector.count(entity.table, where)),
+            )
+        else:
+            fetched, total = await self._run(entity, connector.fetch(query)), None
+        page_rows: Page = fetched
+        released = self._release(request, entity, page_rows.rows, names, joins)
+        end_cursor = None
+        if want_cursor and page_rows.rows:
+            last = page_rows.rows[-1]
+            end_cursor = encode_cursor(tag, [last[k.column] for k in full_order])
+        return ListResult(released, page_rows.has_more, end_cursor, total)
+
+    async def by_key(
+        self, request: Request, entity: EntityInfo, key: Any, names: Sequence[str], joins: Sequence[str]
+    ) -> Released:
+        plan = request.plan
+        where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
+        query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
+        page = await self._run(entity, self.connectors[entity.department].fetch(query))
+        return self._release(request, entity, page.rows, names, joins)
+
+    async def related(
+        self,
+        request: Request,
+        relation: RelationInfo,
+        names: Sequence[str],
+        joins: Sequence[str],
+        values: Sequence[Hashable],
+    ) -> tuple[dict[Hashable, list[Row]], dict[str, str], int]:
+        """Rows of the relation's target whose target field is one of `values`, grouped by
+        that value, with the fields withheld and the number of rows; one statement per chunk of
+        at most BATCH_CHUNK values."""
+        plan = request.plan
+        verdict = plan.relation(relation.source, relation.name)
+        if verdict.decision is Decision.DENIED:
+            raise Forbidden(verdict.reason or f"following {relation.name} is not allowed")
+        target = self.catalog.entity(relation.target)
+        match_column = target.fields[relation.target_field].column
+        columns = _union(self._columns(plan, target, names, joins), [match_column])
+        rule = plan.row_rule(target.id)
+        order = (OrderKey(match_column),)
+        unique = list(dict.fromkeys(v for v in values if v is not None))
+        rows: list[Row] = []
+        connector = self.connectors[target.department]
+        chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
+        for chunk in chunks:
+            query = Query(target.table, columns, conjoin(In(match_column, tuple(chunk)), rule), order)
+            rows.extend((await self._run(target, connector.fetch(query))).rows)
+        # The match value travels outside the released row: the caller may not be allowed it.
+        released = self._release(request, target, rows, names, joins)
+        grouped: dict[Hashable, list[Row]] = defaultdict(list)
+        for raw, out in zip(rows, released.rows, strict=True):
+            grouped[raw[match_column]].append(out)
+        return grouped, released.withheld, len(rows)
+
+    def _release(
+        self, request: Request, entity: EntityInfo, rows: Sequence[Row], names: Sequence[str], joins: Sequence[str]
+    ) -> Released:
+        released = self.releaser.release(request.plan, request.record, entity, rows, names)
+        for name in joins:
+            column = entity.fields[name].column
+            for out, raw in zip(released.rows, rows, strict=True):
+                out[(JOIN, name)] = raw[column]  # type: ignore[index]
+        return released
+
+    def _limit(self, page: PageArgs) -> int:
+        if page.first is None:
+            return self.default_page
+        if page.first < 0:
+            raise BadUserInput("`first` must not be negative")
+        if page.first > self.max_page:
+            raise LimitExceeded(f"`first` may be at most {self.max_page}")
+        return page.first
+
+    @staticmethod
+    def _columns(
+        plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]
+    ) -> tuple[str, ...]:
+        # Withheld fields are never fetched: what is not read cannot leak. Join values are
+        # fetched for relations, which have their own decision.
+        wanted = [entity.table.key, *(entity.fields[name].column for name in joins)]
+        for name in names:
+            if plan.field(entity.id, name).decision is not Decision.DENIED:
+                wanted.append(entity.fields[name].column)
+        return tuple(dict.fromkeys(wanted))
+
+    @staticmethod
+    async def _run(entity: EntityInfo, work: Any) -> Any:
+        try:
+            return await work
+        except QueryError:
+            raise Internal("the hub built a query the department database refused") from None
+        except ConnectorError:
+            raise DepartmentUnavailable(
+                f"the {entity.department} department's database is unavailable; try again later",
+                {"department": entity.department},
+            ) from None
+
+
+def _union(columns: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*columns, *extra]))
+
+
+def _order_tag(entity: EntityInfo, order: Sequence[OrderKey]) -> str:
+    return entity.id + "|" + ",".join(("-" if k.descending else "") + k.column for k in order)
+

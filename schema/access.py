@@ -1,0 +1,50 @@
+"""The schema extension that makes the access plan once per request, before execution.
+
+It runs after the document is parsed and validated, walks everything the document can reach,
+and asks the planner for one plan; resolvers then only read it."""
+
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from hub.authz.plan import Selection
+from hub.authz.record import AccessRecord
+from hub.catalog import Catalog
+from hub.reader import Request
+from schema.context import RequestContext
+from schema.selection import reachable_fields
+
+
+def selection_of(
+    catalog: Catalog, entity_types: dict[str, str], root_fields: dict[str, str], reached: dict[str, set[str]]
+) -> Selection:
+    fields: dict[str, frozenset[str]] = {}
+    relations: dict[str, frozenset[str]] = {}
+    # A list or by-key field reaches its entity even when only `totalCount` is selected.
+    for name in reached.get("Query", ()):
+        if name in root_fields:
+            fields.setdefault(root_fields[name], frozenset())
+    for type_name, names in reached.items():
+        entity_id = entity_types.get(type_name)
+        if entity_id is None:
+            continue
+        entity = catalog.entity(entity_id)
+        fields[entity_id] = frozenset(n for n in names if n in entity.fields)
+        relations[entity_id] = frozenset(n for n in names if n in entity.relations)
+    return Selection(fields, relations)
+
+
+class AccessPlanning(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        document = self.execution_context.graphql_document
+        if isinstance(context, RequestContext) and document is not None:
+            reached = reachable_fields(self.execution_context.schema._schema, document)
+            planner = context.planner
+            selection = selection_of(planner.catalog, context.entity_types, context.root_fields, reached)
+            plan = planner.plan(context.principal, context.purpose, selection)
+            record = AccessRecord(
+                context.principal.subject, context.principal.department, context.purpose, plan.policy_version
+            )
+            context.request = Request(plan, record)
+        yield

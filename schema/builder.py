@@ -1,0 +1,128 @@
+"""Building the strawberry schema from the catalog: one object type, connection, filter and
+order per entity, a list field and a by-key field each, and relations across departments."""
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import create_type
+from strawberry.types import ExecutionContext
+from strawberry.types.field import StrawberryField
+
+from hub.catalog import Catalog
+from hub.config import Settings
+from schema.access import AccessPlanning
+from schema.entities import EntityTypes, add_field, connection_class, entity_types
+from schema.errors import code_of
+from schema.limits import limits_rule
+from schema.resolvers import key_resolver, list_resolver, relation_resolver
+from schema.scalars import PYTHON_TYPE
+
+log = logging.getLogger("hub.schema")
+
+
+def _default_resolver(source: Any, name: str) -> Any:
+    # Entity rows are plain dicts: building an object per row would cost more than the row.
+    if type(source) is dict:
+        return source.get(name)
+    return getattr(source, name)
+
+
+class HubSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Expected errors (bad input, forbidden, unavailable) are the caller's business; only
+        # internal ones are logged, with their traceback, on the server.
+        for error in errors:
+            if code_of(error) == "INTERNAL":
+                log.error("internal error: %s", error.message, exc_info=error.original_error)
+
+
+@dataclass
+class BuiltSchema:
+    schema: HubSchema
+    # GraphQL type name -> entity id of the generated entity types.
+    entity_types: dict[str, str]
+    # Root list and by-key field names -> entity id.
+    root_fields: dict[str, str]
+
+    def sdl(self) -> str:
+        return self.schema.as_str() + "\n"
+
+
+def build_schema(catalog: Catalog, settings: Settings | None = None) -> BuiltSchema:
+    max_depth = settings.max_depth if settings else 12
+    max_aliases = settings.max_aliases if settings else 30
+    max_tokens = settings.max_tokens if settings else 20_000
+    limits = limits_rule(max_depth, max_aliases)
+    generated = entity_types(catalog)
+    _add_relations(catalog, generated)
+    query_fields: list[StrawberryField] = []
+    for types_ in generated.values():
+        strawberry.type(types_.object_type, description=types_.entity.description or None)
+        types_.connection = connection_class(types_.entity, types_.object_type)
+        query_fields.extend(_root_fields(types_))
+    query = create_type("Query", query_fields)
+    schema = HubSchema(
+        query=query,
+        config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
+        # Factories: each request gets fresh extension objects (the caches are module-level).
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: ParserCache(maxsize=1024),
+            lambda: AddValidationRules([limits]),
+            lambda: ValidationCache(maxsize=1024),
+            AccessPlanning,
+        ],
+    )
+    names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
+    roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
+    return BuiltSchema(schema, names, roots)
+
+
+def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:
+    for entity_id, types_ in generated.items():
+        for relation in catalog.entity(entity_id).relations.values():
+            target = generated[relation.target]
+            annotation: Any = list[target.object_type] if relation.many else Optional[target.object_type]  # type: ignore[name-defined]  # noqa: UP045
+            resolver = relation_resolver(relation, target.entity)
+            resolver.__annotations__ = {"root": dict, "info": strawberry.Info, "return": annotation}
+            description = relation.description or (
+                f"{'All' if relation.many else 'The'} {target.entity.type_name} whose "
+                f"{relation.target_field} equals this {relation.field}."
+            )
+            add_field(
+                types_.object_type,
+                relation.name,
+                annotation,
+                strawberry.field(resolver=resolver, name=relation.name, description=description),
+            )
+
+
+def _root_fields(types_: EntityTypes) -> list[StrawberryField]:
+    entity = types_.entity
+    listing = list_resolver(entity, types_.filter, types_.order)
+    # Nullable: one department being unavailable must not wipe the other fields' data.
+    listing.__annotations__["return"] = Optional[types_.connection]  # noqa: UP045
+    key_type = PYTHON_TYPE[entity.fields[entity.key].type]
+    by_key = key_resolver(entity, key_type)
+    by_key.__annotations__["return"] = Optional[types_.object_type]  # noqa: UP045
+    fields = [
+        strawberry.field(
+            resolver=listing,
+            name=entity.list_field,
+            description=f"{entity.type_name} rows: filter, order and page them. {entity.description}".strip(),
+        ),
+        strawberry.field(
+            resolver=by_key,
+            name=entity.key_field,
+            description=f"One {entity.type_name} by its key ({entity.key}); null if there is none you may see.",
+        ),
+    ]
+    # create_type names attributes after python_name, which defaults to the resolver's name.
+    for field in fields:
+        field.python_name = field.graphql_name or ""
+    return fields

@@ -1,0 +1,115 @@
+"""Generated GraphQL types of catalog entities: object types, connections, filters, orders.
+
+Types are made in two passes: first every entity's class with its scalar fields, then the
+relation fields, which may point at any other class (relations cross departments and form
+cycles); strawberry resolves the annotations when the schema is assembled.
+"""
+
+import enum
+import types
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import strawberry
+from strawberry.types.field import StrawberryField
+
+from hub.catalog import Catalog, EntityInfo, FieldInfo
+from hub.catalog.manifest import FieldType, snake
+from schema.scalars import FILTER_INPUT, PYTHON_TYPE, PageInfo
+
+
+@dataclass
+class EntityTypes:
+    entity: EntityInfo
+    object_type: type
+    connection: type
+    filter: type
+    order: type[enum.Enum]
+
+
+def _field_type(item: FieldInfo, is_key: bool) -> Any:
+    base = PYTHON_TYPE[item.type]
+    # Every field but the key is nullable: a withheld or undecryptable value becomes null
+    # without wiping its parent object.
+    return base if is_key else Optional[base]  # noqa: UP045 (typing form needed at runtime)
+
+
+def _new_class(name: str, annotations: dict[str, Any], namespace: dict[str, Any]) -> type:
+    body = {"__annotations__": annotations, **namespace}
+    return types.new_class(name, (), {}, lambda ns: ns.update(body))
+
+
+def object_class(entity: EntityInfo) -> type:
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for item in entity.fields.values():
+        annotations[item.name] = _field_type(item, item.name == entity.key)
+        namespace[item.name] = strawberry.field(name=item.name, description=_describe(item))
+    return _new_class(entity.type_name, annotations, namespace)
+
+
+def _describe(item: FieldInfo) -> str:
+    tags = [f"tier {item.tier.value}"]
+    if item.mask is not None:
+        tags.append(f"mask {item.mask.kind}")
+    if item.encrypted:
+        tags.append("encrypted at rest")
+    text = item.description.strip()
+    return f"{text} ({', '.join(tags)})" if text else f"({', '.join(tags)})"
+
+
+def filter_class(entity: EntityInfo) -> type:
+    name = f"{entity.type_name}Filter"
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for item in entity.fields.values():
+        annotations[item.name] = Optional[FILTER_INPUT[item.type]]  # noqa: UP045
+        namespace[item.name] = strawberry.field(default=None, name=item.name)
+    cls = _new_class(name, annotations, namespace)
+    # Combinators refer to the class itself, so they are added once it exists.
+    cls.__annotations__["and_"] = Optional[list[cls]]  # type: ignore[valid-type]  # noqa: UP045
+    cls.and_ = strawberry.field(default=None, name="and", description="All of these hold.")  # type: ignore[attr-defined]
+    cls.__annotations__["or_"] = Optional[list[cls]]  # type: ignore[valid-type]  # noqa: UP045
+    cls.or_ = strawberry.field(default=None, name="or", description="At least one of these holds.")  # type: ignore[attr-defined]
+    cls.__annotations__["not_"] = Optional[cls]  # noqa: UP045
+    cls.not_ = strawberry.field(default=None, name="not", description="This does not hold.")  # type: ignore[attr-defined]
+    return strawberry.input(cls, description=f"Conditions on {entity.type_name}; all given must hold.")
+
+
+def order_enum(entity: EntityInfo) -> type[enum.Enum]:
+    members: dict[str, tuple[str, bool]] = {}
+    for item in entity.fields.values():
+        if item.type is FieldType.BOOLEAN:
+            continue
+        upper = snake(item.name).upper()
+        members[f"{upper}_ASC"] = (item.name, False)
+        members[f"{upper}_DESC"] = (item.name, True)
+    order = enum.Enum(f"{entity.type_name}OrderBy", members)  # type: ignore[misc]
+    return strawberry.enum(order, description="Sort orders; every order ends with the key.")
+
+
+def connection_class(entity: EntityInfo, object_type: type) -> type:
+    annotations: dict[str, Any] = {"nodes": list[object_type], "totalCount": int, "pageInfo": PageInfo}  # type: ignore[valid-type]
+    namespace: dict[str, Any] = {
+        "nodes": strawberry.field(name="nodes", description="The rows of this page."),
+        "totalCount": strawberry.field(
+            name="totalCount", description="Rows matching the filter, over all pages (one more statement)."
+        ),
+        "pageInfo": strawberry.field(name="pageInfo"),
+    }
+    cls = _new_class(f"{entity.type_name}Connection", annotations, namespace)
+    return strawberry.type(cls, description=f"A page of {entity.type_name}.")
+
+
+def add_field(cls: type, name: str, annotation: Any, field: StrawberryField) -> None:
+    cls.__annotations__[name] = annotation
+    setattr(cls, name, field)
+
+
+def entity_types(catalog: Catalog) -> dict[str, EntityTypes]:
+    """Undecorated object classes for every entity; the caller adds relations then finishes."""
+    out: dict[str, EntityTypes] = {}
+    for entity in catalog:
+        obj = object_class(entity)
+        out[entity.id] = EntityTypes(entity, obj, type, filter_class(entity), order_enum(entity))
+    return out

@@ -1,0 +1,160 @@
+"""Thin resolvers of generated fields: read the selection, ask the reader, shape the answer.
+
+No decision is made here: the access plan was made before execution, the reader applies it,
+and the release step has already masked or withheld what it must.
+"""
+
+from collections.abc import Hashable
+from enum import Enum
+from typing import Any, Optional
+
+import strawberry
+from graphql import FieldNode
+from strawberry.dataloader import DataLoader
+
+from hub.catalog import EntityInfo, RelationInfo
+from hub.reader import JOIN, PageArgs
+from schema.context import RequestContext
+from schema.selection import child_fields
+
+
+
+def _raw(info: strawberry.Info) -> Any:
+    return info._raw_info
+
+
+def _list_path(info: strawberry.Info) -> tuple[str | int, ...]:
+    # Indices become `*`: one error per (field, list), not one per row.
+    return tuple("*" if isinstance(key, int) else key for key in info.path.as_list())
+
+
+def _needs(entity: EntityInfo, fields: dict[str, list[FieldNode]]) -> tuple[list[str], list[str]]:
+    """Entity fields selected, and fields relations need as join values."""
+    names = [name for name in fields if name in entity.fields]
+    joins = [entity.relations[name].field for name in fields if name in entity.relations]
+    return names, list(dict.fromkeys(joins))
+
+
+def report_withheld(context: RequestContext, base: tuple[str | int, ...], withheld: dict[str, str], count: int) -> None:
+    for name, reason in withheld.items():
+        context.withhold((*base, name), reason, count)
+
+
+def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum]) -> Any:
+    async def resolve(
+        info: strawberry.Info,
+        filter: Any = None,  # noqa: A002 (the GraphQL argument's name)
+        orderBy: Any = None,  # noqa: N803
+        first: int | None = None,
+        after: str | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
+        context: RequestContext = info.context
+        raw = _raw(info)
+        top = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
+        nodes = child_fields(top.get("nodes", []), raw.fragments, raw.variable_values)
+        page_info = child_fields(top.get("pageInfo", []), raw.fragments, raw.variable_values)
+        names, joins = _needs(entity, nodes)
+        order = [member.value for member in orderBy or []]
+        result = await context.reader.list(
+            context.request,  # type: ignore[arg-type]
+            entity,
+            names,
+            joins,
+            input_spec(filter),
+            order,
+            PageArgs(first, after, offset),
+            want_total="totalCount" in top,
+            want_cursor="endCursor" in page_info,
+        )
+        rows = result.released.rows
+        report_withheld(context, (*_list_path(info), "nodes", "*"), result.released.withheld, len(rows))
+        return {
+            "nodes": rows,
+            "totalCount": result.total,
+            "pageInfo": {"hasNextPage": result.has_next, "endCursor": result.end_cursor},
+        }
+
+    resolve.__annotations__ = {
+        "info": strawberry.Info,
+        "filter": Optional[filter_type],  # noqa: UP045
+        "orderBy": Optional[list[order_type]],  # type: ignore[valid-type]  # noqa: UP045
+        "first": Optional[int],  # noqa: UP045
+        "after": Optional[str],  # noqa: UP045
+        "offset": Optional[int],  # noqa: UP045
+        "return": dict,
+    }
+    return resolve
+
+
+def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
+    async def resolve(info: strawberry.Info, key: Any) -> dict[Any, Any] | None:
+        context: RequestContext = info.context
+        raw = _raw(info)
+        fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
+        names, joins = _needs(entity, fields)
+        value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
+        released = await context.reader.by_key(context.request, entity, value, names, joins)  # type: ignore[arg-type]
+        report_withheld(context, _list_path(info), released.withheld, len(released.rows))
+        return released.rows[0] if released.rows else None
+
+    resolve.__annotations__ = {"info": strawberry.Info, "key": key_type, "return": dict}
+    return resolve
+
+
+def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
+    async def resolve(root: dict[Any, Any], info: strawberry.Info) -> Any:
+        value = root.get((JOIN, relation.field))
+        if value is None:
+            return [] if relation.many else None
+        context: RequestContext = info.context
+        raw = _raw(info)
+        fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
+        names, joins = _needs(target, fields)
+        path = tuple(key for key in _list_path(info) if key != "*")
+        key = (relation.source, relation.name, path, tuple(names), tuple(joins))
+        loader = context.loader(key, lambda: _loader(context, relation, names, joins, _list_path(info)))
+        rows = await loader.load(value)
+        return rows if relation.many else (rows[0] if rows else None)
+
+    return resolve
+
+
+def _loader(
+    context: RequestContext,
+    relation: RelationInfo,
+    names: list[str],
+    joins: list[str],
+    path: tuple[str | int, ...],
+) -> DataLoader[Hashable, list[dict[Any, Any]]]:
+    async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
+        grouped, withheld, count = await context.reader.related(
+            context.request,  # type: ignore[arg-type]
+            relation,
+            names,
+            joins,
+            values,
+        )
+        base = (*path, "*") if relation.many else path
+        report_withheld(context, base, withheld, count)
+        return [grouped.get(value, []) for value in values]
+
+    return DataLoader(load_fn=load)
+
+
+def input_spec(value: Any) -> Any:
+    """A strawberry input object as a plain mapping keyed by GraphQL names, nulls dropped."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [input_spec(item) for item in value]
+    definition = getattr(value, "__strawberry_definition__", None)
+    if definition is None:
+        return value
+    out: dict[str, Any] = {}
+    for field in definition.fields:
+        item = getattr(value, field.python_name)
+        if item is None or item is strawberry.UNSET:
+            continue
+        out[field.graphql_name or field.python_name] = input_spec(item)
+    return out

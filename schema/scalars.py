@@ -1,0 +1,124 @@
+"""Python types of catalog field types, and the filter inputs of each scalar kind.
+
+Filter inputs are fixed types shared by every entity: one per scalar kind, so the SDL stays
+small and apps learn one filter vocabulary.
+"""
+
+import datetime
+import decimal
+from typing import Any
+
+import strawberry
+
+from hub.catalog.manifest import FieldType
+
+PYTHON_TYPE: dict[FieldType, Any] = {
+    FieldType.ID: strawberry.ID,
+    FieldType.STRING: str,
+    FieldType.INT: int,
+    FieldType.FLOAT: float,
+    FieldType.DECIMAL: decimal.Decimal,
+    FieldType.BOOLEAN: bool,
+    FieldType.DATE: datetime.date,
+    FieldType.DATETIME: datetime.datetime,
+}
+
+
+@strawberry.input(description="Conditions on a text value. Strings compare by code point, case-sensitively.")
+class StringFilter:
+    eq: str | None = None
+    ne: str | None = None
+    in_: list[str] | None = strawberry.field(default=None, name="in")
+    lt: str | None = None
+    lte: str | None = None
+    gt: str | None = None
+    gte: str | None = None
+    contains: str | None = strawberry.field(default=None, description="`%` and `_` match themselves.")
+    startsWith: str | None = None  # noqa: N815
+    endsWith: str | None = None  # noqa: N815
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a whole number.")
+class IntFilter:
+    eq: int | None = None
+    ne: int | None = None
+    in_: list[int] | None = strawberry.field(default=None, name="in")
+    lt: int | None = None
+    lte: int | None = None
+    gt: int | None = None
+    gte: int | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a floating-point number.")
+class FloatFilter:
+    eq: float | None = None
+    ne: float | None = None
+    in_: list[float] | None = strawberry.field(default=None, name="in")
+    lt: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a decimal amount (money), given as a string.")
+class DecimalFilter:
+    eq: decimal.Decimal | None = None
+    ne: decimal.Decimal | None = None
+    in_: list[decimal.Decimal] | None = strawberry.field(default=None, name="in")
+    lt: decimal.Decimal | None = None
+    lte: decimal.Decimal | None = None
+    gt: decimal.Decimal | None = None
+    gte: decimal.Decimal | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a calendar date.")
+class DateFilter:
+    eq: datetime.date | None = None
+    ne: datetime.date | None = None
+    in_: list[datetime.date] | None = strawberry.field(default=None, name="in")
+    lt: datetime.date | None = None
+    lte: datetime.date | None = None
+    gt: datetime.date | None = None
+    gte: datetime.date | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a moment in time (ISO-8601 with an offset).")
+class DateTimeFilter:
+    eq: datetime.datetime | None = None
+    ne: datetime.datetime | None = None
+    in_: list[datetime.datetime] | None = strawberry.field(default=None, name="in")
+    lt: datetime.datetime | None = None
+    lte: datetime.datetime | None = None
+    gt: datetime.datetime | None = None
+    gte: datetime.datetime | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+@strawberry.input(description="Conditions on a true/false value.")
+class BooleanFilter:
+    eq: bool | None = None
+    ne: bool | None = None
+    isNull: bool | None = None  # noqa: N815
+
+
+FILTER_INPUT: dict[FieldType, type] = {
+    FieldType.ID: StringFilter,
+    FieldType.STRING: StringFilter,
+    FieldType.INT: IntFilter,
+    FieldType.FLOAT: FloatFilter,
+    FieldType.DECIMAL: DecimalFilter,
+    FieldType.BOOLEAN: BooleanFilter,
+    FieldType.DATE: DateFilter,
+    FieldType.DATETIME: DateTimeFilter,
+}
+
+
+@strawberry.type(description="Where a page ends and whether another follows.")
+class PageInfo:
+    hasNextPage: bool  # noqa: N815
+    endCursor: str | None  # noqa: N815

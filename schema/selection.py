@@ -1,0 +1,86 @@
+"""Reading a request's selections: what one field asks for, and what the whole document can
+reach (for the access plan). Fragments and inline fragments are followed; `@skip` and
+`@include` are honoured where a resolver reads its own selection."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    SelectionSetNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    visit,
+)
+from graphql.execution.values import get_directive_values
+
+
+def _included(node: Any, variables: Mapping[str, Any]) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip is not None and skip.get("if") is True:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include is not None and include.get("if") is False)
+
+
+def child_fields(
+    nodes: Iterable[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> dict[str, list[FieldNode]]:
+    """The fields selected under `nodes`, by field name (aliases merged)."""
+    out: dict[str, list[FieldNode]] = defaultdict(list)
+    for node in nodes:
+        if node.selection_set is not None:
+            for field in _walk(node.selection_set, fragments, variables, set()):
+                out[field.name.value].append(field)
+    return out
+
+
+def _walk(
+    selection_set: SelectionSetNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+    seen: set[str],
+) -> Iterator[FieldNode]:
+    for selection in selection_set.selections:
+        if not _included(selection, variables):
+            continue
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _walk(selection.selection_set, fragments, variables, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in seen:
+                yield from _walk(fragment.selection_set, fragments, variables, seen | {name})
+
+
+def reachable_fields(schema: GraphQLSchema, document: DocumentNode) -> dict[str, set[str]]:
+    """Every (object type, field) any part of the document names, fragments included.
+
+    Deliberately generous (it ignores `@skip`, unused fragments count): the plan may decide
+    more than a request uses, never less."""
+    type_info = TypeInfo(schema)
+    found: dict[str, set[str]] = defaultdict(set)
+
+    class Collect(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            parent: GraphQLNamedType | None = type_info.get_parent_type()
+            if isinstance(parent, GraphQLObjectType):
+                found[parent.name].add(node.name.value)
+
+    visit(document, TypeInfoVisitor(type_info, Collect()))
+    return found

@@ -1,0 +1,101 @@
+"""Fixtures shared by every test folder: a migrated hub database, a small two-department
+catalog with in-memory data, and an HTTP client of the hub over them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.engine import URL
+from starlette.testclient import TestClient
+
+from connectors.memory import MemoryConnector
+from hub.app import create_app
+from hub.apps.service import create_app as register_app
+from hub.catalog import Catalog, load_catalog
+from hub.config import load_settings
+from hub.db.engine import hub_engine, sessions
+from hub.migrate import upgrade
+from hub.services import build_services
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+PEOPLE: list[dict[str, Any]] = [
+    {"id_number": "110105199001011234", "name": "王小明", "birth_date": datetime(1990, 1, 1).date(),
+     "district": "Chaoyang", "income": Decimal("12345.67"), "registered_at": datetime(2020, 5, 1, 9, 30),
+     "children": 2, "active": True},
+    {"id_number": "11010519850202567X", "name": "李华", "birth_date": datetime(1985, 2, 2).date(),
+     "district": "Haidian", "income": Decimal("8800.00"), "registered_at": datetime(2021, 6, 1, 10, 0),
+     "children": 0, "active": True},
+    {"id_number": "330102200512120021", "name": "张伟", "birth_date": datetime(2005, 12, 12).date(),
+     "district": "Chaoyang", "income": None, "registered_at": datetime(2022, 7, 1, 8, 15),
+     "children": None, "active": False},
+]
+CASES: list[dict[str, Any]] = [
+    {"case_id": "C1", "recipient_id_number": "110105199001011234", "amount": Decimal("500.00"), "status": "open"},
+    {"case_id": "C2", "recipient_id_number": "110105199001011234", "amount": Decimal("250.50"), "status": "closed"},
+    {"case_id": "C3", "recipient_id_number": "330102200512120021", "amount": Decimal("90.00"), "status": "open"},
+]
+
+
+@pytest.fixture
+def hub_db(tmp_path: Path) -> URL:
+    url = URL.create("sqlite+aiosqlite", database=str(tmp_path / "hub.db"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def small_catalog() -> Catalog:
+    return load_catalog(FIXTURES / "manifests")
+
+
+def memory_connectors() -> dict[str, MemoryConnector]:
+    return {
+        "registry": MemoryConnector({"person": PEOPLE}),
+        "welfare": MemoryConnector({"welfare_case": CASES}),
+    }
+
+
+def register(url: URL, name: str = "test-app", department: str = "welfare", days: int = 30) -> str:
+    async def run() -> str:
+        engine = hub_engine(url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                return (await register_app(session, name, department, ("department_app",), {}, days)).token
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@dataclass
+class Hub:
+    client: TestClient
+    token: str
+    url: URL
+
+    def query(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
+        response = self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token or self.token}"},
+        )
+        return response.json()
+
+
+@pytest.fixture
+def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
+    settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
+    services = build_services(settings, catalog=small_catalog, connectors=memory_connectors())
+    token = register(hub_db)
+    with TestClient(create_app(services)) as client:
+        yield Hub(client, token, hub_db)
