@@ -220,9 +220,7 @@ class Connector(Protocol):
         """The number of rows matching `where`, in one statement."""
         ...
 
-    async def fetch_by(
-        self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]
-    ) -> list[Row]:
+    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
         """Rows whose `column` is one of `values`: one statement per chunk of at most
         `BATCH_CHUNK` values, ordered by `column` then key."""
         ...

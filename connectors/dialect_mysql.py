@@ -1,7 +1,10 @@
 """MariaDB and MySQL through asyncmy: session settings on connect, a binary NO PAD collation.
 
 MariaDB is the one tested; MySQL 8 differs in the timeout variable and the collation's name,
-both chosen from the server's version.
+both chosen from the server's version. String columns must be utf8mb4 (the binary collation
+belongs to that character set). DATETIME columns are naive and read in the connector's zone;
+TIMESTAMP columns are converted by the server to its session time zone, which the connector
+leaves as the server's (named zones need the server's time zone tables).
 """
 
 from __future__ import annotations

@@ -47,11 +47,12 @@ class PostgresDialect(SqlDialect):
             return [expr.desc().nulls_first()]
         return [expr.asc().nulls_last()]
 
-    def in_(self, expr: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
-        # One array parameter: the statement text is the same for any number of values, so
-        # asyncpg's prepared statement cache serves every batch.
-        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(expr.type))
-        return expr == sa.any_(array)
+    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        # One array parameter, sent once for every form of the column: the statement text is
+        # the same for any number of values, so asyncpg's prepared statement cache serves
+        # every batch.
+        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(exprs[0].type))
+        return sa.and_(*(expr == sa.any_(array) for expr in exprs))
 
     def is_timeout(self, error: BaseException) -> bool:
         return super().is_timeout(error) or getattr(driver_error(error), "sqlstate", None) == _QUERY_CANCELED

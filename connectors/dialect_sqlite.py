@@ -1,9 +1,14 @@
 """SQLite through aiosqlite: query_only, a statement deadline, case-sensitive substring tests.
 
 SQLite's LIKE ignores ASCII case, so matches use instr() and substr(), which compare bytes.
-Decimals are kept as floats there; they are bound as floats and read back as decimals.
 A statement timeout is a progress handler that interrupts the statement once its deadline,
 set as it starts, has passed.
+
+Two limits come from SQLite's storage. Decimals are kept as floats: they are bound as floats
+and read back quantized to the scale, so a stored value with more digits than the scale reads
+rounded (and a cursor made from it no longer equals it). Date-times are kept as text and
+compared as text, so they must be stored as SQLAlchemy writes them
+('YYYY-MM-DD HH:MM:SS.ffffff'); other spellings compare wrongly.
 """
 
 from __future__ import annotations
@@ -48,12 +53,10 @@ class _Deadline:
 
 
 class SqliteDialect(SqlDialect):
-    pre_ping = False
-
     def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
         # An in-memory database lives in one connection (SQLAlchemy picks a StaticPool, which
         # has no size); a file gets a queue pool like the servers.
-        if url.database in (None, "", ":memory:") or "mode=memory" in url.database:
+        if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
             return {}
         return super().engine_options(url, session)
 
@@ -68,9 +71,7 @@ class SqliteDialect(SqlDialect):
                 cursor.close()
             deadline = _Deadline()
             record.info["deadline"] = deadline
-            dbapi_connection.run_async(
-                lambda conn: conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS)
-            )
+            dbapi_connection.run_async(lambda conn: conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS))
 
         def on_execute(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
             deadline = conn.info.get("deadline")

@@ -39,10 +39,6 @@ class Session:
 class SqlDialect:
     """The portable behaviour; subclasses override where their database differs."""
 
-    # Whether a connection may have gone stale between requests (servers restart, idle
-    # connections are cut); a local file cannot.
-    pre_ping = True
-
     def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
         """Keyword arguments for create_async_engine beyond the common ones."""
         return {"pool_size": session.pool_size, "pool_timeout": CONNECT_TIMEOUT_S}
@@ -81,9 +77,9 @@ class SqlDialect:
         }[match]
         return expr.like(pattern, escape=LIKE_ESCAPE)
 
-    def in_(self, expr: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
-        """`expr` is one of `values` (never empty)."""
-        return expr.in_(values)
+    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """Each of `exprs` (forms of one column) is one of `values` (never empty)."""
+        return sa.and_(*(expr.in_(values) for expr in exprs))
 
     def is_timeout(self, error: BaseException) -> bool:
         """Whether `error` (a driver error or SQLAlchemy's wrapper of one) says the statement
@@ -108,3 +104,13 @@ def driver_error(error: BaseException) -> BaseException:
     """The driver's own exception inside SQLAlchemy's wrapper, or `error` itself."""
     orig = getattr(error, "orig", None)
     return orig if isinstance(orig, BaseException) else error
+
+
+def describe(error: BaseException) -> str:
+    """The class and code of a driver error, for logs: never its message, which may quote
+    the values of a row or a filter."""
+    driver = driver_error(error)
+    code = getattr(driver, "sqlstate", None)
+    if code is None and driver.args and isinstance(driver.args[0], int):
+        code = driver.args[0]  # MySQL error numbers
+    return type(driver).__name__ if code is None else f"{type(driver).__name__} ({code})"

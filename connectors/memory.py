@@ -93,9 +93,7 @@ class MemoryConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return len(self._matching(table, where))
 
-    async def fetch_by(
-        self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]
-    ) -> list[Row]:
+    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
         spec = table.column(column)
         wanted = _columns(table, columns)
         keys = {filter_value(spec, v, self._zone) for v in values if v is not None}
@@ -141,9 +139,7 @@ class MemoryConnector:
 
     def _project(self, table: TableSpec, rows: list[Row], columns: Sequence[str]) -> list[Row]:
         read = [(name, reader(table.column(name), self._zone)) for name in columns]
-        return [
-            {name: row.get(name) if fn is None else fn(row.get(name)) for name, fn in read} for row in rows
-        ]
+        return [{name: row.get(name) if fn is None else fn(row.get(name)) for name, fn in read} for row in rows]
 
     # --- filters -----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Every call runs exactly one statement (one per chunk for `fetch_by`) on an AUTOC
 connection, so no BEGIN or ROLLBACK travels with it. Sessions are read-only and time-limited
 by the database itself (see the dialect modules). Driver errors become `UnavailableError`
 when the database did not answer and `QueryError` when it answered with a refusal; their
-messages carry no SQL, URL or path, and bound values never reach a message or a log.
+messages carry no SQL, URL or path, and bound values never reach a message or a log (the
+log names the error's class and code; driver messages may quote citizens' values).
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ from connectors.base import (
 from connectors.dialect_mysql import MysqlDialect
 from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
-from connectors.dialects import Session, SqlDialect
+from connectors.dialects import Session, SqlDialect, describe
 from connectors.sql_select import SelectBuilder
 from connectors.values import filter_value, load_zone, reader
 
 logger = logging.getLogger(__name__)
+
+Statement = Callable[[SelectBuilder], sa.Select[Any]]
+
+# What a connection attempt raises when the database cannot be reached or refuses the login.
+_NO_ANSWER = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError, TimeoutError)
 
 _DIALECTS: dict[str, type[SqlDialect]] = {
     "postgresql": PostgresDialect,
@@ -75,13 +81,14 @@ class SqlConnector:
             isolation_level="AUTOCOMMIT",
             # Filter values are citizens' data: keep them out of error messages and logs.
             hide_parameters=True,
-            pool_pre_ping=self._dialect.pre_ping,
             **self._dialect.engine_options(parsed, session),
         )
         self._dialect.install(self._engine, session)
 
     @property
     def engine(self) -> AsyncEngine:
+        """The engine, for instrumentation such as counting statements; reads go through
+        the connector's methods."""
         return self._engine
 
     async def fetch(self, query: Query) -> Page:
@@ -95,9 +102,7 @@ class SqlConnector:
         rows = await self._execute(table, lambda build: build.count(where))
         return int(rows[0][0])
 
-    async def fetch_by(
-        self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]
-    ) -> list[Row]:
+    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
         spec = table.column(column)
         for name in columns:
             table.column(name)
@@ -115,23 +120,40 @@ class SqlConnector:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def _execute(
-        self, table: TableSpec, statement: Callable[[SelectBuilder], sa.Select[Any]]
-    ) -> Sequence[sa.Row[Any]]:
+    async def _execute(self, table: TableSpec, statement: Statement) -> Sequence[sa.Row[Any]]:
         try:
-            async with self._engine.connect() as conn:
-                # Built once connected: MariaDB and MySQL name their binary collation apart,
-                # and which one answers is known only now.
-                collation = self._dialect.collation(conn.dialect)
-                built = statement(SelectBuilder(self._dialect, collation, self._zone, table))
-                try:
-                    result = await conn.execute(built)
-                except sa.exc.DBAPIError as error:
-                    raise self._refused(error) from None
-                rows: Sequence[sa.Row[Any]] = result.all()
-                return rows
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError, TimeoutError) as error:
+            return await self._run(table, statement)
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise self._refused(error) from None
+        # The server dropped a pooled connection (a restart, an idle cut-off); SQLAlchemy has
+        # emptied the pool. A read is safe to repeat, so one more try on a fresh connection
+        # hides the restart, where pinging at every checkout would slow every request.
+        try:
+            return await self._run(table, statement)
+        except sa.exc.DBAPIError as error:
+            raise self._refused(error) from None
+
+    async def _run(self, table: TableSpec, statement: Statement) -> Sequence[sa.Row[Any]]:
+        """One statement on one connection; a failure to connect or to hear back is
+        UnavailableError, and the database's own errors are left to the caller."""
+        conn = self._engine.connect()
+        try:
+            await conn.start()
+        except _NO_ANSWER as error:
             raise self._unavailable(error) from None
+        try:
+            # Built once connected: MariaDB and MySQL name their binary collation apart,
+            # and which one answers is known only now.
+            collation = self._dialect.collation(conn.dialect)
+            built = statement(SelectBuilder(self._dialect, collation, self._zone, table))
+            result = await conn.execute(built)
+            rows: Sequence[sa.Row[Any]] = result.all()
+            return rows
+        except (sa.exc.TimeoutError, OSError, TimeoutError) as error:
+            raise self._unavailable(error) from None
+        finally:
+            await conn.close()
 
     def _rows(self, table: TableSpec, columns: Sequence[str], rows: Sequence[sa.Row[Any]]) -> list[Row]:
         names = tuple(dict.fromkeys(columns))
@@ -153,18 +175,17 @@ class SqlConnector:
         broke or the statement ran out of time."""
         if error.connection_invalidated or self._dialect.is_timeout(error):
             return self._unavailable(error)
-        logger.warning("the department database refused a query: %s", type(error.orig).__name__)
+        logger.warning("the department database refused a query: %s", describe(error))
         return QueryError("the department database refused the query")
 
     def _unavailable(self, error: BaseException) -> UnavailableError:
         if self._dialect.is_timeout(error):
             logger.warning("a department database statement timed out")
             return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms")
-        logger.warning("a department database is unavailable: %s", type(error).__name__)
+        logger.warning("a department database is unavailable: %s", describe(error))
         return UnavailableError("the department database is unavailable")
 
 
-def _by(
-    column: str, values: Sequence[Any], columns: Sequence[str]
-) -> Callable[[SelectBuilder], sa.Select[Any]]:
+def _by(column: str, values: Sequence[Any], columns: Sequence[str]) -> Statement:
+    """The statement of one chunk, bound to that chunk rather than to the loop's variable."""
     return lambda build: build.fetch_by(column, values, columns)

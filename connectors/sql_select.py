@@ -54,9 +54,7 @@ class SelectBuilder:
         self._collation = collation
         self._zone = zone
         self._spec = table
-        self._table = sa.table(
-            table.name, *(sa.column(c.name, dialect.column_type(c)) for c in table.columns.values())
-        )
+        self._table = sa.table(table.name, *(sa.column(c.name, dialect.column_type(c)) for c in table.columns.values()))
 
     def fetch(self, query: Query) -> sa.Select[Any]:
         """The page of `query`, with one row more than its limit to tell whether more follow."""
@@ -84,11 +82,7 @@ class SelectBuilder:
     def fetch_by(self, column: str, values: Sequence[Any], columns: Sequence[str]) -> sa.Select[Any]:
         """Rows whose `column` is one of `values` (given as `filter_value` returns them)."""
         order = (OrderKey(column), OrderKey(self._spec.key))
-        return (
-            self._select(columns)
-            .where(self._in(self._spec.column(column), values))
-            .order_by(*self._order(order))
-        )
+        return self._select(columns).where(self._in(self._spec.column(column), values)).order_by(*self._order(order))
 
     def _select(self, columns: Sequence[str]) -> sa.Select[Any]:
         names = tuple(dict.fromkeys(columns))
@@ -117,10 +111,13 @@ class SelectBuilder:
                 spec = self._spec.column(column)
                 if value is None:
                     raise QueryError(f"compare {column!r} with null using isNull")
-                value = filter_value(spec, value, self._zone)
+                column_ = self._table.c[column]
+                # Always a bound parameter: SQLAlchemy would turn True and False into IS
+                # tests, which have no order.
+                bound = sa.bindparam(None, filter_value(spec, value, self._zone), type_=column_.type)
                 if op is Op.EQ and spec.kind is Kind.STRING:
-                    return sa.and_(self._table.c[column] == value, self._compared(spec) == value)
-                return _COMPARE[op](self._compared(spec), value)
+                    return sa.and_(column_ == bound, self._compared(spec) == bound)
+                return _COMPARE[op](self._compared(spec), bound)
             case In(column, values):
                 spec = self._spec.column(column)
                 return self._in(spec, [filter_value(spec, v, self._zone) for v in values])
@@ -144,7 +141,7 @@ class SelectBuilder:
         # SQL has no empty IN list; an empty set holds nothing, for NULL columns too.
         if not values:
             return sa.false()
-        compared = self._dialect.in_(self._compared(spec), values)
+        compared = self._compared(spec)
         if spec.kind is Kind.STRING:
-            return sa.and_(self._dialect.in_(self._table.c[spec.name], values), compared)
-        return compared
+            return self._dialect.in_([self._table.c[spec.name], compared], values)
+        return self._dialect.in_([compared], values)

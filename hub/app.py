@@ -14,7 +14,6 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from graphql import ExecutionResult
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -138,7 +137,7 @@ async def _execute(
         principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields
     )
     is_get = request.method == "GET"
-    result: ExecutionResult = await built.schema.execute(
+    result = await built.schema.execute(
         body["query"],
         variable_values=body.get("variables"),
         context_value=context,

@@ -121,7 +121,9 @@ def _progress_bar() -> Callable[[str, int, int], None]:
     return report
 
 
-@main.command("load-demo", help="Load the demo data into other databases (for benchmarks), one URL for all departments.")
+@main.command(
+    "load-demo", help="Load the demo data into other databases (for benchmarks), one URL for all departments."
+)
 @click.argument("url")
 def load_demo_command(url: str) -> None:
     from hub.demo.load import load_demo
@@ -247,3 +249,7 @@ def apps_rotate(name: str, days: int, grace_hours: int) -> None:
 def apps_revoke(name: str) -> None:
     count = _with_session(lambda s: revoke_tokens(s, name))
     click.echo(f"revoked {count} token(s) of {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from connectors.base import Connector
-
+from connectors.sql import SqlConnector
 from hub.catalog import Catalog
 from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
@@ -41,8 +41,6 @@ def connection_url(decl: ConnectionDecl, manifests_dir: Path, settings: Settings
 
 
 def open_connectors(catalog: Catalog, settings: Settings) -> Mapping[str, Connector]:
-    from connectors.sql import SqlConnector  # TEMP-LAZY
-
     connectors: dict[str, Connector] = {}
     for name, department in catalog.departments.items():
         decl = department.connection

@@ -11,7 +11,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL
 
-
 # `migrations` sits beside `hub` both in a checkout and in site-packages (it has no __init__.py,
 # so importlib.resources cannot name it reliably under an editable install).
 SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"

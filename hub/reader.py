@@ -35,7 +35,6 @@ from hub.cursor import decode_cursor, encode_cursor
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.filters import FilterSpec, compile_filter, compile_order
 
-
 # Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
 # allowed where the field itself is not released, and string-keyed readers never see them.
 JOIN = "join"
@@ -79,7 +78,7 @@ class Reader:
         self.default_page = default_page
         self.max_page = max_page
 
-    async def list(
+    async def page(
         self,
         request: Request,
         entity: EntityInfo,
@@ -170,7 +169,12 @@ class Reader:
         return grouped, released.withheld, len(rows)
 
     def _release(
-        self, request: Request, entity: EntityInfo, rows: Sequence[Row], names: Sequence[str], joins: Sequence[str]
+        self,
+        request: Request,
+        entity: EntityInfo,
+        rows: Sequence[Row],
+        names: Sequence[str],
+        joins: Sequence[str],
     ) -> Released:
         released = self.releaser.release(request.plan, request.record, entity, rows, names)
         for name in joins:
@@ -189,9 +193,7 @@ class Reader:
         return page.first
 
     @staticmethod
-    def _columns(
-        plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]
-    ) -> tuple[str, ...]:
+    def _columns(plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]) -> tuple[str, ...]:
         # Withheld fields are never fetched: what is not read cannot leak. Join values are
         # fetched for relations, which have their own decision.
         wanted = [entity.table.key, *(entity.fields[name].column for name in joins)]
@@ -219,4 +221,3 @@ def _union(columns: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 
 def _order_tag(entity: EntityInfo, order: Sequence[OrderKey]) -> str:
     return entity.id + "|" + ",".join(("-" if k.descending else "") + k.column for k in order)
-

@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy.engine import Connection, URL
+from sqlalchemy.engine import URL, Connection
 
 from hub.config import load_settings
 from hub.db.base import all_metadata

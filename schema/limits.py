@@ -19,7 +19,9 @@ from graphql import (
 def limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
     class Limits(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            fragments = {d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)}
+            fragments = {
+                d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)
+            }
             depth, aliases = _measure(node.selection_set, fragments, 0, set())
             if depth > max_depth:
                 self.report(f"the operation is {depth} levels deep; at most {max_depth} are allowed", node)
@@ -58,4 +60,3 @@ def _measure(
             continue
         deepest, aliases = max(deepest, d), aliases + a
     return deepest, aliases
-

@@ -18,7 +18,6 @@ from schema.context import RequestContext
 from schema.selection import child_fields
 
 
-
 def _raw(info: strawberry.Info) -> Any:
     return info._raw_info
 
@@ -43,8 +42,8 @@ def report_withheld(context: RequestContext, base: tuple[str | int, ...], withhe
 def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum]) -> Any:
     async def resolve(
         info: strawberry.Info,
-        filter: Any = None,  # noqa: A002 (the GraphQL argument's name)
-        orderBy: Any = None,  # noqa: N803
+        filter: Any = None,
+        orderBy: Any = None,
         first: int | None = None,
         after: str | None = None,
         offset: int | None = None,
@@ -56,7 +55,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
         page_info = child_fields(top.get("pageInfo", []), raw.fragments, raw.variable_values)
         names, joins = _needs(entity, nodes)
         order = [member.value for member in orderBy or []]
-        result = await context.reader.list(
+        result = await context.reader.page(
             context.request,  # type: ignore[arg-type]
             entity,
             names,

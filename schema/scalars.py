@@ -34,9 +34,9 @@ class StringFilter:
     gt: str | None = None
     gte: str | None = None
     contains: str | None = strawberry.field(default=None, description="`%` and `_` match themselves.")
-    startsWith: str | None = None  # noqa: N815
-    endsWith: str | None = None  # noqa: N815
-    isNull: bool | None = None  # noqa: N815
+    startsWith: str | None = None
+    endsWith: str | None = None
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a whole number.")
@@ -48,7 +48,7 @@ class IntFilter:
     lte: int | None = None
     gt: int | None = None
     gte: int | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a floating-point number.")
@@ -60,7 +60,7 @@ class FloatFilter:
     lte: float | None = None
     gt: float | None = None
     gte: float | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a decimal amount (money), given as a string.")
@@ -72,7 +72,7 @@ class DecimalFilter:
     lte: decimal.Decimal | None = None
     gt: decimal.Decimal | None = None
     gte: decimal.Decimal | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a calendar date.")
@@ -84,7 +84,7 @@ class DateFilter:
     lte: datetime.date | None = None
     gt: datetime.date | None = None
     gte: datetime.date | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a moment in time (ISO-8601 with an offset).")
@@ -96,14 +96,14 @@ class DateTimeFilter:
     lte: datetime.datetime | None = None
     gt: datetime.datetime | None = None
     gte: datetime.datetime | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 @strawberry.input(description="Conditions on a true/false value.")
 class BooleanFilter:
     eq: bool | None = None
     ne: bool | None = None
-    isNull: bool | None = None  # noqa: N815
+    isNull: bool | None = None
 
 
 FILTER_INPUT: dict[FieldType, type] = {
@@ -120,5 +120,5 @@ FILTER_INPUT: dict[FieldType, type] = {
 
 @strawberry.type(description="Where a page ends and whether another follows.")
 class PageInfo:
-    hasNextPage: bool  # noqa: N815
-    endCursor: str | None  # noqa: N815
+    hasNextPage: bool
+    endCursor: str | None

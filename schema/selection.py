@@ -23,10 +23,10 @@ from graphql import (
     Visitor,
     visit,
 )
-from graphql.execution.values import get_directive_values
+from graphql.execution.values import VariableValues, get_directive_values
 
 
-def _included(node: Any, variables: Mapping[str, Any]) -> bool:
+def _included(node: Any, variables: VariableValues | None) -> bool:
     skip = get_directive_values(GraphQLSkipDirective, node, variables)
     if skip is not None and skip.get("if") is True:
         return False
@@ -37,7 +37,7 @@ def _included(node: Any, variables: Mapping[str, Any]) -> bool:
 def child_fields(
     nodes: Iterable[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
+    variables: VariableValues | None,
 ) -> dict[str, list[FieldNode]]:
     """The fields selected under `nodes`, by field name (aliases merged)."""
     out: dict[str, list[FieldNode]] = defaultdict(list)
@@ -51,7 +51,7 @@ def child_fields(
 def _walk(
     selection_set: SelectionSetNode,
     fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
+    variables: VariableValues | None,
     seen: set[str],
 ) -> Iterator[FieldNode]:
     for selection in selection_set.selections:

@@ -29,20 +29,56 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 PEOPLE: list[dict[str, Any]] = [
-    {"id_number": "110105199001011234", "name": "王小明", "birth_date": datetime(1990, 1, 1).date(),
-     "district": "Chaoyang", "income": Decimal("12345.67"), "registered_at": datetime(2020, 5, 1, 9, 30),
-     "children": 2, "active": True},
-    {"id_number": "11010519850202567X", "name": "李华", "birth_date": datetime(1985, 2, 2).date(),
-     "district": "Haidian", "income": Decimal("8800.00"), "registered_at": datetime(2021, 6, 1, 10, 0),
-     "children": 0, "active": True},
-    {"id_number": "330102200512120021", "name": "张伟", "birth_date": datetime(2005, 12, 12).date(),
-     "district": "Chaoyang", "income": None, "registered_at": datetime(2022, 7, 1, 8, 15),
-     "children": None, "active": False},
+    {
+        "id_number": "110105199001011234",
+        "name": "王小明",
+        "birth_date": datetime(1990, 1, 1).date(),
+        "district": "Chaoyang",
+        "income": Decimal("12345.67"),
+        "registered_at": datetime(2020, 5, 1, 9, 30),
+        "children": 2,
+        "active": True,
+    },
+    {
+        "id_number": "11010519850202567X",
+        "name": "李华",
+        "birth_date": datetime(1985, 2, 2).date(),
+        "district": "Haidian",
+        "income": Decimal("8800.00"),
+        "registered_at": datetime(2021, 6, 1, 10, 0),
+        "children": 0,
+        "active": True,
+    },
+    {
+        "id_number": "330102200512120021",
+        "name": "张伟",
+        "birth_date": datetime(2005, 12, 12).date(),
+        "district": "Chaoyang",
+        "income": None,
+        "registered_at": datetime(2022, 7, 1, 8, 15),
+        "children": None,
+        "active": False,
+    },
 ]
 CASES: list[dict[str, Any]] = [
-    {"case_id": "C1", "recipient_id_number": "110105199001011234", "amount": Decimal("500.00"), "status": "open"},
-    {"case_id": "C2", "recipient_id_number": "110105199001011234", "amount": Decimal("250.50"), "status": "closed"},
-    {"case_id": "C3", "recipient_id_number": "330102200512120021", "amount": Decimal("90.00"), "status": "open"},
+    {
+        "case_id": "C1",
+        "recipient_id_number": "110105199001011234",
+        "amount": Decimal("500.00"),
+        "status": "open",
+    },
+    {
+        "case_id": "C2",
+        "recipient_id_number": "110105199001011234",
+        "amount": Decimal("250.50"),
+        "status": "closed",
+    },
+    {
+        "case_id": "C3",
+        "recipient_id_number": "330102200512120021",
+        "amount": Decimal("90.00"),
+        "status": "open",
+    },
 ]
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from hub.apps.models import App, AppToken
 from hub.principal import Principal
 
-TOKEN_PREFIX = "hub_"
+TOKEN_PREFIX = "hub_"  # noqa: S105 (a recognisable prefix, not a secret)
 
 
 class AppError(Exception):

@@ -33,8 +33,7 @@ def column_mask(mask: Mask, hash_key: bytes) -> ColumnMask:
         return lambda values: [None] * len(values)
     if isinstance(mask, HashMask):
         return lambda values: [
-            None if v is None else hmac.new(hash_key, str(v).encode(), hashlib.sha256).hexdigest()
-            for v in values
+            None if v is None else hmac.new(hash_key, str(v).encode(), hashlib.sha256).hexdigest() for v in values
         ]
     raise TypeError(f"unknown mask {mask!r}")
 

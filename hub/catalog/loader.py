@@ -148,9 +148,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
                 info.fields[rel.field].type,
                 target.fields[target_field].type,
             } != {FieldType.ID, FieldType.STRING}:
-                raise ManifestError(
-                    f"{where}: field {rel.field} and target field {target_field} have different types"
-                )
+                raise ManifestError(f"{where}: field {rel.field} and target field {target_field} have different types")
             info.relations[rel.name] = RelationInfo(
                 rel.name, info.id, target_id, rel.field, target_field, rel.many, rel.description
             )
@@ -168,8 +166,16 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
             raise ManifestError(f"{where}, field {f.name}: column {column} is used by another field")
         columns.add(column)
         fields[f.name] = FieldInfo(
-            f.name, column, f.type, f.description, f.tier, f.mask, f.encrypted, f.blind_index,
-            f.scale, f.person,
+            f.name,
+            column,
+            f.type,
+            f.description,
+            f.tier,
+            f.mask,
+            f.encrypted,
+            f.blind_index,
+            f.scale,
+            f.person,
         )
     if decl.key not in fields:
         raise ManifestError(f"{where}: key {decl.key} is not one of its fields")

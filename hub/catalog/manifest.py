@@ -75,9 +75,7 @@ class RoundMask(Strict):
     digits: int = Field(default=2, ge=0, le=12)
 
 
-Mask = Annotated[
-    PartialMask | HashMask | YearOnlyMask | NullifyMask | RoundMask, Field(discriminator="kind")
-]
+Mask = Annotated[PartialMask | HashMask | YearOnlyMask | NullifyMask | RoundMask, Field(discriminator="kind")]
 
 
 def _not_keyword(name: str) -> str:

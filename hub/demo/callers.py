@@ -5,6 +5,7 @@ the real authentication path; only the token file is demo-specific."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -49,11 +50,7 @@ async def ensure_callers(sessions: async_sessionmaker[AsyncSession], token_file:
 
     A token that no longer authenticates (expired, revoked) is rotated; the file is rewritten
     readable by its owner only."""
-    known: dict[str, str] = {}
-    if token_file.exists():
-        loaded = json.loads(token_file.read_text(encoding="utf-8"))
-        if isinstance(loaded, dict):
-            known = {str(k): str(v) for k, v in loaded.items()}
+    known = await asyncio.to_thread(_read_tokens, token_file)
     tokens: dict[str, str] = {}
     async with sessions() as session, session.begin():
         for caller in CALLERS:
@@ -62,8 +59,18 @@ async def ensure_callers(sessions: async_sessionmaker[AsyncSession], token_file:
                 tokens[caller.name] = token
                 continue
             tokens[caller.name] = await _issue(session, caller)
-    _write_private(token_file, json.dumps(tokens, indent=2, ensure_ascii=False) + "\n")
+    await asyncio.to_thread(_write_private, token_file, json.dumps(tokens, indent=2, ensure_ascii=False) + "\n")
     return tokens
+
+
+def _read_tokens(token_file: Path) -> dict[str, str]:
+    if not token_file.exists():
+        return {}
+    try:
+        loaded = json.loads(token_file.read_text(encoding="utf-8"))
+    except ValueError:  # a damaged file: every caller gets a fresh token
+        return {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 async def _issue(session: AsyncSession, caller: Caller) -> str:

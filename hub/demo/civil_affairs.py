@@ -18,7 +18,16 @@ from hub.demo import deliveries, health
 from hub.demo.hotline import Request
 from hub.demo.money import share, stepped, whole
 from hub.demo.population import Person, Population
-from hub.demo.timeline import NOW, REFERENCE_DATE, WINDOW_START, add_years, age_on, months, office_time, random_day
+from hub.demo.timeline import (
+    NOW,
+    REFERENCE_DATE,
+    WINDOW_START,
+    add_years,
+    age_on,
+    months,
+    office_time,
+    random_day,
+)
 
 DEPARTMENT = "civil_affairs"
 
@@ -54,16 +63,16 @@ class CivilAffairs:
         return {"ca_assistance_case": self.cases, "ca_service_delivery": self.deliveries}
 
 
-def build(
-    rng: random.Random, population: Population, visits: health.Visits, requests: list[Request]
-) -> CivilAffairs:
+def build(rng: random.Random, population: Population, visits: health.Visits, requests: list[Request]) -> CivilAffairs:
     book = _Casebook(rng)
     for household in population.households:
         head = household.head
         if head.age >= 65 and len(household.members) == 1 and rng.random() < 0.1:
+            # Support is at least 1.3 times the living standard, plus care for the very old.
             care = 0 if head.age < 80 else 300 if head.age < 90 else 600
             book.recurring(head, TEKUN, whole(round(DIBAO_STANDARD * 1.3) + care), _since(rng))
         elif rng.random() < (0.05 if household.district.rural else 0.018):
+            # The guarantee tops the household's income per head up to the standard.
             income = rng.randrange(0, 900, 10)
             amount = whole(max(200, len(household.members) * (DIBAO_STANDARD - income)))
             start = _since(rng) if rng.random() < 0.8 else random_day(rng, WINDOW_START, date(2026, 5, 31))
@@ -176,9 +185,7 @@ class _Casebook:
                     paid = whole(200 if age_on(person.birth_date, payday) >= 90 else 100)
                 self._pay(person, kind, paid, case_id, office_time(rng, payday, 9, 12), None)
 
-    def one_off(
-        self, person: Person, kind: str, amount: Decimal, at: datetime, request_id: str | None = None
-    ) -> None:
+    def one_off(self, person: Person, kind: str, amount: Decimal, at: datetime, request_id: str | None = None) -> None:
         case_id = self._open(person, kind, SETTLED, None, at.date(), at.date(), request_id)
         self._pay(person, kind, amount, case_id, at, request_id)
 
@@ -229,4 +236,3 @@ class _Casebook:
                 "expenditure_id": None,
             }
         )
-

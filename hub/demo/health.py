@@ -21,7 +21,12 @@ from hub.demo.timeline import REFERENCE_DATE, WINDOW_START, random_day
 
 OUTPATIENT, EMERGENCY, INPATIENT = "门诊", "急诊", "住院"
 
-CITY_HOSPITALS = ("浙江大学医学院附属第一医院", "浙江大学医学院附属第二医院", "浙江省人民医院", "杭州市第一人民医院")
+CITY_HOSPITALS = (
+    "浙江大学医学院附属第一医院",
+    "浙江大学医学院附属第二医院",
+    "浙江省人民医院",
+    "杭州市第一人民医院",
+)
 CHILDREN_HOSPITAL = "浙江大学医学院附属儿童医院"
 MATERNITY_HOSPITAL = "浙江大学医学院附属妇产科医院"
 
@@ -114,7 +119,9 @@ def _visit(rng: random.Random, person: Person, age: int) -> dict[str, Any]:
         discharged = end if end <= REFERENCE_DATE else None  # still in hospital
     median = {OUTPATIENT: 180.0, EMERGENCY: 450.0, INPATIENT: 12_000.0}[kind] * diagnosis.cost
     cost = yuan(max(1500, round(rng.lognormvariate(math.log(median), 0.55) * 100)))
-    covered = 0.0 if diagnosis.label.startswith("Z00") else rng.uniform(0.55, 0.8) if admitted else rng.uniform(0.3, 0.6)
+    covered = (
+        0.0 if diagnosis.label.startswith("Z00") else rng.uniform(0.55, 0.8) if admitted else rng.uniform(0.3, 0.6)
+    )
     return {
         "visit_id": "",
         "patient_id_number": person.id_number,
@@ -123,7 +130,9 @@ def _visit(rng: random.Random, person: Person, age: int) -> dict[str, Any]:
         "visit_type": kind,
         "visit_date": day,
         "discharge_date": discharged,
-        "department_name": "儿科" if band == 0 and diagnosis.department in ("呼吸内科", "消化内科") else diagnosis.department,
+        "department_name": "儿科"
+        if band == 0 and diagnosis.department in ("呼吸内科", "消化内科")
+        else diagnosis.department,
         "diagnosis": diagnosis.label,
         "cost": cost,
         "insurance_paid": share(cost, covered),

@@ -15,6 +15,7 @@ from itertools import accumulate
 from typing import Any
 
 from hub.demo.deliveries import reference
+from hub.demo.needs import NEEDS, SERVED, Need
 from hub.demo.population import Person, Population
 from hub.demo.timeline import NOW, REFERENCE_DATE, WINDOW_START, random_day
 
@@ -27,90 +28,6 @@ _CHANNEL_WEIGHTS = (55, 15, 12, 10, 5, 3)
 # Calls by hour of day: the line is open around the clock but busiest in office hours.
 _HOUR_CUM = tuple(accumulate((1, 1, 1, 1, 1, 1, 2, 5, 9, 10, 10, 8, 5, 7, 9, 9, 8, 7, 5, 5, 4, 3, 2, 1)))
 _RELATIVES = ("父亲", "母亲", "丈夫", "妻子", "孩子", "老伴")
-
-
-@dataclass(frozen=True)
-class Need:
-    key: str
-    category: str
-    department: str  # the department the request is assigned to
-    weight: float
-    pool: str  # who calls: adults, working_age, with_student, with_elder
-    days: int  # time allowed before the request is overdue
-    templates: tuple[str, ...]
-
-
-NEEDS = (
-    Need("temp_relief", "社会救助", "civil_affairs", 11, "adults", 15, (
-        "本人住在{place}，{relative}突发重病住院，家中积蓄已花光，生活陷入困难，希望申请临时救助。",
-        "来电人反映家中房屋因暴雨受损，一家人暂时无处居住，询问能否获得临时救助。",
-        "本人因工受伤失去收入来源，孩子还在上学，家庭生活困难，请求政府给予临时救助。",
-        "来电人称{relative}确诊恶性肿瘤，自付医疗费用较高，家庭难以承担，请求救助。",
-    )),
-    Need("dibao_apply", "社会救助", "civil_affairs", 6, "adults", 15, (
-        "本人家住{place}，夫妻二人均无固定收入，想咨询如何申请最低生活保障。",
-        "来电人反映其家庭人均收入低于当地低保标准，已向街道提交材料一个月仍未答复，请求核实。",
-        "本人患慢性病长期无法工作，询问低保申请条件和需要准备的材料。",
-    )),
-    Need("elderly_care", "养老", "civil_affairs", 6, "with_elder", 15, (
-        "来电人反映家中{relative}年事已高、行动不便，希望申请居家养老上门服务。",
-        "本人住在{place}，老伴卧床需要照护，询问居家养老服务补贴如何申请。",
-        "来电人希望为独居的{relative}申请助餐、助浴服务。",
-    )),
-    Need("elderly_allowance", "养老", "civil_affairs", 3, "with_elder", 5, (
-        "来电人反映{relative}已满80周岁，高龄津贴至今未到账，请求查询。",
-        "咨询高龄津贴的发放标准和发放时间。",
-    )),
-    Need("pension_query", "养老", "human_resources", 5, "with_elder", 5, (
-        "本人已办理退休，养老金本月未按时到账，请求核查。",
-        "咨询今年基本养老金调整的标准和补发时间。",
-        "来电人询问城乡居民养老保险缴费档次及补缴政策。",
-    )),
-    Need("job_training", "就业", "human_resources", 8, "working_age", 15, (
-        "本人失业在家，想参加电工或育婴员职业技能培训，咨询是否有培训补贴。",
-        "来电人反映已完成职业技能培训并取得证书，培训补贴至今未申领成功，请求协助。",
-        "本人{age}岁，原单位倒闭后一直没找到工作，希望政府提供就业培训。",
-    )),
-    Need("startup", "就业", "human_resources", 3, "working_age", 15, (
-        "本人准备在{place}开一家小吃店，咨询一次性创业补贴的申请条件。",
-        "来电人已注册个体工商户半年，询问创业补贴和创业担保贷款如何办理。",
-    )),
-    Need("wage_arrears", "就业", "human_resources", 5, "working_age", 15, (
-        "来电人反映在{place}某工地务工，被拖欠工资三个月，请求协调解决。",
-        "本人所在公司已两个月未发工资，也未缴纳社保，请求劳动监察介入。",
-    )),
-    Need("social_insurance", "社保", "human_resources", 6, "working_age", 5, (
-        "本人从外地回杭工作，咨询社保关系转移接续的办理流程。",
-        "来电人反映单位未按实际工资基数缴纳社保，请求核查。",
-    )),
-    Need("student_aid", "教育", "education", 7, "with_student", 15, (
-        "来电人反映家庭经济困难，孩子在{school}就读，希望申请学生资助。",
-        "本人家中{relative}突发疾病，孩子的学费和生活费难以负担，请求帮助。",
-        "咨询家庭经济困难学生认定的办理流程，孩子在{school}上学。",
-    )),
-    Need("school_enrol", "教育", "education", 5, "adults", 5, (
-        "咨询孩子明年上小学的学区划分和报名时间。",
-        "来电人反映孩子随迁入学积分不够，请求协调就近入学。",
-    )),
-    Need("medical_complaint", "医疗", "health", 8, "adults", 15, (
-        "来电人反映在{hospital}就诊排队时间过长，医生态度不好，请求处理。",
-        "本人对{hospital}收费有疑问，认为存在重复收费，请求核查。",
-    )),
-    Need("vaccine", "医疗", "health", 4, "adults", 5, (
-        "咨询{place}社区卫生服务中心成人疫苗接种的预约方式。",
-        "来电人询问孩子的免疫规划疫苗补种安排。",
-    )),
-    Need("housing", "住房", "housing", 8, "adults", 15, (
-        "来电人询问公共租赁住房的申请条件和轮候时间。",
-        "本人租住的房屋年久失修，房东拒绝维修，请求相关部门协调。",
-        "咨询老旧小区加装电梯的补助政策。",
-    )),
-    Need("hukou", "户籍", "population", 7, "adults", 5, (
-        "来电人咨询孩子出生后办理户口登记需要的材料。",
-        "本人身份证遗失，询问补办流程和办理时限。",
-        "咨询人才落户{place}的条件。",
-    )),
-)
 _NEED_CUM = tuple(accumulate(n.weight for n in NEEDS))
 
 _COMMENTS = {
@@ -232,16 +149,13 @@ def _outcome(rng: random.Random, request: Request) -> tuple[str, datetime | None
     if NOW - received < timedelta(days=1):
         return ACCEPTED, None
     # Needs a department can answer with a service but did not: some are left lying overdue.
-    if rng.random() < (0.18 if request.need.key in _SERVED else 0.06):
+    if rng.random() < (0.18 if request.need.key in SERVED else 0.06):
         return (OVERDUE if deadline < NOW else IN_PROGRESS), None
     span = (deadline - received).total_seconds()
-    closed = received + timedelta(seconds=rng.uniform(0.1, 1.1) * span)
+    closed = received + timedelta(seconds=int(rng.uniform(0.1, 1.1) * span))
     if closed <= NOW:
         return CLOSED, closed
     return (OVERDUE if deadline < NOW else IN_PROGRESS), None
-
-
-_SERVED = {"temp_relief", "dibao_apply", "elderly_care", "job_training", "startup", "student_aid"}
 
 
 def _score(rng: random.Random, served: bool) -> int:

@@ -35,7 +35,12 @@ DEPARTMENT = "human_resources"
 
 EMPLOYEE_SCHEME, RESIDENT_SCHEME = "城镇职工基本养老保险", "城乡居民基本养老保险"
 CONTRIBUTING, SUSPENDED, RECEIVING = "参保缴费", "暂停缴费", "领取待遇"
-UNEMPLOYMENT, TRAINING, STARTUP, FLEXIBLE = "失业保险金", "职业技能培训补贴", "一次性创业补贴", "灵活就业社保补贴"
+UNEMPLOYMENT, TRAINING, STARTUP, FLEXIBLE = (
+    "失业保险金",
+    "职业技能培训补贴",
+    "一次性创业补贴",
+    "灵活就业社保补贴",
+)
 
 # Zhejiang's 2025 bounds of the monthly contribution base (60% and 300% of the average wage).
 BASE_FLOOR, BASE_CEILING = 4462, 22311
@@ -55,11 +60,44 @@ SECTORS: dict[str, tuple[int, tuple[str, ...]]] = {
     "农、林、牧、渔业": (5, ("农业开发", "茶叶")),
 }
 _BRANDS = tuple(
-    "恒达 华瑞 新越 东方 钱江 西子 德力 博远 中盛 嘉禾 明远 天成 同创 鼎盛 瑞丰 汇通 安信 浙联 宏泰 "
-    "长运 云栖 之江 富春 新安 千岛 兴业 华辰".split()
+    [
+        "恒达",
+        "华瑞",
+        "新越",
+        "东方",
+        "钱江",
+        "西子",
+        "德力",
+        "博远",
+        "中盛",
+        "嘉禾",
+        "明远",
+        "天成",
+        "同创",
+        "鼎盛",
+        "瑞丰",
+        "汇通",
+        "安信",
+        "浙联",
+        "宏泰",
+        "长运",
+        "云栖",
+        "之江",
+        "富春",
+        "新安",
+        "千岛",
+        "兴业",
+        "华辰",
+    ]
 )
-_TRADES = (("小吃店", "住宿和餐饮业"), ("水果店", "批发和零售业"), ("便利店", "批发和零售业"),
-           ("理发店", "居民服务业"), ("五金店", "批发和零售业"), ("装修工作室", "建筑业"))
+_TRADES = (
+    ("小吃店", "住宿和餐饮业"),
+    ("水果店", "批发和零售业"),
+    ("便利店", "批发和零售业"),
+    ("理发店", "居民服务业"),
+    ("五金店", "批发和零售业"),
+    ("装修工作室", "建筑业"),
+)
 
 
 @dataclass
@@ -88,9 +126,7 @@ def employers(rng: random.Random) -> list[tuple[str, str]]:
     return list(names.items())
 
 
-def build(
-    rng: random.Random, population: Population, students: set[str], requests: list[Request]
-) -> HumanResources:
+def build(rng: random.Random, population: Population, students: set[str], requests: list[Request]) -> HumanResources:
     result = HumanResources()
     pool = employers(rng)
     for person in population.persons:
@@ -98,9 +134,11 @@ def build(
         if age < 18 or person.id_number in students:
             continue
         retired = age >= (60 if person.gender == MALE else 55)
-        role = "retired" if retired else rng.choices(
-            ("employed", "self_employed", "unemployed", "inactive"), (80, 7, 6, 7)
-        )[0]
+        role = (
+            "retired"
+            if retired
+            else rng.choices(("employed", "self_employed", "unemployed", "inactive"), (80, 7, 6, 7))[0]
+        )
         _History(rng, result, person, role, pool).record()
     for request in requests:
         if request.need.key in ("job_training", "startup") and rng.random() < 0.45:
@@ -120,7 +158,12 @@ class _History:
     """One person's working life: jobs, a pension account, and what they were paid for."""
 
     def __init__(
-        self, rng: random.Random, result: HumanResources, person: Person, role: str, pool: list[tuple[str, str]]
+        self,
+        rng: random.Random,
+        result: HumanResources,
+        person: Person,
+        role: str,
+        pool: list[tuple[str, str]],
     ) -> None:
         self.rng, self.result, self.person, self.role, self.pool = rng, result, person, role, pool
 
@@ -136,18 +179,26 @@ class _History:
         else:
             scheme = EMPLOYEE_SCHEME if rng.random() < 0.6 else RESIDENT_SCHEME
         career = add_years(person.birth_date, rng.randint(18, 24)) + timedelta(days=rng.randrange(365))
-        last_end = self._jobs(career) if role != "inactive" and (scheme == EMPLOYEE_SCHEME or role != "retired") else None
+        last_end = (
+            self._jobs(career) if role != "inactive" and (scheme == EMPLOYEE_SCHEME or role != "retired") else None
+        )
         if scheme is not None and rng.random() < 0.96:
             self._account(scheme, career)
         if role == "unemployed" and scheme == EMPLOYEE_SCHEME and last_end is not None:
             self._unemployment(career, last_end)
         if role in ("unemployed", "self_employed") and scheme == EMPLOYEE_SCHEME:
-            if person.age >= (50 if person.gender == MALE else 40) and rng.random() < 0.5:
-                for year, month in months(WINDOW_START, REFERENCE_DATE):
-                    if month % 3 == 0:
-                        at = office_time(rng, date(year, month, 25))
-                        if at <= NOW:
-                            _pay(rng, self.result, person, FLEXIBLE, whole(1890), at, None)
+            self._flexible_subsidy()
+
+    def _flexible_subsidy(self) -> None:
+        """Women from 40 and men from 50 count as hard to employ: half of them get a quarterly
+        subsidy towards the contributions they pay on their own."""
+        rng, person = self.rng, self.person
+        if person.age < (50 if person.gender == MALE else 40) or rng.random() >= 0.5:
+            return
+        for year, month in months(WINDOW_START, REFERENCE_DATE):
+            at = office_time(rng, date(year, month, 25))
+            if month % 3 == 0 and at <= NOW:
+                _pay(rng, self.result, person, FLEXIBLE, whole(1890), at, None)
 
     def _jobs(self, career: date) -> date | None:
         """Employment records from `career` on; the end of the last one."""
@@ -175,7 +226,7 @@ class _History:
                 employer = f"{person.district.short}{person.name[0]}记{trade}"
                 if start >= WINDOW_START - timedelta(days=150):
                     at = office_time(rng, start + timedelta(days=rng.randint(60, 150)))
-                    if WINDOW_START <= at.date() and at <= NOW:
+                    if at.date() >= WINDOW_START and at <= NOW:
                         _pay(rng, self.result, person, STARTUP, whole(5000), at, None)
             else:
                 employer, sector = rng.choice(self.pool)
@@ -208,8 +259,10 @@ class _History:
             if person.age >= 60:
                 pension = yuan(rng.randint(30_000, 90_000))
         status = (
-            RECEIVING if pension is not None
-            else SUSPENDED if self.role in ("unemployed", "inactive") or rng.random() < 0.04
+            RECEIVING
+            if pension is not None
+            else SUSPENDED
+            if self.role in ("unemployed", "inactive") or rng.random() < 0.04
             else CONTRIBUTING
         )
         self.result.accounts.append(
@@ -235,12 +288,12 @@ class _History:
         for year, month in months(first, month_after(first, duration - 1)):
             payday = date(year, month, 20)
             at = office_time(rng, payday, 9, 12)
-            if WINDOW_START <= payday and at <= NOW:
+            if payday >= WINDOW_START and at <= NOW:
                 _pay(rng, self.result, person, UNEMPLOYMENT, whole(UNEMPLOYMENT_BENEFIT), at, None)
         if rng.random() < 0.3:
             day = job_ended + timedelta(days=rng.randint(30, 200))
             at = office_time(rng, day)
-            if WINDOW_START <= day and at <= NOW:
+            if day >= WINDOW_START and at <= NOW:
                 _pay(rng, self.result, person, TRAINING, stepped(rng, 800, 3000, 100), at, None)
 
 

@@ -9,6 +9,7 @@ accidental duplicates.
 from __future__ import annotations
 
 import random
+import re
 from datetime import date
 from itertools import accumulate
 
@@ -18,58 +19,60 @@ CHECK_CHARS = "10X98765432"
 MALE, FEMALE = "男", "女"
 
 # The hundred commonest surnames with their approximate share in per cent (2020 census order).
-_SURNAMES = (
-    "王7.1 李7.0 张6.7 刘5.4 陈4.6 杨3.1 黄2.2 赵2.0 吴2.0 周1.9 徐1.5 孙1.5 马1.2 朱1.2 胡1.1 "
-    "郭1.1 何1.0 林1.0 高1.0 罗0.9 郑0.8 梁0.8 谢0.7 宋0.6 唐0.6 许0.6 韩0.6 邓0.5 冯0.5 曹0.5 "
-    "彭0.5 曾0.5 肖0.5 田0.4 董0.4 潘0.4 袁0.4 蔡0.4 蒋0.4 余0.4 于0.4 杜0.4 叶0.4 程0.4 魏0.3 "
-    "苏0.3 吕0.3 丁0.3 任0.3 卢0.3 姚0.3 沈0.3 钟0.3 姜0.3 崔0.3 谭0.3 陆0.3 范0.3 汪0.3 廖0.3 "
-    "石0.3 金0.3 韦0.2 贾0.2 夏0.2 付0.2 方0.2 邹0.2 熊0.2 白0.2 孟0.2 秦0.2 邱0.2 侯0.2 江0.2 "
-    "尹0.2 薛0.2 闫0.2 段0.2 雷0.2 龙0.2 黎0.2 史0.2 陶0.2 贺0.2 毛0.2 郝0.2 顾0.2 龚0.2 邵0.2 "
-    "万0.1 覃0.1 武0.1 钱0.1 戴0.1 严0.1 莫0.1 孔0.1 向0.1 常0.1 欧阳0.03 诸葛0.01"
-).split()
-SURNAMES = tuple(s.rstrip("0123456789.") for s in _SURNAMES)
-_SURNAME_CUM = tuple(accumulate(float(s[len(name) :]) for s, name in zip(_SURNAMES, SURNAMES, strict=True)))
+_SURNAME_TABLE = """
+王7.1 李7.0 张6.7 刘5.4 陈4.6 杨3.1 黄2.2 赵2.0 吴2.0 周1.9 徐1.5 孙1.5 马1.2 朱1.2 胡1.1 郭1.1
+何1.0 林1.0 高1.0 罗0.9 郑0.8 梁0.8 谢0.7 宋0.6 唐0.6 许0.6 韩0.6 邓0.5 冯0.5 曹0.5 彭0.5 曾0.5
+肖0.5 田0.4 董0.4 潘0.4 袁0.4 蔡0.4 蒋0.4 余0.4 于0.4 杜0.4 叶0.4 程0.4 魏0.3 苏0.3 吕0.3 丁0.3
+任0.3 卢0.3 姚0.3 沈0.3 钟0.3 姜0.3 崔0.3 谭0.3 陆0.3 范0.3 汪0.3 廖0.3 石0.3 金0.3 韦0.2 贾0.2
+夏0.2 付0.2 方0.2 邹0.2 熊0.2 白0.2 孟0.2 秦0.2 邱0.2 侯0.2 江0.2 尹0.2 薛0.2 闫0.2 段0.2 雷0.2
+龙0.2 黎0.2 史0.2 陶0.2 贺0.2 毛0.2 郝0.2 顾0.2 龚0.2 邵0.2 万0.1 覃0.1 武0.1 钱0.1 戴0.1 严0.1
+莫0.1 孔0.1 向0.1 常0.1 欧阳0.03 诸葛0.01
+"""
+_SURNAME_PAIRS = re.findall(r"(\D+?)([\d.]+)", _SURNAME_TABLE.replace(" ", "").replace("\n", ""))
+SURNAMES: tuple[str, ...] = tuple(name for name, _ in _SURNAME_PAIRS)
+_SURNAME_CUM = tuple(accumulate(float(share) for _, share in _SURNAME_PAIRS))
 
-# Given names by the era people were born in: (two-character names, single characters).
+
+def _pairs(text: str) -> tuple[str, ...]:
+    """Two-character given names written one after another."""
+    return tuple(text[i : i + 2] for i in range(0, len(text), 2))
+
+
+# Given names by sex and the era people were born in (before 1965, before 1995, since):
+# (two-character names, single characters).
 _GIVEN: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {
     (MALE, 0): (
-        tuple("建国 建华 国强 国庆 志强 志明 永强 永福 德明 德福 金生 水根 阿根 荣华 福生 立新 "
-              "卫东 红兵 文华 桂林 树林 长庚 伯庆 明德 振华 国平 宝根 海林".split()),
-        tuple("福 贵 富 荣 海 林 强 文 根 金 水 生 忠 宝 山 洪 永 春 德 明".split()),
+        _pairs("建国建华国强国庆志强志明永强永福德明德福金生水根阿根荣华福生立新卫东红兵文华桂林树林长庚"),
+        tuple("福贵富荣海林强文根金水生忠宝山洪永春德明"),
     ),
     (FEMALE, 0): (
-        tuple("秀英 桂英 秀兰 玉兰 桂兰 凤英 淑珍 玉珍 秀珍 翠花 桂芳 素芬 月英 金凤 丽华 美英 "
-              "菊英 彩凤 秀芳 爱华 玉梅 素珍 冬梅 春兰 雪英 阿娣 杏花 美娟".split()),
-        tuple("英 兰 珍 芳 凤 梅 花 娣 琴 秀 菊 娥 素 翠 月 霞".split()),
+        _pairs("秀英桂英秀兰玉兰桂兰凤英淑珍玉珍秀珍翠花桂芳素芬月英金凤丽华美英菊英彩凤秀芳爱华玉梅"),
+        tuple("英兰珍芳凤梅花娣琴秀菊娥素翠月霞"),
     ),
     (MALE, 1): (
-        tuple("志伟 建军 海涛 晓东 国华 文杰 俊杰 宏伟 建平 晓明 永刚 立军 志刚 剑锋 海峰 伟东 "
-              "振宇 学军 春雷 卫国 勇军 晓峰 建伟 鹏飞 国栋 家明".split()),
-        tuple("伟 磊 勇 军 涛 斌 强 鹏 杰 浩 超 波 辉 刚 健 明 亮 俊 峰 平 华 毅 东 晨".split()),
+        _pairs("志伟建军海涛晓东国华文杰俊杰宏伟建平晓明永刚立军志刚剑锋海峰伟东振宇学军春雷卫国勇军"),
+        tuple("伟磊勇军涛斌强鹏杰浩超波辉刚健明亮俊峰平华毅东晨"),
     ),
     (FEMALE, 1): (
-        tuple("晓燕 丽娟 海燕 雪梅 春燕 小红 丽萍 晓红 秀丽 丽丽 晓丽 红梅 美玲 燕萍 慧敏 玉洁 "
-              "晓霞 文静 丽君 佳丽 雅琴 亚萍".split()),
-        tuple("丽 静 敏 燕 艳 娟 霞 芳 娜 丹 玲 婷 萍 红 洁 琳 颖 倩 蕾 雪".split()),
+        _pairs("晓燕丽娟海燕雪梅春燕小红丽萍晓红秀丽丽丽晓丽红梅美玲燕萍慧敏玉洁晓霞文静丽君佳丽雅琴"),
+        tuple("丽静敏燕艳娟霞芳娜丹玲婷萍红洁琳颖倩蕾雪"),
     ),
     (MALE, 2): (
-        tuple("子轩 浩然 宇轩 梓豪 俊熙 浩宇 皓轩 子墨 宇航 博文 嘉豪 天佑 沐宸 睿泽 一鸣 思远 "
-              "明轩 俊杰 子豪 铭泽 奕辰 宇泽 文博 家乐 弘毅 承泽 锦程 昊天".split()),
-        tuple("轩 睿 哲 宇 晨 阳 昊 凯 航 然 翔 逸 泽 楷 骏 煜".split()),
+        _pairs("子轩浩然宇轩梓豪俊熙浩宇皓轩子墨宇航博文嘉豪天佑沐宸睿泽一鸣思远明轩子豪铭泽奕辰宇泽"),
+        tuple("轩睿哲宇晨阳昊凯航然翔逸泽楷骏煜"),
     ),
     (FEMALE, 2): (
-        tuple("梓涵 一诺 欣怡 子涵 诗涵 雨桐 可馨 语桐 梦瑶 思琪 佳怡 若汐 欣妍 雨涵 紫萱 诗琪 "
-              "依诺 语嫣 梓萱 佳琪 安琪 沐晴 芷若 书瑶 嘉怡 静怡 心怡 悦然".split()),
-        tuple("萱 琪 涵 妍 悦 彤 瑶 怡 馨 蕊 菲 婧 璐 琳 玥 桐".split()),
+        _pairs("梓涵一诺欣怡子涵诗涵雨桐可馨语桐梦瑶思琪佳怡若汐欣妍雨涵紫萱诗琪依诺语嫣梓萱佳琪安琪"),
+        tuple("萱琪涵妍悦彤瑶怡馨蕊菲婧璐琳玥桐"),
     ),
 }
 
 # Mobile number segments in use by China Mobile, China Unicom and China Telecom.
 MOBILE_PREFIXES = (
-    *(f"13{d}" for d in range(10)),
-    "150", "151", "152", "153", "155", "156", "157", "158", "159",
-    *(f"18{d}" for d in range(10)),
-    "191", "193", "195", "196", "197", "198", "199",
+    *(f"13{d}" for d in "0123456789"),
+    *(f"15{d}" for d in "012356789"),
+    *(f"18{d}" for d in "0123456789"),
+    *(f"19{d}" for d in "1356789"),
 )
 
 

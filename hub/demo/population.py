@@ -42,6 +42,7 @@ class Person:
     gender: str
     birth_date: date
     mobile: str | None
+    ethnicity: str
     household: Household
     relation: str
 
@@ -73,7 +74,6 @@ class Household:
 class Population:
     households: list[Household]
     persons: list[Person]
-    ethnicity: dict[str, str]
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
         people = []
@@ -84,7 +84,7 @@ class Population:
                     "id_number": p.id_number,
                     "name": p.name,
                     "gender": p.gender,
-                    "ethnicity": self.ethnicity[p.id_number],
+                    "ethnicity": p.ethnicity,
                     "birth_date": p.birth_date,
                     "mobile": p.mobile,
                     "district_code": h.district.code,
@@ -106,8 +106,7 @@ def build(rng: random.Random, persons: int = PERSONS) -> Population:
         household = _household(rng, factory, len(households) + 1)
         households.append(household)
         everyone.extend(household.members)
-    ethnicity = {p.id_number: rng.choices(_ETHNICITIES, _ETHNICITY_WEIGHTS)[0] for p in everyone}
-    return Population(households, everyone, ethnicity)
+    return Population(households, everyone)
 
 
 def _household(rng: random.Random, factory: IdentityFactory, number: int) -> Household:
@@ -122,7 +121,7 @@ def _household(rng: random.Random, factory: IdentityFactory, number: int) -> Hou
         head_age = rng.randint(28, 55) if kind != "couple" else rng.randint(24, 40)
         head = add(rng.choices((MALE, FEMALE), (7, 3))[0], head_age, HEAD)
         spouse_gender = FEMALE if head.gender == MALE else MALE
-        spouse = add(spouse_gender, max(21, head_age + round(rng.gauss(0, 3))), SPOUSE, head_surname=None)
+        spouse = add(spouse_gender, max(21, head_age + round(rng.gauss(0, 3))), SPOUSE)
         if kind != "couple":
             father, mother = (head, spouse) if head.gender == MALE else (spouse, head)
             mother_age = age_on(mother.birth_date, REFERENCE_DATE)
@@ -130,16 +129,16 @@ def _household(rng: random.Random, factory: IdentityFactory, number: int) -> Hou
             for _ in range(rng.choices((1, 2, 3), (55, 40, 5))[0] if mother_age >= 22 else 0):
                 child_age = mother_age - rng.randint(22, min(40, mother_age))
                 if child_age >= 0:
-                    add(rng.choice((MALE, FEMALE)), child_age, CHILD, head_surname=family_name)
+                    add(rng.choice((MALE, FEMALE)), child_age, CHILD, surname=family_name)
         if kind == "three_generations":
             elder_age = min(98, head_age + rng.randint(24, 34))
-            add(MALE, elder_age, PARENT, head_surname=_surname(head))
+            add(MALE, elder_age, PARENT, surname=_surname(head))  # the head's father
             if rng.random() < 0.6:
-                add(FEMALE, min(98, elder_age + rng.randint(-4, 2)), PARENT, head_surname=None)
+                add(FEMALE, min(98, elder_age + rng.randint(-4, 2)), PARENT)
     elif kind == "elderly_couple":
         age = rng.choices(_ELDER_AGES, cum_weights=_ELDER_CUM)[0]
         add(MALE, age, HEAD)
-        add(FEMALE, max(58, min(98, age + rng.randint(-5, 2))), SPOUSE, head_surname=None)
+        add(FEMALE, max(58, min(98, age + rng.randint(-5, 2))), SPOUSE)
     elif kind == "elderly_single":
         age = max(65, rng.choices(_ELDER_AGES, cum_weights=_ELDER_CUM)[0])
         add(rng.choices((MALE, FEMALE), (3, 7))[0], age, HEAD)
@@ -158,14 +157,15 @@ class _Adder:
     def __init__(self, rng: random.Random, factory: IdentityFactory, household: Household) -> None:
         self._rng, self._factory, self._household = rng, factory, household
 
-    def __call__(self, gender: str, age: int, relation: str, head_surname: str | None = "") -> Person:
+    def __call__(self, gender: str, age: int, relation: str, surname: str | None = None) -> Person:
+        """A member of exactly `age` on the reference date; without `surname`, a family name of
+        their own (spouses keep theirs)."""
         rng = self._rng
         birth = add_years(REFERENCE_DATE, -age - 1) + timedelta(days=rng.randrange(1, 366))
-        # "" asks for a fresh surname; None too (a spouse keeps her or his own); else inherit.
-        family_name = head_surname or identities.surname(rng)
-        name = family_name + identities.given_name(rng, gender, birth.year)
+        name = (surname or identities.surname(rng)) + identities.given_name(rng, gender, birth.year)
         id_number = self._factory.id_number(self._household.district.code, birth, gender)
-        person = Person(id_number, name, gender, birth, self._mobile(age), self._household, relation)
+        ethnicity = rng.choices(_ETHNICITIES, _ETHNICITY_WEIGHTS)[0]
+        person = Person(id_number, name, gender, birth, self._mobile(age), ethnicity, self._household, relation)
         self._household.members.append(person)
         return person
 
@@ -173,4 +173,3 @@ class _Adder:
         # Young children have no phone; some of the oldest rely on their family's.
         chance = 0.0 if age < 12 else 0.5 if age < 16 else 0.7 if age >= 85 else 0.97
         return self._factory.mobile() if self._rng.random() < chance else None
-

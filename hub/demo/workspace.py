@@ -6,12 +6,14 @@ serving half-filled databases."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from sqlalchemy.engine import URL
 
 from hub.demo.load import load_demo
@@ -53,12 +55,34 @@ async def create_workspace(root: Path, progress: Progress | None = None) -> Work
     workspace = Workspace(root)
     if workspace.ready:
         return workspace
+    await asyncio.to_thread(_clear, root)
+    urls = {d: URL.create("sqlite+aiosqlite", database=str(root / f"{d}.db")).render_as_string() for d in DEPARTMENTS}
+    await load_demo(urls, progress=progress)
+    await asyncio.to_thread(_finish, root)
+    return workspace
+
+
+def _clear(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for department in DEPARTMENTS:
         (root / f"{department}.db").unlink(missing_ok=True)
-    urls = {d: URL.create("sqlite+aiosqlite", database=str(root / f"{d}.db")).render_as_string() for d in DEPARTMENTS}
-    await load_demo(urls, progress=progress)
+
+
+def _finish(root: Path) -> None:
     for template in manifest_templates():
         shutil.copyfile(template, root / template.name)
     (root / MARKER).write_text("complete\n", encoding="utf-8")
-    return workspace
+
+
+def retarget_manifests(destination: Path, connection: Mapping[str, object]) -> Path:
+    """Copy the demo manifests to `destination` with another connection (for example
+    `{"url_env": "HUB_BENCH_URL"}`), so the same entities are served from another database."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for template in manifest_templates():
+        document = yaml.safe_load(template.read_text(encoding="utf-8"))
+        kept = {k: v for k, v in document["connection"].items() if k not in ("sqlite_path", "url_env")}
+        document["connection"] = {**kept, **connection}
+        (destination / template.name).write_text(
+            yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+    return destination

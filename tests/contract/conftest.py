@@ -36,15 +36,16 @@ SERVERS = {
     "postgresql": ("HUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
     "mariadb": ("HUB_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"),
 }
-SQL_BACKENDS = ("sqlite", "postgresql", "mariadb")
+SERVER_BACKENDS = ("postgresql", "mariadb")
+SQL_BACKENDS = ("sqlite", *SERVER_BACKENDS)
 BACKENDS = ("memory", *SQL_BACKENDS)
 
 # Collations that sort without case (and, for MariaDB, ignore trailing spaces).
 LOOSE_COLLATIONS = {"postgresql": "en-x-icu", "mariadb": "utf8mb4_general_ci", "sqlite": "NOCASE"}
 
 
-def _spec(name: str, key: str, **kinds: Kind) -> TableSpec:
-    return TableSpec(name, key, {column: ColumnSpec(column, kind) for column, kind in kinds.items()})
+def _spec(table: str, key: str, /, **kinds: Kind) -> TableSpec:
+    return TableSpec(table, key, {column: ColumnSpec(column, kind) for column, kind in kinds.items()})
 
 
 PEOPLE = _spec(
@@ -143,6 +144,9 @@ class Backend:
         self._made.append((sa_table, loaded))
         return loaded
 
+    async def load_people(self, **options: Any) -> Loaded:
+        return await self.load(PEOPLE, PEOPLE_ROWS, **options)
+
     async def replace(self, loaded: Loaded, rows: Sequence[Row]) -> None:
         """Make `rows` the whole content of a loaded table."""
         if self.url is None:
@@ -170,6 +174,19 @@ class Backend:
         sa_table = next(t for t, made in self._made if made is loaded)
         async with self.write.connect() as conn:
             return [dict(row) for row in (await conn.execute(sa.select(sa_table))).mappings()]
+
+    async def drop_connection(self, loaded: Loaded) -> None:
+        """Make the server end the connection the loaded connector's pool holds, as a server
+        restart or an idle cut-off would."""
+        assert loaded.engine is not None
+        server_id = sa.func.pg_backend_pid() if self.name == "postgresql" else sa.func.connection_id()
+        async with loaded.engine.connect() as conn:
+            victim = (await conn.execute(sa.select(server_id))).scalar_one()
+        async with self.write.connect() as conn:
+            if self.name == "postgresql":
+                await conn.execute(sa.select(sa.func.pg_terminate_backend(victim)))
+            else:
+                await conn.execute(sa.text("KILL CONNECTION :victim"), {"victim": victim})
 
     @property
     def write(self) -> AsyncEngine:
@@ -275,14 +292,23 @@ async def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         await opened.close()
 
 
+@pytest.fixture(params=SERVER_BACKENDS)
+async def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    opened = await _open(request.param, tmp_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 @pytest.fixture
 async def people(backend: Backend) -> Loaded:
-    return await backend.load(PEOPLE, PEOPLE_ROWS)
+    return await backend.load_people()
 
 
 @pytest.fixture
 async def sql_people(sql_backend: Backend) -> Loaded:
-    return await sql_backend.load(PEOPLE, PEOPLE_ROWS)
+    return await sql_backend.load_people()
 
 
 @pytest.fixture

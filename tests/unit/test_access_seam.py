@@ -152,7 +152,7 @@ def test_related_rows_pass_their_own_row_rule(guarded: Any) -> None:
 
 
 def test_access_record_counts_released_values_and_persons(hub_db: URL, small_catalog: Catalog) -> None:
-    from hub.authz.plan import Planner, Selection, ReleaseEverything
+    from hub.authz.plan import Planner, ReleaseEverything, Selection
     from hub.authz.record import AccessRecord
     from hub.authz.release import Releaser
 
@@ -162,11 +162,17 @@ def test_access_record_counts_released_values_and_persons(hub_db: URL, small_cat
         principal, None, Selection({"registry.Person": frozenset({"idNumber", "name"})}, {})
     )
     record = AccessRecord("app", "welfare", None, plan.policy_version)
-    rows = [{"id_number": "11010519850202567x", "name": "李华"}, {"id_number": "110105199001011234", "name": "王小明"}]
+    rows = [
+        {"id_number": "11010519850202567x", "name": "李华"},
+        {"id_number": "110105199001011234", "name": "王小明"},
+    ]
     released = Releaser(person_index=lambda v: "idx:" + v, hash_key=b"k").release(
         plan, record, entity, rows, ["idNumber", "name"]
     )
-    assert released.rows == [{"idNumber": "11010519850202567x", "name": "李华"}, {"idNumber": "110105199001011234", "name": "王小明"}]
+    assert released.rows == [
+        {"idNumber": "11010519850202567x", "name": "李华"},
+        {"idNumber": "110105199001011234", "name": "王小明"},
+    ]
     assert record.persons == {"idx:11010519850202567X", "idx:110105199001011234"}
     assert record.released[("registry.Person", "name", Decision.PLAIN)] == 2
     assert record.summary()["personsTouched"] == 2

@@ -7,12 +7,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
 from hub.apps.models import AppToken
-from hub.apps.service import digest
+from hub.apps.service import AppError, digest
 from hub.cli import main
 from hub.db.engine import hub_engine, sessions
 from tests.conftest import Hub, register
@@ -81,7 +82,19 @@ def test_cli_create_list_rotate_revoke(hub: Hub, monkeypatch: Any) -> None:
     env = {"HUB_DATABASE_URL": hub.url.render_as_string()}
     runner = CliRunner()
     created = runner.invoke(
-        main, ["apps", "create", "district-app", "--department", "civil_affairs", "--role", "district_office", "--attribute", "district=330102"], env=env
+        main,
+        [
+            "apps",
+            "create",
+            "district-app",
+            "--department",
+            "civil_affairs",
+            "--role",
+            "district_office",
+            "--attribute",
+            "district=330102",
+        ],
+        env=env,
     )
     assert created.exit_code == 0, created.output
     first = created.stdout.strip().splitlines()[-1]
@@ -118,11 +131,7 @@ def test_cli_errors_are_one_line_without_traceback(hub: Hub) -> None:
     assert duplicate.output.strip() == "error: an app named 'test-app' is already registered"
 
 
-def test_registering_the_same_name_twice_keeps_one_app(hub_db: URL) -> None:
+def test_registering_the_same_name_twice_is_refused(hub_db: URL) -> None:
     register(hub_db, "one")
-    try:
+    with pytest.raises(AppError, match="already registered"):
         register(hub_db, "one")
-    except Exception as exc:  # noqa: BLE001
-        assert "already registered" in str(exc)
-    else:
-        raise AssertionError("a second registration under one name must fail")

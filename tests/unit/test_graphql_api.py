@@ -114,16 +114,16 @@ def test_by_key_returns_the_row_or_null(hub: Hub) -> None:
 
 
 def test_relations_cross_departments_both_ways(hub: Hub) -> None:
-    result = hub.query(
-        '{ registryPerson(key: "110105199001011234") { cases { caseId status recipient { name } } } }'
-    )
+    result = hub.query('{ registryPerson(key: "110105199001011234") { cases { caseId status recipient { name } } } }')
     cases = result["data"]["registryPerson"]["cases"]
     assert [c["caseId"] for c in cases] == ["C1", "C2"]
     assert all(c["recipient"]["name"] == "王小明" for c in cases)
 
 
 def test_values_are_iso_dates_with_offset_and_money_as_strings(hub: Hub) -> None:
-    result = hub.query('{ registryPerson(key: "110105199001011234") { birthDate registeredAt income active children } }')
+    result = hub.query(
+        '{ registryPerson(key: "110105199001011234") { birthDate registeredAt income active children } }'
+    )
     assert result["data"]["registryPerson"] == {
         "birthDate": "1990-01-01",
         "registeredAt": "2020-05-01T09:30:00+08:00",
@@ -153,7 +153,9 @@ def test_aliases_and_fragments_select_fields(hub: Hub) -> None:
 
 def test_unknown_field_is_bad_user_input_with_status_400(hub: Hub) -> None:
     response = hub.client.post(
-        "/graphql", json={"query": "{ registryPersons { nodes { salary } } }"}, headers={"Authorization": f"Bearer {hub.token}"}
+        "/graphql",
+        json={"query": "{ registryPersons { nodes { salary } } }"},
+        headers={"Authorization": f"Bearer {hub.token}"},
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -187,7 +189,9 @@ def test_filter_on_unknown_field_is_a_validation_error(hub: Hub) -> None:
 
 def test_malformed_body_is_bad_user_input(hub: Hub) -> None:
     response = hub.client.post(
-        "/graphql", content=b"{not json", headers={"Authorization": f"Bearer {hub.token}", "content-type": "application/json"}
+        "/graphql",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {hub.token}", "content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -195,6 +199,8 @@ def test_malformed_body_is_bad_user_input(hub: Hub) -> None:
 
 def test_get_with_query_runs_queries_only(hub: Hub) -> None:
     response = hub.client.get(
-        "/graphql", params={"query": "{ registryPersons { totalCount } }"}, headers={"Authorization": f"Bearer {hub.token}"}
+        "/graphql",
+        params={"query": "{ registryPersons { totalCount } }"},
+        headers={"Authorization": f"Bearer {hub.token}"},
     )
     assert response.json()["data"] == {"registryPersons": {"totalCount": 3}}

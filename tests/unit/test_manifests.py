@@ -52,12 +52,18 @@ def test_wrong_field_type_names_file_entity_and_field(tmp_path: Path) -> None:
 
 
 def test_unknown_tier_is_refused(tmp_path: Path) -> None:
-    write(tmp_path, "registry.yaml", GOOD_PERSON.replace("tier: L3}\n      - {name: name", "tier: L9}\n      - {name: name"))
+    write(
+        tmp_path,
+        "registry.yaml",
+        GOOD_PERSON.replace("tier: L3}\n      - {name: name", "tier: L9}\n      - {name: name"),
+    )
     assert "registry.yaml: entity Person, field idNumber, tier: Input should be" in error_of(tmp_path)
 
 
 def test_mask_that_does_not_fit_the_type_is_refused(tmp_path: Path) -> None:
-    text = GOOD_PERSON.replace("{name: name, type: String, tier: L3}", "{name: name, type: String, mask: {kind: round}}")
+    text = GOOD_PERSON.replace(
+        "{name: name, type: String, tier: L3}", "{name: name, type: String, mask: {kind: round}}"
+    )
     write(tmp_path, "registry.yaml", text)
     message = error_of(tmp_path)
     assert "field name" in message and "round mask needs" in message
@@ -71,7 +77,10 @@ def test_missing_key_field_is_named(tmp_path: Path) -> None:
 def test_relation_to_unknown_entity_is_named(tmp_path: Path) -> None:
     text = GOOD_PERSON + "    relations:\n      - {name: cases, target: welfare.Case, field: idNumber, many: true}\n"
     write(tmp_path, "registry.yaml", text)
-    assert error_of(tmp_path) == "registry.yaml: entity Person, relation cases: target welfare.Case is not a declared entity"
+    assert (
+        error_of(tmp_path)
+        == "registry.yaml: entity Person, relation cases: target welfare.Case is not a declared entity"
+    )
 
 
 def test_connection_needs_an_env_reference_not_an_inline_url(tmp_path: Path) -> None:
@@ -93,8 +102,13 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_same_graphql_name_in_two_manifests_is_refused(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", GOOD_PERSON)
-    write(tmp_path, "b.yaml", GOOD_PERSON.replace("department: registry", "department: other").replace(
-        "entities:", "prefix: Registry\nentities:"))
+    write(
+        tmp_path,
+        "b.yaml",
+        GOOD_PERSON.replace("department: registry", "department: other").replace(
+            "entities:", "prefix: Registry\nentities:"
+        ),
+    )
     assert "GraphQL name RegistryPerson is also used by a.yaml: entity Person" in error_of(tmp_path)
 
 
@@ -104,7 +118,11 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
 
 def test_hub_serve_with_a_bad_manifest_prints_one_line_and_exits(tmp_path: Path) -> None:
     write(tmp_path, "registry.yaml", GOOD_PERSON.replace("key: idNumber", "key: personId"))
-    result = CliRunner().invoke(main, ["serve", "--manifests", str(tmp_path)], env={"HUB_DATABASE_URL": "sqlite+aiosqlite:///" + str(tmp_path / "hub.db")})
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--manifests", str(tmp_path)],
+        env={"HUB_DATABASE_URL": "sqlite+aiosqlite:///" + str(tmp_path / "hub.db")},
+    )
     assert result.exit_code == 1
     assert result.output.strip() == "error: registry.yaml: entity Person: key personId is not one of its fields"
 

@@ -1,0 +1,84 @@
+"""The full demo (seven departments, realistic scale) served by the hub over SQLite, and the
+same data loaded into PostgreSQL and MariaDB, each created once per test session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from hub.app import create_app
+from hub.config import load_settings
+from hub.db.engine import hub_engine, sessions
+from hub.demo.callers import ensure_callers
+from hub.demo.load import load_demo
+from hub.demo.workspace import DEPARTMENTS, Workspace, create_workspace, retarget_manifests
+from hub.migrate import upgrade
+from hub.services import Services, build_services
+from tests.conftest import Hub
+from tests.servers import fresh_database
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("demo")
+    workspace = asyncio.run(create_workspace(root))
+    upgrade(workspace.hub_database)
+    return workspace
+
+
+def _tokens(workspace: Workspace) -> dict[str, str]:
+    async def run() -> dict[str, str]:
+        engine = hub_engine(workspace.hub_database)
+        try:
+            return await ensure_callers(sessions(engine), workspace.token_file)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _serve(services: Services, token: str) -> Iterator[Hub]:
+    with TestClient(create_app(services)) as client:
+        yield Hub(client, token, services.settings.database_url)
+
+
+@pytest.fixture(scope="session")
+def demo_services(demo_workspace: Workspace) -> Services:
+    settings = load_settings(
+        {},
+        database_url=demo_workspace.hub_database.render_as_string(),
+        manifests_dir=demo_workspace.manifests,
+    )
+    return build_services(settings)
+
+
+@pytest.fixture(scope="session")
+def demo_hub(demo_services: Services, demo_workspace: Workspace) -> Iterator[Hub]:
+    yield from _serve(demo_services, _tokens(demo_workspace)["auditor"])
+
+
+def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[Hub]:
+    url = fresh_database(server, "hub_it_demo")
+    rendered = url.render_as_string(hide_password=False)
+    asyncio.run(load_demo(dict.fromkeys(DEPARTMENTS, rendered)))
+    manifests = retarget_manifests(tmp, {"url_env": "HUB_IT_URL"})
+    settings = load_settings(
+        {"HUB_IT_URL": rendered},
+        database_url=demo_workspace.hub_database.render_as_string(),
+        manifests_dir=manifests,
+    )
+    yield from _serve(build_services(settings), _tokens(demo_workspace)["auditor"])
+
+
+@pytest.fixture(scope="session")
+def postgres_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    yield from _loaded_hub("postgresql", demo_workspace, tmp_path_factory.mktemp("pg-manifests"))
+
+
+@pytest.fixture(scope="session")
+def mariadb_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    yield from _loaded_hub("mariadb", demo_workspace, tmp_path_factory.mktemp("maria-manifests"))

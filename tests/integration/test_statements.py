@@ -1,0 +1,89 @@
+"""No N+1: one statement per entity and nesting level, and only the selected columns, counted
+on the demo's SQLite databases through the connectors' engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from hub.services import Services
+from tests.conftest import Hub
+
+
+class Statements:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def by_department(self, department: str) -> list[str]:
+        return [sql for d, sql in self.seen if d == department]
+
+
+@pytest.fixture
+def statements(demo_services: Services) -> Iterator[Statements]:
+    recorder = Statements()
+    listeners: list[tuple[Any, Any]] = []
+    for department, connector in demo_services.connectors.items():
+        engine = connector.engine.sync_engine  # type: ignore[attr-defined]
+
+        def listen(conn: Any, cursor: Any, statement: str, *args: Any, department: str = department) -> None:
+            recorder.seen.append((department, statement))
+
+        event.listen(engine, "before_cursor_execute", listen)
+        listeners.append((engine, listen))
+    yield recorder
+    for engine, listen in listeners:
+        event.remove(engine, "before_cursor_execute", listen)
+
+
+PERSONS_WITH_EVERYTHING = """
+{ populationPersons(first: 500) {
+    nodes { idNumber name
+      assistanceCases { caseId assistanceType }
+      pensionAccount { accountNo monthlyPension }
+      hotlineRequests { requestId category }
+    } } }
+"""
+
+
+def test_500_persons_with_cases_pensions_and_requests_take_four_statements(
+    demo_hub: Hub, statements: Statements
+) -> None:
+    result = demo_hub.query(PERSONS_WITH_EVERYTHING)
+    assert "errors" not in result
+    nodes = result["data"]["populationPersons"]["nodes"]
+    assert len(nodes) == 500
+    assert any(n["assistanceCases"] for n in nodes)
+    assert any(n["pensionAccount"] for n in nodes)
+    assert any(n["hotlineRequests"] for n in nodes)
+    assert len(statements.seen) == 4
+    assert {d for d, _ in statements.seen} == {"population", "civil_affairs", "human_resources", "hotline"}
+
+
+def test_deeper_nesting_adds_one_statement_per_level(demo_hub: Hub, statements: Statements) -> None:
+    result = demo_hub.query(
+        """{ hotlineRequests(first: 300) { nodes { requestId
+               civilAffairsDeliveries { deliveryId expenditure { expenditureId budgetLine { lineId program } } }
+               caller { name } } } }"""
+    )
+    assert "errors" not in result
+    # requests, deliveries, expenditures, budget lines, callers
+    assert len(statements.seen) == 5
+
+
+def test_total_count_costs_one_statement_only_when_selected(demo_hub: Hub, statements: Statements) -> None:
+    demo_hub.query("{ civilAffairsServiceDeliveries(first: 10) { nodes { deliveryId } } }")
+    assert len(statements.seen) == 1
+    demo_hub.query("{ civilAffairsServiceDeliveries(first: 10) { totalCount nodes { deliveryId } } }")
+    assert len(statements.seen) == 3
+
+
+def test_only_selected_columns_are_fetched(demo_hub: Hub, statements: Statements) -> None:
+    demo_hub.query("{ populationPersons(first: 5) { nodes { name } } }")
+    (sql,) = statements.by_department("population")
+    select_list = sql.split("FROM")[0]
+    assert "name" in select_list and "id_number" in select_list
+    for column in ("address", "mobile", "birth_date", "household_id"):
+        assert column not in select_list

@@ -1,0 +1,67 @@
+"""The database servers the integration and contract tests use, and the rule for when one is
+unreachable: skip with the reason locally, fail under CI=true, so a green CI run cannot hide a
+skipped database test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SERVERS = {
+    "postgresql": ("HUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+    "mariadb": ("HUB_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"),
+}
+
+
+def server_url(name: str) -> str:
+    variable, default = SERVERS[name]
+    return os.environ.get(variable, default)
+
+
+def unavailable(name: str, reason: str) -> None:
+    """Skip (locally) or fail (CI) a test whose server cannot be reached."""
+    message = f"{name} at {make_url(server_url(name)).render_as_string(hide_password=True)} is unreachable: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def _ping(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+def require_server(name: str) -> str:
+    url = server_url(name)
+    try:
+        asyncio.run(asyncio.wait_for(_ping(url), 10))
+    except Exception as exc:
+        unavailable(name, type(exc).__name__)
+    return url
+
+
+def fresh_database(name: str, database: str) -> URL:
+    """(Re)create `database` on the server and return its URL."""
+    base = make_url(require_server(name))
+
+    async def recreate() -> None:
+        engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database}"))
+                suffix = " CHARACTER SET utf8mb4" if name == "mariadb" else ""
+                await conn.execute(sa.text(f"CREATE DATABASE {database}{suffix}"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(recreate())
+    return base.set(database=database)
