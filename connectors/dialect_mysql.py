@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.dialects import CONNECT_TIMEOUT_S, Session, SqlDialect, driver_error
+from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
 
 # ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) and ER_QUERY_TIMEOUT (MySQL
 # max_execution_time).
@@ -24,24 +24,24 @@ _TIMEOUT_CODES = frozenset({1969, 3024})
 
 
 class MysqlDialect(SqlDialect):
-    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
-        options = super().engine_options(url, session)
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
+        options = super().engine_options(url, settings)
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         # The server closes idle connections after wait_timeout (8 hours by default).
         options["pool_recycle"] = 3600
         return options
 
-    def install(self, engine: AsyncEngine, session: Session) -> None:
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
         def on_connect(dbapi_connection: Any, record: Any) -> None:
             mariadb = "mariadb" in dbapi_connection.driver_connection.get_server_info().lower()
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute("SET SESSION TRANSACTION READ ONLY")
                 if mariadb:
-                    seconds = session.statement_timeout_ms / 1000
+                    seconds = settings.statement_timeout_ms / 1000
                     cursor.execute("SET SESSION max_statement_time = %s", (seconds,))
                 else:
-                    cursor.execute("SET SESSION max_execution_time = %s", (session.statement_timeout_ms,))
+                    cursor.execute("SET SESSION max_execution_time = %s", (settings.statement_timeout_ms,))
             finally:
                 cursor.close()
 

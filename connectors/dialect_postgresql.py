@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from connectors.dialects import CONNECT_TIMEOUT_S, Session, SqlDialect, driver_error
+from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
 
 # SQLSTATE query_canceled: what statement_timeout raises.
 _QUERY_CANCELED = "57014"
@@ -20,21 +20,21 @@ _CLIENT_GRACE_S = 5
 
 
 class PostgresDialect(SqlDialect):
-    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
-        options = super().engine_options(url, session)
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
+        options = super().engine_options(url, settings)
         # Server settings travel in the startup packet: no statement is spent per connection,
         # and no session can start without them.
         options["connect_args"] = {
             "server_settings": {
                 "default_transaction_read_only": "on",
-                "statement_timeout": str(session.statement_timeout_ms),
+                "statement_timeout": str(settings.statement_timeout_ms),
                 # timestamptz columns then compare with naive filter values, and read, in
                 # the connector's zone.
-                "TimeZone": session.timezone,
+                "TimeZone": settings.timezone,
                 "application_name": "department-hub",
             },
             "timeout": CONNECT_TIMEOUT_S,
-            "command_timeout": session.statement_timeout_ms / 1000 + _CLIENT_GRACE_S,
+            "command_timeout": settings.statement_timeout_ms / 1000 + _CLIENT_GRACE_S,
         }
         return options
 

@@ -24,9 +24,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import ColumnSpec, Kind, Match
-from connectors.dialects import Session, SqlDialect, driver_error
+from connectors.dialects import ConnectionSettings, SqlDialect, driver_error
 
-# SQLite calls the progress handler every this many virtual machine steps (microseconds each).
+# SQLite calls the progress handler every this many virtual machine steps: often enough to
+# stop a statement within milliseconds of its deadline, seldom enough to cost nothing.
 _PROGRESS_STEPS = 1000
 
 
@@ -53,15 +54,15 @@ class _Deadline:
 
 
 class SqliteDialect(SqlDialect):
-    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         # An in-memory database lives in one connection (SQLAlchemy picks a StaticPool, which
         # has no size); a file gets a queue pool like the servers.
         if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
             return {}
-        return super().engine_options(url, session)
+        return super().engine_options(url, settings)
 
-    def install(self, engine: AsyncEngine, session: Session) -> None:
-        timeout_s = session.statement_timeout_ms / 1000
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
+        timeout_s = settings.statement_timeout_ms / 1000
 
         def on_connect(dbapi_connection: Any, record: Any) -> None:
             cursor = dbapi_connection.cursor()

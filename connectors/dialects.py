@@ -28,7 +28,7 @@ LIKE_ESCAPE = "/"
 
 
 @dataclass(frozen=True)
-class Session:
+class ConnectionSettings:
     """The settings every connection of one connector is opened with."""
 
     timezone: str
@@ -39,11 +39,13 @@ class Session:
 class SqlDialect:
     """The portable behaviour; subclasses override where their database differs."""
 
-    def engine_options(self, url: sa.URL, session: Session) -> dict[str, Any]:
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         """Keyword arguments for create_async_engine beyond the common ones."""
-        return {"pool_size": session.pool_size, "pool_timeout": CONNECT_TIMEOUT_S}
+        # No overflow: a department database is someone else's server, and pool_size is the
+        # most connections the hub may hold on it; a burst waits for a free one.
+        return {"pool_size": settings.pool_size, "max_overflow": 0, "pool_timeout": CONNECT_TIMEOUT_S}
 
-    def install(self, engine: AsyncEngine, session: Session) -> None:
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
         """Attach the event listeners that make every connection read-only and time-limited."""
 
     def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:

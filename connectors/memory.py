@@ -67,7 +67,7 @@ class MemoryConnector:
     date-times in the rows are wall-clock times in `timezone`, as in a database."""
 
     def __init__(self, tables: Mapping[str, Sequence[Row]], *, timezone: str = "Asia/Shanghai") -> None:
-        # A snapshot: later changes to the caller's lists do not reach half-way through a read.
+        # A snapshot: the caller may change its lists later without changing what is read here.
         self._tables = {name: [dict(row) for row in rows] for name, rows in tables.items()}
         self._zone = load_zone(timezone)
 

@@ -31,7 +31,7 @@ from connectors.base import (
 from connectors.dialect_mysql import MysqlDialect
 from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
-from connectors.dialects import Session, SqlDialect, describe
+from connectors.dialects import ConnectionSettings, SqlDialect, describe
 from connectors.sql_select import SelectBuilder
 from connectors.values import filter_value, load_zone, reader
 
@@ -54,8 +54,8 @@ class SqlConnector:
     """A read-only connector over SQLite, PostgreSQL or MariaDB/MySQL.
 
     `timezone` is the zone of the database's naive date-times; `statement_timeout_ms` bounds
-    each statement on the server; `pool_size` connections are kept open (SQLite in memory
-    keeps one).
+    each statement on the server; at most `pool_size` connections are held (SQLite in memory
+    holds one).
     """
 
     def __init__(
@@ -75,15 +75,15 @@ class SqlConnector:
             raise ValueError(f"unsupported database {parsed.get_backend_name()!r}") from None
         self._zone = load_zone(timezone)
         self._timeout_ms = statement_timeout_ms
-        session = Session(timezone, statement_timeout_ms, pool_size)
+        settings = ConnectionSettings(timezone, statement_timeout_ms, pool_size)
         self._engine = create_async_engine(
             parsed,
             isolation_level="AUTOCOMMIT",
             # Filter values are citizens' data: keep them out of error messages and logs.
             hide_parameters=True,
-            **self._dialect.engine_options(parsed, session),
+            **self._dialect.engine_options(parsed, settings),
         )
-        self._dialect.install(self._engine, session)
+        self._dialect.install(self._engine, settings)
 
     @property
     def engine(self) -> AsyncEngine:

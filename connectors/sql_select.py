@@ -86,11 +86,9 @@ class SelectBuilder:
 
     def _select(self, columns: Sequence[str]) -> sa.Select[Any]:
         names = tuple(dict.fromkeys(columns))
-        for name in names:
-            self._spec.column(name)
         if not names:  # SQL cannot select nothing; a constant reads no column
             return sa.select(sa.literal(1)).select_from(self._table)
-        return sa.select(*(self._table.c[name] for name in names))
+        return sa.select(*(self._table.c[self._spec.column(name).name] for name in names))
 
     def _order(self, order: Sequence[OrderKey]) -> list[sa.ColumnElement[Any]]:
         terms: list[sa.ColumnElement[Any]] = []
@@ -111,12 +109,12 @@ class SelectBuilder:
                 spec = self._spec.column(column)
                 if value is None:
                     raise QueryError(f"compare {column!r} with null using isNull")
-                column_ = self._table.c[column]
+                bare = self._table.c[spec.name]
                 # Always a bound parameter: SQLAlchemy would turn True and False into IS
                 # tests, which have no order.
-                bound = sa.bindparam(None, filter_value(spec, value, self._zone), type_=column_.type)
+                bound = sa.bindparam(None, filter_value(spec, value, self._zone), type_=bare.type)
                 if op is Op.EQ and spec.kind is Kind.STRING:
-                    return sa.and_(column_ == bound, self._compared(spec) == bound)
+                    return sa.and_(bare == bound, self._compared(spec) == bound)
                 return _COMPARE[op](self._compared(spec), bound)
             case In(column, values):
                 spec = self._spec.column(column)

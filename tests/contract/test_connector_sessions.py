@@ -70,6 +70,22 @@ async def test_the_connector_answers_again_after_a_timeout(sql_backend: Backend)
     assert await people.connector.count(people.table, None) == 14
 
 
+async def test_concurrent_reads_hold_at_most_pool_size_connections(sql_backend: Backend) -> None:
+    people = await sql_backend.load_people(pool_size=2)
+    assert people.engine is not None
+    pool = people.engine.sync_engine.pool
+    peak = 0
+
+    def on_checkout(*args: object) -> None:
+        nonlocal peak
+        peak = max(peak, pool.checkedout())  # type: ignore[attr-defined]
+
+    sa.event.listen(people.engine.sync_engine, "checkout", on_checkout)
+    counts = await asyncio.gather(*(people.connector.count(people.table, None) for _ in range(8)))
+    assert counts == [14] * 8
+    assert 1 <= peak <= 2
+
+
 async def test_a_connection_the_server_dropped_is_replaced_unseen(server_backend: Backend) -> None:
     people = await server_backend.load_people()
     assert await people.connector.count(people.table, None) == 14
