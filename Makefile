@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint
 
+# pip's own chatter goes to a log, shown only if the install fails.
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.lock
-	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@echo "installing the pinned dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@( $(VENV)/bin/python -m pip install --upgrade pip \
+	  && $(VENV)/bin/python -m pip install -r requirements.lock \
+	  && $(VENV)/bin/python -m pip install --no-deps -e . ) > $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -18,7 +18,7 @@ import click
 from hub.apps.service import AppError, create_app, list_apps, revoke_tokens, rotate_token
 from hub.catalog import ManifestError, load_catalog
 from hub.config import Settings, SettingsError, load_settings
-from hub.connections import ConnectionError_
+from hub.connections import ConnectionSetupError
 from hub.db.engine import hub_engine, sessions
 
 T = TypeVar("T")
@@ -39,9 +39,13 @@ def _settings(**overrides: Any) -> Settings:
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     try:
-        return asyncio.run(work())  # type: ignore[arg-type]
-    except (AppError, ManifestError, ConnectionError_) as exc:
+        return asyncio.run(_call(work))
+    except (AppError, ManifestError, ConnectionSetupError) as exc:
         _fail(str(exc))
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
 
 
 @click.group(help="The department data-sharing hub.")
@@ -61,7 +65,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     try:
         services = build_services(settings)
         app = create_http_app(services)
-    except (ManifestError, ConnectionError_) as exc:
+    except (ManifestError, ConnectionSetupError) as exc:
         _fail(str(exc))
     click.echo(f"serving GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -18,7 +18,7 @@ from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
 
 
-class ConnectionError_(Exception):
+class ConnectionSetupError(Exception):
     """A department's connection cannot be set up; the message names the department."""
 
 
@@ -28,16 +28,16 @@ def connection_url(decl: ConnectionDecl, manifests_dir: Path, settings: Settings
         if not path.is_absolute():
             path = (manifests_dir / path).resolve()
         if not path.exists():
-            raise ConnectionError_(f"department {department}: SQLite database {path.name} does not exist")
+            raise ConnectionSetupError(f"department {department}: SQLite database {path.name} does not exist")
         return URL.create("sqlite+aiosqlite", database=str(path))
     assert decl.url_env is not None  # the manifest model requires one of the two
     value = settings.secret(decl.url_env)
     if not value:
-        raise ConnectionError_(f"department {department}: environment variable {decl.url_env} is not set")
+        raise ConnectionSetupError(f"department {department}: environment variable {decl.url_env} is not set")
     try:
         return make_url(value)
     except Exception:
-        raise ConnectionError_(f"department {department}: {decl.url_env} does not hold a database URL") from None
+        raise ConnectionSetupError(f"department {department}: {decl.url_env} does not hold a database URL") from None
 
 
 def open_connectors(catalog: Catalog, settings: Settings) -> Mapping[str, Connector]:

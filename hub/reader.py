@@ -180,7 +180,7 @@ class Reader:
         for name in joins:
             column = entity.fields[name].column
             for out, raw in zip(released.rows, rows, strict=True):
-                out[(JOIN, name)] = raw[column]  # type: ignore[index]
+                out[(JOIN, name)] = raw[column]
         return released
 
     def _limit(self, page: PageArgs) -> int:

@@ -35,14 +35,18 @@ class RequestContext:
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)
 
     @property
-    def plan(self) -> AccessPlan:
+    def current(self) -> Request:
+        """The request's plan and record; made by AccessPlanning before execution starts."""
         assert self.request is not None, "the access plan is made before execution starts"
-        return self.request.plan
+        return self.request
+
+    @property
+    def plan(self) -> AccessPlan:
+        return self.current.plan
 
     @property
     def record(self) -> AccessRecord:
-        assert self.request is not None, "the access plan is made before execution starts"
-        return self.request.record
+        return self.current.record
 
     def loader(self, key: Hashable, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         found = self.loaders.get(key)

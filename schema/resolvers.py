@@ -56,7 +56,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
         names, joins = _needs(entity, nodes)
         order = [member.value for member in orderBy or []]
         result = await context.reader.page(
-            context.request,  # type: ignore[arg-type]
+            context.current,
             entity,
             names,
             joins,
@@ -93,7 +93,7 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
         fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
         names, joins = _needs(entity, fields)
         value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
-        released = await context.reader.by_key(context.request, entity, value, names, joins)  # type: ignore[arg-type]
+        released = await context.reader.by_key(context.current, entity, value, names, joins)
         report_withheld(context, _list_path(info), released.withheld, len(released.rows))
         return released.rows[0] if released.rows else None
 
@@ -128,7 +128,7 @@ def _loader(
 ) -> DataLoader[Hashable, list[dict[Any, Any]]]:
     async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
         grouped, withheld, count = await context.reader.related(
-            context.request,  # type: ignore[arg-type]
+            context.current,
             relation,
             names,
             joins,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors.base import Row
 from hub.authz.masks import column_mask
@@ -15,10 +16,14 @@ from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord, PersonIndex
 from hub.catalog import EntityInfo
 
+# Keyed by field name; the reader may add the raw values relations join on under tuple keys,
+# which no GraphQL field can name.
+ReleasedRow = dict[Any, Any]
+
 
 @dataclass
 class Released:
-    rows: list[Row]
+    rows: list[ReleasedRow]
     # Fields withheld from this list, with why; the schema turns each into one error.
     withheld: dict[str, str] = field(default_factory=dict)
 
@@ -38,7 +43,7 @@ class Releaser:
     ) -> Released:
         """`rows` are keyed by column; the result is keyed by field name."""
         count = len(rows)
-        out: list[Row] = [{} for _ in range(count)]
+        out: list[ReleasedRow] = [{} for _ in range(count)]
         withheld: dict[str, str] = {}
         record.rows[entity.id] += count
         for name in names:

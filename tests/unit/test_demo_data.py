@@ -109,9 +109,7 @@ def test_generation_does_not_depend_on_the_hash_seed(data: Data) -> None:
     )
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=root
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=root)
     assert result.stdout.strip() == digest(data)
 
 
