@@ -87,7 +87,10 @@ def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:
     for entity_id, types_ in generated.items():
         for relation in catalog.entity(entity_id).relations.values():
             target = generated[relation.target]
-            annotation: Any = list[target.object_type] if relation.many else Optional[target.object_type]  # type: ignore[name-defined]  # noqa: UP045
+            # Nullable, lists too: a related department being unavailable nulls this field only,
+            # never the parent row.
+            item: Any = list[target.object_type] if relation.many else target.object_type  # type: ignore[name-defined]
+            annotation: Any = Optional[item]  # noqa: UP045
             resolver = relation_resolver(relation, target.entity)
             resolver.__annotations__ = {"root": dict, "info": strawberry.Info, "return": annotation}
             description = relation.description or (
