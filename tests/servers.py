@@ -31,22 +31,31 @@ def unavailable(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
-async def _ping(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    finally:
-        await engine.dispose()
+# Servers are probed once per run: an unreachable one costs its timeout once, not per test.
+_PROBED: dict[str, str | None] = {}
+
+
+async def reachable_url(name: str) -> str:
+    """The server's URL, or a skip (locally) or failure (CI) saying why it cannot be used."""
+    url = server_url(name)
+    if name not in _PROBED:
+        engine = create_async_engine(url)
+        try:
+            async with asyncio.timeout(10), engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            _PROBED[name] = None
+        except Exception as exc:
+            _PROBED[name] = type(exc).__name__
+        finally:
+            await engine.dispose()
+    reason = _PROBED[name]
+    if reason is not None:
+        unavailable(name, reason)
+    return url
 
 
 def require_server(name: str) -> str:
-    url = server_url(name)
-    try:
-        asyncio.run(asyncio.wait_for(_ping(url), 10))
-    except Exception as exc:
-        unavailable(name, type(exc).__name__)
-    return url
+    return asyncio.run(reachable_url(name))
 
 
 def fresh_database(name: str, database: str) -> URL:

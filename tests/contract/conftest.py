@@ -13,9 +13,7 @@ results must come from the connector, not from a lucky default.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from connectors.base import ColumnSpec, Connector, Filter, Kind, OrderKey, Query, Row, TableSpec
 from connectors.memory import MemoryConnector
 from connectors.sql import SqlConnector
+from tests.servers import reachable_url
 
-SERVERS = {
-    "postgresql": ("HUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-    "mariadb": ("HUB_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"),
-}
 SERVER_BACKENDS = ("postgresql", "mariadb")
 SQL_BACKENDS = ("sqlite", *SERVER_BACKENDS)
 BACKENDS = ("memory", *SQL_BACKENDS)
@@ -240,38 +235,12 @@ class Backend:
         raise AssertionError(spec.kind)
 
 
-# Servers probed once per run: an unreachable one costs its timeout once, not once per test.
-_PROBED: dict[str, str | None] = {}
-
-
-async def _unreachable(name: str, url: str) -> str | None:
-    if name not in _PROBED:
-        engine = create_async_engine(url)
-        try:
-            async with asyncio.timeout(10), engine.connect():
-                pass
-            _PROBED[name] = None
-        except Exception as error:
-            where = sa.make_url(url)
-            _PROBED[name] = f"{name} at {where.host}:{where.port} unreachable ({type(error).__name__})"
-        finally:
-            await engine.dispose()
-    return _PROBED[name]
-
-
 async def _open(name: str, tmp_path: Path) -> Backend:
     if name == "memory":
         return Backend(name)
     if name == "sqlite":
         return Backend(name, f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
-    variable, default = SERVERS[name]
-    url = os.environ.get(variable, default)
-    reason = await _unreachable(name, url)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true needs every database")
-        pytest.skip(reason)
-    return Backend(name, url)
+    return Backend(name, await reachable_url(name))
 
 
 @pytest.fixture(params=BACKENDS)
