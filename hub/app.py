@@ -54,12 +54,15 @@ def create_app(services: Services) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with services.engine.connect() as connection:
             await connection.execute(text("SELECT 1 FROM hub_app WHERE 1 = 0"))
-        state["ready"] = True
-        try:
-            yield
-        finally:
-            state["ready"] = False
-            await services.close()
+        await services.start()
+        watching = services.live.watching(services.sessions) if services.live else contextlib.nullcontext()
+        async with watching:
+            state["ready"] = True
+            try:
+                yield
+            finally:
+                state["ready"] = False
+                await services.close()
 
     async def healthz(_: Request) -> Response:
         if not state["ready"]:
@@ -133,6 +136,8 @@ async def _execute(
     services: Services, built: BuiltSchema, principal: Principal, request: Request, body: dict[str, Any]
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
+    if purpose is not None and purpose not in services.purposes:
+        return _error(400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml")
     context = RequestContext(
         principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields
     )

@@ -32,6 +32,8 @@ class Settings:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 20_000
+    # The longest grant a data steward may give.
+    max_grant_days: int = 90
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -44,6 +46,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "manifests_dir": environ.get("HUB_MANIFESTS", "manifests"),
         "max_page_size": environ.get("HUB_MAX_PAGE_SIZE", "10000"),
         "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
+        "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -54,7 +57,11 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     default_page = _int("HUB_DEFAULT_PAGE_SIZE", values["default_page_size"])
     if not 1 <= default_page <= max_page:
         raise SettingsError("HUB_DEFAULT_PAGE_SIZE must be between 1 and HUB_MAX_PAGE_SIZE")
+    max_grant_days = _int("HUB_MAX_GRANT_DAYS", values["max_grant_days"])
+    if max_grant_days < 1:
+        raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
     return Settings(
+        max_grant_days=max_grant_days,
         database_url=url,
         manifests_dir=Path(str(values["manifests_dir"])),
         secrets=dict(environ),

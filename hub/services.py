@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
-from hub.authz.plan import AccessPolicy, Planner, ReleaseEverything
+from hub.authz.changes import Limits
+from hub.authz.live import LivePolicy
+from hub.authz.plan import AccessPolicy, Planner, PolicySource
+from hub.authz.snapshot import load_purposes
+from hub.authz.store import PolicyStore, seed
 from hub.authz.release import Releaser
 from hub.catalog import Catalog, load_catalog
 from hub.config import Settings
@@ -30,6 +34,18 @@ class Services:
     planner: Planner
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    purposes: Mapping[str, str]
+    # The live, database-backed policy; None when a fixed policy was given (tests).
+    live: LivePolicy | None
+    store: PolicyStore
+
+    async def start(self) -> None:
+        """Seed the policy on a new hub database and load the newest version."""
+        if self.live is None:
+            return
+        async with self.sessions() as session, session.begin():
+            await seed(session, self.catalog, self.purposes)
+        await self.live.refresh(self.sessions)
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -54,12 +70,25 @@ def build_services(
     )
     reader = Reader(catalog, connectors, releaser, settings.default_page_size, settings.max_page_size)
     engine = hub_engine(settings.database_url)
+    session_maker = sessions(engine)
+    purposes = load_purposes()
+    live: LivePolicy | None = None
+    source: PolicySource
+    if policy is not None:
+        fixed = policy
+        source = lambda: fixed  # noqa: E731
+    else:
+        live = LivePolicy(catalog)
+        source = live.current
     return Services(
-        settings,
-        catalog,
-        connectors,
-        reader,
-        Planner(catalog, policy or ReleaseEverything()),
-        engine,
-        sessions(engine),
+        settings=settings,
+        catalog=catalog,
+        connectors=connectors,
+        reader=reader,
+        planner=Planner(catalog, source),
+        engine=engine,
+        sessions=session_maker,
+        purposes=purposes,
+        live=live,
+        store=PolicyStore(session_maker, catalog, purposes, Limits(settings.max_grant_days)),
     )

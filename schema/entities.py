@@ -27,8 +27,14 @@ class EntityTypes:
     order: type[enum.Enum]
 
 
+# Masks that change a value's form: the masked value of a date or a number is text.
+FORM_CHANGING = ("partial", "hash", "year_only")
+
+
 def _field_type(item: FieldInfo, is_key: bool) -> Any:
     base = PYTHON_TYPE[item.type]
+    if item.mask is not None and item.mask.kind in FORM_CHANGING and item.type not in (FieldType.ID, FieldType.STRING):
+        base = str
     # Every field but the key is nullable: a withheld or undecryptable value becomes null
     # without wiping its parent object.
     return base if is_key else Optional[base]  # noqa: UP045 (typing form needed at runtime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from connectors.memory import MemoryConnector
 from hub.app import create_app
 from hub.apps.service import create_app as register_app
+from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog, load_catalog
 from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
@@ -118,20 +119,33 @@ class Hub:
     client: TestClient
     token: str
     url: URL
+    # Tokens of other callers by name (the demo's callers), and the purpose sent by default.
+    tokens: dict[str, str] = field(default_factory=dict)
+    purpose: str | None = None
 
-    def query(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
-        response = self.client.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {token or self.token}"},
-        )
+    def query(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        purpose: str | None = None,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        if purpose or self.purpose:
+            headers["X-Hub-Purpose"] = purpose or self.purpose or ""
+        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
         return response.json()
+
+    def as_caller(self, name: str, purpose: str | None = None) -> Hub:
+        """The same hub, queried as another demo caller with a purpose."""
+        return Hub(self.client, self.tokens[name], self.url, self.tokens, purpose)
 
 
 @pytest.fixture
 def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
     settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
-    services = build_services(settings, catalog=small_catalog, connectors=memory_connectors())
+    # The spine's tests run with everything released; policies have their own tests.
+    services = build_services(settings, catalog=small_catalog, connectors=memory_connectors(), policy=ReleaseEverything())
     token = register(hub_db)
     with TestClient(create_app(services)) as client:
         yield Hub(client, token, hub_db)

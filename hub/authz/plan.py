@@ -11,7 +11,8 @@ with no policy loaded yet: every authenticated principal gets every field plain.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,6 +48,14 @@ class AccessPolicy(Protocol):
 
     def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None: ...
 
+    def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        """The principal's attributes its row rules read (part of a cached plan's key)."""
+        ...
+
+    def next_change(self, after: datetime) -> datetime | None:
+        """When decisions may next change by themselves (a grant starting or ending)."""
+        ...
+
 
 class ReleaseEverything:
     """No policy yet: release every field plain to any authenticated principal."""
@@ -60,6 +69,12 @@ class ReleaseEverything:
         return PLAIN
 
     def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None:
+        return None
+
+    def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def next_change(self, after: datetime) -> datetime | None:
         return None
 
 
@@ -111,15 +126,41 @@ class AccessPlan:
                 )
 
 
-class Planner:
-    """Builds access plans from a policy over the catalog."""
+@dataclass
+class _Decided:
+    """Decisions for one cache key, filled entity by entity as requests reach them."""
 
-    def __init__(self, catalog: Catalog, policy: AccessPolicy) -> None:
+    policy: AccessPolicy
+    expires: datetime | None
+    fields: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    row_rules: dict[str, Filter | None] = field(default_factory=dict)
+
+
+PolicySource = Callable[[], AccessPolicy]
+
+
+class Planner:
+    """Builds access plans from the live policy over the catalog.
+
+    Decisions are cached by (policy version, department, roles, purpose, the attributes row
+    rules read); an entry expires at the earliest start or end of a grant, so a grant stops
+    working at its end without a restart. A plan takes the policy once, so it never mixes two
+    versions."""
+
+    def __init__(self, catalog: Catalog, source: PolicySource, clock: Callable[[], datetime] | None = None) -> None:
         self.catalog = catalog
-        self.policy = policy
+        self._source = source
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._cache: dict[tuple[object, ...], _Decided] = {}
+
+    @property
+    def policy(self) -> AccessPolicy:
+        return self._source()
 
     def plan(self, principal: Principal, purpose: str | None, selection: Selection) -> AccessPlan:
-        policy = self.policy
+        policy = self._source()
+        decided = self._decided(policy, principal, purpose)
         plan = AccessPlan(principal, purpose, policy.version)
         entity_ids = set(selection.fields) | set(selection.relations)
         # Related rows pass their own plan: a relation's target needs its row rule even when
@@ -129,12 +170,35 @@ class Planner:
             entity_ids.update(relations[name].target for name in names)
         for entity_id in entity_ids:
             entity = self.catalog.entity(entity_id)
-            plan.row_rules[entity_id] = policy.row_rule(principal, purpose, entity)
-            # Filters and order may name fields outside the selection, so every field of a
-            # reachable entity is decided; the cost is per field, once per request.
-            for item in entity.fields.values():
-                plan.fields[(entity_id, item.name)] = policy.field(principal, purpose, entity, item)
+            if entity_id not in decided.row_rules:
+                decided.row_rules[entity_id] = policy.row_rule(principal, purpose, entity)
+                # Filters and order may name fields outside the selection, so every field of a
+                # reachable entity is decided; the cost is per field, once per cache entry.
+                for item in entity.fields.values():
+                    decided.fields[(entity_id, item.name)] = policy.field(principal, purpose, entity, item)
+            plan.row_rules[entity_id] = decided.row_rules[entity_id]
+            for name in entity.fields:
+                plan.fields[(entity_id, name)] = decided.fields[(entity_id, name)]
             for name in selection.relations.get(entity_id, frozenset()):
-                relation = entity.relations[name]
-                plan.relations[(entity_id, name)] = policy.relation(principal, purpose, relation)
+                key = (entity_id, name)
+                if key not in decided.relations:
+                    decided.relations[key] = policy.relation(principal, purpose, entity.relations[name])
+                plan.relations[key] = decided.relations[key]
         return plan
+
+    def _decided(self, policy: AccessPolicy, principal: Principal, purpose: str | None) -> _Decided:
+        now = self._clock()
+        key = (
+            policy.version,
+            principal.department,
+            tuple(sorted(principal.roles)),
+            purpose,
+            policy.attributes_used(principal),
+        )
+        found = self._cache.get(key)
+        if found is not None and found.policy is policy and (found.expires is None or now < found.expires):
+            return found
+        if len(self._cache) > 10_000:  # many distinct callers: start again rather than grow
+            self._cache.clear()
+        found = self._cache[key] = _Decided(policy, policy.next_change(now))
+        return found

@@ -41,9 +41,14 @@ def _tokens(workspace: Workspace) -> dict[str, str]:
     return asyncio.run(run())
 
 
-def _serve(services: Services, token: str) -> Iterator[Hub]:
+# The spine's integration tests read as the civil affairs app stating the purpose its grants
+# name: the grants release the persons it needs plain, so filters and order may use them.
+CALLER, PURPOSE = "civil-affairs-app", "social_assistance"
+
+
+def _serve(services: Services, tokens: dict[str, str]) -> Iterator[Hub]:
     with TestClient(create_app(services)) as client:
-        yield Hub(client, token, services.settings.database_url)
+        yield Hub(client, tokens[CALLER], services.settings.database_url, tokens, PURPOSE)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +63,7 @@ def demo_services(demo_workspace: Workspace) -> Services:
 
 @pytest.fixture(scope="session")
 def demo_hub(demo_services: Services, demo_workspace: Workspace) -> Iterator[Hub]:
-    yield from _serve(demo_services, _tokens(demo_workspace)["auditor"])
+    yield from _serve(demo_services, _tokens(demo_workspace))
 
 
 def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[Hub]:
@@ -71,7 +76,7 @@ def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[H
         database_url=demo_workspace.hub_database.render_as_string(),
         manifests_dir=manifests,
     )
-    yield from _serve(build_services(settings), _tokens(demo_workspace)["auditor"])
+    yield from _serve(build_services(settings), _tokens(demo_workspace))
 
 
 @pytest.fixture(scope="session")

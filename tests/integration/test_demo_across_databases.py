@@ -27,7 +27,7 @@ SEMANTICS = [
     '{ populationPersons(orderBy: [BIRTH_DATE_DESC], first: 20, filter: {birthDate: {lt: "1950-01-01"}}) { nodes { idNumber birthDate } } }',
     '{ civilAffairsServiceDeliveries(orderBy: [AMOUNT_DESC, DELIVERED_AT_ASC], first: 25, filter: {amount: {gte: "100.00"}, requestId: {isNull: false}}) { totalCount nodes { deliveryId amount deliveredAt } } }',
     '{ hotlineRequests(orderBy: [SATISFACTION_ASC], first: 40, filter: {or: [{status: {eq: "超期"}}, {satisfaction: {lte: 2}}]}) { totalCount nodes { requestId satisfaction status closedAt } pageInfo { hasNextPage endCursor } } }',
-    '{ hotlineRequests(first: 10, filter: {content: {contains: "低保"}, receivedAt: {gte: "2026-01-01T00:00:00+08:00"}}) { totalCount nodes { requestId receivedAt } } }',
+    '{ hotlineRequests(first: 10, filter: {category: {contains: "救助"}, receivedAt: {gte: "2026-01-01T00:00:00+08:00"}}) { totalCount nodes { requestId receivedAt } } }',
     "{ financeBudgetLines(orderBy: [PROGRAM_ASC]) { nodes { lineId program amount expenditures { expenditureId amount } } } }",
 ]
 

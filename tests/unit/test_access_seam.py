@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -40,6 +41,12 @@ class RecordingPolicy:
 
     def relation(self, principal: Principal, purpose: str | None, relation: RelationInfo) -> Verdict:
         return PLAIN
+
+    def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def next_change(self, after: datetime) -> datetime | None:
+        return None
 
     def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None:
         self.plans.append(entity.id)
@@ -134,11 +141,14 @@ def test_filtering_on_a_field_not_released_plain_is_refused_before_any_query(gua
     assert connectors["registry"].queries == []
 
 
-def test_plan_is_made_once_per_request_not_per_row(guarded: Any) -> None:
+def test_decisions_are_made_once_not_per_row_and_cached_across_requests(guarded: Any) -> None:
     hub, policy, _ = guarded
-    hub.query("{ registryPersons { nodes { name cases { caseId recipient { name } } } } }")
+    query = "{ registryPersons { nodes { name cases { caseId recipient { name } } } } }"
+    hub.query(query)
     # Person and Case each decided once: one row rule each, one verdict per field.
     assert sorted(policy.plans) == ["registry.Person", "welfare.Case"]
+    assert policy.field_calls == 8 + 4
+    hub.query(query)
     assert policy.field_calls == 8 + 4
 
 
@@ -158,7 +168,7 @@ def test_access_record_counts_released_values_and_persons(hub_db: URL, small_cat
 
     entity = small_catalog.entity("registry.Person")
     principal = Principal("app", "welfare")
-    plan = Planner(small_catalog, ReleaseEverything()).plan(
+    plan = Planner(small_catalog, ReleaseEverything).plan(
         principal, None, Selection({"registry.Person": frozenset({"idNumber", "name"})}, {})
     )
     record = AccessRecord("app", "welfare", None, plan.policy_version)

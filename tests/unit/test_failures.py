@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
 from hub.app import create_app
+from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services
@@ -38,7 +39,7 @@ class Broken:
 def serve(hub_db: URL, catalog: Catalog, welfare: Any) -> Iterator[Hub]:
     connectors: dict[str, Any] = {**memory_connectors(), "welfare": welfare}
     settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
-    services = build_services(settings, catalog=catalog, connectors=connectors)
+    services = build_services(settings, catalog=catalog, connectors=connectors, policy=ReleaseEverything())
     with TestClient(create_app(services)) as client:
         yield Hub(client, register(hub_db), hub_db)
 

@@ -1,0 +1,130 @@
+"""The physical limit of W1: a bare Starlette app doing only what the answer needs.
+
+Each route runs the hub's own statement for W1 (the same 12 columns, the same code-point
+order, 10,000 rows), turns each row into the node the hub would send (date-times aware in
+Asia/Shanghai, money as a decimal string) and serialises the GraphQL-shaped body with orjson.
+No parsing, validation, authentication or access planning: what is left is the floor any
+implementation on this driver, server and machine pays.
+
+Two drivers paths, so that the limit is the faster honest one rather than an assumption:
+`/w1/asyncpg` uses a raw asyncpg pool, `/w1/sqlalchemy` SQLAlchemy async over asyncpg (as the
+hub does). Run with `uvicorn --factory bench.limit_app:create_app`; the database URL comes
+from BENCH_LIMIT_URL (a SQLAlchemy URL, `postgresql+asyncpg://...`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+URL_ENV = "BENCH_LIMIT_URL"
+ROWS = 10_000
+# The manifest's connection timezone: naive timestamps are wall-clock times there.
+ZONE = ZoneInfo("Asia/Shanghai")
+# The statement the hub's SQL connector sends for W1 (captured from its engine), with the
+# page size bound the same way. The hub asks for one row more to learn whether a next page
+# exists; that row is part of the hub's cost, not of the answer's.
+SQL = (
+    "SELECT delivery_id, case_id, recipient_name, recipient_id_number, recipient_mobile, service_type, "
+    "delivered_at, amount, district_code, status, request_id, expenditure_id "
+    'FROM ca_service_delivery ORDER BY delivery_id COLLATE "C" ASC NULLS LAST LIMIT $1::INTEGER'
+)
+# SQLAlchemy's text() names its parameters; with the bind typed, its asyncpg dialect renders
+# the same `$1::INTEGER` the hub's statement carries.
+SA_STATEMENT = sa.text(SQL.replace("$1::INTEGER", ":limit")).bindparams(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _moment(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=ZONE)
+
+
+def nodes(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The GraphQL nodes of W1's rows. Positional access: both drivers' rows are tuples in
+    the statement's column order, and indexing is the cheapest way to read them."""
+    return [
+        {
+            "deliveryId": r[0],
+            "caseId": r[1],
+            "recipientName": r[2],
+            "recipientIdNumber": r[3],
+            "recipientMobile": r[4],
+            "serviceType": r[5],
+            "deliveredAt": _moment(r[6]),
+            "amount": _money(r[7]),
+            "districtCode": r[8],
+            "status": r[9],
+            "requestId": r[10],
+            "expenditureId": r[11],
+        }
+        for r in rows
+    ]
+
+
+def body(rows: Sequence[Sequence[Any]]) -> Response:
+    # orjson writes aware date-times as ISO-8601 with their offset, as strawberry does.
+    payload = {"data": {"civilAffairsServiceDeliveries": {"nodes": nodes(rows)}}}
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def create_app() -> Starlette:
+    url = make_url(os.environ[URL_ENV])
+    # asyncpg takes a libpq-style DSN, without SQLAlchemy's "+asyncpg" driver suffix.
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=5)
+        # AUTOCOMMIT as in the hub's connector: no BEGIN/ROLLBACK travels with a read.
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=5)
+        state["pool"], state["engine"] = pool, engine
+        try:
+            yield
+        finally:
+            await pool.close()
+            await engine.dispose()
+
+    async def ready(_: Request) -> Response:
+        # Both paths answer a trivial statement before the benchmark starts timing.
+        await state["pool"].fetchval("SELECT 1")
+        engine: AsyncEngine = state["engine"]
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def w1_asyncpg(_: Request) -> Response:
+        rows = await state["pool"].fetch(SQL, ROWS)
+        return body(rows)
+
+    async def w1_sqlalchemy(_: Request) -> Response:
+        engine: AsyncEngine = state["engine"]
+        async with engine.connect() as connection:
+            result = await connection.execute(SA_STATEMENT, {"limit": ROWS})
+            rows = result.all()
+        return body(rows)
+
+    routes = [
+        Route("/ready", ready, methods=["GET"]),
+        Route("/w1/asyncpg", w1_asyncpg, methods=["GET"]),
+        Route("/w1/sqlalchemy", w1_sqlalchemy, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,69 @@
+"""What the numbers were measured on: a ratio travels between machines, milliseconds do not."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+
+PACKAGES = ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "orjson", "httpx")
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    usable_cores: int
+    kernel: str
+    python: str
+    postgresql: str
+    packages: dict[str, str]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+async def postgresql_version(url: URL) -> str:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return str(await connection.scalar(sa.text("SHOW server_version")))
+    finally:
+        await engine.dispose()
+
+
+async def describe(url: URL) -> Machine:
+    return Machine(
+        cpu=cpu_model(),
+        cores=os.cpu_count() or 0,
+        # The cores this process may run on (a container or taskset may allow fewer).
+        usable_cores=len(os.sched_getaffinity(0)),
+        kernel=f"{platform.system()} {platform.release()}",
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        postgresql=await postgresql_version(url),
+        packages={p: _version(p) for p in PACKAGES},
+    )

@@ -1,0 +1,40 @@
+"""Tables of the versioned policy: one row per snapshot, one row per attempted change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db.base import Base
+
+
+class PolicySnapshotRow(Base):
+    """A whole policy (rules, hierarchy, row rules, grants) as of one version; never updated.
+    The primary key makes two concurrent changes from one version collide instead of both
+    landing."""
+
+    __tablename__ = "hub_policy_snapshot"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PolicyChangeRow(Base):
+    """Who asked for which change, when and why, and whether it was applied or refused."""
+
+    __tablename__ = "hub_policy_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_department: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    edits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | refused
+    detail: Mapped[str] = mapped_column(Text)
+    # The version the change made (applied) or was made against (refused).
+    version: Mapped[int] = mapped_column(Integer)

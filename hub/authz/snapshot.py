@@ -1,0 +1,214 @@
+"""The policy snapshot: rules, role hierarchy, row rules and grants as one versioned value.
+
+A snapshot is immutable; a change makes a new one with the next version. It is stored as JSON
+in the hub database and seeded from `policies/default.yaml`. Validation against the catalog
+names the entry that is wrong, so a bad import or edit is refused whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.catalog import Catalog
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+TIERS = ("L1", "L2", "L3", "L4")
+ACTIONS = ("read", "mask", "follow", "lookup")
+PLACEHOLDER = re.compile(r"^\$principal\.([A-Za-z_][A-Za-z0-9_]*)$")
+ROLE = r"^[a-z][a-z0-9_]*$"
+
+
+class SnapshotError(Exception):
+    """A policy snapshot or change is invalid; the message names the entry."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(Frozen):
+    role: str = Field(pattern=ROLE)
+    domain: str = Field(pattern=r"^(\*|own|[a-z][a-z0-9_]*)$")
+    object: str  # a tier, `relation`, an entity id or a field id
+    action: Literal["read", "mask", "follow", "lookup"]
+    effect: Literal["allow", "deny"] = "allow"
+
+    def line(self) -> list[str]:
+        return [self.role, self.domain, self.object, self.action, self.effect]
+
+
+class Inheritance(Frozen):
+    role: str = Field(pattern=ROLE)
+    inherits: str = Field(pattern=ROLE)
+    domain: str = Field(default="*", pattern=r"^(\*|[a-z][a-z0-9_]*)$")
+
+    def line(self) -> list[str]:
+        return [self.role, self.inherits, self.domain]
+
+
+class RowRule(Frozen):
+    role: str = Field(pattern=ROLE)
+    entity: str
+    # A filter in the GraphQL filter shape; string values `$principal.<attribute>` are replaced
+    # by the caller's attribute when the plan is made.
+    filter: dict[str, Any]
+
+
+class Grant(Frozen):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    department: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    entity: str
+    # None grants every sensitive (L3) field of the entity; core (L4) fields need their own.
+    field: str | None = None
+    purpose: str
+    valid_from: datetime
+    valid_until: datetime
+    granted_by: str
+    reason: str = ""
+
+    @field_validator("valid_from", "valid_until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time with its offset, e.g. 2026-01-01T00:00:00+08:00")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _window(self) -> Grant:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        return self.valid_from <= now < self.valid_until
+
+
+class Snapshot(Frozen):
+    version: int = 0
+    rules: tuple[Rule, ...] = ()
+    hierarchy: tuple[Inheritance, ...] = ()
+    row_rules: tuple[RowRule, ...] = ()
+    grants: tuple[Grant, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"version"})
+
+    @classmethod
+    def from_json(cls, version: int, data: Mapping[str, Any]) -> Snapshot:
+        return cls.model_validate({**data, "version": version})
+
+
+def parse_seed(raw: Mapping[str, Any]) -> Snapshot:
+    """A snapshot from the YAML seed format (rules and hierarchy as lists)."""
+    try:
+        rules = [Rule(role=r[0], domain=r[1], object=r[2], action=r[3], effect=r[4]) for r in raw.get("rules", [])]
+        hierarchy = [Inheritance(role=h[0], inherits=h[1], domain=h[2]) for h in raw.get("hierarchy", [])]
+        row_rules = [RowRule.model_validate(r) for r in raw.get("row_rules", [])]
+        grants = [Grant.model_validate({"id": f"seed-{i + 1}", **g}) for i, g in enumerate(raw.get("grants", []))]
+    except (ValidationError, IndexError, TypeError, KeyError) as exc:
+        raise SnapshotError(f"the policy seed is malformed: {_first(exc)}") from None
+    return Snapshot(
+        version=0, rules=tuple(rules), hierarchy=tuple(hierarchy), row_rules=tuple(row_rules), grants=tuple(grants)
+    )
+
+
+def load_seed(folder: Path = POLICIES) -> Snapshot:
+    return parse_seed(yaml.safe_load((folder / "default.yaml").read_text(encoding="utf-8")))
+
+
+def load_purposes(folder: Path = POLICIES) -> dict[str, str]:
+    raw = yaml.safe_load((folder / "purposes.yaml").read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _first(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    return "an entry has the wrong shape"
+
+
+def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) -> None:
+    """Every rule, row rule and grant names things that exist; raise SnapshotError if not."""
+    fields = {f"{e.id}.{f}" for e in catalog for f in e.fields}
+    relations = {f"{e.id}.{r}" for e in catalog for r in e.relations}
+    departments = set(catalog.departments)
+    for rule in snapshot.rules:
+        known = rule.object in TIERS or rule.object == "relation" or rule.object in catalog.entities
+        if not known and rule.object not in fields and rule.object not in relations:
+            raise SnapshotError(f"rule {rule.line()}: {rule.object} is not a tier, entity, field or relation")
+        if rule.domain not in ("*", "own") and rule.domain not in departments:
+            raise SnapshotError(f"rule {rule.line()}: {rule.domain} is not a department")
+    for row_rule in snapshot.row_rules:
+        entity = catalog.entities.get(row_rule.entity)
+        if entity is None:
+            raise SnapshotError(f"row rule of {row_rule.role}: {row_rule.entity} is not an entity")
+        _check_filter(row_rule.filter, set(entity.fields), f"row rule of {row_rule.role} on {row_rule.entity}")
+    ids: set[str] = set()
+    for grant in snapshot.grants:
+        where = f"grant {grant.id}"
+        if grant.id in ids:
+            raise SnapshotError(f"{where}: the id is used twice")
+        ids.add(grant.id)
+        entity = catalog.entities.get(grant.entity)
+        if entity is None:
+            raise SnapshotError(f"{where}: {grant.entity} is not an entity")
+        if grant.field is not None and grant.field not in entity.fields:
+            raise SnapshotError(f"{where}: {grant.field} is not a field of {grant.entity}")
+        if grant.purpose not in purposes:
+            raise SnapshotError(f"{where}: {grant.purpose} is not a purpose code")
+
+
+def _check_filter(spec: Mapping[str, Any], fields: set[str], where: str) -> None:
+    for key, value in spec.items():
+        if key in ("and", "or"):
+            if not isinstance(value, list):
+                raise SnapshotError(f"{where}: `{key}` takes a list")
+            for item in value:
+                _check_filter(item, fields, where)
+        elif key == "not":
+            _check_filter(value, fields, where)
+        elif key not in fields:
+            raise SnapshotError(f"{where}: {key} is not a field")
+        elif not isinstance(value, dict):
+            raise SnapshotError(f"{where}: {key} takes operators such as {{eq: ...}}")
+
+
+def substitute(spec: Any, attributes: Mapping[str, str]) -> Any:
+    """Replace `$principal.<attribute>` strings; a missing attribute matches nothing rather
+    than everything, so a caller without the attribute sees no rows."""
+    if isinstance(spec, dict):
+        return {k: substitute(v, attributes) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [substitute(v, attributes) for v in spec]
+    if isinstance(spec, str):
+        match = PLACEHOLDER.match(spec)
+        if match:
+            return attributes.get(match.group(1), MISSING)
+    return spec
+
+
+class _Missing(str):
+    """The value of an attribute the principal lacks: equal to no stored value."""
+
+
+MISSING = _Missing("\x00missing-attribute\x00")
+
+
+def placeholders(spec: Any) -> set[str]:
+    if isinstance(spec, dict):
+        return set().union(*(placeholders(v) for v in spec.values())) if spec else set()
+    if isinstance(spec, list):
+        return set().union(*(placeholders(v) for v in spec)) if spec else set()
+    if isinstance(spec, str):
+        match = PLACEHOLDER.match(spec)
+        return {match.group(1)} if match else set()
+    return set()
+

@@ -1,0 +1,138 @@
+"""The policy in the hub database: the current snapshot, the change workflow and its history.
+
+`propose` runs one change as one transaction: authorise the actor, apply the edits, validate
+the result against the catalog, insert the next version, record the change. A refused change is
+recorded too (its own transaction), so escalation attempts leave a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.apps.models import App
+from hub.authz.changes import Edit, Exposure, Limits, apply, authorize, preview
+from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
+from hub.authz.policy import SnapshotPolicy
+from hub.authz.snapshot import Snapshot, SnapshotError, load_seed, validate
+from hub.catalog import Catalog
+from hub.errors import BadUserInput, Forbidden
+from hub.principal import Principal
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def latest(session: AsyncSession) -> Snapshot | None:
+    row = await session.scalar(select(PolicySnapshotRow).order_by(PolicySnapshotRow.version.desc()).limit(1))
+    return None if row is None else Snapshot.from_json(row.version, row.content)
+
+
+async def latest_version(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(PolicySnapshotRow.version), 0))) or 0)
+
+
+async def seed(session: AsyncSession, catalog: Catalog, purposes: Mapping[str, str]) -> Snapshot:
+    """Version 1 from `policies/default.yaml`, unless a policy is already stored."""
+    current = await latest(session)
+    if current is not None:
+        return current
+    snapshot = load_seed().model_copy(update={"version": 1})
+    validate(snapshot, catalog, purposes)
+    session.add(PolicySnapshotRow(version=1, created_at=_now(), content=snapshot.to_json()))
+    session.add(
+        PolicyChangeRow(
+            at=_now(),
+            actor="hub",
+            actor_department="platform",
+            reason="seeded from policies/default.yaml",
+            edits=[],
+            outcome="applied",
+            detail="",
+            version=1,
+        )
+    )
+    return snapshot
+
+
+async def principals(session: AsyncSession) -> list[Principal]:
+    """Every registered app as a principal: the callers a preview compares."""
+    apps = await session.scalars(select(App).order_by(App.name))
+    return [
+        Principal(a.name, a.department, tuple(a.roles), {str(k): str(v) for k, v in a.attributes.items()}) for a in apps
+    ]
+
+
+@dataclass
+class Outcome:
+    snapshot: Snapshot
+    exposures: list[Exposure]
+    applied: bool
+
+
+@dataclass
+class PolicyStore:
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: Catalog
+    purposes: Mapping[str, str]
+    limits: Limits
+
+    async def propose(
+        self, actor: Principal, edits: Sequence[Edit], reason: str, current: SnapshotPolicy, dry_run: bool = False
+    ) -> Outcome:
+        if not reason.strip():
+            raise BadUserInput("say why: a policy change needs a reason")
+        try:
+            authorize(actor, edits, current, self.catalog, self.limits)
+            changed = apply(current.snapshot, edits)
+            validate(changed, self.catalog, self.purposes)
+        except (Forbidden, SnapshotError) as exc:
+            await self._refused(actor, edits, reason, current.snapshot.version, str(exc))
+            if isinstance(exc, SnapshotError):
+                raise BadUserInput(str(exc)) from None
+            raise
+        after = SnapshotPolicy(changed, self.catalog, current.clock)
+        async with self.sessions() as session:
+            callers = await principals(session)
+        purposes: list[str | None] = [None, *sorted(self.purposes)]
+        exposures = preview(current, after, callers, self.catalog, purposes)
+        if dry_run:
+            return Outcome(changed, exposures, applied=False)
+        try:
+            async with self.sessions() as session, session.begin():
+                session.add(PolicySnapshotRow(version=changed.version, created_at=_now(), content=changed.to_json()))
+                session.add(self._row(actor, edits, reason, "applied", "", changed.version))
+        except IntegrityError:
+            # Another change took this version first; the caller decides again on the new one.
+            raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
+        return Outcome(changed, exposures, applied=True)
+
+    async def history(self, limit: int = 50) -> list[PolicyChangeRow]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(PolicyChangeRow).order_by(PolicyChangeRow.id.desc()).limit(limit))
+            return list(rows)
+
+    async def _refused(self, actor: Principal, edits: Sequence[Edit], reason: str, version: int, detail: str) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(self._row(actor, edits, reason, "refused", detail, version))
+
+    @staticmethod
+    def _row(actor: Principal, edits: Sequence[Edit], reason: str, outcome: str, detail: str, version: int) -> PolicyChangeRow:
+        content: list[dict[str, Any]] = [e.model_dump(mode="json", exclude_none=True) for e in edits]
+        return PolicyChangeRow(
+            at=_now(),
+            actor=actor.subject,
+            actor_department=actor.department,
+            reason=reason,
+            edits=content,
+            outcome=outcome,
+            detail=detail,
+            version=version,
+        )
