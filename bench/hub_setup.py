@@ -7,7 +7,6 @@ Everything lives in a temporary folder of the run, so a run never touches `hub.d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -23,13 +22,6 @@ APP_NAME = "bench"
 # already calls as the kind of app W1 stands for.
 APP_DEPARTMENT = "audit"
 APP_ROLE = "auditor"
-
-
-@dataclass(frozen=True)
-class HubSetup:
-    manifests: Path
-    database_url: URL
-    token: str
 
 
 def prepare_hub(folder: Path) -> tuple[Path, URL]:

@@ -6,7 +6,7 @@ Asia/Shanghai, money as a decimal string) and serialises the GraphQL-shaped body
 No parsing, validation, authentication or access planning: what is left is the floor any
 implementation on this driver, server and machine pays.
 
-Two drivers paths, so that the limit is the faster honest one rather than an assumption:
+Two driver paths, so that the limit is the faster honest one rather than an assumption:
 `/w1/asyncpg` uses a raw asyncpg pool, `/w1/sqlalchemy` SQLAlchemy async over asyncpg (as the
 hub does). Run with `uvicorn --factory bench.limit_app:create_app`; the database URL comes
 from BENCH_LIMIT_URL (a SQLAlchemy URL, `postgresql+asyncpg://...`).

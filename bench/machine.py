@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,6 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# The folders whose code a W1 run exercises (bench/ itself is left out: it measures, it is not
+# measured).
+CODE = ("hub", "schema", "connectors", "migrations", "policies", "pyproject.toml")
 PACKAGES = ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "orjson", "httpx")
 
 
@@ -67,3 +71,18 @@ async def describe(url: URL) -> Machine:
         postgresql=await postgresql_version(url),
         packages={p: _version(p) for p in PACKAGES},
     )
+
+
+def revision(repo: Path) -> str:
+    """The hub's commit, with "+uncommitted" when its code differs from it: numbers taken on
+    a working tree in flux must say so."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", *CODE], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head}+uncommitted" if changed else head

@@ -20,6 +20,7 @@ TARGET_RATIO = 2.0
 class Result:
     started: datetime  # aware, local time of the machine
     machine: Machine
+    revision: str  # the hub's commit, "+uncommitted" when its working tree differs
     query: str
     rows: int
     warmups: int
@@ -48,6 +49,7 @@ def table(result: Result) -> str:
         f"date:    {result.started.isoformat(timespec='seconds')}",
         f"machine: {m.cpu}, {m.cores} cores ({m.usable_cores} usable), {m.kernel}",
         f"         {m.python}, PostgreSQL {m.postgresql} on 127.0.0.1",
+        f"hub:     {result.revision}",
         f"runs:    {result.warmups} warm-ups, then {result.runs} timed requests per contender, sequential, interleaved",
         "",
         f"{'contender':<{width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}  {'body KB':>8}  {'x limit':>7}",
@@ -87,6 +89,7 @@ def write_json(result: Result, folder: Path) -> Path:
         "workload": "W1",
         "started": result.started.isoformat(),
         "machine": result.machine.as_dict(),
+        "revision": result.revision,
         "query": result.query,
         "rows": result.rows,
         "warmups": result.warmups,

@@ -18,7 +18,7 @@ from types import FrameType
 from bench.database import bench_url, ensure_database, ensure_demo_data, expected_counts
 from bench.hub_setup import URL_ENV, prepare_hub, register_app
 from bench.limit_app import URL_ENV as LIMIT_URL_ENV
-from bench.machine import describe
+from bench.machine import describe, revision
 from bench.measure import RequestFailed, measure
 from bench.report import Result, table, write_json
 from bench.servers import HOST, Server, ServerError, start, stop, wait_ready
@@ -85,6 +85,8 @@ def start_servers(folder: Path, servers: list[Server]) -> tuple[Server, Server, 
 
 def run() -> Result:
     started = datetime.now().astimezone()
+    # Taken before the servers start: the code they run is the code as of now.
+    code = revision(REPO)
     prepare_database()
     machine = asyncio.run(describe(bench_url()))
     servers: list[Server] = []
@@ -106,7 +108,7 @@ def run() -> Result:
         finally:
             for server in reversed(servers):
                 stop(server)
-    return Result(started, machine, QUERY, ROWS, WARMUPS, RUNS, hub_t, tuple(limit_ts), members)
+    return Result(started, machine, code, QUERY, ROWS, WARMUPS, RUNS, hub_t, tuple(limit_ts), members)
 
 
 def main() -> int:

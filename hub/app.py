@@ -137,9 +137,11 @@ async def _execute(
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
-        return _error(400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml")
+        return _error(
+            400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
+        )
     context = RequestContext(
-        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields
+        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields, services.admin
     )
     is_get = request.method == "GET"
     result = await built.schema.execute(
@@ -166,6 +168,7 @@ async def _execute(
         payload["extensions"] = {
             "access": {
                 "policyVersion": context.request.plan.policy_version,
+                "masked": sorted("/".join(map(str, path)) for path in context.masked),
                 "withheld": ["/".join(map(str, w.path)) for w in context.withheld.values()],
             }
         }

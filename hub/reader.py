@@ -29,7 +29,7 @@ from connectors.base import (
 )
 from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord
-from hub.authz.release import Released, Releaser
+from hub.authz.release import Released, ReleasedRow, Releaser
 from hub.catalog import Catalog, EntityInfo, RelationInfo
 from hub.cursor import decode_cursor, encode_cursor
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
@@ -141,9 +141,9 @@ class Reader:
         names: Sequence[str],
         joins: Sequence[str],
         values: Sequence[Hashable],
-    ) -> tuple[dict[Hashable, list[Row]], dict[str, str], int]:
+    ) -> tuple[dict[Hashable, list[ReleasedRow]], Released]:
         """Rows of the relation's target whose target field is one of `values`, grouped by
-        that value, with the fields withheld and the number of rows; one statement per chunk of
+        that value, and the release (what was withheld or masked); one statement per chunk of
         at most BATCH_CHUNK values."""
         plan = request.plan
         verdict = plan.relation(relation.source, relation.name)
@@ -163,10 +163,10 @@ class Reader:
             rows.extend((await self._run(target, connector.fetch(query))).rows)
         # The match value travels outside the released row: the caller may not be allowed it.
         released = self._release(request, target, rows, names, joins)
-        grouped: dict[Hashable, list[Row]] = defaultdict(list)
+        grouped: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
         for raw, out in zip(rows, released.rows, strict=True):
             grouped[raw[match_column]].append(out)
-        return grouped, released.withheld, len(rows)
+        return grouped, released
 
     def _release(
         self,

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
+from hub.authz.admin import PolicyAdmin
 from hub.authz.changes import Limits
 from hub.authz.live import LivePolicy
 from hub.authz.plan import AccessPolicy, Planner, PolicySource
+from hub.authz.release import Releaser
 from hub.authz.snapshot import load_purposes
 from hub.authz.store import PolicyStore, seed
-from hub.authz.release import Releaser
 from hub.catalog import Catalog, load_catalog
 from hub.config import Settings
 from hub.connections import open_connectors
@@ -38,6 +39,7 @@ class Services:
     # The live, database-backed policy; None when a fixed policy was given (tests).
     live: LivePolicy | None
     store: PolicyStore
+    admin: PolicyAdmin | None
 
     async def start(self) -> None:
         """Seed the policy on a new hub database and load the newest version."""
@@ -74,6 +76,7 @@ def build_services(
     purposes = load_purposes()
     live: LivePolicy | None = None
     source: PolicySource
+    store = PolicyStore(session_maker, catalog, purposes, Limits(settings.max_grant_days))
     if policy is not None:
         fixed = policy
         source = lambda: fixed  # noqa: E731
@@ -90,5 +93,6 @@ def build_services(
         sessions=session_maker,
         purposes=purposes,
         live=live,
-        store=PolicyStore(session_maker, catalog, purposes, Limits(settings.max_grant_days)),
+        store=store,
+        admin=None if live is None else PolicyAdmin(store, live, catalog),
     )

@@ -2,6 +2,7 @@
 order per entity, a list field and a by-key field each, and relations across departments."""
 
 import logging
+import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -9,13 +10,13 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
 
 from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
+from schema.admin import AdminMutation, AdminQuery
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
 from schema.limits import limits_rule
@@ -65,9 +66,15 @@ def build_schema(catalog: Catalog, settings: Settings | None = None) -> BuiltSch
         strawberry.type(types_.object_type, description=types_.entity.description or None)
         types_.connection = connection_class(types_.entity, types_.object_type)
         query_fields.extend(_root_fields(types_))
-    query = create_type("Query", query_fields)
+    # The generated fields sit beside the fixed admin fields on one Query type.
+    namespace = {f.python_name: f for f in query_fields}
+    annotations = {f.python_name: f.type_annotation for f in query_fields}
+    query = types.new_class(
+        "Query", (AdminQuery,), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
+    )
     schema = HubSchema(
-        query=query,
+        query=strawberry.type(query),
+        mutation=AdminMutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
         # Factories: each request gets fresh extension objects (the caches are module-level).
         extensions=[

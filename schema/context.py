@@ -6,6 +6,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
+from hub.authz.admin import PolicyAdmin
 from hub.authz.plan import AccessPlan, Planner
 from hub.authz.record import AccessRecord
 from hub.principal import Principal
@@ -29,10 +30,14 @@ class RequestContext:
     entity_types: dict[str, str]
     # Root field name -> entity id of the list and by-key fields.
     root_fields: dict[str, str]
+    # Policy administration; None on a hub with a fixed policy (tests of the spine).
+    admin: PolicyAdmin | None = None
     request: Request | None = None
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     # One entry per (list path, field): the release step withheld it for `count` rows.
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)
+    # Paths (list indices as `*`) released masked.
+    masked: set[tuple[str | int, ...]] = field(default_factory=set)
 
     @property
     def current(self) -> Request:

@@ -12,6 +12,7 @@ import strawberry
 from graphql import FieldNode
 from strawberry.dataloader import DataLoader
 
+from hub.authz.release import Released
 from hub.catalog import EntityInfo, RelationInfo
 from hub.reader import JOIN, PageArgs
 from schema.context import RequestContext
@@ -34,9 +35,10 @@ def _needs(entity: EntityInfo, fields: dict[str, list[FieldNode]]) -> tuple[list
     return names, list(dict.fromkeys(joins))
 
 
-def report_withheld(context: RequestContext, base: tuple[str | int, ...], withheld: dict[str, str], count: int) -> None:
-    for name, reason in withheld.items():
-        context.withhold((*base, name), reason, count)
+def report(context: RequestContext, base: tuple[str | int, ...], released: Released) -> None:
+    for name, reason in released.withheld.items():
+        context.withhold((*base, name), reason, len(released.rows))
+    context.masked.update((*base, name) for name in released.masked)
 
 
 def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum]) -> Any:
@@ -67,7 +69,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
             want_cursor="endCursor" in page_info,
         )
         rows = result.released.rows
-        report_withheld(context, (*_list_path(info), "nodes", "*"), result.released.withheld, len(rows))
+        report(context, (*_list_path(info), "nodes", "*"), result.released)
         return {
             "nodes": rows,
             "totalCount": result.total,
@@ -94,7 +96,7 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
         names, joins = _needs(entity, fields)
         value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
         released = await context.reader.by_key(context.current, entity, value, names, joins)
-        report_withheld(context, _list_path(info), released.withheld, len(released.rows))
+        report(context, _list_path(info), released)
         return released.rows[0] if released.rows else None
 
     resolve.__annotations__ = {"info": strawberry.Info, "key": key_type, "return": dict}
@@ -127,7 +129,7 @@ def _loader(
     path: tuple[str | int, ...],
 ) -> DataLoader[Hashable, list[dict[Any, Any]]]:
     async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
-        grouped, withheld, count = await context.reader.related(
+        grouped, released = await context.reader.related(
             context.current,
             relation,
             names,
@@ -135,7 +137,7 @@ def _loader(
             values,
         )
         base = (*path, "*") if relation.many else path
-        report_withheld(context, base, withheld, count)
+        report(context, base, released)
         return [grouped.get(value, []) for value in values]
 
     return DataLoader(load_fn=load)

@@ -145,7 +145,9 @@ class Hub:
 def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
     settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
     # The spine's tests run with everything released; policies have their own tests.
-    services = build_services(settings, catalog=small_catalog, connectors=memory_connectors(), policy=ReleaseEverything())
+    services = build_services(
+        settings, catalog=small_catalog, connectors=memory_connectors(), policy=ReleaseEverything()
+    )
     token = register(hub_db)
     with TestClient(create_app(services)) as client:
         yield Hub(client, token, hub_db)

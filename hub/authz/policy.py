@@ -157,7 +157,15 @@ class SnapshotPolicy:
         found_allow: list[str] | None = None
         for role in sorted(self.roles(principal)) or [""]:
             specific = entity_id in self._named or item_id in self._named
-            key = (role, principal.department, owner, entity_id if specific else "", item_id if specific else "", tier, action)
+            key = (
+                role,
+                principal.department,
+                owner,
+                entity_id if specific else "",
+                item_id if specific else "",
+                tier,
+                action,
+            )
             answer = self._memo.get(key)
             if answer is None:
                 ask = Ask(role, principal.department, owner, entity_id, item_id, tier, action)
@@ -168,4 +176,3 @@ class SnapshotPolicy:
             if outcome == "allow" and found_allow is None:
                 found_allow = line
         return ("allow", found_allow) if found_allow is not None else ("none", [])
-

@@ -26,6 +26,8 @@ class Released:
     rows: list[ReleasedRow]
     # Fields withheld from this list, with why; the schema turns each into one error.
     withheld: dict[str, str] = field(default_factory=dict)
+    # Fields released masked in this list, so an app can tell a masked value from data.
+    masked: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Releaser:
         count = len(rows)
         out: list[ReleasedRow] = [{} for _ in range(count)]
         withheld: dict[str, str] = {}
+        masked: list[str] = []
         record.rows[entity.id] += count
         for name in names:
             item = entity.fields[name]
@@ -57,11 +60,12 @@ class Releaser:
                 values = [row[item.column] for row in rows]
                 if item.person:
                     record.add_persons(self.person_index, values)
-                if verdict.decision is Decision.MASKED and item.mask is not None:
-                    values = column_mask(item.mask, self.hash_key)(values)
-                elif verdict.decision is Decision.MASKED:
-                    values = [None] * count
+                if verdict.decision is Decision.MASKED:
+                    # A field without a mask kind is never MASKED by the policy; nullify if so.
+                    values = column_mask(item.mask, self.hash_key)(values) if item.mask else [None] * count
+                    if count:
+                        masked.append(name)
             record.add_column(entity.id, name, verdict.decision, count)
             for target, value in zip(out, values, strict=True):
                 target[name] = value
-        return Released(out, withheld)
+        return Released(out, withheld, masked)

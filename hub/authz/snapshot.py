@@ -211,4 +211,3 @@ def placeholders(spec: Any) -> set[str]:
         match = PLACEHOLDER.match(spec)
         return {match.group(1)} if match else set()
     return set()
-

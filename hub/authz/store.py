@@ -94,7 +94,7 @@ class PolicyStore:
             changed = apply(current.snapshot, edits)
             validate(changed, self.catalog, self.purposes)
         except (Forbidden, SnapshotError) as exc:
-            await self._refused(actor, edits, reason, current.snapshot.version, str(exc))
+            await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
             if isinstance(exc, SnapshotError):
                 raise BadUserInput(str(exc)) from None
             raise
@@ -108,7 +108,7 @@ class PolicyStore:
         try:
             async with self.sessions() as session, session.begin():
                 session.add(PolicySnapshotRow(version=changed.version, created_at=_now(), content=changed.to_json()))
-                session.add(self._row(actor, edits, reason, "applied", "", changed.version))
+                session.add(self.row(actor, _dump(edits), reason, "applied", "", changed.version))
         except IntegrityError:
             # Another change took this version first; the caller decides again on the new one.
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
@@ -119,20 +119,28 @@ class PolicyStore:
             rows = await session.scalars(select(PolicyChangeRow).order_by(PolicyChangeRow.id.desc()).limit(limit))
             return list(rows)
 
-    async def _refused(self, actor: Principal, edits: Sequence[Edit], reason: str, version: int, detail: str) -> None:
+    async def record_refusal(
+        self, actor: Principal, edits: list[dict[str, Any]], reason: str, detail: str, version: int = 0
+    ) -> None:
+        """Keep a refused change on record, in its own transaction."""
         async with self.sessions() as session, session.begin():
-            session.add(self._row(actor, edits, reason, "refused", detail, version))
+            session.add(self.row(actor, edits, reason, "refused", detail, version))
 
     @staticmethod
-    def _row(actor: Principal, edits: Sequence[Edit], reason: str, outcome: str, detail: str, version: int) -> PolicyChangeRow:
-        content: list[dict[str, Any]] = [e.model_dump(mode="json", exclude_none=True) for e in edits]
+    def row(
+        actor: Principal, edits: list[dict[str, Any]], reason: str, outcome: str, detail: str, version: int
+    ) -> PolicyChangeRow:
         return PolicyChangeRow(
             at=_now(),
             actor=actor.subject,
             actor_department=actor.department,
             reason=reason,
-            edits=content,
+            edits=edits,
             outcome=outcome,
             detail=detail,
             version=version,
         )
+
+
+def _dump(edits: Sequence[Edit]) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json", exclude_none=True) for e in edits]

@@ -104,6 +104,7 @@ def test_withheld_field_is_null_with_one_forbidden_error_per_list(guarded: Any) 
     ]
     assert result["extensions"]["access"] == {
         "policyVersion": "test-1",
+        "masked": [],
         "withheld": ["registryPersons/nodes/*/income"],
     }
 
@@ -119,6 +120,7 @@ def test_masked_field_is_released_through_its_mask(guarded: Any) -> None:
     result = hub.query("{ registryPersons(orderBy: [NAME_ASC]) { nodes { idNumber } } }")
     ids = [n["idNumber"] for n in result["data"]["registryPersons"]["nodes"]]
     assert sorted(ids) == ["110105********1234", "330102********0021"]
+    assert result["extensions"]["access"]["masked"] == ["registryPersons/nodes/*/idNumber"]
 
 
 def test_row_rule_is_pushed_into_the_query_so_counts_are_right(guarded: Any) -> None:
