@@ -181,6 +181,121 @@ def schema(manifests: Path | None, output: Path, check: bool) -> None:
     click.echo(f"wrote {output}")
 
 
+# --- the access policy --------------------------------------------------------------------
+
+
+@main.group(help="Export, import and test the access policy kept in the hub database.")
+def policy() -> None:
+    pass
+
+
+def _catalog(manifests: Path | None) -> Any:
+    settings = _settings(manifests_dir=manifests)
+    try:
+        return settings, load_catalog(settings.manifests_dir)
+    except ManifestError as exc:
+        _fail(str(exc))
+
+
+def _current_snapshot(settings: Settings, catalog: Any) -> Any:
+    from hub.authz.snapshot import load_purposes
+    from hub.authz.store import seed
+
+    async def run() -> Any:
+        engine = hub_engine(settings.database_url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                return await seed(session, catalog, load_purposes())
+        finally:
+            await engine.dispose()
+
+    return _run(run)
+
+
+MANIFESTS_OPTION = click.option(
+    "--manifests", type=click.Path(path_type=Path), help="Manifest folder (default HUB_MANIFESTS)."
+)
+
+
+@policy.command("export", help="Print the live policy (the seed format of policies/default.yaml).")
+@MANIFESTS_OPTION
+def policy_export(manifests: Path | None) -> None:
+    import yaml
+
+    from hub.authz.snapshot import to_seed
+
+    settings, catalog = _catalog(manifests)
+    snapshot = _current_snapshot(settings, catalog)
+    click.echo(f"# policy version {snapshot.version}")
+    click.echo(
+        yaml.safe_dump(to_seed(snapshot), allow_unicode=True, sort_keys=False, default_flow_style=None), nl=False
+    )
+
+
+@policy.command("import", help="Replace the whole policy with FILE, validated, as one new version.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reason", required=True, help="Why: kept in the change history.")
+@MANIFESTS_OPTION
+def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
+    import getpass
+
+    import yaml
+
+    from hub.authz.changes import Limits
+    from hub.authz.snapshot import SnapshotError, load_purposes, parse_seed
+    from hub.authz.store import PolicyStore
+    from hub.errors import BadUserInput
+    from hub.principal import Principal
+
+    settings, catalog = _catalog(manifests)
+    try:
+        snapshot = parse_seed(yaml.safe_load(file.read_text(encoding="utf-8")) or {})
+    except (SnapshotError, yaml.YAMLError) as exc:
+        _fail(f"{file.name}: {exc}" if isinstance(exc, SnapshotError) else f"{file.name}: not valid YAML")
+    _current_snapshot(settings, catalog)  # a new hub database gets its seed first
+    actor = Principal(f"cli:{getpass.getuser()}", "platform", ("admin",))
+
+    async def run() -> Any:
+        engine = hub_engine(settings.database_url)
+        try:
+            store = PolicyStore(sessions(engine), catalog, load_purposes(), Limits(settings.max_grant_days))
+            return await store.replace(actor, snapshot, reason)
+        finally:
+            await engine.dispose()
+
+    try:
+        imported = _run(run)
+    except BadUserInput as exc:
+        _fail(f"{file.name}: {exc.message}; nothing was imported")
+    click.echo(f"imported {file.name} as policy version {imported.version}; running hubs pick it up within a second")
+
+
+@policy.command("test", help="Check a truth-table FILE against the live policy (or --policy FILE).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@MANIFESTS_OPTION
+def policy_test(file: Path, policy_file: Path | None, manifests: Path | None) -> None:
+    import yaml
+
+    from hub.authz.snapshot import SnapshotError, parse_seed
+    from hub.authz.truth import TruthTableError, run_file
+
+    settings, catalog = _catalog(manifests)
+    try:
+        if policy_file is not None:
+            snapshot = parse_seed(yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {})
+        else:
+            snapshot = _current_snapshot(settings, catalog)
+        total, mismatches = run_file(file, snapshot, catalog)
+    except (SnapshotError, TruthTableError) as exc:
+        _fail(str(exc))
+    for m in mismatches:
+        click.echo(f"case {m.number}: {m.case}: expected {m.expected}, got {m.got}")
+    click.echo(f"{total - len(mismatches)} passed, {len(mismatches)} failed")
+    if mismatches:
+        sys.exit(1)
+
+
 # --- registered apps ----------------------------------------------------------------------
 
 

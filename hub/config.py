@@ -7,6 +7,8 @@ looked up in the same snapshot of the environment, so nothing else reads `os.env
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,9 @@ class Settings:
     max_tokens: int = 20_000
     # The longest grant a data steward may give.
     max_grant_days: int = 90
+    # Seals page cursors; instances behind one load balancer need the same key. Without one,
+    # each process makes its own and cursors do not outlive it.
+    cursor_key: bytes | None = field(default=None, repr=False)
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -60,7 +65,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     max_grant_days = _int("HUB_MAX_GRANT_DAYS", values["max_grant_days"])
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
+    cursor_key = _key("HUB_CURSOR_KEY", environ.get("HUB_CURSOR_KEY"))
     return Settings(
+        cursor_key=cursor_key,
         max_grant_days=max_grant_days,
         database_url=url,
         manifests_dir=Path(str(values["manifests_dir"])),
@@ -75,3 +82,15 @@ def _int(name: str, value: object) -> int:
         return int(str(value))
     except ValueError:
         raise SettingsError(f"{name} must be a whole number") from None
+
+
+def _key(name: str, value: str | None) -> bytes | None:
+    if not value:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} must be 32 bytes in URL-safe base64") from None
+    if len(key) != 32:
+        raise SettingsError(f"{name} must be 32 bytes in URL-safe base64")
+    return key

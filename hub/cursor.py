@@ -1,13 +1,13 @@
 """Opaque page cursors: the order values of the last row seen, bound to the order they page.
 
-A cursor names its order, so a cursor from one order is refused under another instead of
-silently skipping rows. Values keep their types (dates, decimals) across the round trip.
+A cursor names its order (and the caller it was issued to), so a cursor from one order is
+refused under another instead of silently skipping rows. Cursors are sealed (encrypted and
+authenticated): the values they carry may be of fields the caller sees masked, and a forged
+cursor must not steer a query. Values keep their types (dates, decimals) across the round trip.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -15,27 +15,33 @@ from typing import Any
 
 import orjson
 
+from hub.crypto.sealing import Sealer, SealError
 from hub.errors import BadUserInput
 
 VERSION = 1
 
 
-def encode_cursor(order_tag: str, values: Sequence[Any]) -> str:
-    payload = [VERSION, order_tag, [_tag(v) for v in values]]
-    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+class Cursors:
+    def __init__(self, key: bytes) -> None:
+        self._sealer = Sealer(key, b"hub cursor v1")
 
+    def encode(self, order_tag: str, values: Sequence[Any]) -> str:
+        payload = [VERSION, order_tag, [_tag(v) for v in values]]
+        return self._sealer.seal(orjson.dumps(payload))
 
-def decode_cursor(order_tag: str, cursor: str) -> tuple[Any, ...]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        version, tag, values = orjson.loads(raw)
-        if version != VERSION or not isinstance(values, list):
-            raise ValueError
+    def decode(self, order_tag: str, cursor: str) -> tuple[Any, ...]:
+        try:
+            version, tag, values = orjson.loads(self._sealer.open(cursor))
+            if version != VERSION or not isinstance(values, list):
+                raise ValueError
+        except (SealError, ValueError, TypeError, orjson.JSONDecodeError):
+            raise BadUserInput("`after` is not a cursor this hub issued") from None
         if tag != order_tag:
-            raise BadUserInput("this cursor belongs to another order or list; start again without `after`")
-        return tuple(_untag(v) for v in values)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError, InvalidOperation):
-        raise BadUserInput("`after` is not a cursor this hub issued") from None
+            raise BadUserInput("this cursor belongs to another order, list or caller; start again without `after`")
+        try:
+            return tuple(_untag(v) for v in values)
+        except (ValueError, TypeError, IndexError, InvalidOperation):
+            raise BadUserInput("`after` is not a cursor this hub issued") from None
 
 
 def _tag(value: Any) -> list[Any]:

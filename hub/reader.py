@@ -31,7 +31,7 @@ from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord
 from hub.authz.release import Released, ReleasedRow, Releaser
 from hub.catalog import Catalog, EntityInfo, RelationInfo
-from hub.cursor import decode_cursor, encode_cursor
+from hub.cursor import Cursors
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.filters import FilterSpec, compile_filter, compile_order
 
@@ -69,10 +69,12 @@ class Reader:
         catalog: Catalog,
         connectors: Mapping[str, Connector],
         releaser: Releaser,
+        cursors: Cursors,
         default_page: int = 100,
         max_page: int = 10_000,
     ) -> None:
         self.catalog = catalog
+        self.cursors = cursors
         self.connectors = connectors
         self.releaser = releaser
         self.default_page = default_page
@@ -104,8 +106,8 @@ class Reader:
         columns = self._columns(plan, entity, names, joins)
         query = Query(entity.table, (), where, keys, limit, page.offset or 0)
         full_order = query.full_order()
-        tag = _order_tag(entity, full_order)
-        after = decode_cursor(tag, page.after) if page.after is not None else None
+        tag = f"{plan.principal.subject}|{_order_tag(entity, full_order)}"
+        after = self.cursors.decode(tag, page.after) if page.after is not None else None
         if want_cursor:
             columns = _union(columns, [k.column for k in full_order])
         query = Query(entity.table, columns, where, keys, limit, page.offset or 0, after)
@@ -122,7 +124,7 @@ class Reader:
         end_cursor = None
         if want_cursor and page_rows.rows:
             last = page_rows.rows[-1]
-            end_cursor = encode_cursor(tag, [last[k.column] for k in full_order])
+            end_cursor = self.cursors.encode(tag, [last[k.column] for k in full_order])
         return ListResult(released, page_rows.has_more, end_cursor, total)
 
     async def by_key(

@@ -22,6 +22,7 @@ from hub.authz.store import PolicyStore, seed
 from hub.catalog import Catalog, load_catalog
 from hub.config import Settings
 from hub.connections import open_connectors
+from hub.cursor import Cursors
 from hub.db.engine import hub_engine, sessions
 from hub.reader import Reader
 
@@ -70,7 +71,8 @@ def build_services(
         person_index=lambda value: hmac.new(record_key, value.encode(), hashlib.sha256).hexdigest(),
         hash_key=secrets.token_bytes(32),
     )
-    reader = Reader(catalog, connectors, releaser, settings.default_page_size, settings.max_page_size)
+    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
+    reader = Reader(catalog, connectors, releaser, cursors, settings.default_page_size, settings.max_page_size)
     engine = hub_engine(settings.database_url)
     session_maker = sessions(engine)
     purposes = load_purposes()

@@ -112,11 +112,21 @@ def parse_seed(raw: Mapping[str, Any]) -> Snapshot:
         hierarchy = [Inheritance(role=h[0], inherits=h[1], domain=h[2]) for h in raw.get("hierarchy", [])]
         row_rules = [RowRule.model_validate(r) for r in raw.get("row_rules", [])]
         grants = [Grant.model_validate({"id": f"seed-{i + 1}", **g}) for i, g in enumerate(raw.get("grants", []))]
-    except (ValidationError, IndexError, TypeError, KeyError) as exc:
+    except (ValidationError, IndexError, TypeError, KeyError, AttributeError) as exc:
         raise SnapshotError(f"the policy seed is malformed: {_first(exc)}") from None
     return Snapshot(
         version=0, rules=tuple(rules), hierarchy=tuple(hierarchy), row_rules=tuple(row_rules), grants=tuple(grants)
     )
+
+
+def to_seed(snapshot: Snapshot) -> dict[str, Any]:
+    """The seed (export) format of a snapshot: what `parse_seed` reads back."""
+    return {
+        "rules": [rule.line() for rule in snapshot.rules],
+        "hierarchy": [h.line() for h in snapshot.hierarchy],
+        "row_rules": [r.model_dump(mode="json") for r in snapshot.row_rules],
+        "grants": [g.model_dump(mode="json") for g in snapshot.grants],
+    }
 
 
 def load_seed(folder: Path = POLICIES) -> Snapshot:

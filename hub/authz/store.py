@@ -114,6 +114,21 @@ class PolicyStore:
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
         return Outcome(changed, exposures, applied=True)
 
+    async def replace(self, actor: Principal, snapshot: Snapshot, reason: str) -> Snapshot:
+        """Make `snapshot` the whole policy, as one new version (an import)."""
+        if not reason.strip():
+            raise BadUserInput("say why: a policy import needs a reason")
+        try:
+            validate(snapshot, self.catalog, self.purposes)
+        except SnapshotError as exc:
+            raise BadUserInput(str(exc)) from None
+        async with self.sessions() as session, session.begin():
+            version = await latest_version(session) + 1
+            imported = snapshot.model_copy(update={"version": version})
+            session.add(PolicySnapshotRow(version=version, created_at=_now(), content=imported.to_json()))
+            session.add(self.row(actor, [{"op": "import"}], reason, "applied", "", version))
+        return imported
+
     async def history(self, limit: int = 50) -> list[PolicyChangeRow]:
         async with self.sessions() as session:
             rows = await session.scalars(select(PolicyChangeRow).order_by(PolicyChangeRow.id.desc()).limit(limit))

@@ -204,3 +204,25 @@ def test_get_with_query_runs_queries_only(hub: Hub) -> None:
         headers={"Authorization": f"Bearer {hub.token}"},
     )
     assert response.json()["data"] == {"registryPersons": {"totalCount": 3}}
+
+
+def test_cursor_is_sealed_and_reveals_nothing(hub: Hub) -> None:
+    import base64
+
+    cursor = people(hub, first=1, order=["NAME_ASC"])["pageInfo"]["endCursor"]
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    first_name = sorted(["王小明", "李华", "张伟"])[0]
+    assert first_name.encode() not in raw
+    assert b"id_number" not in raw
+    tampered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    result = hub.query(PEOPLE_QUERY, {"first": 1, "after": tampered, "order": ["NAME_ASC"]})
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_cursor_issued_to_another_caller_is_refused(hub: Hub) -> None:
+    from tests.conftest import register
+
+    cursor = people(hub, first=1, order=["NAME_ASC"])["pageInfo"]["endCursor"]
+    other = register(hub.url, "other-app")
+    result = hub.query(PEOPLE_QUERY, {"first": 1, "after": cursor, "order": ["NAME_ASC"]}, token=other)
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,0 +1,1 @@
+"""Cryptography of the hub: the only package that imports `cryptography`."""
