@@ -25,6 +25,14 @@ class Release(enum.Enum):
     DENIED = "DENIED"
 
 
+@strawberry.type(description="A registered app's roles and the attributes row rules may read.")
+class RoleAssignment:
+    app: str
+    department: str
+    roles: list[str]
+    attributes: JSON
+
+
 @strawberry.type(description="A policy line: a role may (or may not) act on a tier, entity or field of a department.")
 class PolicyRule:
     role: str
@@ -251,6 +259,16 @@ class AdminQuery:
             ],
             grants=[_grant_view(g) for g in snapshot.grants],
         )
+
+    @strawberry.field(description="Apps and their roles (admins: all; data stewards: their department's).")
+    async def roleAssignments(self, info: strawberry.Info) -> list[RoleAssignment]:  # noqa: N802
+        context, admin = _admin(info)
+        return [
+            RoleAssignment(
+                app=p.subject, department=p.department, roles=list(p.roles), attributes=cast(JSON, dict(p.attributes))
+            )
+            for p in await admin.assignments(context.principal)
+        ]
 
     @strawberry.field(description="Recorded policy changes, newest first, refused ones included.")
     async def policyChanges(self, info: strawberry.Info, first: int = 50) -> list[PolicyChange]:

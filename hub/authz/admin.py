@@ -79,6 +79,17 @@ class PolicyAdmin:
         self.live.install(current.model_copy(update={"version": version}))
         return wanted
 
+    async def assignments(self, actor: Principal) -> list[Principal]:
+        """Registered apps with their roles: admins see all, stewards their department's."""
+        _require(actor, ADMIN, STEWARD)
+        async with self.store.sessions() as session:
+            apps = await session.scalars(select(App).order_by(App.name))
+            return [
+                Principal(a.name, a.department, tuple(a.roles), {str(k): str(v) for k, v in a.attributes.items()})
+                for a in apps
+                if ADMIN in actor.roles or a.department == actor.department
+            ]
+
     async def history(self, actor: Principal, limit: int) -> list[PolicyChangeRow]:
         _require(actor, ADMIN, STEWARD)
         return await self.store.history(min(max(limit, 1), 500))

@@ -176,6 +176,26 @@ def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) 
             raise SnapshotError(f"{where}: {grant.purpose} is not a purpose code")
 
 
+def prune(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) -> tuple[Snapshot, list[str]]:
+    """The snapshot without the entries that name what this catalog lacks, and what was
+    dropped: seeding the demo's policy on another catalog keeps its tier-wide lines."""
+    dropped: list[str] = []
+
+    def keep(item: Any, check: Snapshot) -> bool:
+        try:
+            validate(check, catalog, purposes)
+        except SnapshotError as exc:
+            dropped.append(str(exc))
+            return False
+        return True
+
+    empty = Snapshot()
+    rules = tuple(r for r in snapshot.rules if keep(r, empty.model_copy(update={"rules": (r,)})))
+    row_rules = tuple(r for r in snapshot.row_rules if keep(r, empty.model_copy(update={"row_rules": (r,)})))
+    grants = tuple(g for g in snapshot.grants if keep(g, empty.model_copy(update={"grants": (g,)})))
+    return snapshot.model_copy(update={"rules": rules, "row_rules": row_rules, "grants": grants}), dropped
+
+
 def _check_filter(spec: Mapping[str, Any], fields: set[str], where: str) -> None:
     for key, value in spec.items():
         if key in ("and", "or"):

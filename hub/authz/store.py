@@ -7,6 +7,7 @@ recorded too (its own transaction), so escalation attempts leave a trace.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +21,12 @@ from hub.apps.models import App
 from hub.authz.changes import Edit, Exposure, Limits, apply, authorize, preview
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Snapshot, SnapshotError, load_seed, validate
+from hub.authz.snapshot import Snapshot, SnapshotError, load_seed, prune, validate
 from hub.catalog import Catalog
 from hub.errors import BadUserInput, Forbidden
 from hub.principal import Principal
+
+log = logging.getLogger("hub.policy")
 
 
 def _now() -> datetime:
@@ -44,8 +47,9 @@ async def seed(session: AsyncSession, catalog: Catalog, purposes: Mapping[str, s
     current = await latest(session)
     if current is not None:
         return current
-    snapshot = load_seed().model_copy(update={"version": 1})
-    validate(snapshot, catalog, purposes)
+    snapshot, dropped = prune(load_seed().model_copy(update={"version": 1}), catalog, purposes)
+    for entry in dropped:
+        log.warning("policy seed: left out %s", entry)
     session.add(PolicySnapshotRow(version=1, created_at=_now(), content=snapshot.to_json()))
     session.add(
         PolicyChangeRow(

@@ -65,3 +65,16 @@ def test_truth_table_mismatch_fails_and_names_the_case(env: dict[str, str], tmp_
     code, output = run(env, "test", str(table))
     assert code == 1
     assert "case 1: public health.Visit.diagnosis purpose=None: expected PLAIN, got DENIED" in output
+
+
+def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) -> None:
+    from hub.authz.snapshot import load_purposes, load_seed, prune
+    from hub.catalog import load_catalog
+    from tests.conftest import FIXTURES
+
+    catalog = load_catalog(FIXTURES / "manifests")
+    pruned, dropped = prune(load_seed(), catalog, load_purposes())
+    assert any("hotline.Request.content" in d for d in dropped)
+    assert all(r.object in ("L1", "L2", "L3", "L4", "relation") for r in pruned.rules)
+    assert len(pruned.rules) >= 8
+    assert pruned.row_rules == () and pruned.grants == ()
