@@ -26,17 +26,22 @@ MAX_NODES = 200
 @dataclass
 class CompiledFilter:
     where: Filter | None
-    fields: set[str]
+    # Field name -> the operators used on it (the access check allows equality lookups).
+    ops: dict[str, set[str]]
+
+    @property
+    def fields(self) -> set[str]:
+        return set(self.ops)
 
 
 def compile_filter(entity: EntityInfo, spec: FilterSpec | None) -> CompiledFilter:
-    fields: set[str] = set()
+    ops: dict[str, set[str]] = {}
     budget = [MAX_NODES]
-    where = _compile(entity, spec, fields, budget) if spec else None
-    return CompiledFilter(where, fields)
+    where = _compile(entity, spec, ops, budget) if spec else None
+    return CompiledFilter(where, ops)
 
 
-def _compile(entity: EntityInfo, spec: FilterSpec, fields: set[str], budget: list[int]) -> Filter | None:
+def _compile(entity: EntityInfo, spec: FilterSpec, fields: dict[str, set[str]], budget: list[int]) -> Filter | None:
     parts: list[Filter] = []
     for key, value in spec.items():
         if value is None:
@@ -62,11 +67,12 @@ def _compile(entity: EntityInfo, spec: FilterSpec, fields: set[str], budget: lis
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _field(entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: set[str]) -> list[Filter]:
+def _field(entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: dict[str, set[str]]) -> list[Filter]:
     item = entity.fields.get(name)
     if item is None:
         raise BadUserInput(f"{entity.type_name} has no field {name}")
-    fields.add(name)
+    used = fields.setdefault(name, set())
+    used.update(op for op, value in ops.items() if value is not None)
     column = item.column
     out: list[Filter] = []
     for op, value in ops.items():

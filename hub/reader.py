@@ -100,7 +100,7 @@ class Reader:
             raise BadUserInput("give `after` or `offset`, not both")
         compiled = compile_filter(entity, filter_spec)
         keys, order_fields = compile_order(entity, order)
-        plan.require_plain(entity, sorted(compiled.fields), "filtering")
+        plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
         plan.require_plain(entity, sorted(order_fields), "ordering")
         where = conjoin(compiled.where, plan.row_rule(entity.id))
         columns = self._columns(plan, entity, names, joins)

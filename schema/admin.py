@@ -261,7 +261,7 @@ class AdminQuery:
         )
 
     @strawberry.field(description="Apps and their roles (admins: all; data stewards: their department's).")
-    async def roleAssignments(self, info: strawberry.Info) -> list[RoleAssignment]:  # noqa: N802
+    async def roleAssignments(self, info: strawberry.Info) -> list[RoleAssignment]:
         context, admin = _admin(info)
         return [
             RoleAssignment(

@@ -33,6 +33,9 @@ class Verdict:
     decision: Decision
     # Why, for DENIED and MASKED: shown to the caller in the FORBIDDEN error and `explain`.
     reason: str = ""
+    # Equality lookups (eq, in) are allowed on this field although it is not released plain:
+    # a blind-indexed field where the policy allows `lookup`.
+    lookup: bool = False
 
 
 PLAIN = Verdict(Decision.PLAIN)
@@ -114,11 +117,17 @@ class AccessPlan:
         except KeyError:
             raise Internal("the request reached an entity its access plan did not cover") from None
 
-    def require_plain(self, entity: EntityInfo, names: Iterable[str], use: str) -> None:
+    def require_plain(
+        self, entity: EntityInfo, names: Iterable[str], use: str, ops: Mapping[str, set[str]] | None = None
+    ) -> None:
         """Filters and order may only name fields the caller gets plain, so that they cannot
-        reveal a withheld value; checked before any SQL runs."""
+        reveal a withheld value; equality lookups are allowed where the verdict says `lookup`.
+        Checked before any SQL runs."""
         for name in names:
             verdict = self.field(entity.id, name)
+            used = (ops or {}).get(name, set())
+            if verdict.lookup and used and used <= {"eq", "in"}:
+                continue
             if verdict.decision is not Decision.PLAIN:
                 raise Forbidden(
                     f"{use} on {entity.type_name}.{name} is not allowed: the field is not released plain to you",

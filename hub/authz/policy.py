@@ -62,7 +62,15 @@ class SnapshotPolicy:
 
     def field(self, principal: Principal, purpose: str | None, entity: EntityInfo, item: FieldInfo) -> Verdict:
         explained = self.explain_field(principal, purpose, entity, item)
-        return Verdict(explained.decision, explained.reason)
+        return Verdict(explained.decision, explained.reason, self.lookup(principal, entity, item))
+
+    def lookup(self, principal: Principal, entity: EntityInfo, item: FieldInfo) -> bool:
+        """Equality lookups on a blind-indexed field, where a `lookup` line allows them."""
+        if item.blind_index is None:
+            return False
+        field_id = f"{entity.id}.{item.name}"
+        outcome, _ = self._ask(principal, entity.department, entity.id, field_id, item.tier.value, "lookup")
+        return outcome == "allow"
 
     def relation(self, principal: Principal, purpose: str | None, relation: RelationInfo) -> Verdict:
         explained = self.explain_relation(principal, relation)

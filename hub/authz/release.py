@@ -6,6 +6,8 @@ access record is filled in the same pass.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,10 +64,16 @@ class Releaser:
                     record.add_persons(self.person_index, values)
                 if verdict.decision is Decision.MASKED:
                     # A field without a mask kind is never MASKED by the policy; nullify if so.
-                    values = column_mask(item.mask, self.hash_key)(values) if item.mask else [None] * count
+                    key = self._hash_key(plan.principal.department, item.blind_index or f"{entity.id}.{item.name}")
+                    values = column_mask(item.mask, key)(values) if item.mask else [None] * count
                     if count:
                         masked.append(name)
             record.add_column(entity.id, name, verdict.decision, count)
             for target, value in zip(out, values, strict=True):
                 target[name] = value
         return Released(out, withheld, masked)
+
+    def _hash_key(self, receiver: str, domain: str) -> bytes:
+        # Per (domain, receiving department): equal values match within one department's view,
+        # and two departments cannot link persons through their hashed values.
+        return hmac.new(self.hash_key, f"{domain}|{receiver}".encode(), hashlib.sha256).digest()

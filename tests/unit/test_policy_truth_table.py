@@ -365,6 +365,13 @@ def test_deny_line_wins_over_allow() -> None:
         assert decided(principal, "population.Person", "idNumber", snapshot=snapshot) is Decision.MASKED, roles
     alone = Principal("p", "health", ("reader",))
     assert decided(alone, "population.Person", "gender", snapshot=snapshot) is Decision.PLAIN
+    # In the extended demo policy: an entity read line for one role, an inherited field deny for
+    # the other (district_office inherits department_app, denied reading hotline callers' mobiles).
+    request = "hotline.Request"
+    reviewer, in_district = (next(p for p in SYNTHETIC if p.subject == s) for s in ("reviewer", "reviewer-in-district"))
+    assert decided(reviewer, request, "callerMobile", snapshot=WITH_RULES) is Decision.PLAIN
+    assert decided(in_district, request, "callerMobile", snapshot=WITH_RULES) is Decision.MASKED
+    assert decided(in_district, request, "callerName", snapshot=WITH_RULES) is Decision.PLAIN
 
 
 def test_read_deny_also_blocks_a_grant() -> None:

@@ -1,0 +1,103 @@
+"""Tiered access on the demo, as department apps see it over HTTP: plain, masked or withheld
+fields, district row rules in SQL, equality lookups on blind-indexed fields."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import Hub
+
+PERSONS = "{ populationPersons(first: 20) { totalCount nodes { idNumber name birthDate mobile address } } }"
+
+
+def test_other_department_sees_personal_data_masked(demo_hub: Hub) -> None:
+    health = demo_hub.as_caller("health-app")
+    result = health.query(PERSONS)
+    assert "errors" not in result
+    for node in result["data"]["populationPersons"]["nodes"]:
+        assert re.fullmatch(r"\d{6}\*{8}[\dX]{4}", node["idNumber"])
+        assert node["mobile"] is None or re.fullmatch(r"\d{3}\*{4}\d{4}", node["mobile"])
+        assert re.fullmatch(r"\d{4}", node["birthDate"])
+        assert node["name"][0] != "*" and set(node["name"][1:]) <= {"*"}
+        assert node["address"] is None
+    masked = result["extensions"]["access"]["masked"]
+    assert "populationPersons/nodes/*/idNumber" in masked
+    assert "populationPersons/nodes/*/address" in masked
+
+
+def test_grant_releases_personal_data_plain_for_its_purpose_only(demo_hub: Hub) -> None:
+    granted = demo_hub.as_caller("civil-affairs-app", "social_assistance").query(PERSONS)
+    ids = [n["idNumber"] for n in granted["data"]["populationPersons"]["nodes"]]
+    assert all(re.fullmatch(r"\d{17}[\dX]", i) for i in ids)
+    other_purpose = demo_hub.as_caller("civil-affairs-app", "statistics").query(PERSONS)
+    assert all("*" in n["idNumber"] for n in other_purpose["data"]["populationPersons"]["nodes"])
+
+
+def test_core_data_is_withheld_with_one_error_per_list(demo_hub: Hub) -> None:
+    result = demo_hub.as_caller("civil-affairs-app", "social_assistance").query(
+        "{ healthVisits(first: 30) { nodes { visitId diagnosis } } }"
+    )
+    nodes = result["data"]["healthVisits"]["nodes"]
+    assert len(nodes) == 30 and all(n["diagnosis"] is None for n in nodes)
+    (error,) = result["errors"]
+    assert error["path"] == ["healthVisits", "nodes", "*", "diagnosis"]
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert error["extensions"]["count"] == 30
+    own = demo_hub.as_caller("health-app").query("{ healthVisits(first: 3) { nodes { diagnosis } } }")
+    assert all(n["diagnosis"] for n in own["data"]["healthVisits"]["nodes"])
+
+
+def test_district_office_sees_only_its_district_with_right_counts(demo_hub: Hub) -> None:
+    query = "{ civilAffairsServiceDeliveries(first: 5) { totalCount nodes { districtCode } pageInfo { hasNextPage } } }"
+    everyone = demo_hub.as_caller("civil-affairs-app").query(query)["data"]["civilAffairsServiceDeliveries"]
+    district = demo_hub.as_caller("district-office-app").query(query)["data"]["civilAffairsServiceDeliveries"]
+    assert {n["districtCode"] for n in district["nodes"]} == {"330102"}
+    in_district = demo_hub.as_caller("civil-affairs-app").query(
+        '{ civilAffairsServiceDeliveries(filter: {districtCode: {eq: "330102"}}) { totalCount } }'
+    )["data"]["civilAffairsServiceDeliveries"]["totalCount"]
+    assert district["totalCount"] == in_district < everyone["totalCount"]
+
+
+def test_public_caller_gets_public_data_only(demo_hub: Hub) -> None:
+    result = demo_hub.as_caller("public").query(
+        "{ populationDistricts { nodes { name type } } financeBudgetLines(first: 2) { nodes { program amount } } "
+        "civilAffairsServiceDeliveries(first: 2) { nodes { serviceType recipientName } } }"
+    )
+    assert len(result["data"]["populationDistricts"]["nodes"]) == 8
+    assert all(n["amount"] for n in result["data"]["financeBudgetLines"]["nodes"])
+    withheld = {tuple(e["path"]) for e in result["errors"]}
+    assert withheld == {
+        ("civilAffairsServiceDeliveries", "nodes", "*", "serviceType"),
+        ("civilAffairsServiceDeliveries", "nodes", "*", "recipientName"),
+    }
+
+
+def test_equality_lookup_on_a_masked_blind_indexed_field_is_allowed(demo_hub: Hub) -> None:
+    plain = demo_hub.as_caller("civil-affairs-app", "social_assistance").query(
+        "{ populationPersons(first: 1) { nodes { idNumber } } }"
+    )
+    id_number = plain["data"]["populationPersons"]["nodes"][0]["idNumber"]
+    health = demo_hub.as_caller("health-app")
+    found = health.query(
+        "query($id: String) { populationPersons(filter: {idNumber: {eq: $id}}) { nodes { idNumber } } }",
+        {"id": id_number},
+    )
+    (node,) = found["data"]["populationPersons"]["nodes"]
+    assert node["idNumber"] == id_number[:6] + "*" * 8 + id_number[-4:]
+    for refused in (
+        '{ populationPersons(filter: {idNumber: {startsWith: "3301"}}) { totalCount } }',
+        "{ populationPersons(orderBy: [ID_NUMBER_ASC]) { totalCount } }",
+        '{ populationPersons(filter: {name: {eq: "王芳"}}) { totalCount } }',
+    ):
+        result = health.query(refused)
+        assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
+
+
+def test_unknown_purpose_is_refused_with_400(demo_hub: Hub) -> None:
+    response = demo_hub.client.post(
+        "/graphql",
+        json={"query": "{ populationDistricts { totalCount } }"},
+        headers={"Authorization": f"Bearer {demo_hub.token}", "X-Hub-Purpose": "curiosity"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_PURPOSE"
