@@ -139,7 +139,17 @@ class SnapshotPolicy:
     # --- what plans depend on, for caching ----------------------------------------------------
 
     def roles(self, principal: Principal) -> set[str]:
-        return set(principal.roles)
+        """The caller's roles with every role they inherit in its department, for row rules
+        (Casbin follows the same hierarchy for rule lines)."""
+        found = set(principal.roles)
+        frontier = list(found)
+        while frontier:
+            role = frontier.pop()
+            for line in self.snapshot.hierarchy:
+                if line.role == role and line.domain in ("*", principal.department) and line.inherits not in found:
+                    found.add(line.inherits)
+                    frontier.append(line.inherits)
+        return found
 
     def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         """The caller's attributes that its row rules read: part of a cached plan's key."""
@@ -163,7 +173,7 @@ class SnapshotPolicy:
         """Across the caller's roles: `deny` if any role's answer is an explicit deny, `allow`
         if any allows, else `none`."""
         found_allow: list[str] | None = None
-        for role in sorted(self.roles(principal)) or [""]:
+        for role in sorted(principal.roles) or [""]:
             specific = entity_id in self._named or item_id in self._named
             key = (
                 role,

@@ -156,6 +156,7 @@ def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) 
             raise SnapshotError(f"rule {rule.line()}: {rule.object} is not a tier, entity, field or relation")
         if rule.domain not in ("*", "own") and rule.domain not in departments:
             raise SnapshotError(f"rule {rule.line()}: {rule.domain} is not a department")
+    _check_hierarchy(snapshot)
     for row_rule in snapshot.row_rules:
         entity = catalog.entities.get(row_rule.entity)
         if entity is None:
@@ -194,6 +195,25 @@ def prune(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) -> 
     row_rules = tuple(r for r in snapshot.row_rules if keep(r, empty.model_copy(update={"row_rules": (r,)})))
     grants = tuple(g for g in snapshot.grants if keep(g, empty.model_copy(update={"grants": (g,)})))
     return snapshot.model_copy(update={"rules": rules, "row_rules": row_rules, "grants": grants}), dropped
+
+
+# Casbin's role manager follows at most ten links; deeper chains would be cut silently.
+MAX_HIERARCHY_DEPTH = 8
+
+
+def _check_hierarchy(snapshot: Snapshot) -> None:
+    parents: dict[str, set[str]] = {}
+    for line in snapshot.hierarchy:
+        parents.setdefault(line.role, set()).add(line.inherits)
+
+    def depth(role: str, path: tuple[str, ...]) -> int:
+        if role in path:
+            raise SnapshotError(f"role hierarchy: {' -> '.join((*path, role))} is a cycle")
+        return 1 + max((depth(p, (*path, role)) for p in parents.get(role, ())), default=0)
+
+    for role in parents:
+        if depth(role, ()) - 1 > MAX_HIERARCHY_DEPTH:
+            raise SnapshotError(f"role hierarchy: {role} inherits through more than {MAX_HIERARCHY_DEPTH} levels")
 
 
 def _check_filter(spec: Mapping[str, Any], fields: set[str], where: str) -> None:

@@ -78,3 +78,33 @@ def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) ->
     assert all(r.object in ("L1", "L2", "L3", "L4", "relation") for r in pruned.rules)
     assert len(pruned.rules) >= 8
     assert pruned.row_rules == () and pruned.grants == ()
+
+
+def test_role_hierarchy_deeper_than_casbin_follows_is_refused() -> None:
+    from hub.authz.snapshot import Inheritance, Snapshot, SnapshotError, load_purposes, validate
+    from hub.catalog import load_catalog
+
+    chain = tuple(Inheritance(role=f"r{i}", inherits=f"r{i + 1}") for i in range(10))
+    with pytest.raises(SnapshotError, match="more than 8 levels"):
+        validate(Snapshot(hierarchy=chain), load_catalog(DEMO), load_purposes())
+    cycle = (Inheritance(role="a", inherits="b"), Inheritance(role="b", inherits="a"))
+    with pytest.raises(SnapshotError, match="cycle"):
+        validate(Snapshot(hierarchy=cycle), load_catalog(DEMO), load_purposes())
+
+
+def test_row_rules_of_inherited_roles_apply() -> None:
+    from hub.authz.policy import SnapshotPolicy
+    from hub.authz.snapshot import Inheritance, RowRule, Snapshot
+    from hub.catalog import load_catalog
+    from hub.principal import Principal
+
+    catalog = load_catalog(DEMO)
+    snapshot = Snapshot(
+        hierarchy=(Inheritance(role="district_office", inherits="department_app"),),
+        row_rules=(
+            RowRule(role="department_app", entity="population.Person", filter={"districtCode": {"eq": "330102"}}),
+        ),
+    )
+    policy = SnapshotPolicy(snapshot, catalog)
+    office = Principal("o", "civil_affairs", ("district_office",))
+    assert policy.row_rule(office, None, catalog.entity("population.Person")) is not None

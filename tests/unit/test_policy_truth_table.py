@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from hub.authz.plan import Decision, Planner, Selection
+from hub.authz.plan import Decision, Planner, Selection, Verdict
 from hub.authz.policy import SnapshotPolicy
 from hub.authz.snapshot import Grant, Inheritance, Rule, Snapshot, load_purposes, load_seed
 from hub.catalog import Catalog, EntityInfo, FieldInfo, load_catalog
@@ -39,6 +39,7 @@ SYNTHETIC = (
     Principal("reviewer", "civil_affairs", ("hotline_reviewer",)),
     # Inherits the auditor's lines, but only in health (a hierarchy line for one department).
     Principal("health-reviewer", "health", ("hotline_reviewer",)),
+    # Two roles, one of them reading its own department's data through an inherited role.
     Principal("public-and-steward", "hotline", ("public", "data_steward")),
 )
 PRINCIPALS = (*DEMO.values(), *SYNTHETIC)
@@ -128,6 +129,11 @@ WITH_RULES = SEED.model_copy(
 )
 
 
+def policy_at(snapshot: Snapshot, now: datetime) -> SnapshotPolicy:
+    """The policy of a snapshot with its clock stopped at `now`."""
+    return SnapshotPolicy(snapshot, CATALOG, clock=lambda: now)
+
+
 @dataclass(frozen=True)
 class GrantState:
     name: str
@@ -149,7 +155,7 @@ GRANT_STATES = (
 
 
 def _table(state: GrantState) -> Iterator[tuple[Principal, str | None, EntityInfo, FieldInfo, Decision, Decision]]:
-    policy = SnapshotPolicy(state.snapshot, CATALOG, clock=lambda: state.now)
+    policy = policy_at(state.snapshot, state.now)
     for principal in PRINCIPALS:
         for purpose in PURPOSES:
             for entity, item in FIELDS:
@@ -215,7 +221,7 @@ def decided(
     """The policy's decision, checked against the oracle on the way."""
     entity = CATALOG.entity(entity_id)
     item = item or entity.fields[name]
-    got = SnapshotPolicy(snapshot, CATALOG, clock=lambda: now).field(principal, purpose, entity, item).decision
+    got = policy_at(snapshot, now).field(principal, purpose, entity, item).decision
     assert got is oracle.decide(snapshot, principal, purpose, entity, item, now)
     return got
 
@@ -279,7 +285,7 @@ def test_l4_is_never_masked() -> None:
     core = [(entity, item) for entity, item in FIELDS if item.tier is Tier.L4]
     assert any(item.mask is not None for _, item in core)
     for state in GRANT_STATES:
-        policy = SnapshotPolicy(state.snapshot, CATALOG, clock=lambda: state.now)  # noqa: B023
+        policy = policy_at(state.snapshot, state.now)
         for principal in PRINCIPALS:
             for purpose in PURPOSES:
                 for entity, item in core:
@@ -416,23 +422,38 @@ def test_follow_lines_decide_relations_by_target_department() -> None:
     assert policy.relation(reviewer, None, request.relations["caller"]).decision is Decision.DENIED
 
 
+class CountingPolicy(SnapshotPolicy):
+    """Counts the field decisions the planner asks for, to tell a cached plan from a new one."""
+
+    asked = 0
+
+    def field(self, principal: Principal, purpose: str | None, entity: EntityInfo, item: FieldInfo) -> Verdict:
+        self.asked += 1
+        return super().field(principal, purpose, entity, item)
+
+
 def test_grant_stops_working_at_its_end_without_restart() -> None:
     moment = [SEED_END - timedelta(minutes=1)]
-    clock: Callable[[], datetime] = lambda: moment[0]  # noqa: E731
-    policy = SnapshotPolicy(SEED, CATALOG, clock=clock)
+
+    def clock() -> datetime:
+        return moment[0]
+
+    policy = CountingPolicy(SEED, CATALOG, clock=clock)
     planner = Planner(CATALOG, lambda: policy, clock=clock)
     civil = DEMO["civil-affairs-app"]
-    selection = Selection(fields={"population.Person": frozenset({"idNumber", "mobile"})}, relations={})
+    person = "population.Person"
+    selection = Selection(fields={person: frozenset({"idNumber", "mobile"})}, relations={})
 
     before = planner.plan(civil, "social_assistance", selection)
-    assert before.field("population.Person", "idNumber").decision is Decision.PLAIN
-    assert (
-        planner.plan(civil, "social_assistance", selection).field("population.Person", "mobile").decision
-        is Decision.PLAIN
-    )
+    assert before.field(person, "idNumber").decision is Decision.PLAIN
+    assert before.field(person, "mobile").decision is Decision.PLAIN
+    asked = policy.asked
+    moment[0] = SEED_END - timedelta(seconds=1)
+    assert planner.plan(civil, "social_assistance", selection).field(person, "idNumber").decision is Decision.PLAIN
+    assert policy.asked == asked, "the second plan should come from the cache"
 
     moment[0] = SEED_END
     after = planner.plan(civil, "social_assistance", selection)
     assert after.policy_version == before.policy_version
-    assert after.field("population.Person", "idNumber").decision is Decision.MASKED
-    assert after.field("population.Person", "mobile").decision is Decision.MASKED
+    assert after.field(person, "idNumber").decision is Decision.MASKED
+    assert after.field(person, "mobile").decision is Decision.MASKED
