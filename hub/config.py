@@ -39,6 +39,11 @@ class Settings:
     # Seals page cursors; instances behind one load balancer need the same key. Without one,
     # each process makes its own and cursors do not outlive it.
     cursor_key: bytes | None = field(default=None, repr=False)
+    # The master key that wraps every data key: given in the environment (HUB_MASTER_KEY) or
+    # as the path of an owner-only key file (HUB_MASTER_KEY_FILE), never both. The keyring
+    # reads and checks the file (hub.crypto.master).
+    master_key: bytes | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -52,6 +57,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "max_page_size": environ.get("HUB_MAX_PAGE_SIZE", "10000"),
         "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
+        "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -66,12 +72,19 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
     cursor_key = _key("HUB_CURSOR_KEY", environ.get("HUB_CURSOR_KEY"))
+    master_key = _master_key(environ.get("HUB_MASTER_KEY"))
+    master_key_file = Path(str(values["master_key_file"])) if values.get("master_key_file") else None
+    if master_key is not None and master_key_file is not None:
+        raise SettingsError("set one of HUB_MASTER_KEY and HUB_MASTER_KEY_FILE, not both")
     return Settings(
         cursor_key=cursor_key,
+        master_key=master_key,
+        master_key_file=master_key_file,
         max_grant_days=max_grant_days,
         database_url=url,
         manifests_dir=Path(str(values["manifests_dir"])),
-        secrets=dict(environ),
+        # The master key stays out of what manifests may name.
+        secrets={k: v for k, v in environ.items() if k != "HUB_MASTER_KEY"},
         max_page_size=max_page,
         default_page_size=default_page,
     )
@@ -93,4 +106,18 @@ def _key(name: str, value: str | None) -> bytes | None:
         raise SettingsError(f"{name} must be 32 bytes in URL-safe base64") from None
     if len(key) != 32:
         raise SettingsError(f"{name} must be 32 bytes in URL-safe base64")
+    return key
+
+
+def _master_key(value: str | None) -> bytes | None:
+    # Standard base64 (`openssl rand -base64 32`) or URL-safe, padding optional.
+    if not value:
+        return None
+    text = value.strip().replace("-", "+").replace("_", "/")
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("HUB_MASTER_KEY must be 32 bytes in base64") from None
+    if len(key) != 32:
+        raise SettingsError("HUB_MASTER_KEY must be 32 bytes in base64")
     return key

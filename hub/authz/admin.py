@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hub.apps.models import App
 from hub.authz.changes import ADMIN, STEWARD, Edit, Exposure
@@ -20,7 +21,7 @@ from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.plan import Decision
 from hub.authz.policy import Explanation, SnapshotPolicy
 from hub.authz.snapshot import Grant, Snapshot
-from hub.authz.store import Outcome, PolicyStore
+from hub.authz.store import Outcome, PolicyStore, latest
 from hub.catalog import Catalog
 from hub.errors import BadUserInput, Forbidden
 from hub.principal import Principal
@@ -62,21 +63,29 @@ class PolicyAdmin:
     async def assign_roles(self, actor: Principal, app_name: str, roles: Sequence[str], reason: str) -> list[str]:
         """Set an app's roles: admins only, recorded, and it bumps the policy version."""
         wanted = sorted(set(roles))
+        edits = _role_edit(app_name, wanted)
         if ADMIN not in actor.roles:
-            await self.store.record_refusal(actor, _role_edit(app_name, wanted), reason, "only admins assign roles")
+            version = self.live.current().snapshot.version
+            await self.store.record_refusal(actor, edits, reason, "only admins assign roles", version)
             raise Forbidden("only admins assign roles")
         if not reason.strip():
             raise BadUserInput("say why: a role change needs a reason")
-        current = self.live.current().snapshot
-        async with self.store.sessions() as session, session.begin():
-            app = await session.scalar(select(App).where(App.name == app_name))
-            if app is None:
-                raise BadUserInput(f"no app named {app_name!r} is registered")
-            app.roles = wanted
-            version = current.version + 1
-            session.add(PolicySnapshotRow(version=version, created_at=datetime.now(UTC), content=current.to_json()))
-            session.add(self.store.row(actor, _role_edit(app_name, wanted), reason, "applied", "", version))
-        self.live.install(current.model_copy(update={"version": version}))
+        try:
+            async with self.store.sessions() as session, session.begin():
+                app = await session.scalar(select(App).where(App.name == app_name))
+                if app is None:
+                    raise BadUserInput(f"no app named {app_name!r} is registered")
+                # The newest stored policy, not this instance's copy, which may lag behind.
+                current = await latest(session) or self.live.current().snapshot
+                bumped = current.model_copy(update={"version": current.version + 1})
+                app.roles = wanted
+                session.add(
+                    PolicySnapshotRow(version=bumped.version, created_at=datetime.now(UTC), content=bumped.to_json())
+                )
+                session.add(self.store.row(actor, edits, reason, "applied", "", bumped.version))
+        except IntegrityError:
+            raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
+        self.live.install(bumped)
         return wanted
 
     async def assignments(self, actor: Principal) -> list[Principal]:

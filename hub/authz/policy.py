@@ -107,9 +107,12 @@ class SnapshotPolicy:
             return Explanation(Decision.MASKED, why, [*denied, mask_rules])
         if mask_outcome == "deny":
             denied.append(mask_rules)
-        why = f"{tier} data of {entity.department} is not released to {principal.department}" + (
-            "" if purpose else " without a stated purpose and a grant"
-        )
+        if denied:
+            why = f"{entity.id}.{item.name} is denied to you by a policy rule"
+        else:
+            why = f"{tier} data of {entity.department} is not released to {principal.department}" + (
+                "" if purpose else " without a stated purpose and a grant"
+            )
         return Explanation(Decision.DENIED, why, denied)
 
     def explain_relation(self, principal: Principal, relation: RelationInfo) -> Explanation:

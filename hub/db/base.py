@@ -23,6 +23,7 @@ class Base(DeclarativeBase):
 def all_metadata() -> MetaData:
     """The metadata with every hub table registered (imports the model modules)."""
     import hub.apps.models
-    import hub.authz.models  # noqa: F401  (each import registers its tables)
+    import hub.authz.models
+    import hub.crypto.models  # noqa: F401  (each import registers its tables)
 
     return Base.metadata

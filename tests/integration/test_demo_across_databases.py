@@ -38,6 +38,15 @@ def run(hub: Hub, query: str) -> dict[str, Any]:
     return result["data"]
 
 
+def comparable(value: Any) -> Any:
+    """Answers with sealed cursors (fresh nonces each time) replaced by whether one was given."""
+    if isinstance(value, dict):
+        return {k: (v is not None if k == "endCursor" else comparable(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
 def test_readme_has_example_queries() -> None:
     assert len(QUERIES) >= 3
 
@@ -60,12 +69,12 @@ def test_readme_person_query_joins_departments(demo_hub: Hub) -> None:
 
 @pytest.mark.parametrize("query", QUERIES + SEMANTICS)
 def test_postgresql_answers_like_sqlite(demo_hub: Hub, postgres_hub: Hub, query: str) -> None:
-    assert run(postgres_hub, query) == run(demo_hub, query)
+    assert comparable(run(postgres_hub, query)) == comparable(run(demo_hub, query))
 
 
 @pytest.mark.parametrize("query", QUERIES + SEMANTICS)
 def test_mariadb_answers_like_sqlite(demo_hub: Hub, mariadb_hub: Hub, query: str) -> None:
-    assert run(mariadb_hub, query) == run(demo_hub, query)
+    assert comparable(run(mariadb_hub, query)) == comparable(run(demo_hub, query))
 
 
 def test_paging_through_a_list_with_cursors_matches_one_read(demo_hub: Hub, postgres_hub: Hub) -> None:
