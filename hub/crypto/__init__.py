@@ -1,1 +1,7 @@
-"""Cryptography of the hub: the only package that imports `cryptography`."""
+"""Cryptography of the hub: the only package that imports `cryptography`.
+
+`master` (the master key and wrapping), `models` (the table of wrapped keys), `keyring` (loading,
+provisioning, rotation), `rewrap` and `backup` (custody), `fields` (encrypted values bound to
+their cell), `blind_index` (equality on encrypted columns), `sealing` (page cursors). The stored
+formats are documented in docs/stored-format.md.
+"""
