@@ -53,7 +53,8 @@ def main() -> None:
     catalog = load_catalog(MANIFESTS)
     principal = Principal("district-office-app", "civil_affairs", ("district_office",), {"district": "330102"})
     print(
-        f"access plan build, demo policy, {SAMPLES} samples each, caller {principal.subject} (purpose social_assistance)"
+        f"access plan build, demo policy, {SAMPLES} samples each, "
+        f"caller {principal.subject} (purpose social_assistance)"
     )
     print(f"{'request':<42}{'miss median':>12}{'miss max':>10}{'hit median':>12}   target: miss < 20 ms")
     for name, selection in selections(catalog).items():

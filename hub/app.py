@@ -27,7 +27,7 @@ from hub.principal import Principal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
 from schema.context import RequestContext
-from schema.errors import format_error
+from schema.errors import code_of, format_error
 
 log = logging.getLogger("hub.app")
 
@@ -114,6 +114,9 @@ async def _operation(request: Request) -> dict[str, Any] | Response:
             except orjson.JSONDecodeError:
                 return _error(400, "BAD_USER_INPUT", "`variables` is not valid JSON")
     else:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
         body = await request.body()
         if len(body) > MAX_BODY:
             return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
@@ -174,5 +177,5 @@ async def _execute(
         }
     # 400 only for a document that never ran (syntax, validation, limits); errors while
     # resolving leave the rest of the data standing.
-    ran = result.data is not None or any(e.path for e in result.errors or [])
+    ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
     return JSON(payload, 200 if ran else 400)

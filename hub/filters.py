@@ -41,7 +41,11 @@ def compile_filter(entity: EntityInfo, spec: FilterSpec | None) -> CompiledFilte
     return CompiledFilter(where, ops)
 
 
-def _compile(entity: EntityInfo, spec: FilterSpec, fields: dict[str, set[str]], budget: list[int]) -> Filter | None:
+def _compile(
+    entity: EntityInfo, spec: FilterSpec, fields: dict[str, set[str]], budget: list[int], nested: bool = False
+) -> Filter | None:
+    """`nested` is true under `or` and `not`, where an equality no longer pins one value: the
+    operators used there are recorded as `or:<op>` so they never count as a plain lookup."""
     parts: list[Filter] = []
     for key, value in spec.items():
         if value is None:
@@ -50,29 +54,32 @@ def _compile(entity: EntityInfo, spec: FilterSpec, fields: dict[str, set[str]], 
         if budget[0] < 0:
             raise LimitExceeded(f"a filter may have at most {MAX_NODES} conditions")
         if key in ("and", "or"):
-            items = [c for c in (_compile(entity, s, fields, budget) for s in value) if c is not None]
+            inner_nested = nested or key == "or"
+            items = [c for c in (_compile(entity, s, fields, budget, inner_nested) for s in value) if c is not None]
             if items:
                 parts.append(And(tuple(items)) if key == "and" else Or(tuple(items)))
             elif key == "or":
                 # An empty OR matches nothing, as in logic; an empty AND matches everything.
                 parts.append(In(entity.table.key, ()))
         elif key == "not":
-            inner = _compile(entity, value, fields, budget)
+            inner = _compile(entity, value, fields, budget, True)
             if inner is not None:
                 parts.append(Not(inner))
         else:
-            parts.extend(_field(entity, key, value, fields))
+            parts.extend(_field(entity, key, value, fields, nested))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _field(entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: dict[str, set[str]]) -> list[Filter]:
+def _field(
+    entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: dict[str, set[str]], nested: bool = False
+) -> list[Filter]:
     item = entity.fields.get(name)
     if item is None:
         raise BadUserInput(f"{entity.type_name} has no field {name}")
     used = fields.setdefault(name, set())
-    used.update(op for op, value in ops.items() if value is not None)
+    used.update(("or:" if nested else "") + op for op, value in ops.items() if value is not None)
     column = item.column
     out: list[Filter] = []
     for op, value in ops.items():

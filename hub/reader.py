@@ -93,6 +93,7 @@ class Reader:
         want_cursor: bool,
     ) -> ListResult:
         plan = request.plan
+        plan.require_readable(entity)
         limit = self._limit(page)
         if page.offset is not None and page.offset < 0:
             raise BadUserInput("`offset` must not be negative")
@@ -131,6 +132,10 @@ class Reader:
         self, request: Request, entity: EntityInfo, key: Any, names: Sequence[str], joins: Sequence[str]
     ) -> Released:
         plan = request.plan
+        # A by-key read is an equality filter on the key: without it a caller could confirm
+        # guesses of a masked key (an ID number) one request at a time.
+        plan.require_readable(entity)
+        plan.require_plain(entity, [entity.key], "a lookup by key", {entity.key: {"eq"}})
         where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
         page = await self._run(entity, self.connectors[entity.department].fetch(query))
@@ -199,6 +204,8 @@ class Reader:
         # Withheld fields are never fetched: what is not read cannot leak. Join values are
         # fetched for relations, which have their own decision.
         wanted = [entity.table.key, *(entity.fields[name].column for name in joins)]
+        # Persons touched are recorded whether or not their identifying field is selected.
+        wanted.extend(item.column for item in entity.fields.values() if item.person)
         for name in names:
             if plan.field(entity.id, name).decision is not Decision.DENIED:
                 wanted.append(entity.fields[name].column)

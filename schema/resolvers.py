@@ -12,6 +12,7 @@ import strawberry
 from graphql import FieldNode
 from strawberry.dataloader import DataLoader
 
+from hub.authz.plan import Decision
 from hub.authz.release import Released
 from hub.catalog import EntityInfo, RelationInfo
 from hub.reader import JOIN, PageArgs
@@ -105,10 +106,15 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
 
 def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
     async def resolve(root: dict[Any, Any], info: strawberry.Info) -> Any:
+        context: RequestContext = info.context
+        verdict = context.plan.relation(relation.source, relation.name)
+        if verdict.decision is Decision.DENIED:
+            # One error per (relation, list) with a count, like a withheld field.
+            context.withhold(_list_path(info), verdict.reason or "not released to you", 1)
+            return None
         value = root.get((JOIN, relation.field))
         if value is None:
             return [] if relation.many else None
-        context: RequestContext = info.context
         raw = _raw(info)
         fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
         names, joins = _needs(target, fields)

@@ -154,6 +154,12 @@ async def list_apps(session: AsyncSession) -> list[AppListing]:
     ]
 
 
+def app_principal(app: App) -> Principal:
+    """The principal a registered app acts as."""
+    attributes = {str(k): str(v) for k, v in (app.attributes or {}).items()}
+    return Principal(app.name, app.department, tuple(app.roles or ()), attributes)
+
+
 async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     """The principal a bearer token stands for, or None if unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX):

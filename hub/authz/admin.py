@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub.apps.models import App
+from hub.apps.service import app_principal
 from hub.authz.changes import ADMIN, STEWARD, Edit, Exposure
 from hub.authz.live import LivePolicy
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
@@ -93,15 +94,13 @@ class PolicyAdmin:
         _require(actor, ADMIN, STEWARD)
         async with self.store.sessions() as session:
             apps = await session.scalars(select(App).order_by(App.name))
-            return [
-                Principal(a.name, a.department, tuple(a.roles), {str(k): str(v) for k, v in a.attributes.items()})
-                for a in apps
-                if ADMIN in actor.roles or a.department == actor.department
-            ]
+            return [app_principal(a) for a in apps if ADMIN in actor.roles or a.department == actor.department]
 
     async def history(self, actor: Principal, limit: int) -> list[PolicyChangeRow]:
+        """Admins see every change; stewards those made in their own department."""
         _require(actor, ADMIN, STEWARD)
-        return await self.store.history(min(max(limit, 1), 500))
+        department = None if ADMIN in actor.roles else actor.department
+        return await self.store.history(min(max(limit, 1), 500), department)
 
     async def preview_exposures(self, actor: Principal, edits: Sequence[Edit]) -> list[Exposure]:
         return (await self.change(actor, edits, "preview", dry_run=True)).exposures
@@ -146,15 +145,20 @@ class PolicyAdmin:
     async def _principal(self, actor: Principal, subject: str | None) -> Principal:
         if subject is None or subject == actor.subject:
             return actor
+        # Permission first, and the same answer for unknown and forbidden apps: explain must not
+        # tell a caller which app names exist.
+        refused = Forbidden("you may explain decisions about yourself; stewards about their department's apps")
+        if ADMIN not in actor.roles and STEWARD not in actor.roles:
+            raise refused
         async with self.store.sessions() as session:
             app = await session.scalar(select(App).where(App.name == subject))
         if app is None:
-            raise BadUserInput(f"no app named {subject!r} is registered")
-        allowed = ADMIN in actor.roles or (STEWARD in actor.roles and app.department == actor.department)
-        if not allowed:
-            raise Forbidden("you may explain decisions about yourself; stewards about their department's apps")
-        attributes = {str(k): str(v) for k, v in app.attributes.items()}
-        return Principal(app.name, app.department, tuple(app.roles), attributes)
+            if ADMIN in actor.roles:
+                raise BadUserInput(f"no app named {subject!r} is registered")
+            raise refused
+        if ADMIN not in actor.roles and app.department != actor.department:
+            raise refused
+        return app_principal(app)
 
 
 def _require(actor: Principal, *roles: str) -> None:

@@ -162,8 +162,13 @@ def _check_steward_grant(
         raise Forbidden(f"{where}: a steward may not grant to their own department")
     if grant.granted_by != actor.subject:
         raise Forbidden(f"{where}: a grant is recorded as granted by its author ({actor.subject})")
-    if grant.valid_until - grant.valid_from > timedelta(days=limits.max_grant_days):
-        raise Forbidden(f"{where}: a steward may grant for at most {limits.max_grant_days} days")
+    now = current.clock()
+    # Measured from now, so consecutive or future grants cannot add up to a longer one.
+    if grant.valid_from < now - timedelta(days=1) or grant.valid_until > now + timedelta(days=limits.max_grant_days):
+        raise Forbidden(
+            f"{where}: a steward may grant from today for at most {limits.max_grant_days} days (until "
+            f"{(now + timedelta(days=limits.max_grant_days)):%Y-%m-%d})"
+        )
     if grant.field is not None:
         items = [entity.fields[grant.field]] if grant.field in entity.fields else []
     else:

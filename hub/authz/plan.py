@@ -33,8 +33,8 @@ class Verdict:
     decision: Decision
     # Why, for DENIED and MASKED: shown to the caller in the FORBIDDEN error and `explain`.
     reason: str = ""
-    # Equality lookups (eq, in) are allowed on this field although it is not released plain:
-    # a blind-indexed field where the policy allows `lookup`.
+    # Equality lookups (a single `eq`) are allowed on this field although it is not released
+    # plain: a blind-indexed field where the policy allows `lookup`.
     lookup: bool = False
 
 
@@ -117,6 +117,11 @@ class AccessPlan:
         except KeyError:
             raise Internal("the request reached an entity its access plan did not cover") from None
 
+    def require_readable(self, entity: EntityInfo) -> None:
+        """Rows whose key is withheld cannot be listed: every row would lack its identity."""
+        if self.field(entity.id, entity.key).decision is Decision.DENIED:
+            raise Forbidden(f"rows of {entity.type_name} are not released to you", {"entity": entity.type_name})
+
     def require_plain(
         self, entity: EntityInfo, names: Iterable[str], use: str, ops: Mapping[str, set[str]] | None = None
     ) -> None:
@@ -126,7 +131,9 @@ class AccessPlan:
         for name in names:
             verdict = self.field(entity.id, name)
             used = (ops or {}).get(name, set())
-            if verdict.lookup and used and used <= {"eq", "in"}:
+            # One `eq` pins one candidate value; `in` lists, `or` and `not` would let a caller
+            # search for a masked value, so they need the field plain.
+            if verdict.lookup and used == {"eq"}:
                 continue
             if verdict.decision is not Decision.PLAIN:
                 raise Forbidden(
@@ -188,12 +195,31 @@ class Planner:
             plan.row_rules[entity_id] = decided.row_rules[entity_id]
             for name in entity.fields:
                 plan.fields[(entity_id, name)] = decided.fields[(entity_id, name)]
-            for name in selection.relations.get(entity_id, frozenset()):
+        for entity_id, names in selection.relations.items():
+            entity = self.catalog.entity(entity_id)
+            for name in names:
                 key = (entity_id, name)
                 if key not in decided.relations:
-                    decided.relations[key] = policy.relation(principal, purpose, entity.relations[name])
+                    decided.relations[key] = self._relation(policy, plan, principal, purpose, entity.relations[name])
                 plan.relations[key] = decided.relations[key]
         return plan
+
+    def _relation(
+        self, policy: AccessPolicy, plan: AccessPlan, principal: Principal, purpose: str | None, relation: RelationInfo
+    ) -> Verdict:
+        """The policy's `follow` decision, narrowed: following a relation reveals its join value
+        (and whether related rows exist), so the source's join field must be released plain
+        or be searchable, and the target's rows must be readable at all."""
+        verdict = policy.relation(principal, purpose, relation)
+        if verdict.decision is Decision.DENIED:
+            return verdict
+        join = plan.fields[(relation.source, relation.field)]
+        if join.decision is not Decision.PLAIN and not join.lookup:
+            return Verdict(Decision.DENIED, f"following {relation.name} needs {relation.field} released plain to you")
+        target = self.catalog.entity(relation.target)
+        if plan.fields[(target.id, target.key)].decision is Decision.DENIED:
+            return Verdict(Decision.DENIED, f"rows of {target.type_name} are not released to you")
+        return verdict
 
     def _decided(self, policy: AccessPolicy, principal: Principal, purpose: str | None) -> _Decided:
         now = self._clock()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connectors.base import Filter, conjoin
+from connectors.base import Filter, In, conjoin
 from hub.authz.enforcer import Ask, Enforcer
 from hub.authz.plan import Decision, Verdict
 from hub.authz.snapshot import Grant, Snapshot, placeholders, substitute
@@ -62,7 +62,9 @@ class SnapshotPolicy:
 
     def field(self, principal: Principal, purpose: str | None, entity: EntityInfo, item: FieldInfo) -> Verdict:
         explained = self.explain_field(principal, purpose, entity, item)
-        return Verdict(explained.decision, explained.reason, self.lookup(principal, entity, item))
+        # A field withheld from the caller (by tier or by a deny line) is not searchable either.
+        lookup = explained.decision is not Decision.DENIED and self.lookup(principal, entity, item)
+        return Verdict(explained.decision, explained.reason, lookup)
 
     def lookup(self, principal: Principal, entity: EntityInfo, item: FieldInfo) -> bool:
         """Equality lookups on a blind-indexed field, where a `lookup` line allows them."""
@@ -81,6 +83,10 @@ class SnapshotPolicy:
         filters = []
         for rule in self.snapshot.row_rules:
             if rule.entity == entity.id and rule.role in roles:
+                if not placeholders(rule.filter) <= set(principal.attributes):
+                    # A caller without an attribute its row rule reads sees no rows at all, under
+                    # whatever operator the rule uses.
+                    return In(entity.table.key, ())
                 spec = substitute(rule.filter, principal.attributes)
                 filters.append(compile_filter(entity, spec).where)
         return conjoin(*filters)
@@ -161,7 +167,8 @@ class SnapshotPolicy:
         for rule in self.snapshot.row_rules:
             if rule.role in roles:
                 names |= placeholders(rule.filter)
-        return tuple(sorted((n, principal.attributes.get(n, "")) for n in names))
+        # A missing attribute is keyed apart from an empty one: they decide differently.
+        return tuple(sorted((n, principal.attributes.get(n, "\x00missing")) for n in names))
 
     def next_change(self, after: datetime) -> datetime | None:
         """The earliest grant start or end after `after`: cached plans expire there."""

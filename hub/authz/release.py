@@ -51,6 +51,11 @@ class Releaser:
         withheld: dict[str, str] = {}
         masked: list[str] = []
         record.rows[entity.id] += count
+        # Every row released touches its person, selected or not (the reader always fetches
+        # the person column); the record keeps an index of the number, never the number.
+        for item in entity.fields.values():
+            if item.person and count and item.column in rows[0]:
+                record.add_persons(self.person_index, [row[item.column] for row in rows])
         for name in names:
             item = entity.fields[name]
             verdict = plan.field(entity.id, name)
@@ -60,8 +65,6 @@ class Releaser:
                     withheld[name] = verdict.reason or "not released to you"
             else:
                 values = [row[item.column] for row in rows]
-                if item.person:
-                    record.add_persons(self.person_index, values)
                 if verdict.decision is Decision.MASKED:
                     # A field without a mask kind is never MASKED by the policy; nullify if so.
                     key = self._hash_key(plan.principal.department, item.blind_index or f"{entity.id}.{item.name}")

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.catalog import Catalog
+from hub.errors import HubError
+from hub.filters import compile_filter
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TIERS = ("L1", "L2", "L3", "L4")
@@ -161,7 +163,14 @@ def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) 
         entity = catalog.entities.get(row_rule.entity)
         if entity is None:
             raise SnapshotError(f"row rule of {row_rule.role}: {row_rule.entity} is not an entity")
-        _check_filter(row_rule.filter, set(entity.fields), f"row rule of {row_rule.role} on {row_rule.entity}")
+        where = f"row rule of {row_rule.role} on {row_rule.entity}"
+        _check_filter(row_rule.filter, set(entity.fields), where)
+        try:
+            # Compiled as it will be at plan time (with stand-in attributes), so an operator or
+            # value the hub cannot use is refused now, not on every later request.
+            compile_filter(entity, substitute(row_rule.filter, dict.fromkeys(placeholders(row_rule.filter), "x")))
+        except HubError as exc:
+            raise SnapshotError(f"{where}: {exc.message}") from None
     ids: set[str] = set()
     for grant in snapshot.grants:
         where = f"grant {grant.id}"
@@ -216,7 +225,9 @@ def _check_hierarchy(snapshot: Snapshot) -> None:
             raise SnapshotError(f"role hierarchy: {role} inherits through more than {MAX_HIERARCHY_DEPTH} levels")
 
 
-def _check_filter(spec: Mapping[str, Any], fields: set[str], where: str) -> None:
+def _check_filter(spec: Any, fields: set[str], where: str) -> None:
+    if not isinstance(spec, dict):
+        raise SnapshotError(f"{where}: a filter is a mapping such as {{field: {{eq: value}}}}")
     for key, value in spec.items():
         if key in ("and", "or"):
             if not isinstance(value, list):
@@ -229,11 +240,24 @@ def _check_filter(spec: Mapping[str, Any], fields: set[str], where: str) -> None
             raise SnapshotError(f"{where}: {key} is not a field")
         elif not isinstance(value, dict):
             raise SnapshotError(f"{where}: {key} takes operators such as {{eq: ...}}")
+        else:
+            for op, operand in value.items():
+                if op == "in" and not isinstance(operand, list):
+                    raise SnapshotError(f"{where}: {key}.in takes a list of plain values")
+                if isinstance(operand, list):
+                    if placeholders(operand) or not all(_scalar(v) for v in operand):
+                        raise SnapshotError(f"{where}: {key}.{op} takes a list of plain values")
+                elif not _scalar(operand):
+                    raise SnapshotError(f"{where}: {key}.{op} takes a plain value")
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def substitute(spec: Any, attributes: Mapping[str, str]) -> Any:
-    """Replace `$principal.<attribute>` strings; a missing attribute matches nothing rather
-    than everything, so a caller without the attribute sees no rows."""
+    """Replace `$principal.<attribute>` strings. (A caller lacking an attribute its row rule
+    reads gets no rows at all: SnapshotPolicy.row_rule checks before substituting.)"""
     if isinstance(spec, dict):
         return {k: substitute(v, attributes) for k, v in spec.items()}
     if isinstance(spec, list):

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.apps.models import App
+from hub.apps.service import app_principal
 from hub.authz.changes import Edit, Exposure, Limits, apply, authorize, preview
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.policy import SnapshotPolicy
@@ -68,10 +69,7 @@ async def seed(session: AsyncSession, catalog: Catalog, purposes: Mapping[str, s
 
 async def principals(session: AsyncSession) -> list[Principal]:
     """Every registered app as a principal: the callers a preview compares."""
-    apps = await session.scalars(select(App).order_by(App.name))
-    return [
-        Principal(a.name, a.department, tuple(a.roles), {str(k): str(v) for k, v in a.attributes.items()}) for a in apps
-    ]
+    return [app_principal(a) for a in await session.scalars(select(App).order_by(App.name))]
 
 
 @dataclass
@@ -97,7 +95,7 @@ class PolicyStore:
             authorize(actor, edits, current, self.catalog, self.limits)
             changed = apply(current.snapshot, edits)
             validate(changed, self.catalog, self.purposes)
-        except (Forbidden, SnapshotError) as exc:
+        except (Forbidden, SnapshotError, BadUserInput) as exc:
             await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
             if isinstance(exc, SnapshotError):
                 raise BadUserInput(str(exc)) from None
@@ -126,17 +124,22 @@ class PolicyStore:
             validate(snapshot, self.catalog, self.purposes)
         except SnapshotError as exc:
             raise BadUserInput(str(exc)) from None
-        async with self.sessions() as session, session.begin():
-            version = await latest_version(session) + 1
-            imported = snapshot.model_copy(update={"version": version})
-            session.add(PolicySnapshotRow(version=version, created_at=_now(), content=imported.to_json()))
-            session.add(self.row(actor, [{"op": "import"}], reason, "applied", "", version))
+        try:
+            async with self.sessions() as session, session.begin():
+                version = await latest_version(session) + 1
+                imported = snapshot.model_copy(update={"version": version})
+                session.add(PolicySnapshotRow(version=version, created_at=_now(), content=imported.to_json()))
+                session.add(self.row(actor, [{"op": "import"}], reason, "applied", "", version))
+        except IntegrityError:
+            raise BadUserInput("the policy changed meanwhile; run the import again") from None
         return imported
 
-    async def history(self, limit: int = 50) -> list[PolicyChangeRow]:
+    async def history(self, limit: int = 50, department: str | None = None) -> list[PolicyChangeRow]:
+        query = select(PolicyChangeRow).order_by(PolicyChangeRow.id.desc()).limit(limit)
+        if department is not None:
+            query = query.where(PolicyChangeRow.actor_department == department)
         async with self.sessions() as session:
-            rows = await session.scalars(select(PolicyChangeRow).order_by(PolicyChangeRow.id.desc()).limit(limit))
-            return list(rows)
+            return list(await session.scalars(query))
 
     async def record_refusal(
         self, actor: Principal, edits: list[dict[str, Any]], reason: str, detail: str, version: int = 0

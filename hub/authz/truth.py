@@ -60,6 +60,8 @@ def _check(number: int, case: Any, snapshot: Snapshot, catalog: Catalog) -> Mism
         )
         expected = Decision(str(case["expect"]))
         at = datetime.fromisoformat(str(case["at"])) if "at" in case else datetime.now(UTC)
+        if at.tzinfo is None:
+            raise ValueError("`at` needs an offset")
         purpose = case.get("purpose")
         target = str(case.get("field") or case.get("relation") or "")
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -164,7 +164,7 @@ ATTEMPTS = {
         purpose="social_assistance",
     ),
     "steward_grants_beyond_the_maximum_duration": granting(
-        STEWARD, "a steward may grant for at most 90 days", days=90.01
+        STEWARD, "a steward may grant from today for at most 90 days", days=90.1
     ),
     "steward_grants_in_the_admins_name": granting(
         STEWARD, "a grant is recorded as granted by its author (civil-affairs-steward)", grantedBy=ADMIN

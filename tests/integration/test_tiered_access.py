@@ -65,11 +65,11 @@ def test_public_caller_gets_public_data_only(demo_hub: Hub) -> None:
     )
     assert len(result["data"]["populationDistricts"]["nodes"]) == 8
     assert all(n["amount"] for n in result["data"]["financeBudgetLines"]["nodes"])
-    withheld = {tuple(e["path"]) for e in result["errors"]}
-    assert withheld == {
-        ("civilAffairsServiceDeliveries", "nodes", "*", "serviceType"),
-        ("civilAffairsServiceDeliveries", "nodes", "*", "recipientName"),
-    }
+    # Deliveries are internal (L2) down to their key: not one row is released to the public.
+    assert result["data"]["civilAffairsServiceDeliveries"] is None
+    (error,) = result["errors"]
+    assert error["path"] == ["civilAffairsServiceDeliveries"]
+    assert error["extensions"]["code"] == "FORBIDDEN"
 
 
 def test_equality_lookup_on_a_masked_blind_indexed_field_is_allowed(demo_hub: Hub) -> None:
@@ -101,3 +101,49 @@ def test_unknown_purpose_is_refused_with_400(demo_hub: Hub) -> None:
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_PURPOSE"
+
+
+def test_lookup_by_key_needs_the_key_plain_or_searchable(demo_hub: Hub) -> None:
+    plain = demo_hub.as_caller("civil-affairs-app", "social_assistance").query(
+        "{ populationPersons(first: 1) { nodes { idNumber } } }"
+    )
+    id_number = plain["data"]["populationPersons"]["nodes"][0]["idNumber"]
+    query = f'{{ populationPerson(key: "{id_number}") {{ gender }} }}'
+    # The auditor sees ID numbers masked and may not search them: guessing keys is refused.
+    refused = demo_hub.as_caller("auditor").query(query)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert refused["data"] == {"populationPerson": None}
+    # The health app sees them masked but may look one up by equality.
+    found = demo_hub.as_caller("health-app").query(query)
+    assert found["data"]["populationPerson"]["gender"]
+
+
+def test_searching_a_masked_field_needs_a_single_equality(demo_hub: Hub) -> None:
+    health = demo_hub.as_caller("health-app")
+    for refused in (
+        '{ populationPersons(filter: {mobile: {in: ["13800000000", "13900000000"]}}) { totalCount } }',
+        '{ populationPersons(filter: {or: [{mobile: {eq: "13800000000"}}, {gender: {eq: "男"}}]}) { totalCount } }',
+        '{ populationPersons(filter: {not: {mobile: {eq: "13800000000"}}}) { totalCount } }',
+    ):
+        result = health.query(refused)
+        assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
+
+
+def test_a_relation_is_not_followed_through_a_withheld_join_field(demo_hub: Hub) -> None:
+    result = demo_hub.as_caller("auditor").query(
+        "{ populationPersons(first: 3) { nodes { gender assistanceCases { caseId } } } }"
+    )
+    # The auditor sees ID numbers masked and may not search them, so it may not join on them.
+    assert [n["assistanceCases"] for n in result["data"]["populationPersons"]["nodes"]] == [None] * 3
+    (error,) = [e for e in result["errors"] if e["path"][-1] == "assistanceCases"]
+    assert error["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "following assistanceCases needs idNumber released plain to you",
+        "count": 3,
+    }
+
+
+def test_rows_whose_key_is_withheld_cannot_be_listed(demo_hub: Hub) -> None:
+    result = demo_hub.as_caller("public").query("{ populationPersons(first: 2) { nodes { gender } } }")
+    assert result["data"] == {"populationPersons": None}
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
