@@ -1,5 +1,5 @@
 """The hub's side of a run: manifests pointed at the bench database, a fresh SQLite hub
-database, and one registered app whose token the benchmark sends.
+database, and the registered apps whose tokens the benchmark sends.
 
 Everything lives in a temporary folder of the run, so a run never touches `hub.db`,
 `demo-data/` or anything another run (or person) uses.
@@ -7,6 +7,7 @@ Everything lives in a temporary folder of the run, so a run never touches `hub.d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -18,8 +19,7 @@ from hub.migrate import upgrade
 
 URL_ENV = "HUB_BENCH_URL"
 APP_NAME = "bench"
-# The auditor reads across departments; access control is a seam for now, but the benchmark
-# already calls as the kind of app W1 stands for.
+# W1's caller: the auditor reads across departments (see bench/w1.py for what it is released).
 APP_DEPARTMENT = "audit"
 APP_ROLE = "auditor"
 
@@ -33,12 +33,18 @@ def prepare_hub(folder: Path) -> tuple[Path, URL]:
     return manifests, database_url
 
 
-async def register_app(database_url: URL) -> str:
-    """Register the bench app and return its token (shown once, as for any app)."""
+async def register_app(
+    database_url: URL,
+    name: str = APP_NAME,
+    department: str = APP_DEPARTMENT,
+    roles: Sequence[str] = (APP_ROLE,),
+) -> str:
+    """Register an app (by default W1's auditor) and return its token (shown once, as for
+    any app)."""
     engine = hub_engine(database_url)
     try:
         async with sessions(engine)() as session, session.begin():
-            issued = await create_app(session, APP_NAME, APP_DEPARTMENT, (APP_ROLE,), {}, valid_days=1)
+            issued = await create_app(session, name, department, tuple(roles), {}, valid_days=1)
     finally:
         await engine.dispose()
     return issued.token

@@ -11,7 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
-from hub.authz.plan import Planner, Selection
+from hub.authz.plan import Planner, PolicySource, Selection
 from hub.authz.policy import SnapshotPolicy
 from hub.authz.snapshot import load_seed
 from hub.catalog import Catalog, load_catalog
@@ -31,6 +31,10 @@ def selections(catalog: Catalog) -> dict[str, Selection]:
     }
 
 
+def _source(policy: SnapshotPolicy) -> PolicySource:
+    return lambda: policy
+
+
 def measure(
     catalog: Catalog, principal: Principal, purpose: str | None, selection: Selection
 ) -> tuple[list[float], list[float]]:
@@ -39,7 +43,7 @@ def measure(
     hits: list[float] = []
     for _ in range(SAMPLES):
         policy = SnapshotPolicy(snapshot, catalog)
-        planner = Planner(catalog, lambda policy=policy: policy)
+        planner = Planner(catalog, _source(policy))
         start = time.perf_counter()
         planner.plan(principal, purpose, selection)
         misses.append((time.perf_counter() - start) * 1000)

@@ -41,7 +41,9 @@ def limit_contenders(base_url: str) -> list[Contender]:
     ]
 
 
-def _body(contender: Contender) -> dict[str, Any]:
+def fetch(contender: Contender, errors_allowed: bool = False) -> dict[str, Any]:
+    """One request's JSON body; Mismatch unless it is HTTP 200 with an object (and, unless
+    `errors_allowed`, without `errors`)."""
     with client() as http:
         response = http.request(contender.method, contender.url, headers=contender.headers, json=contender.json)
     if response.status_code != 200:
@@ -49,7 +51,7 @@ def _body(contender: Contender) -> dict[str, Any]:
     body = orjson.loads(response.content)
     if not isinstance(body, dict):
         raise Mismatch(f"{contender.name} answered a JSON {type(body).__name__}, not an object")
-    if body.get("errors"):
+    if body.get("errors") and not errors_allowed:
         errors = orjson.dumps(body["errors"][:5], option=orjson.OPT_INDENT_2).decode()
         raise Mismatch(f"{contender.name} answered with errors:\n{errors}")
     return body
@@ -68,14 +70,14 @@ def verify(reference: Contender, others: Sequence[Contender]) -> dict[str, list[
     Only `data` is compared: the hub adds an `extensions` member (its access decision), which
     is part of its answer but not of the data. Returns the top-level members of each body, so
     the report can say what else travelled."""
-    expected = _body(reference)
+    expected = fetch(reference)
     nodes = expected.get("data", {}).get(FIELD, {}).get("nodes")
     if not isinstance(nodes, list) or len(nodes) != ROWS:
         count = len(nodes) if isinstance(nodes, list) else nodes
         raise Mismatch(f"{reference.name} sent {count} nodes, expected {ROWS}")
     members = {reference.name: sorted(expected)}
     for contender in others:
-        found = _body(contender)
+        found = fetch(contender)
         members[contender.name] = sorted(found)
         if found.get("data") != expected["data"]:
             other = found.get("data", {}).get(FIELD, {}).get("nodes") or []
