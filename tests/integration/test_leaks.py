@@ -247,7 +247,7 @@ def sent(value: Any, zone: ZoneInfo) -> Any:
     return value
 
 
-def read_roots(v: Viewer, truth: Truth) -> Iterator[Root]:
+def read_roots(truth: Truth) -> Iterator[Root]:
     """List pages (first and second) and by-key reads of every entity, every scalar field."""
     for entity in truth.catalog:
         fields = tuple(entity.fields)
@@ -259,7 +259,7 @@ def read_roots(v: Viewer, truth: Truth) -> Iterator[Root]:
             yield Root(f"{entity.key_field}_{i}", entity, fields, key=str(key))
 
 
-def relation_roots(v: Viewer, truth: Truth) -> Iterator[Root]:
+def relation_roots(truth: Truth) -> Iterator[Root]:
     """Every relation of every entity, one level deep, every scalar field of the target."""
     for entity in truth.catalog:
         related = []
@@ -308,7 +308,6 @@ class Exchange:
     viewer: Viewer
     kind: Kind
     roots: list[Root]
-    document: str
     status: int
     text: str
     body: dict[str, Any]
@@ -367,7 +366,7 @@ def run(demo_hub: Hub, demo_services: Services) -> Iterator[Run]:
             for purpose in PURPOSES:
                 v = viewer(catalog, caller, purpose, now)
                 hub = demo_hub.as_caller(caller.name, purpose)
-                roots = [*read_roots(v, truth), *relation_roots(v, truth), *narrowed_roots(v, truth)]
+                roots = [*read_roots(truth), *relation_roots(truth), *narrowed_roots(v, truth)]
                 documents: list[tuple[Kind, list[Root]]] = [
                     *(("read", batch) for batch in batches([r for r in roots if not refused(v, r)])),
                     *(("refused", batch) for batch in batches([r for r in roots if refused(v, r)])),
@@ -388,7 +387,7 @@ def send(hub: Hub, v: Viewer, kind: Kind, roots: list[Root], seen: list[str]) ->
     before = len(seen)
     response = hub.client.post("/graphql", json={"query": document, "variables": variables}, headers=headers)
     body = orjson.loads(response.content)
-    return Exchange(v, kind, roots, document, response.status_code, response.text, body, seen[before:])
+    return Exchange(v, kind, roots, response.status_code, response.text, body, seen[before:])
 
 
 # --- reading responses against the truth ---------------------------------------------------------
