@@ -8,6 +8,7 @@ placement in an order, literal substring matches, and how a timeout shows as an 
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ class ConnectionSettings:
     pool_size: int
 
 
-class SqlDialect:
+class SqlDialect(abc.ABC):
     """The portable behaviour; subclasses override where their database differs."""
 
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
@@ -45,8 +46,9 @@ class SqlDialect:
         # most connections the hub may hold on it; a burst waits for a free one.
         return {"pool_size": settings.pool_size, "max_overflow": 0, "pool_timeout": CONNECT_TIMEOUT_S}
 
-    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
-        """Attach the event listeners that make every connection read-only and time-limited."""
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:  # noqa: B027
+        """Attach the event listeners that make every connection read-only and time-limited
+        (a dialect whose engine options already do so keeps this default, which does nothing)."""
 
     def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
         kind = spec.kind
@@ -54,10 +56,10 @@ class SqlDialect:
             return sa.Numeric(asdecimal=True, scale=spec.scale)
         return _TYPES[kind]
 
+    @abc.abstractmethod
     def collation(self, dialect: Dialect) -> str:
         """The collation that compares and sorts strings by code point, case-sensitively,
         with no padding ('a' and 'a ' differ)."""
-        raise NotImplementedError
 
     def order(self, expr: sa.ColumnElement[Any], descending: bool) -> list[sa.ColumnElement[Any]]:
         """Order terms for `expr`: NULLs last ascending and first descending, the exact
