@@ -5,47 +5,28 @@ down. Errors a user can act on print as one line and exit non-zero; no traceback
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from hub.apps.service import AppError, create_app, list_apps, revoke_tokens, rotate_token
+from hub.apps.service import create_app, list_apps, revoke_tokens, rotate_token
 from hub.catalog import ManifestError, load_catalog
-from hub.config import Settings, SettingsError, load_settings
+from hub.cli_base import fail, run, settings_from_env
+from hub.cli_keys import keys
+from hub.config import Settings
 from hub.connections import ConnectionSetupError
 from hub.db.engine import hub_engine, sessions
 
 T = TypeVar("T")
 SDL_PATH = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(os.environ, **overrides)
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(_call(work))
-    except (AppError, ManifestError, ConnectionSetupError) as exc:
-        _fail(str(exc))
-
-
-async def _call(work: Callable[[], Awaitable[T]]) -> T:
-    return await work()
+_fail = fail
+_settings = settings_from_env
+_run = run
 
 
 @click.group(help="The department data-sharing hub.")
@@ -369,6 +350,8 @@ def apps_revoke(name: str) -> None:
     count = _with_session(lambda s: revoke_tokens(s, name))
     click.echo(f"revoked {count} token(s) of {name}")
 
+
+main.add_command(keys)
 
 if __name__ == "__main__":
     main()

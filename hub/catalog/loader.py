@@ -149,6 +149,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
                 target.fields[target_field].type,
             } != {FieldType.ID, FieldType.STRING}:
                 raise ManifestError(f"{where}: field {rel.field} and target field {target_field} have different types")
+            _check_encrypted_join(where, info.fields[rel.field], target.fields[target_field])
             info.relations[rel.name] = RelationInfo(
                 rel.name, info.id, target_id, rel.field, target_field, rel.many, rel.description
             )
@@ -165,6 +166,12 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
         if column in columns:
             raise ManifestError(f"{where}, field {f.name}: column {column} is used by another field")
         columns.add(column)
+        index_column = None
+        if f.encrypted and f.blind_index:
+            index_column = f.index_column or f"{column}_bidx"
+            if index_column in columns:
+                raise ManifestError(f"{where}, field {f.name}: index column {index_column} is used by another field")
+            columns.add(index_column)
         fields[f.name] = FieldInfo(
             f.name,
             column,
@@ -176,12 +183,19 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
             f.blind_index,
             f.scale,
             f.person,
+            index_column,
+            f.stored_as,
         )
     if decl.key not in fields:
         raise ManifestError(f"{where}: key {decl.key} is not one of its fields")
     key_type = fields[decl.key].type
     if key_type not in (FieldType.ID, FieldType.STRING, FieldType.INT):
         raise ManifestError(f"{where}, field {decl.key}: a key must be ID, String or Int")
+    key_info = fields[decl.key]
+    if key_info.encrypted and key_info.index_column is None:
+        # Rows are found, ordered and bound to their ciphertexts by the key: an encrypted key
+        # needs a blind index to stand in for it.
+        raise ManifestError(f"{where}, field {decl.key}: an encrypted key needs a blind_index")
     type_name = decl.type_name or prefix + decl.name
     plural = decl.plural or pluralize(decl.name)
     return EntityInfo(
@@ -196,5 +210,25 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
         lineage_role=decl.lineage_role,
         fields=fields,
         relations={},
-        table=table_spec(decl.table, fields[decl.key].column, list(fields.values())),
+        table=table_spec(decl.table, key_info.searchable_column, list(fields.values())),
     )
+
+
+def _check_encrypted_join(where: str, source: FieldInfo, target: FieldInfo) -> None:
+    """Joins on encrypted fields go through blind indexes of one domain, never decryption: the
+    target must be indexed, and an encrypted source must be indexed in the same domain (a plain
+    source is indexed by the hub as it joins)."""
+    if target.encrypted and target.index_column is None:
+        raise ManifestError(f"{where}: target field {target.name} is encrypted without a blind_index")
+    if source.encrypted and (source.index_column is None or not target.encrypted):
+        raise ManifestError(
+            f"{where}: field {source.name} is encrypted; the join needs both fields encrypted with "
+            "blind indexes of one domain"
+        )
+    if source.encrypted and source.blind_index != target.blind_index:
+        raise ManifestError(
+            f"{where}: fields {source.name} ({source.blind_index}) and {target.name} ({target.blind_index}) "
+            "are indexed in different domains"
+        )
+    if target.encrypted and not source.encrypted and source.blind_index not in (None, target.blind_index):
+        raise ManifestError(f"{where}: field {source.name} names another index domain than {target.name}")

@@ -39,6 +39,13 @@ class FieldType(enum.Enum):
     DATETIME = "DateTime"
 
 
+class Storage(enum.Enum):
+    """How an encrypted field's values and blind index are stored (docs/stored-format.md)."""
+
+    BINARY = "binary"
+    TEXT = "text"
+
+
 class LineageRole(enum.Enum):
     CITIZEN_INPUT = "citizen_input"
     SERVICE_DELIVERY = "service_delivery"
@@ -98,11 +105,24 @@ class FieldDecl(Strict):
     encrypted: bool = False
     # The index domain (e.g. resident_id, mobile) of a blind index kept beside this column.
     blind_index: str | None = Field(default=None, pattern=SNAKE)
+    # Where an encrypted field's blind index is stored (default `<column>_bidx`).
+    index_column: str | None = Field(default=None, pattern=COLUMN)
+    # How an encrypted field and its index are stored: raw bytes (BYTEA, BLOB, VARBINARY) or
+    # text (`hub1:` base64, hex index) where the column cannot hold bytes.
+    stored_as: Storage = Storage.BINARY
     # Digits after the point, for Decimal fields.
     scale: int = Field(default=2, ge=0, le=12)
     # This field identifies a person (by resident ID number); releases of it are recorded as
     # persons touched.
     person: bool = False
+
+    @model_validator(mode="after")
+    def _encryption_fits(self) -> FieldDecl:
+        if self.encrypted and self.type not in (FieldType.STRING, FieldType.ID):
+            raise ValueError("only String and ID fields can be encrypted")
+        if self.index_column is not None and not (self.encrypted and self.blind_index):
+            raise ValueError("index_column is only for an encrypted field with a blind_index")
+        return self
 
     @model_validator(mode="after")
     def _mask_fits_type(self) -> FieldDecl:

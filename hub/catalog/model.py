@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connectors.base import ColumnSpec, Kind, TableSpec
-from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Tier
+from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Storage, Tier
 
 KIND_OF: dict[FieldType, Kind] = {
     FieldType.ID: Kind.STRING,
@@ -36,6 +36,15 @@ class FieldInfo:
     blind_index: str | None
     scale: int
     person: bool
+    # Set for an encrypted, blind-indexed field: the column holding its index.
+    index_column: str | None = None
+    stored_as: Storage = Storage.BINARY
+
+    @property
+    def searchable_column(self) -> str:
+        """The column equality filters and joins on this field compare: its blind index when
+        the field is encrypted, else the field's own column."""
+        return self.index_column or self.column
 
 
 @dataclass(frozen=True)
@@ -93,5 +102,14 @@ class Catalog:
 
 
 def table_spec(table: str, key_column: str, fields: list[FieldInfo]) -> TableSpec:
-    columns = {f.column: ColumnSpec(f.column, KIND_OF[f.type], f.scale) for f in fields}
+    columns: dict[str, ColumnSpec] = {}
+    for f in fields:
+        if f.encrypted:
+            # Stored values are read as they are; the hub decrypts them on release.
+            stored = Kind.BYTES if f.stored_as is Storage.BINARY else Kind.STRING
+            columns[f.column] = ColumnSpec(f.column, stored)
+            if f.index_column is not None:
+                columns[f.index_column] = ColumnSpec(f.index_column, stored)
+        else:
+            columns[f.column] = ColumnSpec(f.column, KIND_OF[f.type], f.scale)
     return TableSpec(table, key_column, columns)
