@@ -163,6 +163,14 @@ async def _execute(
                 "extensions": {"code": "FORBIDDEN", "reason": withheld.reason, "count": withheld.count},
             }
         )
+    for path, count in context.unreadable.items():
+        errors.append(
+            {
+                "message": f"{path[-1]}: {count} value(s) failed their integrity check and are null",
+                "path": list(path),
+                "extensions": {"code": "DATA_INTEGRITY", "count": count},
+            }
+        )
     payload: dict[str, Any] = {}
     if errors:
         payload["errors"] = errors

@@ -22,6 +22,10 @@ from hub.crypto.master import MasterKey
 
 BINARY_TYPES = (bytes, bytearray, memoryview)
 
+# The index domain persons are recorded under (the access record keeps their resident ID
+# numbers only as blind indexes of this domain).
+PERSON_DOMAIN = "resident_id"
+
 
 def row_key_text(entity: EntityInfo, value: Any) -> str:
     """The row key a value of `entity` is bound to: the entity key as text, or, where the key is
@@ -85,8 +89,10 @@ class FieldCells:
 def key_scopes(entities: Sequence[EntityInfo]) -> tuple[list[str], list[str]]:
     """The departments that need a data key and the index domains that need an index key."""
     departments = sorted({e.department for e in entities})
-    domains = sorted({f.blind_index for e in entities for f in e.fields.values() if f.blind_index})
-    return departments, domains
+    domains = {f.blind_index for e in entities for f in e.fields.values() if f.blind_index}
+    if any(f.person for e in entities for f in e.fields.values()):
+        domains.add(PERSON_DOMAIN)
+    return departments, sorted(domains)
 
 
 async def open_keyring(

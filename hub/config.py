@@ -72,7 +72,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
     cursor_key = _key("HUB_CURSOR_KEY", environ.get("HUB_CURSOR_KEY"))
-    master_key = _master_key(environ.get("HUB_MASTER_KEY"))
+    given = overrides.get("master_key")
+    if given is not None and (not isinstance(given, bytes) or len(given) != 32):
+        raise SettingsError("a master key is 32 bytes")
+    master_key = given if isinstance(given, bytes) else _master_key(environ.get("HUB_MASTER_KEY"))
     master_key_file = Path(str(values["master_key_file"])) if values.get("master_key_file") else None
     if master_key is not None and master_key_file is not None:
         raise SettingsError("set one of HUB_MASTER_KEY and HUB_MASTER_KEY_FILE, not both")

@@ -59,6 +59,9 @@ def _tag(value: Any) -> list[Any]:
         return ["t", value.isoformat()]
     if isinstance(value, date):
         return ["D", value.isoformat()]
+    if isinstance(value, bytes | bytearray | memoryview):
+        # A blind index standing in for an encrypted key.
+        return ["x", bytes(value).hex()]
     return ["s", str(value)]
 
 
@@ -75,4 +78,6 @@ def _untag(item: Any) -> Any:
         return datetime.fromisoformat(value)
     if kind == "D":
         return date.fromisoformat(value)
+    if kind == "x":
+        return bytes.fromhex(value)
     raise ValueError(kind)

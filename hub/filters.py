@@ -7,12 +7,13 @@ access check.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import And, Compare, Filter, In, IsNull, Like, Match, Not, Op, Or, OrderKey
 from hub.catalog import EntityInfo
+from hub.catalog.model import FieldInfo
 from hub.errors import BadUserInput, LimitExceeded
 
 FilterSpec = Mapping[str, Any]
@@ -34,15 +35,28 @@ class CompiledFilter:
         return set(self.ops)
 
 
-def compile_filter(entity: EntityInfo, spec: FilterSpec | None) -> CompiledFilter:
+# Turns a value of an encrypted field into its stored blind index (the keyring's, in the index
+# column's form), so equality runs in SQL without decrypting anything.
+Indexer = Callable[[FieldInfo, str], Any]
+
+# What an encrypted field can be filtered by: equality of blind indexes, and presence.
+ENCRYPTED_OPS = frozenset({"eq", "ne", "in", "isNull"})
+
+
+def compile_filter(entity: EntityInfo, spec: FilterSpec | None, indexer: Indexer | None = None) -> CompiledFilter:
     ops: dict[str, set[str]] = {}
     budget = [MAX_NODES]
-    where = _compile(entity, spec, ops, budget) if spec else None
+    where = _compile(entity, spec, ops, budget, indexer) if spec else None
     return CompiledFilter(where, ops)
 
 
 def _compile(
-    entity: EntityInfo, spec: FilterSpec, fields: dict[str, set[str]], budget: list[int], nested: bool = False
+    entity: EntityInfo,
+    spec: FilterSpec,
+    fields: dict[str, set[str]],
+    budget: list[int],
+    indexer: Indexer | None,
+    nested: bool = False,
 ) -> Filter | None:
     """`nested` is true under `or` and `not`, where an equality no longer pins one value: the
     operators used there are recorded as `or:<op>` so they never count as a plain lookup."""
@@ -55,31 +69,39 @@ def _compile(
             raise LimitExceeded(f"a filter may have at most {MAX_NODES} conditions")
         if key in ("and", "or"):
             inner_nested = nested or key == "or"
-            items = [c for c in (_compile(entity, s, fields, budget, inner_nested) for s in value) if c is not None]
+            compiled = (_compile(entity, s, fields, budget, indexer, inner_nested) for s in value)
+            items = [c for c in compiled if c is not None]
             if items:
                 parts.append(And(tuple(items)) if key == "and" else Or(tuple(items)))
             elif key == "or":
                 # An empty OR matches nothing, as in logic; an empty AND matches everything.
                 parts.append(In(entity.table.key, ()))
         elif key == "not":
-            inner = _compile(entity, value, fields, budget, True)
+            inner = _compile(entity, value, fields, budget, indexer, True)
             if inner is not None:
                 parts.append(Not(inner))
         else:
-            parts.extend(_field(entity, key, value, fields, nested))
+            parts.extend(_field(entity, key, value, fields, indexer, nested))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
 def _field(
-    entity: EntityInfo, name: str, ops: Mapping[str, Any], fields: dict[str, set[str]], nested: bool = False
+    entity: EntityInfo,
+    name: str,
+    ops: Mapping[str, Any],
+    fields: dict[str, set[str]],
+    indexer: Indexer | None,
+    nested: bool = False,
 ) -> list[Filter]:
     item = entity.fields.get(name)
     if item is None:
         raise BadUserInput(f"{entity.type_name} has no field {name}")
     used = fields.setdefault(name, set())
     used.update(("or:" if nested else "") + op for op, value in ops.items() if value is not None)
+    if item.encrypted:
+        return _encrypted(entity, item, ops, indexer)
     column = item.column
     out: list[Filter] = []
     for op, value in ops.items():
@@ -100,6 +122,32 @@ def _field(
     return out
 
 
+def _encrypted(entity: EntityInfo, item: FieldInfo, ops: Mapping[str, Any], indexer: Indexer | None) -> list[Filter]:
+    """Conditions on an encrypted field, on its blind index: the stored values are never
+    compared, and nothing is decrypted to search."""
+    where = f"{entity.type_name}.{item.name}"
+    given = {op for op, value in ops.items() if value is not None}
+    allowed = ENCRYPTED_OPS if item.index_column is not None else frozenset({"isNull"})
+    refused = sorted(given - allowed)
+    if refused:
+        kinds, asked = ", ".join(sorted(allowed)), ", ".join(refused)
+        raise BadUserInput(f"{where} is encrypted at rest: it can be filtered by {kinds} only, not {asked}")
+    out: list[Filter] = []
+    for op in sorted(given):
+        value = ops[op]
+        if op == "isNull":
+            out.append(IsNull(item.column, bool(value)))
+            continue
+        assert indexer is not None and item.index_column is not None
+        if op == "in":
+            if len(value) > MAX_IN:
+                raise LimitExceeded(f"an `in` list may hold at most {MAX_IN} values")
+            out.append(In(item.index_column, tuple(indexer(item, str(v)) for v in value)))
+        else:
+            out.append(Compare(item.index_column, OPS[op], indexer(item, str(value))))
+    return out
+
+
 def compile_order(entity: EntityInfo, order: Sequence[tuple[str, bool]]) -> tuple[tuple[OrderKey, ...], set[str]]:
     """`order` is (field name, descending) pairs; the key is appended by the connector."""
     keys: list[OrderKey] = []
@@ -110,6 +158,8 @@ def compile_order(entity: EntityInfo, order: Sequence[tuple[str, bool]]) -> tupl
             raise BadUserInput(f"{entity.type_name} has no field {name} to order by")
         if name in names:
             raise BadUserInput(f"{entity.type_name}.{name} appears twice in orderBy")
+        if item.encrypted:
+            raise BadUserInput(f"{entity.type_name}.{name} is encrypted at rest and cannot be ordered by")
         names.add(name)
         keys.append(OrderKey(item.column, descending))
     return tuple(keys), names

@@ -31,6 +31,9 @@ from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord
 from hub.authz.release import Released, ReleasedRow, Releaser
 from hub.catalog import Catalog, EntityInfo, RelationInfo
+from hub.catalog.model import FieldInfo
+from hub.cells import index_bytes, index_form
+from hub.crypto.live import LiveKeyring
 from hub.cursor import Cursors
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.filters import FilterSpec, compile_filter, compile_order
@@ -69,6 +72,7 @@ class Reader:
         catalog: Catalog,
         connectors: Mapping[str, Connector],
         releaser: Releaser,
+        keys: LiveKeyring,
         cursors: Cursors,
         default_page: int = 100,
         max_page: int = 10_000,
@@ -77,6 +81,7 @@ class Reader:
         self.cursors = cursors
         self.connectors = connectors
         self.releaser = releaser
+        self.keys = keys
         self.default_page = default_page
         self.max_page = max_page
 
@@ -99,7 +104,7 @@ class Reader:
             raise BadUserInput("`offset` must not be negative")
         if page.offset and page.after is not None:
             raise BadUserInput("give `after` or `offset`, not both")
-        compiled = compile_filter(entity, filter_spec)
+        compiled = compile_filter(entity, filter_spec, self._index_value)
         keys, order_fields = compile_order(entity, order)
         plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
         plan.require_plain(entity, sorted(order_fields), "ordering")
@@ -121,7 +126,7 @@ class Reader:
         else:
             fetched, total = await self._run(entity, connector.fetch(query)), None
         page_rows: Page = fetched
-        released = self._release(request, entity, page_rows.rows, names, joins)
+        released = await self._release(request, entity, page_rows.rows, names, joins)
         end_cursor = None
         if want_cursor and page_rows.rows:
             last = page_rows.rows[-1]
@@ -136,10 +141,14 @@ class Reader:
         # guesses of a masked key (an ID number) one request at a time.
         plan.require_readable(entity)
         plan.require_plain(entity, [entity.key], "a lookup by key", {entity.key: {"eq"}})
+        key_info = entity.fields[entity.key]
+        if key_info.encrypted:
+            # An encrypted key is found by its blind index, never by decrypting the column.
+            key = self._index_value(key_info, str(key))
         where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
         page = await self._run(entity, self.connectors[entity.department].fetch(query))
-        return self._release(request, entity, page.rows, names, joins)
+        return await self._release(request, entity, page.rows, names, joins)
 
     async def related(
         self,
@@ -157,11 +166,25 @@ class Reader:
         if verdict.decision is Decision.DENIED:
             raise Forbidden(verdict.reason or f"following {relation.name} is not allowed")
         target = self.catalog.entity(relation.target)
-        match_column = target.fields[relation.target_field].column
+        source_field = self.catalog.entity(relation.source).fields[relation.field]
+        target_field = target.fields[relation.target_field]
+        match_column = target_field.searchable_column
         columns = _union(self._columns(plan, target, names, joins), [match_column])
         rule = plan.row_rule(target.id)
         order = (OrderKey(match_column),)
-        unique = list(dict.fromkeys(v for v in values if v is not None))
+        # The value each join value is looked up by. Encrypted fields join on blind indexes of
+        # one domain; a plain source joining an encrypted target is indexed here.
+        wanted: dict[Hashable, Hashable] = {}
+        for value in values:
+            if value is None or value in wanted:
+                continue
+            if target_field.index_column is None:
+                wanted[value] = value
+            elif source_field.encrypted:
+                wanted[value] = index_form(target_field, value)  # type: ignore[arg-type]
+            else:
+                wanted[value] = self._index_value(target_field, str(value))
+        unique = list(dict.fromkeys(wanted.values()))
         rows: list[Row] = []
         connector = self.connectors[target.department]
         chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
@@ -169,13 +192,14 @@ class Reader:
             query = Query(target.table, columns, conjoin(In(match_column, tuple(chunk)), rule), order)
             rows.extend((await self._run(target, connector.fetch(query))).rows)
         # The match value travels outside the released row: the caller may not be allowed it.
-        released = self._release(request, target, rows, names, joins)
-        grouped: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
+        released = await self._release(request, target, rows, names, joins)
+        by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
         for raw, out in zip(rows, released.rows, strict=True):
-            grouped[raw[match_column]].append(out)
+            by_match[_join_value(target_field, raw[match_column])].append(out)
+        grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
         return grouped, released
 
-    def _release(
+    async def _release(
         self,
         request: Request,
         entity: EntityInfo,
@@ -183,12 +207,27 @@ class Reader:
         names: Sequence[str],
         joins: Sequence[str],
     ) -> Released:
-        released = self.releaser.release(request.plan, request.record, entity, rows, names)
+        record = request.record
+        counted = record.counts_of(entity.id)
+        released = self.releaser.release(request.plan, record, entity, rows, names)
+        if released.unknown_keys and await self.keys.refresh():
+            # Values under a data-key version made since the keyring was loaded (a rotation while
+            # serving): release again with the reloaded keyring, counting the rows once.
+            record.restore_counts(entity.id, counted)
+            released = self.releaser.release(request.plan, record, entity, rows, names)
         for name in joins:
-            column = entity.fields[name].column
+            item = entity.fields[name]
+            column = item.searchable_column
             for out, raw in zip(released.rows, rows, strict=True):
-                out[(JOIN, name)] = raw[column]
+                out[(JOIN, name)] = _join_value(item, raw[column])
         return released
+
+    def _index_value(self, item: FieldInfo, value: str) -> Any:
+        """`value`'s blind index as `item`'s index column stores it."""
+        domain = item.blind_index
+        if domain is None:
+            raise BadUserInput(f"{item.name} is encrypted and cannot be searched")
+        return index_form(item, self.keys.keyring.blind_index(domain).digest(value))
 
     def _limit(self, page: PageArgs) -> int:
         if page.first is None:
@@ -203,9 +242,10 @@ class Reader:
     def _columns(plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]) -> tuple[str, ...]:
         # Withheld fields are never fetched: what is not read cannot leak. Join values are
         # fetched for relations, which have their own decision.
-        wanted = [entity.table.key, *(entity.fields[name].column for name in joins)]
-        # Persons touched are recorded whether or not their identifying field is selected.
-        wanted.extend(item.column for item in entity.fields.values() if item.person)
+        wanted = [entity.table.key, *(entity.fields[name].searchable_column for name in joins)]
+        # Persons touched are recorded whether or not their identifying field is selected (by
+        # its blind index where it is encrypted: recording never decrypts).
+        wanted.extend(item.searchable_column for item in entity.fields.values() if item.person)
         for name in names:
             if plan.field(entity.id, name).decision is not Decision.DENIED:
                 wanted.append(entity.fields[name].column)
@@ -222,6 +262,11 @@ class Reader:
                 f"the {entity.department} department's database is unavailable; try again later",
                 {"department": entity.department},
             ) from None
+
+
+def _join_value(item: FieldInfo, value: Any) -> Any:
+    # Blind indexes join as bytes, whichever form each department stores them in.
+    return index_bytes(value) if item.index_column is not None else value
 
 
 def _union(columns: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:

@@ -3,8 +3,7 @@ planner and the hub database. The app factory and the command line share this as
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +19,16 @@ from hub.authz.release import Releaser
 from hub.authz.snapshot import load_purposes
 from hub.authz.store import PolicyStore, seed
 from hub.catalog import Catalog, load_catalog
+from hub.cells import key_scopes
 from hub.config import Settings
 from hub.connections import open_connectors
+from hub.crypto.live import LiveKeyring
+from hub.crypto.master import master_key_from_settings
 from hub.cursor import Cursors
 from hub.db.engine import hub_engine, sessions
 from hub.reader import Reader
+
+log = logging.getLogger("hub.services")
 
 
 @dataclass
@@ -41,9 +45,14 @@ class Services:
     live: LivePolicy | None
     store: PolicyStore
     admin: PolicyAdmin | None
+    keys: LiveKeyring
 
     async def start(self) -> None:
-        """Seed the policy on a new hub database and load the newest version."""
+        """Load the keyring (making the keys the catalog lacks), seed the policy on a new hub
+        database and load its newest version."""
+        made = await self.keys.start(*key_scopes(list(self.catalog)))
+        for name in made:
+            log.info("made the %s", name)
         if self.live is None:
             return
         async with self.sessions() as session, session.begin():
@@ -64,17 +73,14 @@ def build_services(
 ) -> Services:
     catalog = catalog if catalog is not None else load_catalog(settings.manifests_dir)
     connectors = connectors if connectors is not None else open_connectors(catalog, settings)
-    # Until field encryption brings the blind-index keys, persons touched are recorded under a
-    # key made per process: records of one process can be compared, never reversed.
-    record_key = secrets.token_bytes(32)
-    releaser = Releaser(
-        person_index=lambda value: hmac.new(record_key, value.encode(), hashlib.sha256).hexdigest(),
-        hash_key=secrets.token_bytes(32),
-    )
-    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
-    reader = Reader(catalog, connectors, releaser, cursors, settings.default_page_size, settings.max_page_size)
     engine = hub_engine(settings.database_url)
     session_maker = sessions(engine)
+    # The master key is read now, so a missing or exposed key file stops the start at once;
+    # the keys it wraps are loaded (and made where missing) by `start`.
+    keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
+    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
+    releaser = Releaser(lambda: keys.keyring)
+    reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
     purposes = load_purposes()
     live: LivePolicy | None = None
     source: PolicySource
@@ -97,4 +103,5 @@ def build_services(
         live=live,
         store=store,
         admin=None if live is None else PolicyAdmin(store, live, catalog),
+        keys=keys,
     )

@@ -36,6 +36,8 @@ class RequestContext:
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     # One entry per (list path, field): the release step withheld it for `count` rows.
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)
+    # One entry per (list path, field): values that failed to decrypt, and how many.
+    unreadable: dict[tuple[str | int, ...], int] = field(default_factory=dict)
     # Paths (list indices as `*`) released masked.
     masked: set[tuple[str | int, ...]] = field(default_factory=set)
 

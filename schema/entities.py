@@ -15,7 +15,7 @@ from strawberry.types.field import StrawberryField
 
 from hub.catalog import Catalog, EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, snake
-from schema.scalars import FILTER_INPUT, PYTHON_TYPE, PageInfo
+from schema.scalars import FILTER_INPUT, PYTHON_TYPE, EncryptedFilter, PageInfo
 
 
 @dataclass
@@ -69,7 +69,8 @@ def filter_class(entity: EntityInfo) -> type:
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {}
     for item in entity.fields.values():
-        annotations[item.name] = Optional[FILTER_INPUT[item.type]]  # noqa: UP045
+        kind = EncryptedFilter if item.encrypted else FILTER_INPUT[item.type]
+        annotations[item.name] = Optional[kind]  # noqa: UP045
         namespace[item.name] = strawberry.field(default=None, name=item.name)
     cls = _new_class(name, annotations, namespace)
     # Combinators refer to the class itself, so they are added once it exists.
@@ -85,7 +86,8 @@ def filter_class(entity: EntityInfo) -> type:
 def order_enum(entity: EntityInfo) -> type[enum.Enum]:
     members: dict[str, tuple[str, bool]] = {}
     for item in entity.fields.values():
-        if item.type is FieldType.BOOLEAN:
+        # Ciphertext has no useful order, and ordering by it would leak nothing but confusion.
+        if item.type is FieldType.BOOLEAN or item.encrypted:
             continue
         upper = snake(item.name).upper()
         members[f"{upper}_ASC"] = (item.name, False)

@@ -40,6 +40,9 @@ def report(context: RequestContext, base: tuple[str | int, ...], released: Relea
     for name, reason in released.withheld.items():
         context.withhold((*base, name), reason, len(released.rows))
     context.masked.update((*base, name) for name in released.masked)
+    for name, count in released.unreadable.items():
+        path = (*base, name)
+        context.unreadable[path] = context.unreadable.get(path, 0) + count
 
 
 def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum]) -> Any:

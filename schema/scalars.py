@@ -106,6 +106,17 @@ class BooleanFilter:
     isNull: bool | None = None
 
 
+@strawberry.input(
+    description="Conditions on a value encrypted at rest: equality through its blind index (ID numbers compare "
+    "upper-cased, mobile numbers as 11 digits), and presence. Fields without a blind index take isNull only."
+)
+class EncryptedFilter:
+    eq: str | None = None
+    ne: str | None = None
+    in_: list[str] | None = strawberry.field(default=None, name="in")
+    isNull: bool | None = None
+
+
 FILTER_INPUT: dict[FieldType, type] = {
     FieldType.ID: StringFilter,
     FieldType.STRING: StringFilter,

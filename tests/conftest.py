@@ -4,6 +4,7 @@ catalog with in-memory data, and an HTTP client of the hub over them."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ from hub.migrate import upgrade
 from hub.services import build_services
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The master key of test hubs: fixed, so a test can open what another fixture encrypted.
+TEST_MASTER_KEY = hashlib.sha256(b"hub tests: not a real master key").digest()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 PEOPLE: list[dict[str, Any]] = [
@@ -143,7 +146,9 @@ class Hub:
 
 @pytest.fixture
 def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
-    settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
+    settings = load_settings(
+        {}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests", master_key=TEST_MASTER_KEY
+    )
     # The spine's tests run with everything released; policies have their own tests.
     services = build_services(
         settings, catalog=small_catalog, connectors=memory_connectors(), policy=ReleaseEverything()

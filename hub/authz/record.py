@@ -7,14 +7,10 @@ the audit trail stores it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.authz.plan import Decision
-
-# Turns a resident ID number into the token the record keeps (a keyed index, never the number).
-PersonIndex = Callable[[str], str]
 
 
 @dataclass
@@ -26,14 +22,23 @@ class AccessRecord:
     # (entity id, field, decision) -> how many values were released so.
     released: Counter[tuple[str, str, Decision]] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
+    # Persons touched, by the hex blind index of their resident ID number (never the number).
     persons: set[str] = field(default_factory=set)
 
     def add_column(self, entity_id: str, name: str, decision: Decision, count: int) -> None:
         if count:
             self.released[(entity_id, name, decision)] += count
 
-    def add_persons(self, index: PersonIndex, values: Iterable[Any]) -> None:
-        self.persons.update(index(str(v).upper()) for v in values if v is not None)
+    def counts_of(self, entity_id: str) -> tuple[int, dict[tuple[str, str, Decision], int]]:
+        """What is counted for one entity, to undo a release that is done again."""
+        return self.rows[entity_id], {k: n for k, n in self.released.items() if k[0] == entity_id}
+
+    def restore_counts(self, entity_id: str, counts: tuple[int, dict[tuple[str, str, Decision], int]]) -> None:
+        rows, released = counts
+        self.rows[entity_id] = rows
+        for key in [k for k in self.released if k[0] == entity_id]:
+            del self.released[key]
+        self.released.update(released)
 
     def summary(self) -> dict[str, Any]:
         return {

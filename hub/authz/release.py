@@ -1,22 +1,25 @@
 """The release step: turn fetched rows into what the caller may see, column by column.
 
-Each column is decided once (from the plan), then copied, masked or withheld as a whole; the
-access record is filled in the same pass.
+Each column is decided once (from the plan), then copied, decrypted, masked or withheld as a
+whole; the access record is filled in the same pass. An encrypted column is decrypted only when
+it is released plain or must be masked: a withheld column is never fetched, let alone decrypted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import Row
 from hub.authz.masks import column_mask
 from hub.authz.plan import AccessPlan, Decision
-from hub.authz.record import AccessRecord, PersonIndex
+from hub.authz.record import AccessRecord
 from hub.catalog import EntityInfo
+from hub.catalog.model import FieldInfo
+from hub.cells import PERSON_DOMAIN, FieldCells, index_bytes, row_keys
+from hub.crypto.fields import Failure
+from hub.crypto.keyring import Keyring
 
 # Keyed by field name; the reader may add the raw values relations join on under tuple keys,
 # which no GraphQL field can name.
@@ -30,12 +33,19 @@ class Released:
     withheld: dict[str, str] = field(default_factory=dict)
     # Fields released masked in this list, so an app can tell a masked value from data.
     masked: list[str] = field(default_factory=list)
+    # Fields with values that failed to decrypt, and how many: null, reported as DATA_INTEGRITY.
+    unreadable: dict[str, int] = field(default_factory=dict)
+    # Values that named a data-key version the keyring lacked (a rotation since it loaded).
+    unknown_keys: int = 0
 
 
-@dataclass
 class Releaser:
-    person_index: PersonIndex
-    hash_key: bytes
+    """Releases rows under a plan. `keyring` gives the current keyring (it may be reloaded
+    between requests, never within one column)."""
+
+    def __init__(self, keyring: Callable[[], Keyring]) -> None:
+        self._keyring = keyring
+        self._cells: dict[tuple[int, str, str], FieldCells] = {}
 
     def release(
         self,
@@ -47,36 +57,80 @@ class Releaser:
     ) -> Released:
         """`rows` are keyed by column; the result is keyed by field name."""
         count = len(rows)
+        keyring = self._keyring()
         out: list[ReleasedRow] = [{} for _ in range(count)]
-        withheld: dict[str, str] = {}
-        masked: list[str] = []
+        released = Released(out)
         record.rows[entity.id] += count
-        # Every row released touches its person, selected or not (the reader always fetches
-        # the person column); the record keeps an index of the number, never the number.
-        for item in entity.fields.values():
-            if item.person and count and item.column in rows[0]:
-                record.add_persons(self.person_index, [row[item.column] for row in rows])
+        if count:
+            self._record_persons(keyring, record, entity, rows)
+        keys: list[str] | None = None
         for name in names:
             item = entity.fields[name]
             verdict = plan.field(entity.id, name)
             if verdict.decision is Decision.DENIED:
-                values: list[object] = [None] * count
+                values: list[Any] = [None] * count
                 if count:
-                    withheld[name] = verdict.reason or "not released to you"
+                    released.withheld[name] = verdict.reason or "not released to you"
             else:
                 values = [row[item.column] for row in rows]
+                if item.encrypted and count:
+                    if keys is None:
+                        keys = row_keys(entity, [row[entity.table.key] for row in rows])
+                    values = self._decrypt(keyring, entity, item, values, keys, released)
                 if verdict.decision is Decision.MASKED:
                     # A field without a mask kind is never MASKED by the policy; nullify if so.
-                    key = self._hash_key(plan.principal.department, item.blind_index or f"{entity.id}.{item.name}")
+                    domain = item.blind_index or f"{entity.id}.{item.name}"
+                    key = keyring.mask_key(domain, plan.principal.department)
                     values = column_mask(item.mask, key)(values) if item.mask else [None] * count
                     if count:
-                        masked.append(name)
+                        released.masked.append(name)
             record.add_column(entity.id, name, verdict.decision, count)
             for target, value in zip(out, values, strict=True):
                 target[name] = value
-        return Released(out, withheld, masked)
+        return released
 
-    def _hash_key(self, receiver: str, domain: str) -> bytes:
-        # Per (domain, receiving department): equal values match within one department's view,
-        # and two departments cannot link persons through their hashed values.
-        return hmac.new(self.hash_key, f"{domain}|{receiver}".encode(), hashlib.sha256).digest()
+    def _decrypt(
+        self,
+        keyring: Keyring,
+        entity: EntityInfo,
+        item: FieldInfo,
+        values: list[Any],
+        keys: list[str],
+        released: Released,
+    ) -> list[Any]:
+        cells = self._cells_of(keyring, entity, item)
+        plain: list[Any] = cells.decrypt(values, keys)
+        failed = 0
+        for i, value in enumerate(plain):
+            if isinstance(value, Failure):
+                failed += 1
+                if value is Failure.UNKNOWN_KEY:
+                    released.unknown_keys += 1
+                # Never wrong data: a value that is not this cell's becomes null.
+                plain[i] = None
+        if failed:
+            released.unreadable[item.name] = failed
+        return plain
+
+    def _cells_of(self, keyring: Keyring, entity: EntityInfo, item: FieldInfo) -> FieldCells:
+        name = (id(keyring), entity.id, item.name)
+        cells = self._cells.get(name)
+        if cells is None:
+            if len(self._cells) > 4096:
+                self._cells.clear()  # keyrings replaced by reloads leave their entries behind
+            cells = self._cells[name] = FieldCells(keyring, entity, item)
+        return cells
+
+    @staticmethod
+    def _record_persons(keyring: Keyring, record: AccessRecord, entity: EntityInfo, rows: Sequence[Row]) -> None:
+        # Every row released touches its person, selected or not (the reader always fetches
+        # the person column, or its blind index); the record keeps the index, never the number.
+        for item in entity.fields.values():
+            if not item.person:
+                continue
+            if item.index_column is not None and item.index_column in rows[0]:
+                found = (index_bytes(row[item.index_column]) for row in rows)
+                record.persons.update(value.hex() for value in found if value is not None)
+            elif item.column in rows[0] and not item.encrypted:
+                index = keyring.blind_index(item.blind_index or PERSON_DOMAIN)
+                record.persons.update(index.hex(str(row[item.column])) for row in rows if row[item.column] is not None)

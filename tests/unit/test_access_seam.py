@@ -20,7 +20,7 @@ from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.config import load_settings
 from hub.principal import Principal
 from hub.services import build_services
-from tests.conftest import FIXTURES, Hub, memory_connectors, register
+from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
 
 
 @dataclass
@@ -82,7 +82,9 @@ class CountingConnector:
 def guarded(hub_db: URL, small_catalog: Catalog) -> Iterator[tuple[Hub, RecordingPolicy, dict[str, CountingConnector]]]:
     policy = RecordingPolicy()
     connectors = {name: CountingConnector(c) for name, c in memory_connectors().items()}
-    settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
+    settings = load_settings(
+        {}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests", master_key=TEST_MASTER_KEY
+    )
     services = build_services(settings, catalog=small_catalog, connectors=connectors, policy=policy)
     token = register(hub_db)
     with TestClient(create_app(services)) as client:
@@ -167,6 +169,8 @@ def test_access_record_counts_released_values_and_persons(hub_db: URL, small_cat
     from hub.authz.plan import Planner, ReleaseEverything, Selection
     from hub.authz.record import AccessRecord
     from hub.authz.release import Releaser
+    from hub.crypto.blind_index import BlindIndex
+    from hub.crypto.keyring import Keyring
 
     entity = small_catalog.entity("registry.Person")
     principal = Principal("app", "welfare")
@@ -178,13 +182,14 @@ def test_access_record_counts_released_values_and_persons(hub_db: URL, small_cat
         {"id_number": "11010519850202567x", "name": "李华"},
         {"id_number": "110105199001011234", "name": "王小明"},
     ]
-    released = Releaser(person_index=lambda v: "idx:" + v, hash_key=b"k").release(
-        plan, record, entity, rows, ["idNumber", "name"]
-    )
+    keyring = Keyring({}, {"resident_id": b"i" * 32}, b"m" * 32)
+    released = Releaser(lambda: keyring).release(plan, record, entity, rows, ["idNumber", "name"])
     assert released.rows == [
         {"idNumber": "11010519850202567x", "name": "李华"},
         {"idNumber": "110105199001011234", "name": "王小明"},
     ]
-    assert record.persons == {"idx:11010519850202567X", "idx:110105199001011234"}
+    # Persons are recorded by the blind index of the normalised number (upper-case X), never plain.
+    index = BlindIndex("resident_id", b"i" * 32)
+    assert record.persons == {index.hex("11010519850202567X"), index.hex("110105199001011234")}
     assert record.released[("registry.Person", "name", Decision.PLAIN)] == 2
     assert record.summary()["personsTouched"] == 2

@@ -16,7 +16,7 @@ from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services
-from tests.conftest import FIXTURES, Hub, memory_connectors, register
+from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
 
 
 class Broken:
@@ -38,7 +38,9 @@ class Broken:
 
 def serve(hub_db: URL, catalog: Catalog, welfare: Any) -> Iterator[Hub]:
     connectors: dict[str, Any] = {**memory_connectors(), "welfare": welfare}
-    settings = load_settings({}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests")
+    settings = load_settings(
+        {}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests", master_key=TEST_MASTER_KEY
+    )
     services = build_services(settings, catalog=catalog, connectors=connectors, policy=ReleaseEverything())
     with TestClient(create_app(services)) as client:
         yield Hub(client, register(hub_db), hub_db)

@@ -66,7 +66,7 @@ def test_caller_without_the_attribute_its_row_rule_reads_sees_no_rows() -> None:
     policy = SnapshotPolicy(Snapshot(row_rules=(rule,)), CATALOG)
     person = CATALOG.entity("population.Person")
     without = Principal("o", "civil_affairs", ("district_office",))
-    assert policy.row_rule(without, None, person) == In("id_number", ())
+    assert policy.row_rule(without, None, person) == In(person.table.key, ())
     with_attribute = Principal("o", "civil_affairs", ("district_office",), {"district": "330102"})
     assert policy.row_rule(with_attribute, None, person) != In("id_number", ())
     assert policy.attributes_used(without) != policy.attributes_used(
