@@ -71,7 +71,9 @@ class LiveKeyring:
         async with self._sessions() as session:
             state = await _state_of(session)
             keyring = await load_keyring(session, self._masters)
-        self._keyring, self._seen, self._checked = keyring, state, time.monotonic()
+        # The reload interval limits checks that follow a check, not the first one after a load:
+        # a rotation may have landed the moment after this load.
+        self._keyring, self._seen = keyring, state
 
     async def _state(self) -> tuple[int, int]:
         async with self._sessions() as session:
