@@ -7,6 +7,7 @@ it is released plain or must be masked: a withheld column is never fetched, let 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from hub.catalog.model import FieldInfo
 from hub.cells import PERSON_DOMAIN, FieldCells, index_bytes, row_keys
 from hub.crypto.fields import Failure
 from hub.crypto.keyring import Keyring
+
+log = logging.getLogger("hub.release")
 
 # Keyed by field name; the reader may add the raw values relations join on under tuple keys,
 # which no GraphQL field can name.
@@ -101,15 +104,21 @@ class Releaser:
         cells = self._cells_of(keyring, entity, item)
         plain: list[Any] = cells.decrypt(values, keys)
         failed = 0
+        kinds: set[str] = set()
         for i, value in enumerate(plain):
             if isinstance(value, Failure):
                 failed += 1
+                kinds.add(value.name)
                 if value is Failure.UNKNOWN_KEY:
                     released.unknown_keys += 1
                 # Never wrong data: a value that is not this cell's becomes null.
                 plain[i] = None
         if failed:
             released.unreadable[item.name] = failed
+            # For the operator: which cells, never which values (there are none to show).
+            log.warning(
+                "%s.%s: %d value(s) failed to decrypt (%s)", entity.id, item.name, failed, ", ".join(sorted(kinds))
+            )
         return plain
 
     def _cells_of(self, keyring: Keyring, entity: EntityInfo, item: FieldInfo) -> FieldCells:
