@@ -1,8 +1,11 @@
 """The benchmark's PostgreSQL database: created when missing, loaded with the demo data
-unless it already holds exactly the demo's rows.
+(encrypted, as the demo stores it) unless it already holds exactly the demo's rows, readable
+with the bench's keys.
 
 Every table's row count is checked, not just the one W1 reads: a load interrupted between
-departments (each department loads in its own transaction) would otherwise pass unnoticed.
+departments (each department loads in its own transaction) would otherwise pass unnoticed. And
+one stored value of every encrypted table is decrypted: data loaded under other keys (whose
+keys were deleted since) or before the demo was encrypted is loaded again.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.cells import FieldCells, row_keys
+from hub.crypto.keyring import Keyring
+from hub.demo.catalog import demo_catalog
 from hub.demo.generate import generate
 from hub.demo.load import load_demo
+from hub.demo.tables import METADATA
 from hub.demo.workspace import DEPARTMENTS
 
 HOST = "127.0.0.1"
@@ -68,13 +75,40 @@ async def table_counts(url: URL, tables: list[str]) -> dict[str, int | None]:
     return counts
 
 
-async def ensure_demo_data(url: URL, expected: Mapping[str, int]) -> bool:
-    """Load the demo data into `url` unless every table holds the expected rows; True when
-    it was (re)loaded."""
+async def readable(url: URL, keyring: Keyring) -> bool:
+    """Whether the first stored value of every encrypted field decrypts under `keyring`."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            for entity in demo_catalog():
+                table = METADATA[entity.department].tables[entity.table.name]
+                for item in entity.fields.values():
+                    if not item.encrypted:
+                        continue
+                    statement = sa.select(table.c[entity.table.key], table.c[item.column]).where(
+                        table.c[item.column].is_not(None)
+                    )
+                    try:
+                        row = (await connection.execute(statement.limit(1))).first()
+                    except sa.exc.DBAPIError:  # the table or column is missing: an older layout
+                        return False
+                    if row is None:
+                        return False
+                    cells = FieldCells(keyring, entity, item)
+                    if not isinstance(cells.decrypt([row[1]], row_keys(entity, [row[0]]))[0], str):
+                        return False
+    finally:
+        await engine.dispose()
+    return True
+
+
+async def ensure_demo_data(url: URL, expected: Mapping[str, int], keyring: Keyring) -> bool:
+    """Load the demo data into `url`, encrypted under `keyring`, unless every table holds the
+    expected rows and its encrypted values open with `keyring`; True when it was (re)loaded."""
     counts = await table_counts(url, sorted(expected))
-    if all(counts[table] == rows for table, rows in expected.items()):
+    if all(counts[table] == rows for table, rows in expected.items()) and await readable(url, keyring):
         return False
-    await load_demo(dict.fromkeys(DEPARTMENTS, url.render_as_string(hide_password=False)), seed=SEED)
+    await load_demo(dict.fromkeys(DEPARTMENTS, url.render_as_string(hide_password=False)), keyring, seed=SEED)
     counts = await table_counts(url, sorted(expected))
     wrong = {t: (counts[t], n) for t, n in expected.items() if counts[t] != n}
     if wrong:

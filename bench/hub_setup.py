@@ -1,35 +1,58 @@
 """The hub's side of a run: manifests pointed at the bench database, a fresh SQLite hub
-database, and the registered apps whose tokens the benchmark sends.
+database holding the keys the bench data is encrypted under, and the registered apps whose
+tokens the benchmark sends.
 
 Everything lives in a temporary folder of the run, so a run never touches `hub.db`,
-`demo-data/` or anything another run (or person) uses.
+`demo-data/` or anything another run (or person) uses, except the bench's keys: the bench
+database outlives a run, and so must the keys its data is encrypted under. They live in
+`~/.cache/hub-bench/` (an owner-only `master.key` and `hub.db` holding the wrapped keys); each
+run's hub database gets a copy of the wrapped keys. Delete the folder and the next run loads the
+data again under new keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 
 from hub.apps.service import create_app
+from hub.crypto.keyring import Keyring
 from hub.db.engine import hub_engine, sessions
-from hub.demo.workspace import retarget_manifests
+from hub.demo.workspace import Workspace, open_workspace_keyring, retarget_manifests, share_keys
 from hub.migrate import upgrade
 
 URL_ENV = "HUB_BENCH_URL"
+# Only its master key and hub database are used: the data itself is in the bench database.
+KEYS = Workspace(Path.home() / ".cache" / "hub-bench")
 APP_NAME = "bench"
 # W1's caller: the auditor reads across departments (see bench/w1.py for what it is released).
 APP_DEPARTMENT = "audit"
 APP_ROLE = "auditor"
 
 
-def prepare_hub(folder: Path) -> tuple[Path, URL]:
-    """Write the retargeted manifests and migrate a new hub database in `folder`."""
+def bench_keyring(keys: Workspace = KEYS) -> Keyring:
+    """The keyring of the bench data: made on the first run (master key file, hub database and
+    keys), loaded afterwards."""
+    keyring, _ = asyncio.run(open_workspace_keyring(keys))
+    return keyring
+
+
+def hub_env(keys: Workspace = KEYS) -> dict[str, str]:
+    """What a hub served over the bench data needs besides its database and manifests."""
+    return {"HUB_MASTER_KEY_FILE": str(keys.master_key_file)}
+
+
+def prepare_hub(folder: Path, keys: Workspace = KEYS) -> tuple[Path, URL]:
+    """Write the retargeted manifests and migrate a new hub database in `folder`, with a copy of
+    the keys the bench data is under (serve it with `hub_env()`)."""
     manifests = retarget_manifests(folder / "manifests", {"url_env": URL_ENV})
     database_url = URL.create("sqlite+aiosqlite", database=str(folder / "hub.db"))
     # alembic's env runs its own event loop, so this must be called outside one.
     upgrade(database_url)
+    asyncio.run(share_keys(keys, database_url))
     return manifests, database_url
 
 

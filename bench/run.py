@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL
 
 from bench import w1_access
 from bench.database import bench_url, ensure_database, ensure_demo_data, expected_counts
-from bench.hub_setup import URL_ENV, prepare_hub, register_app
+from bench.hub_setup import URL_ENV, bench_keyring, hub_env, prepare_hub, register_app
 from bench.limit_app import URL_ENV as LIMIT_URL_ENV
 from bench.machine import Machine, describe, revision
 from bench.measure import RequestFailed, measure
@@ -51,8 +51,9 @@ def prepare_database() -> None:
     url = bench_url()
     if asyncio.run(ensure_database()):
         say(f"created database {url.database}")
+    keyring = bench_keyring()
     say("checking the demo data (generating the expected row counts)")
-    if asyncio.run(ensure_demo_data(url, expected_counts())):
+    if asyncio.run(ensure_demo_data(url, expected_counts(), keyring)):
         say(f"loaded the demo data into {url.render_as_string()}")
 
 
@@ -61,6 +62,7 @@ def _hub_env(manifests: Path, database_url: URL) -> dict[str, str]:
         "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False),
         "HUB_MANIFESTS": str(manifests),
         URL_ENV: bench_url().render_as_string(hide_password=False),
+        **hub_env(),
     }
 
 

@@ -17,6 +17,7 @@ from hub.apps.service import create_app, list_apps, revoke_tokens, rotate_token
 from hub.catalog import ManifestError, load_catalog
 from hub.cli_base import fail, run, settings_from_env
 from hub.cli_keys import keys
+from hub.cli_maintenance import encrypt_column  # importing it also adds `keys reencrypt`
 from hub.config import Settings
 from hub.connections import ConnectionSetupError
 from hub.db.engine import hub_engine, sessions
@@ -66,17 +67,32 @@ def serve(host: str, port: int, manifests: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(data_dir: Path, host: str, port: int) -> None:
+    import os
+
+    from hub.config import SettingsError, load_settings
     from hub.demo.callers import ensure_callers
     from hub.demo.workspace import Workspace, create_workspace
-    from hub.migrate import upgrade
 
     root = data_dir.resolve()
     workspace = Workspace(root)
     if not workspace.ready:
         click.echo(f"creating the demo department databases in {root} (first start only)")
-        _run(lambda: create_workspace(root, _progress_bar()))
-    upgrade(workspace.hub_database)
-    settings = _settings(database_url=workspace.hub_database.render_as_string(), manifests_dir=workspace.manifests)
+    _run(lambda: create_workspace(root, _progress_bar()))
+    click.echo(
+        f"the demo's master key is in {workspace.master_key_file} (readable by its owner only); "
+        f"without it and {workspace.hub_database.database} the demo's encrypted data cannot be read"
+    )
+    # The demo serves with its own master key, whatever HUB_MASTER_KEY* may say.
+    environ = {k: v for k, v in os.environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")}
+    try:
+        settings = load_settings(
+            environ,
+            database_url=workspace.hub_database.render_as_string(),
+            manifests_dir=workspace.manifests,
+            master_key_file=workspace.master_key_file,
+        )
+    except SettingsError as exc:
+        _fail(str(exc))
 
     async def register() -> dict[str, str]:
         engine = hub_engine(settings.database_url)
@@ -107,15 +123,43 @@ def _progress_bar() -> Callable[[str, int, int], None]:
 
 
 @main.command(
-    "load-demo", help="Load the demo data into other databases (for benchmarks), one URL for all departments."
+    "load-demo",
+    help="Load the demo data, encrypted, into another database (for benchmarks and tests), one URL for all "
+    "departments. Its keys go into the hub database (HUB_DATABASE_URL) under the master key "
+    "(HUB_MASTER_KEY or HUB_MASTER_KEY_FILE): serve it with the same two.",
 )
 @click.argument("url")
 def load_demo_command(url: str) -> None:
+    from hub.cells import open_keyring
+    from hub.crypto.errors import MasterKeyError
+    from hub.crypto.master import master_key_from_settings
+    from hub.demo.catalog import demo_catalog
     from hub.demo.load import load_demo
     from hub.demo.workspace import DEPARTMENTS
+    from hub.migrate import upgrade
 
-    counts = _run(lambda: load_demo(dict.fromkeys(DEPARTMENTS, url), progress=_progress_bar()))
-    click.echo(f"loaded {sum(counts.values())} rows into {len(counts)} tables")
+    settings = _settings()
+    try:
+        master = master_key_from_settings(settings)
+    except MasterKeyError as exc:
+        _fail(str(exc))
+    upgrade(settings.database_url)
+
+    async def work() -> tuple[dict[str, int], list[str]]:
+        engine = hub_engine(settings.database_url)
+        try:
+            keyring, made = await open_keyring(sessions(engine), master, list(demo_catalog()))
+        finally:
+            await engine.dispose()
+        return await load_demo(dict.fromkeys(DEPARTMENTS, url), keyring, progress=_progress_bar()), made
+
+    counts, made = _run(work)
+    if made:
+        click.echo(f"made {', '.join(made)} in the hub database")
+    click.echo(
+        f"loaded {sum(counts.values())} rows into {len(counts)} tables, encrypted under the keys of "
+        f"{settings.database_url.render_as_string()} (master key {master.id})"
+    )
 
 
 # --- the hub database ---------------------------------------------------------------------
@@ -352,6 +396,7 @@ def apps_revoke(name: str) -> None:
 
 
 main.add_command(keys)
+main.add_command(encrypt_column)
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,9 @@
 """The full demo (seven departments, realistic scale) served by the hub over SQLite, and the
-same data loaded into PostgreSQL and MariaDB, each created once per test session."""
+same data loaded into PostgreSQL and MariaDB, each created once per test session.
+
+The demo's sensitive fields are stored encrypted: every hub here is served with the hub database
+holding the keys they were encrypted under and the master key wrapping those (the workspace's
+`master.key`). The PostgreSQL and MariaDB copies are encrypted under the same keys."""
 
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
 from hub.demo.callers import ensure_callers
 from hub.demo.load import load_demo
-from hub.demo.workspace import DEPARTMENTS, Workspace, create_workspace, retarget_manifests
-from hub.migrate import upgrade
+from hub.demo.workspace import DEPARTMENTS, Workspace, create_workspace, open_workspace_keyring, retarget_manifests
 from hub.services import Services, build_services
 from tests.conftest import Hub
 from tests.servers import fresh_database
@@ -25,9 +28,8 @@ from tests.servers import fresh_database
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("demo")
-    workspace = asyncio.run(create_workspace(root))
-    upgrade(workspace.hub_database)
-    return workspace
+    # Makes the master key, and the hub database (migrated) with the keys the data is under.
+    return asyncio.run(create_workspace(root))
 
 
 def _tokens(workspace: Workspace) -> dict[str, str]:
@@ -57,6 +59,7 @@ def demo_services(demo_workspace: Workspace) -> Services:
         {},
         database_url=demo_workspace.hub_database.render_as_string(),
         manifests_dir=demo_workspace.manifests,
+        master_key_file=demo_workspace.master_key_file,
     )
     return build_services(settings)
 
@@ -69,12 +72,18 @@ def demo_hub(demo_services: Services, demo_workspace: Workspace) -> Iterator[Hub
 def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[Hub]:
     url = fresh_database(server, "hub_it_demo")
     rendered = url.render_as_string(hide_password=False)
-    asyncio.run(load_demo(dict.fromkeys(DEPARTMENTS, rendered)))
+
+    async def load() -> None:
+        keyring, _ = await open_workspace_keyring(demo_workspace)
+        await load_demo(dict.fromkeys(DEPARTMENTS, rendered), keyring)
+
+    asyncio.run(load())
     manifests = retarget_manifests(tmp, {"url_env": "HUB_IT_URL"})
     settings = load_settings(
         {"HUB_IT_URL": rendered},
         database_url=demo_workspace.hub_database.render_as_string(),
         manifests_dir=manifests,
+        master_key_file=demo_workspace.master_key_file,
     )
     yield from _serve(build_services(settings), _tokens(demo_workspace))
 

@@ -1,5 +1,7 @@
 """Hubs of their own for tests that change the access policy: the session's demo department
 databases with a fresh, migrated hub database, so a policy edit never reaches another test.
+The fresh database gets the demo's keys (a backup of the workspace's, restored), since the
+department data is encrypted under them; it is served with the workspace's master key.
 
 Also the admin API's documents and small helpers to call it as the demo callers do."""
 
@@ -19,7 +21,7 @@ from hub.app import create_app
 from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
 from hub.demo.callers import ensure_callers
-from hub.demo.workspace import Workspace
+from hub.demo.workspace import Workspace, share_keys
 from hub.migrate import upgrade
 from hub.services import Services, build_services
 from tests.conftest import Hub
@@ -68,8 +70,15 @@ def fresh_hub_database(folder: Path) -> tuple[URL, dict[str, str]]:
 
 
 def hub_services(workspace: Workspace, url: URL) -> Services:
-    """The hub's services over the demo's department databases and the hub database at `url`."""
-    settings = load_settings({}, database_url=url.render_as_string(), manifests_dir=workspace.manifests)
+    """The hub's services over the demo's department databases and the hub database at `url`,
+    which gets the demo's keys unless it has keys already."""
+    asyncio.run(share_keys(workspace, url))
+    settings = load_settings(
+        {},
+        database_url=url.render_as_string(),
+        manifests_dir=workspace.manifests,
+        master_key_file=workspace.master_key_file,
+    )
     return build_services(settings)
 
 

@@ -1,5 +1,9 @@
 """The demo's synthetic department data: valid identities, determinism, scale, referential
-integrity across departments, manifests that match the tables, and a load into SQLite."""
+integrity across departments, manifests that match the tables, and a load into SQLite.
+
+The generated rows are plain; the tables store the fields the manifests encrypt as binary
+values with their blind indexes beside them (tests/unit/test_demo_encrypted.py checks the
+stored data itself)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,23 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Table, UniqueConstraint, create_engine, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.types import LargeBinary
 
+from hub.catalog import Catalog, EntityInfo
 from hub.catalog.loader import load_catalog
-from hub.catalog.manifest import FieldType, LineageRole, PartialMask, Tier, YearOnlyMask
+from hub.catalog.manifest import FieldType, LineageRole, PartialMask, Storage, Tier, YearOnlyMask
+from hub.cells import FieldCells, key_scopes, row_keys
+from hub.crypto.fields import DataKeys
+from hub.crypto.keyring import Keyring
 from hub.demo.deliveries import reference
 from hub.demo.generate import generate
 from hub.demo.geography import BY_CODE
@@ -40,6 +51,28 @@ DELIVERY_TABLES = {
 @pytest.fixture(scope="module")
 def data() -> Data:
     return generate()
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(MANIFESTS)
+
+
+def index_columns(catalog: Catalog) -> dict[str, dict[str, str]]:
+    """By table: each blind-index column and the encrypted column it indexes."""
+    out: dict[str, dict[str, str]] = {}
+    for entity in catalog:
+        for f in entity.fields.values():
+            if f.index_column is not None:
+                out.setdefault(entity.table.name, {})[f.index_column] = f.column
+    return out
+
+
+def memory_keyring(catalog: Catalog) -> Keyring:
+    """A keyring with fixed keys and no hub database, for loads that need nothing else."""
+    departments, domains = key_scopes(list(catalog))
+    data = {d: DataKeys(1, {1: AESGCM(bytes([n]) * 32)}) for n, d in enumerate(departments)}
+    return Keyring(data, {d: bytes([100 + n]) * 32 for n, d in enumerate(domains)}, bytes(32))
 
 
 @pytest.fixture(scope="module")
@@ -124,21 +157,27 @@ def test_scale(data: Data) -> None:
     assert {d: len(t) for d, t in data.items()}.keys() == set(DEPARTMENTS)
 
 
-def test_rows_have_exactly_the_columns_of_their_tables(data: Data) -> None:
+def test_rows_have_exactly_the_columns_of_their_tables_but_blind_indexes(data: Data, catalog: Catalog) -> None:
+    indexes = index_columns(catalog)
     for department, tables in data.items():
         metadata = METADATA[department]
         assert set(tables) == set(metadata.tables), department
         for name, rows in tables.items():
-            columns = set(metadata.tables[name].columns.keys())
+            of = indexes.get(name, {})
+            columns = set(metadata.tables[name].columns.keys()) - set(of)
             assert rows, name
             for row in rows:
                 assert set(row) == columns, name
             key = next(iter(metadata.tables[name].primary_key.columns)).name
+            key = of.get(key, key)  # a blind index is unique where its plain value is
             assert len({row[key] for row in rows}) == len(rows), f"{name}: duplicate keys"
 
 
-def test_civil_affairs_delivery_has_exactly_twelve_columns() -> None:
-    assert len(METADATA["civil_affairs"].tables["ca_service_delivery"].columns) == 12
+def test_civil_affairs_delivery_has_exactly_twelve_fields(catalog: Catalog) -> None:
+    # The benchmarks' wide-list workload reads all twelve; the table adds two blind indexes.
+    assert len(catalog.entity("civil_affairs.ServiceDelivery").fields) == 12
+    columns = METADATA["civil_affairs"].tables["ca_service_delivery"].columns.keys()
+    assert len([c for c in columns if not c.endswith("_bidx")]) == 12
 
 
 # --- referential integrity --------------------------------------------------------------------
@@ -278,15 +317,53 @@ def test_feedback_names_the_delivery_that_answered_its_request(data: Data) -> No
 # --- manifests and tables ---------------------------------------------------------------------
 
 
+def _indexed(table: Table, column: str) -> bool:
+    """Whether `column` alone is indexed, unique or the primary key of `table`."""
+    if [c.name for c in table.primary_key.columns] == [column]:
+        return True
+    singles = [[c.name for c in i.columns] for i in table.indexes]
+    singles += [[c.name for c in u.columns] for u in table.constraints if isinstance(u, UniqueConstraint)]
+    return [column] in singles or bool(table.columns[column].unique)
+
+
 def test_manifests_load_and_every_field_has_a_column_in_its_table() -> None:
     catalog = load_catalog(MANIFESTS)
     assert set(catalog.departments) == set(DEPARTMENTS)
+    covered: dict[str, set[str]] = {}
     for entity in catalog:
         assert catalog.departments[entity.department].connection.sqlite_path == f"{entity.department}.db"
         table = METADATA[entity.department].tables[entity.table.name]
         assert [c.name for c in table.primary_key.columns] == [entity.table.key], entity.id
+        seen = covered.setdefault(table.name, set())
         for field in entity.fields.values():
-            assert field.column in table.columns, f"{entity.id}.{field.name}"
+            where = f"{entity.id}.{field.name}"
+            assert field.column in table.columns, where
+            seen.add(field.column)
+            binary = isinstance(table.columns[field.column].type, LargeBinary)
+            assert binary == (field.encrypted and field.stored_as is Storage.BINARY), where
+            if field.encrypted:
+                # A ciphertext takes a fresh nonce: an index or uniqueness on it means nothing.
+                assert not _indexed(table, field.column), where
+            if field.index_column is not None:
+                assert field.index_column in table.columns, f"{where}: no {field.index_column}"
+                seen.add(field.index_column)
+                index = table.columns[field.index_column]
+                assert isinstance(index.type, LargeBinary) == (field.stored_as is Storage.BINARY), where
+                assert _indexed(table, field.index_column), f"{where}: {field.index_column} is not indexed"
+                assert index.nullable == table.columns[field.column].nullable, where
+    # Nothing in the tables that no manifest names (a forgotten plain copy of an encrypted value).
+    for metadata in METADATA.values():
+        for table in metadata.tables.values():
+            assert set(table.columns.keys()) == covered.get(table.name), table.name
+
+
+def test_encrypted_keys_make_their_blind_index_the_primary_key(catalog: Catalog) -> None:
+    keyed = {e.id: e.table.key for e in catalog if e.fields[e.key].encrypted}
+    assert keyed == {"population.Person": "id_number_bidx", "human_resources.PensionAccount": "id_number_bidx"}
+    for entity_id in keyed:
+        entity = catalog.entity(entity_id)
+        table = METADATA[entity.department].tables[entity.table.name]
+        assert not table.columns[entity.column_of(entity.key)].nullable
 
 
 def test_manifests_protect_personal_data() -> None:
@@ -322,7 +399,7 @@ def test_manifests_protect_personal_data() -> None:
 
 
 def test_manifest_types_fit_the_generated_values(data: Data) -> None:
-    checks = {
+    checks: dict[FieldType, Callable[[Any], bool]] = {
         FieldType.DECIMAL: lambda v: v.as_tuple().exponent == -2,
         FieldType.DATE: lambda v: type(v) is date,
         FieldType.INT: lambda v: isinstance(v, int),
@@ -351,10 +428,11 @@ def test_all_departments_fit_in_one_database() -> None:
 # --- loading ------------------------------------------------------------------------------------
 
 
-async def test_load_demo_creates_every_department_database(tmp_path: Path, data: Data) -> None:
+async def test_load_demo_creates_every_department_database(tmp_path: Path, data: Data, catalog: Catalog) -> None:
     urls = {d: f"sqlite+aiosqlite:///{tmp_path / 'demo' / d}.db" for d in DEPARTMENTS}
+    keyring = memory_keyring(catalog)
     seen: dict[str, tuple[int, int]] = {}
-    counts = await load_demo(urls, progress=lambda d, done, total: seen.__setitem__(d, (done, total)))
+    counts = await load_demo(urls, keyring, progress=lambda d, done, total: seen.__setitem__(d, (done, total)))
     expected = {name: len(rows) for tables in data.values() for name, rows in tables.items()}
     assert counts == expected
     for department in DEPARTMENTS:
@@ -365,17 +443,32 @@ async def test_load_demo_creates_every_department_database(tmp_path: Path, data:
     async with engine.connect() as connection:
         stored = (await connection.execute(select(func.count()).select_from(table))).scalar_one()
         query = select(table).order_by(table.c.delivery_id).limit(1)
-        first = (await connection.execute(query)).mappings().one()
+        first = dict((await connection.execute(query)).mappings().one())
     await engine.dispose()
     assert stored == expected["ca_service_delivery"]
-    assert dict(first) == data["civil_affairs"]["ca_service_delivery"][0]
+    assert (
+        plain_row(catalog.entity("civil_affairs.ServiceDelivery"), keyring, first)
+        == (data["civil_affairs"]["ca_service_delivery"][0])
+    )
     # Loading again replaces the tables instead of failing on them.
-    assert await load_demo({"finance": urls["finance"]}) == {
+    assert await load_demo({"finance": urls["finance"]}, keyring) == {
         "fin_budget_line": expected["fin_budget_line"],
         "fin_expenditure": expected["fin_expenditure"],
     }
 
 
-async def test_load_demo_rejects_unknown_departments(tmp_path: Path) -> None:
+def plain_row(entity: EntityInfo, keyring: Keyring, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as generated: encrypted values decrypted, blind indexes left out."""
+    (key,) = row_keys(entity, [row[entity.table.key]])
+    plain = dict(row)
+    for field in entity.fields.values():
+        if field.encrypted:
+            (plain[field.column],) = FieldCells(keyring, entity, field).decrypt([row[field.column]], [key])
+            if field.index_column is not None:
+                del plain[field.index_column]
+    return plain
+
+
+async def test_load_demo_rejects_unknown_departments(tmp_path: Path, catalog: Catalog) -> None:
     with pytest.raises(ValueError, match="housing"):
-        await load_demo({"housing": f"sqlite+aiosqlite:///{tmp_path}/housing.db"})
+        await load_demo({"housing": f"sqlite+aiosqlite:///{tmp_path}/housing.db"}, memory_keyring(catalog))
