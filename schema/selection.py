@@ -37,9 +37,12 @@ def _included(node: Any, variables: VariableValues | None) -> bool:
 def child_fields(
     nodes: Iterable[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
-    variables: VariableValues | None,
+    variables: VariableValues | Mapping[str, Any] | None,
 ) -> dict[str, list[FieldNode]]:
-    """The fields selected under `nodes`, by field name (aliases merged)."""
+    """The fields selected under `nodes`, by field name (aliases merged). `variables`: as
+    graphql-core holds them, or the coerced dict strawberry's Info gives resolvers."""
+    if variables is not None and not isinstance(variables, VariableValues):
+        variables = VariableValues({}, dict(variables))
     out: dict[str, list[FieldNode]] = defaultdict(list)
     for node in nodes:
         if node.selection_set is not None:
