@@ -43,6 +43,7 @@ from hub.authz.plan import Decision
 from hub.authz.snapshot import Snapshot, load_purposes, load_seed
 from hub.catalog import Catalog, EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, HashMask, RoundMask
+from hub.crypto.keyring import Keyring
 from hub.demo.callers import CALLERS, Caller
 from hub.demo.generate import generate
 from hub.principal import Principal
@@ -92,7 +93,7 @@ def sensitive(text: str) -> list[str]:
 class Truth:
     """The demo's rows by entity id, keyed by field name and in key order."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, keyring: Keyring) -> None:
         self.catalog = catalog
         data = generate()
         self.rows: dict[str, list[Row]] = {}
@@ -102,7 +103,13 @@ class Truth:
                 {names[c]: v for c, v in raw.items() if c in names}
                 for raw in data[entity.department][entity.table.name]
             ]
-            self.rows[entity.id] = sorted(rows, key=lambda row: row[entity.key])
+            key = entity.fields[entity.key]
+            if key.encrypted and key.blind_index:
+                # An encrypted key orders by its blind index, which stands in for it.
+                index = keyring.blind_index(key.blind_index)
+                self.rows[entity.id] = sorted(rows, key=lambda row: index.digest(row[key.name]))
+            else:
+                self.rows[entity.id] = sorted(rows, key=lambda row: row[entity.key])
         self._indexes: dict[tuple[str, str], dict[Any, list[Row]]] = {}
         self._ordered: dict[tuple[str, str], list[Row]] = {}
 
@@ -279,11 +286,12 @@ def narrowed_roots(v: Viewer, truth: Truth) -> Iterator[Root]:
         for name, item in entity.fields.items():
             value = next((row[name] for row in rows if row[name] is not None), None)
             alias = f"{entity.list_field}_{name}"
-            if value is not None:
+            # An encrypted field is searched by its blind index only, and never ordered by.
+            if value is not None and (not item.encrypted or item.blind_index):
                 condition = Condition(name, "eq", value, sent(value, truth.zone(entity)))
                 yield Root(f"{alias}_eq", entity, fields, first=NARROWED, condition=condition)
             yield Root(f"{alias}_null", entity, fields, first=NARROWED, condition=Condition(name, "isNull"))
-            if item.type is not FieldType.BOOLEAN:
+            if item.type is not FieldType.BOOLEAN and not item.encrypted:
                 yield Root(f"{alias}_order", entity, fields, first=NARROWED, order=name)
 
 
@@ -346,7 +354,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(demo_hub: Hub, demo_services: Services) -> Iterator[Run]:
     catalog = demo_services.catalog
-    truth = Truth(catalog)
+    truth = Truth(catalog, demo_services.keys.keyring)
     tables = {entity.table.name for entity in catalog}
     seen: list[str] = []
     listeners = []
