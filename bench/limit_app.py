@@ -57,16 +57,30 @@ def _moment(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=ZONE)
 
 
-def nodes(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+# The three encrypted columns of W1 (positions in the statement) and their manifest field names.
+ENCRYPTED = ((2, "recipientName"), (3, "recipientIdNumber"), (4, "recipientMobile"))
+
+
+def decrypted(ciphers: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The three encrypted columns decrypted, column by column, as the hub's release does (the
+    same cached AES-GCM objects); the row key is the delivery id."""
+    keys = [str(r[0]) for r in rows]
+    return [
+        cipher.decrypt_column([r[i] for r in rows], keys) for cipher, (i, _) in zip(ciphers, ENCRYPTED, strict=True)
+    ]
+
+
+def nodes(rows: Sequence[Sequence[Any]], ciphers: Sequence[Any]) -> list[dict[str, Any]]:
     """The GraphQL nodes of W1's rows. Positional access: both drivers' rows are tuples in
     the statement's column order, and indexing is the cheapest way to read them."""
+    names, numbers, mobiles = decrypted(ciphers, rows)
     return [
         {
             "deliveryId": r[0],
             "caseId": r[1],
-            "recipientName": r[2],
-            "recipientIdNumber": r[3],
-            "recipientMobile": r[4],
+            "recipientName": names[n],
+            "recipientIdNumber": numbers[n],
+            "recipientMobile": mobiles[n],
             "serviceType": r[5],
             "deliveredAt": _moment(r[6]),
             "amount": _money(r[7]),
@@ -75,13 +89,13 @@ def nodes(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
             "requestId": r[10],
             "expenditureId": r[11],
         }
-        for r in rows
+        for n, r in enumerate(rows)
     ]
 
 
-def body(rows: Sequence[Sequence[Any]]) -> Response:
+def body(rows: Sequence[Sequence[Any]], ciphers: Sequence[Any]) -> Response:
     # orjson writes aware date-times as ISO-8601 with their offset, as strawberry does.
-    payload = {"data": {"civilAffairsServiceDeliveries": {"nodes": nodes(rows)}}}
+    payload = {"data": {"civilAffairsServiceDeliveries": {"nodes": nodes(rows, ciphers)}}}
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
@@ -97,6 +111,12 @@ def create_app() -> Starlette:
         # AUTOCOMMIT as in the hub's connector: no BEGIN/ROLLBACK travels with a read.
         engine = create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=5)
         state["pool"], state["engine"] = pool, engine
+        # The keys the bench data is encrypted under (bench/hub_setup.py keeps them).
+        from bench.hub_setup import KEYS
+        from hub.demo.workspace import open_workspace_keyring
+
+        keyring, _ = await open_workspace_keyring(KEYS)
+        state["ciphers"] = [keyring.cipher("civil_affairs", "ServiceDelivery", name) for _, name in ENCRYPTED]
         try:
             yield
         finally:
@@ -113,14 +133,14 @@ def create_app() -> Starlette:
 
     async def w1_asyncpg(_: Request) -> Response:
         rows = await state["pool"].fetch(SQL, ROWS)
-        return body(rows)
+        return body(rows, state["ciphers"])
 
     async def w1_sqlalchemy(_: Request) -> Response:
         engine: AsyncEngine = state["engine"]
         async with engine.connect() as connection:
             result = await connection.execute(SA_STATEMENT, {"limit": ROWS})
             rows = result.all()
-        return body(rows)
+        return body(rows, state["ciphers"])
 
     routes = [
         Route("/ready", ready, methods=["GET"]),

@@ -119,7 +119,10 @@ async def killed_then_finished(dept: Department, args: list[str], probe: Probe, 
     fractions = sorted(rng.uniform(0.05, 0.95) for _ in range(3))
     plan = [(0.0, rng.uniform(0.1, 0.8)), *((f, 0.0) for f in fractions), (1.0, rng.uniform(0.0, 0.3))]
     seen = [await kill_at(await start(dept, args), probe, fraction, delay) for fraction, delay in plan]
-    assert any(0 < s < 1 for s in seen[1:4]), f"no kill landed in the middle of the work: {seen}"
+    # On SQLite a probe waits for the writer's lock and can first see the work done; the server
+    # databases are probed beside the writer, and there a kill must land mid-work.
+    if dept.url.get_backend_name() != "sqlite":
+        assert any(0 < s < 1 for s in seen[1:4]), f"no kill landed in the middle of the work: {seen}"
     final = await start(dept, args, output=True)
     out, err = await asyncio.wait_for(final.communicate(), RUN_LIMIT_S)
     assert final.returncode == 0, err.decode()[-2000:]
