@@ -17,7 +17,8 @@ from hub.catalog.manifest import Storage
 from hub.catalog.model import FieldInfo
 from hub.crypto.blind_index import BlindIndex
 from hub.crypto.fields import Failure, FieldCipher, Stored
-from hub.crypto.keyring import Keyring, load_keyring, provision
+from hub.crypto.keyring import Keyring
+from hub.crypto.live import LiveKeyring
 from hub.crypto.master import MasterKey
 
 BINARY_TYPES = (bytes, bytearray, memoryview)
@@ -99,10 +100,7 @@ async def open_keyring(
     sessions: async_sessionmaker[AsyncSession], masters: MasterKey | Sequence[MasterKey], entities: Sequence[EntityInfo]
 ) -> tuple[Keyring, list[str]]:
     """Make the keys the catalog needs and lack (under the first master key given), then load
-    the keyring. Returns it and the names of the keys made, for the operator."""
-    first = masters if isinstance(masters, MasterKey) else masters[0]
-    departments, domains = key_scopes(entities)
-    async with sessions() as session, session.begin():
-        made = await provision(session, first, departments, domains)
-    async with sessions() as session:
-        return await load_keyring(session, masters), made
+    the keyring, as a hub does on start. Returns it and the names of the keys made."""
+    live = LiveKeyring(sessions, [masters] if isinstance(masters, MasterKey) else list(masters))
+    made = await live.start(*key_scopes(entities))
+    return live.keyring, made
