@@ -1,5 +1,8 @@
 """The HTTP application: /graphql (GraphiQL on a browser's GET), /healthz.
 
+/graphql takes a free-text operation (`query`) or a trusted document's id (`documentId`,
+registered with `hub documents register`), which runs without parsing or validation.
+
 The only hub module besides the command line that imports `schema`: it is the composition
 root. Authentication happens here, before any GraphQL work: a request without a valid token
 gets 401 and a GraphQL-shaped error body.
@@ -22,11 +25,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.types.graphql import OperationType
 
-from hub.apps.service import authenticate
+from hub.apps.cache import PrincipalCache
+from hub.documents.service import is_document_id
 from hub.principal import Principal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
 from schema.context import RequestContext
+from schema.documents import Compiled, TrustedDocuments
 from schema.errors import code_of, format_error
 
 log = logging.getLogger("hub.app")
@@ -48,6 +53,8 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 def create_app(services: Services) -> Starlette:
     built = build_schema(services.catalog, services.settings)
+    trusted = TrustedDocuments(built.compiler, services.sessions)
+    principals = PrincipalCache(services.sessions, services.settings.token_cache_seconds)
     state = {"ready": False}
 
     @contextlib.asynccontextmanager
@@ -70,11 +77,12 @@ def create_app(services: Services) -> Starlette:
         return JSON({"status": "ok", "departments": sorted(services.catalog.departments)})
 
     async def graphql(request: Request) -> Response:
-        if request.method == "GET" and "query" not in request.query_params:
+        params = request.query_params
+        if request.method == "GET" and "query" not in params and "documentId" not in params:
             if "text/html" in request.headers.get("accept", ""):
                 return FileResponse(str(STATIC / "index.html"), media_type="text/html")
             return _error(400, "BAD_USER_INPUT", "send a GraphQL operation as POST with a JSON body")
-        principal = await _principal(services, request)
+        principal = await _principal(principals, request)
         if principal is None:
             return _error(
                 401,
@@ -85,7 +93,10 @@ def create_app(services: Services) -> Starlette:
         body = await _operation(request)
         if isinstance(body, Response):
             return body
-        return await _execute(services, built, principal, request, body)
+        document = await _document(services, trusted, body)
+        if isinstance(document, Response):
+            return document
+        return await _execute(services, built, principal, request, body, document)
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -95,19 +106,22 @@ def create_app(services: Services) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-async def _principal(services: Services, request: Request) -> Principal | None:
+async def _principal(principals: PrincipalCache, request: Request) -> Principal | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    async with services.sessions() as session:
-        return await authenticate(session, token.strip())
+    return await principals.principal(token.strip())
 
 
 async def _operation(request: Request) -> dict[str, Any] | Response:
     if request.method == "GET":
         params = request.query_params
-        raw: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
+        raw: Any = {
+            "query": params.get("query"),
+            "documentId": params.get("documentId"),
+            "operationName": params.get("operationName"),
+        }
         if params.get("variables"):
             try:
                 raw["variables"] = orjson.loads(params["variables"])
@@ -124,8 +138,15 @@ async def _operation(request: Request) -> dict[str, Any] | Response:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _error(400, "BAD_USER_INPUT", "the request body is not valid JSON")
-    if not isinstance(raw, dict) or not isinstance(raw.get("query"), str):
-        return _error(400, "BAD_USER_INPUT", "the body needs a `query` string")
+    if not isinstance(raw, dict):
+        return _error(400, "BAD_USER_INPUT", "the body must be a JSON object")
+    query, document_id = raw.get("query"), raw.get("documentId")
+    if query is not None and document_id is not None:
+        return _error(400, "BAD_USER_INPUT", "send either `query` or `documentId`, not both")
+    if document_id is not None and not isinstance(document_id, str):
+        return _error(400, "BAD_USER_INPUT", "`documentId` must be a string")
+    if document_id is None and not isinstance(query, str):
+        return _error(400, "BAD_USER_INPUT", "the body needs a `query` string or a trusted `documentId`")
     variables = raw.get("variables")
     if variables is not None and not isinstance(variables, dict):
         return _error(400, "BAD_USER_INPUT", "`variables` must be an object")
@@ -135,8 +156,32 @@ async def _operation(request: Request) -> dict[str, Any] | Response:
     return raw
 
 
+async def _document(services: Services, trusted: TrustedDocuments, body: dict[str, Any]) -> Compiled | Response | None:
+    """The compiled trusted document a request names; None for a free-text request."""
+    document_id = body.get("documentId")
+    if document_id is None:
+        if services.settings.trusted_documents_only:
+            return _error(403, "FORBIDDEN", "this hub runs registered documents only: send a `documentId`")
+        return None
+    compiled = await trusted.get(document_id) if is_document_id(document_id) else None
+    if compiled is None:
+        return _error(
+            400,
+            "BAD_USER_INPUT",
+            f"no trusted document {document_id[:80]!r}; ids are 'sha256:' and 64 hex digits, "
+            "registered with `hub documents register`",
+        )
+    body["query"] = compiled.text
+    return compiled
+
+
 async def _execute(
-    services: Services, built: BuiltSchema, principal: Principal, request: Request, body: dict[str, Any]
+    services: Services,
+    built: BuiltSchema,
+    principal: Principal,
+    request: Request,
+    body: dict[str, Any],
+    document: Compiled | None,
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
@@ -146,6 +191,7 @@ async def _execute(
     context = RequestContext(
         principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields, services.admin
     )
+    context.document = document
     is_get = request.method == "GET"
     result = await built.schema.execute(
         body["query"],

@@ -16,6 +16,7 @@ import click
 from hub.apps.service import create_app, list_apps, revoke_tokens, rotate_token
 from hub.catalog import ManifestError, load_catalog
 from hub.cli_base import fail, run, settings_from_env
+from hub.cli_documents import documents
 from hub.cli_keys import keys
 from hub.cli_maintenance import encrypt_column  # importing it also adds `keys reencrypt`
 from hub.config import Settings
@@ -396,6 +397,7 @@ def apps_revoke(name: str) -> None:
 
 
 main.add_command(keys)
+main.add_command(documents)
 main.add_command(encrypt_column)
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ class Settings:
     # reads and checks the file (hub.crypto.master).
     master_key: bytes | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    # Run only registered (trusted) documents; free-text operations are refused. For a hub
+    # whose apps are known and fixed, this closes the door to exploratory or costly queries.
+    trusted_documents_only: bool = False
+    # How long an instance trusts a token it has checked before reading the hub database
+    # again: a revoked token keeps working on an instance for at most this long. 0 reads the
+    # database on every request.
+    token_cache_seconds: float = 1.0
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -58,6 +65,8 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
+        "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
+        "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -79,7 +88,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     master_key_file = Path(str(values["master_key_file"])) if values.get("master_key_file") else None
     if master_key is not None and master_key_file is not None:
         raise SettingsError("set one of HUB_MASTER_KEY and HUB_MASTER_KEY_FILE, not both")
+    try:
+        token_cache = float(str(values["token_cache_seconds"]))
+    except ValueError:
+        token_cache = -1.0
+    if not 0 <= token_cache <= 60:
+        raise SettingsError("HUB_TOKEN_CACHE_SECONDS must be a number of seconds from 0 to 60")
     return Settings(
+        token_cache_seconds=token_cache,
+        trusted_documents_only=_flag("HUB_TRUSTED_DOCUMENTS_ONLY", values["trusted_documents_only"]),
         cursor_key=cursor_key,
         master_key=master_key,
         master_key_file=master_key_file,
@@ -91,6 +108,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         max_page_size=max_page,
         default_page_size=default_page,
     )
+
+
+def _flag(name: str, value: object) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false")
 
 
 def _int(name: str, value: object) -> int:

@@ -39,7 +39,13 @@ class AccessPlanning(SchemaExtension):
         context = self.execution_context.context
         document = self.execution_context.graphql_document
         if isinstance(context, RequestContext) and document is not None:
-            reached = reachable_fields(self.execution_context.schema._schema, document)
+            schema = self.execution_context.schema._schema
+            compiled = context.document
+            # The walk is done once per compiled document, not per request.
+            if compiled is not None and compiled.document is document:
+                reached = compiled.reached(schema)
+            else:
+                reached = reachable_fields(schema, document)
             planner = context.planner
             selection = selection_of(planner.catalog, context.entity_types, context.root_fields, reached)
             plan = planner.plan(context.principal, context.purpose, selection)

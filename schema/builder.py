@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
@@ -17,10 +17,12 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
+from schema.documents import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
 from schema.fast_path import fast_executor
 from schema.limits import limits_rule
+from schema.parsing import Documents
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
 from schema.scalars import PYTHON_TYPE
 
@@ -50,6 +52,8 @@ class BuiltSchema:
     entity_types: dict[str, str]
     # Root list and by-key field names -> entity id.
     root_fields: dict[str, str]
+    # Parses and validates documents once per text (and trusted documents once per id).
+    compiler: DocumentCompiler
 
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
@@ -61,7 +65,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     max_depth = settings.max_depth if settings else 12
     max_aliases = settings.max_aliases if settings else 30
     max_tokens = settings.max_tokens if settings else 20_000
-    limits = limits_rule(max_depth, max_aliases)
+    compiler = DocumentCompiler([limits_rule(max_depth, max_aliases)], max_tokens)
     generated = entity_types(catalog)
     _add_relations(catalog, generated)
     query_fields: list[StrawberryField] = []
@@ -80,18 +84,18 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         query=strawberry.type(query),
         mutation=AdminMutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
-        # Factories: each request gets fresh extension objects (the caches are module-level).
+        # Factories: each request gets fresh extension objects. The token limit also binds
+        # strawberry's own parse, which reports a document that does not parse.
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: ParserCache(maxsize=1024),
-            lambda: AddValidationRules([limits]),
-            lambda: ValidationCache(maxsize=1024),
+            lambda: Documents(compiler),
             AccessPlanning,
         ],
         execution_context_class=fast_executor(names, _default_resolver) if fast_path else None,
     )
+    compiler.bind(schema._schema)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
-    return BuiltSchema(schema, names, roots)
+    return BuiltSchema(schema, names, roots, compiler)
 
 
 def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:

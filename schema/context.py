@@ -11,6 +11,7 @@ from hub.authz.plan import AccessPlan, Planner
 from hub.authz.record import AccessRecord
 from hub.principal import Principal
 from hub.reader import Reader, Request
+from schema.documents import Compiled
 
 
 @dataclass
@@ -33,6 +34,8 @@ class RequestContext:
     # Policy administration; None on a hub with a fixed policy (tests of the spine).
     admin: PolicyAdmin | None = None
     request: Request | None = None
+    # The request's document, compiled: set by the app for a trusted document, else on parsing.
+    document: Compiled | None = None
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     # One entry per (list path, field): the release step withheld it for `count` rows.
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)

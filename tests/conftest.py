@@ -146,8 +146,14 @@ class Hub:
 
 @pytest.fixture
 def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
+    # Tokens are read on every request here (revocation tests see it at once); the token
+    # cache has its own tests (tests/unit/test_token_cache.py).
     settings = load_settings(
-        {}, database_url=hub_db.render_as_string(), manifests_dir=FIXTURES / "manifests", master_key=TEST_MASTER_KEY
+        {},
+        database_url=hub_db.render_as_string(),
+        manifests_dir=FIXTURES / "manifests",
+        master_key=TEST_MASTER_KEY,
+        token_cache_seconds=0,
     )
     # The spine's tests run with everything released; policies have their own tests.
     services = build_services(

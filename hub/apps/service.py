@@ -162,6 +162,12 @@ def app_principal(app: App) -> Principal:
 
 async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     """The principal a bearer token stands for, or None if unknown, expired or revoked."""
+    found = await authenticate_until(session, token)
+    return None if found is None else found[0]
+
+
+async def authenticate_until(session: AsyncSession, token: str) -> tuple[Principal, datetime] | None:
+    """As `authenticate`, with the moment the token expires (for callers that cache)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = (
@@ -174,4 +180,4 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     if row is None or row.revoked_at is not None or _aware(row.expires_at) <= _now():
         return None
     attributes = {str(k): str(v) for k, v in (row.attributes or {}).items()}
-    return Principal(row.name, row.department, tuple(row.roles or ()), attributes)
+    return Principal(row.name, row.department, tuple(row.roles or ()), attributes), _aware(row.expires_at)

@@ -24,6 +24,7 @@ def all_metadata() -> MetaData:
     """The metadata with every hub table registered (imports the model modules)."""
     import hub.apps.models
     import hub.authz.models
-    import hub.crypto.models  # noqa: F401  (each import registers its tables)
+    import hub.crypto.models
+    import hub.documents.models  # noqa: F401  (each import registers its tables)
 
     return Base.metadata

@@ -1,0 +1,65 @@
+"""Authenticated principals remembered for a moment, so a busy app's requests do not each
+cost a hub-database read.
+
+A revoked token therefore keeps working on an instance for at most `ttl_s`
+(HUB_TOKEN_CACHE_SECONDS, 1 s by default) after `hub apps revoke` or a rotation; an expired
+token never does, since each entry also carries the token's own expiry. Entries are keyed by
+the token's SHA-256, never by the token itself, and unknown tokens are not remembered, so a
+new token works at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.apps.service import authenticate_until, digest
+from hub.principal import Principal
+
+MAX_ENTRIES = 10_000
+
+
+class PrincipalCache:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ttl_s: float,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions = sessions
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self.now = now
+        # digest -> (principal, the token's expiry, when it was read)
+        self._entries: OrderedDict[str, tuple[Principal, datetime, float]] = OrderedDict()
+
+    async def principal(self, token: str) -> Principal | None:
+        """The principal `token` stands for, or None if unknown, expired or revoked."""
+        key = digest(token)
+        entry = self._entries.get(key) if self.ttl_s > 0 else None
+        if entry is not None:
+            principal, expires_at, read_at = entry
+            if self.clock() - read_at < self.ttl_s and self.now() < expires_at:
+                return principal
+            del self._entries[key]
+        found = await self._read(token)
+        if found is None or self.ttl_s <= 0:
+            return None if found is None else found[0]
+        self._entries[key] = (found[0], found[1], self.clock())
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return found[0]
+
+    def _read(self, token: str) -> Awaitable[tuple[Principal, datetime] | None]:
+        async def read() -> tuple[Principal, datetime] | None:
+            async with self.sessions() as session:
+                return await authenticate_until(session, token)
+
+        return read()

@@ -1,0 +1,119 @@
+"""Documents compiled once: parsing, validation and the fields a document reaches, cached per
+document text; trusted documents looked up by id and kept compiled.
+
+A free-text request pays for parsing and validation the first time its text is seen; after
+that its compiled form comes from a bounded cache. A trusted document is registered by id
+(hub/documents) and compiled when first asked for; requests that name it skip parsing and
+validation entirely, and the access planner's walk of the document is done once too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.schema.schema import validate_document
+
+from hub.documents.service import find_document
+from schema.selection import reachable_fields
+
+
+@dataclass
+class Compiled:
+    """One document text, parsed and validated against the schema."""
+
+    text: str
+    # None when the text does not parse; `errors` then holds the syntax error.
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+    # Type name -> the field names the document can reach; computed on first use.
+    _reached: dict[str, set[str]] | None = field(default=None, repr=False)
+
+    @property
+    def runnable(self) -> bool:
+        return self.document is not None and not self.errors
+
+    def reached(self, schema: GraphQLSchema) -> dict[str, set[str]]:
+        if self._reached is None:
+            assert self.document is not None
+            self._reached = reachable_fields(schema, self.document)
+        return self._reached
+
+
+class DocumentCompiler:
+    """Parses and validates document texts for one schema, keeping the last `cache_size`."""
+
+    def __init__(self, rules: Sequence[type[ASTValidationRule]], max_tokens: int, cache_size: int = 1024) -> None:
+        self.rules = (*specified_rules, *rules)
+        self.max_tokens = max_tokens
+        self.cache_size = cache_size
+        self.schema: GraphQLSchema | None = None
+        self._cache: OrderedDict[str, Compiled] = OrderedDict()
+
+    def bind(self, schema: GraphQLSchema) -> None:
+        # The GraphQL schema exists only once strawberry has built it from the extensions list.
+        self.schema = schema
+
+    def compile(self, text: str) -> Compiled:
+        """The compiled form of `text`, from the cache when it was seen before."""
+        found = self._cache.get(text)
+        if found is not None:
+            self._cache.move_to_end(text)
+            return found
+        compiled = self.compile_uncached(text)
+        self._cache[text] = compiled
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return compiled
+
+    def compile_uncached(self, text: str) -> Compiled:
+        assert self.schema is not None, "bind() the compiler to its schema first"
+        try:
+            document = parse(text, max_tokens=self.max_tokens)
+        except GraphQLError as error:
+            return Compiled(text, None, (error,))
+        errors = validate_document(self.schema, document, self.rules)
+        return Compiled(text, document, tuple(errors))
+
+
+class TrustedDocuments:
+    """Trusted documents by id, compiled on first use and kept; an entry is checked against
+    the hub database again after `recheck_s`, so a removal reaches every instance within it."""
+
+    def __init__(
+        self,
+        compiler: DocumentCompiler,
+        sessions: async_sessionmaker[AsyncSession],
+        recheck_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.compiler = compiler
+        self.sessions = sessions
+        self.recheck_s = recheck_s
+        self.clock = clock
+        self._known: dict[str, tuple[Compiled, float]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, id_: str) -> Compiled | None:
+        """The compiled document registered under `id_`, or None if there is none (any more)."""
+        found = self._known.get(id_)
+        if found is not None and self.clock() - found[1] < self.recheck_s:
+            return found[0]
+        # One lookup at a time: a burst of requests for a new id compiles it once.
+        async with self._lock:
+            found = self._known.get(id_)
+            if found is not None and self.clock() - found[1] < self.recheck_s:
+                return found[0]
+            async with self.sessions() as session:
+                text = await find_document(session, id_)
+            if text is None:
+                self._known.pop(id_, None)
+                return None
+            compiled = found[0] if found is not None else self.compiler.compile_uncached(text)
+            self._known[id_] = (compiled, self.clock())
+            return compiled

@@ -1,0 +1,43 @@
+"""The schema extension that stands in for strawberry's parse and validate steps: it hands
+over the request's compiled document (schema/documents.py) instead."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from schema.context import RequestContext
+from schema.documents import Compiled, DocumentCompiler
+
+
+class Documents(SchemaExtension):
+    """A trusted document arrives compiled in `context.document` (set by the app); a free text
+    is compiled here, through the compiler's cache, and left in the context for the access
+    planner, which reads the fields the document reaches from it."""
+
+    def __init__(self, compiler: DocumentCompiler) -> None:
+        self.compiler = compiler
+        self.compiled: Compiled | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        compiled = context.document if isinstance(context, RequestContext) else None
+        if compiled is None and execution.query is not None:
+            compiled = self.compiler.compile(execution.query)
+            if isinstance(context, RequestContext):
+                context.document = compiled
+        # A text that does not parse is left to strawberry, which parses it again (under the
+        # same token limit) and reports the syntax error its usual way: a cost only wrong
+        # documents pay.
+        if compiled is not None and compiled.document is not None:
+            execution.graphql_document = compiled.document
+            self.compiled = compiled
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        if self.compiled is not None:
+            # A list, even an empty one, tells strawberry that validation has run.
+            self.execution_context.pre_execution_errors = list(self.compiled.errors)
+        yield
