@@ -10,6 +10,10 @@ Two driver paths, so that the limit is the faster honest one rather than an assu
 `/w1/asyncpg` uses a raw asyncpg pool, `/w1/sqlalchemy` SQLAlchemy async over asyncpg (as the
 hub does). Run with `uvicorn --factory bench.limit_app:create_app`; the database URL comes
 from BENCH_LIMIT_URL (a SQLAlchemy URL, `postgresql+asyncpg://...`).
+
+W6's limit is `/w6/asyncpg?key=...`: one service delivery by its id, the same 12 columns and
+decryption, as `{"data": {"civilAffairsServiceDelivery": {...}}}`. W2's generator check is
+`/static?bytes=N`: a ready-made body of N bytes, no work at all (bench/w2.py).
 """
 
 from __future__ import annotations
@@ -99,6 +103,27 @@ def body(rows: Sequence[Sequence[Any]], ciphers: Sequence[Any]) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+# W6: one row by its key, the plainest statement that finds it (the hub's adds a code-point
+# comparison beside the equality and LIMIT 2, to tell one row from several; on a primary key
+# both find the same single row through the same index).
+BY_KEY_SQL = (
+    "SELECT delivery_id, case_id, recipient_name, recipient_id_number, recipient_mobile, service_type, "
+    "delivered_at, amount, district_code, status, request_id, expenditure_id "
+    "FROM ca_service_delivery WHERE delivery_id = $1"
+)
+STATIC_MAX_BYTES = 10_000_000
+
+
+def by_key_body(row: Sequence[Any] | None, ciphers: Sequence[Any]) -> Response:
+    node = nodes([row], ciphers)[0] if row is not None else None
+    return Response(orjson.dumps({"data": {"civilAffairsServiceDelivery": node}}), media_type="application/json")
+
+
+def static_body(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes (at least 12)."""
+    return b'{"data":"' + b"x" * (size - 11) + b'"}'
+
+
 def create_app() -> Starlette:
     url = make_url(os.environ[URL_ENV])
     # asyncpg takes a libpq-style DSN, without SQLAlchemy's "+asyncpg" driver suffix.
@@ -142,9 +167,23 @@ def create_app() -> Starlette:
             rows = result.all()
         return body(rows, state["ciphers"])
 
+    async def w6_asyncpg(request: Request) -> Response:
+        row = await state["pool"].fetchrow(BY_KEY_SQL, request.query_params["key"])
+        return by_key_body(row, state["ciphers"])
+
+    statics: dict[int, bytes] = {}
+
+    async def static(request: Request) -> Response:
+        size = min(max(int(request.query_params.get("bytes", "12")), 12), STATIC_MAX_BYTES)
+        if size not in statics:
+            statics[size] = static_body(size)
+        return Response(statics[size], media_type="application/json")
+
     routes = [
         Route("/ready", ready, methods=["GET"]),
         Route("/w1/asyncpg", w1_asyncpg, methods=["GET"]),
         Route("/w1/sqlalchemy", w1_sqlalchemy, methods=["GET"]),
+        Route("/w6/asyncpg", w6_asyncpg, methods=["GET"]),
+        Route("/static", static, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

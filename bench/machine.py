@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 # measured).
 CODE = ("hub", "schema", "connectors", "migrations", "policies", "pyproject.toml")
 PACKAGES = ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "orjson", "httpx")
+# W1's third contender, PostGraphile 4: a Node.js package installed in this folder.
+POSTGRAPHILE = Path(__file__).resolve().parent / "postgraphile"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Machine:
     python: str
     postgresql: str
     packages: dict[str, str]
+    node: str = "unknown"
+    postgraphile: str = "unknown"  # the version installed in bench/postgraphile
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -51,6 +57,27 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def node_version() -> str:
+    node = shutil.which("node")
+    if node is None:
+        return "not installed"
+    try:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def postgraphile_version() -> str:
+    """The PostGraphile installed in bench/postgraphile/node_modules: what runs, whatever the
+    lock file says."""
+    try:
+        manifest = json.loads((POSTGRAPHILE / "node_modules" / "postgraphile" / "package.json").read_bytes())
+    except (OSError, ValueError):
+        return "not installed"
+    return str(manifest.get("version", "unknown"))
+
+
 async def postgresql_version(url: URL) -> str:
     engine = create_async_engine(url)
     try:
@@ -70,6 +97,8 @@ async def describe(url: URL) -> Machine:
         python=f"{platform.python_implementation()} {platform.python_version()}",
         postgresql=await postgresql_version(url),
         packages={p: _version(p) for p in PACKAGES},
+        node=node_version(),
+        postgraphile=postgraphile_version(),
     )
 
 

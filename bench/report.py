@@ -32,6 +32,9 @@ class Result:
     hub: Timings
     limits: tuple[Timings, ...]
     body_members: dict[str, list[str]]
+    postgraphile: Timings
+    postgraphile_query: str
+    postgraphile_options: tuple[str, ...]
 
     @property
     def limit(self) -> Timings:
@@ -41,6 +44,10 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.hub.median_ms / self.limit.median_ms
+
+    @property
+    def ratio_postgraphile(self) -> float:
+        return self.hub.median_ms / self.postgraphile.median_ms
 
 
 def _context(started: datetime, m: Machine, code: str, warmups: int, runs: int) -> list[str]:
@@ -73,11 +80,12 @@ def _path(folder: Path, workload: str, started: datetime) -> Path:
 def table(result: Result) -> str:
     m = result.machine
     limit = result.limit
-    rows: Sequence[Timings] = (result.hub, *result.limits)
+    rows: Sequence[Timings] = (result.hub, *result.limits, result.postgraphile)
     width = max(len(t.name) for t in rows)
     lines = [
         f"W1: civil affairs' service deliveries, {result.rows:,} rows x 12 fields, one GraphQL list query over HTTP",
         *_context(result.started, m, result.revision, result.warmups, result.runs),
+        f"others:  PostGraphile {m.postgraphile} on Node.js {m.node}, same database",
         "",
         f"{'contender':<{width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}  {'body KB':>8}  {'x limit':>7}",
     ]
@@ -89,9 +97,14 @@ def table(result: Result) -> str:
     extra = sorted(set(result.body_members.get(result.hub.name, [])) - {"data"})
     lines += [
         "",
-        f"data: equal in every body ({result.rows:,} nodes); the hub's body also carries: {', '.join(extra) or '-'}",
+        f"data: equal in the hub's and the limit's bodies ({result.rows:,} nodes); the hub's also carries: "
+        f"{', '.join(extra) or '-'}",
+        "      PostGraphile: the same rows in the same order, 9 fields equal once normalised; the 3 encrypted",
+        "      fields as stored (ciphertext: it holds no keys), null exactly where the hub's are",
         f'ratio hub median / limit median = {result.ratio:.2f}x  (against "{limit.name}", the faster limit route)',
-        f"target (DESIGN.md, later speed issue): at most {TARGET_RATIO:.0f}x",
+        f"ratio hub median / PostGraphile median = {result.ratio_postgraphile:.2f}x  (PostGraphile: no decryption, "
+        "no access control, no authentication)",
+        f"target (DESIGN.md, later speed issue): at most {TARGET_RATIO:.0f}x the limit",
     ]
     return "\n".join(lines)
 
@@ -112,6 +125,14 @@ def write_json(result: Result, folder: Path) -> Path:
         "limit": result.limit.name,
         "ratio": result.ratio,
         "target_ratio": TARGET_RATIO,
+        "postgraphile": {
+            **_timings(result.postgraphile),
+            "version": result.machine.postgraphile,
+            "node": result.machine.node,
+            "query": result.postgraphile_query,
+            "options": list(result.postgraphile_options),
+        },
+        "ratio_postgraphile": result.ratio_postgraphile,
         "body_members": result.body_members,
     }
     path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))

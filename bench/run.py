@@ -1,5 +1,5 @@
-"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|all]` from the
-repository root (default: all, W1 then W1-access).
+"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|w2|w6|all]` from
+the repository root (default: all, W1, W1-access, W2, then W6).
 
 Sets up the bench database; then, per workload, a throw-away hub and its contenders as uvicorn
 subprocesses on loopback, checks their answers, times them and reports. Progress goes to
@@ -13,21 +13,38 @@ import asyncio
 import signal
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from sqlalchemy.engine import URL
 
-from bench import w1_access
+from bench import w1_access, w2, w6
 from bench.database import bench_url, ensure_database, ensure_demo_data, expected_counts
 from bench.hub_setup import URL_ENV, bench_keyring, hub_env, prepare_hub, register_app
 from bench.limit_app import URL_ENV as LIMIT_URL_ENV
-from bench.machine import Machine, describe, revision
+from bench.load_report import W2Result, W6Result, w2_table, w6_table, write_w2_json, write_w6_json
+from bench.load_wrk import LoadFailed, measure_wrk, wrk_version
+from bench.machine import POSTGRAPHILE, Machine, describe, postgraphile_version, revision
 from bench.measure import RequestFailed, measure
+from bench.open_loop import OpenLoopFailed, OpenLoopRun, parse_rates
 from bench.report import AccessResult, Result, access_table, table, write_access_json, write_json
 from bench.servers import HOST, Server, ServerError, start, stop, wait_ready
-from bench.w1 import QUERY, ROWS, Mismatch, hub_contender, limit_contenders, verify
+from bench.w1 import (
+    POSTGRAPHILE_OPTIONS,
+    POSTGRAPHILE_QUERY,
+    QUERY,
+    ROWS,
+    Mismatch,
+    ensure_postgraphile,
+    hub_contender,
+    limit_contenders,
+    postgraphile_contender,
+    postgraphile_server,
+    verify,
+    wait_graphql,
+)
 from hub.catalog import load_catalog
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +88,9 @@ def _hub_serve() -> list[str]:
     return [str(Path(sys.executable).parent / "hub"), "serve", "--host", HOST, "--port", "{port}"]
 
 
-def start_servers(folder: Path, servers: list[Server]) -> tuple[Server, Server, str]:
-    """W1: start the hub and the limit app, appending each to `servers` as soon as it exists
-    so that the caller stops it whatever happens next."""
+def start_servers(folder: Path, servers: list[Server]) -> tuple[Server, Server, Server, str]:
+    """W1: start the hub, the limit app and PostGraphile, appending each to `servers` as soon
+    as it exists so that the caller stops it whatever happens next."""
     manifests, database_url = prepare_hub(folder)
     token = asyncio.run(register_app(database_url))
     hub = start("hub", _hub_serve(), _hub_env(manifests, database_url), folder / "hub.log", REPO)
@@ -86,9 +103,13 @@ def start_servers(folder: Path, servers: list[Server]) -> tuple[Server, Server, 
         REPO,
     )
     servers.append(limit)
+    command, env = postgraphile_server(bench_url())
+    postgraphile = start("PostGraphile", command, env, folder / "postgraphile.log", POSTGRAPHILE)
+    servers.append(postgraphile)
     wait_ready(hub, "/healthz")
     wait_ready(limit, "/ready")
-    return hub, limit, token
+    wait_graphql(postgraphile)
+    return hub, limit, postgraphile, token
 
 
 def _show_logs(servers: list[Server]) -> None:
@@ -102,21 +123,39 @@ def run_w1(code: str, machine: Machine) -> Result:
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         try:
-            say("W1: starting the hub and the limit app")
-            hub, limit, token = start_servers(Path(tmp), servers)
+            if ensure_postgraphile():
+                say(f"W1: installed PostGraphile {postgraphile_version()} (npm ci in bench/postgraphile)")
+            machine = replace(machine, postgraphile=postgraphile_version())
+            say("W1: starting the hub, the limit app and PostGraphile")
+            hub, limit, postgraphile, token = start_servers(Path(tmp), servers)
             hub_c = hub_contender(hub.base_url, token)
             limit_cs = limit_contenders(limit.base_url)
-            say("W1: checking that both send the same data")
-            members = verify(hub_c, limit_cs)
+            postgraphile_c = postgraphile_contender(postgraphile.base_url)
+            say("W1: checking that all send the same data")
+            members = verify(hub_c, limit_cs, postgraphile_c)
             say(f"W1: timing: {WARMUPS} warm-ups, then {RUNS} runs each")
-            hub_t, *limit_ts = measure([hub_c, *limit_cs], WARMUPS, RUNS)
+            hub_t, *limit_ts, postgraphile_t = measure([hub_c, *limit_cs, postgraphile_c], WARMUPS, RUNS)
         except (Mismatch, RequestFailed):
             _show_logs(servers)
             raise
         finally:
             for server in reversed(servers):
                 stop(server)
-    return Result(started, machine, code, QUERY, ROWS, WARMUPS, RUNS, hub_t, tuple(limit_ts), members)
+    return Result(
+        started,
+        machine,
+        code,
+        QUERY,
+        ROWS,
+        WARMUPS,
+        RUNS,
+        hub_t,
+        tuple(limit_ts),
+        members,
+        postgraphile_t,
+        POSTGRAPHILE_QUERY,
+        POSTGRAPHILE_OPTIONS,
+    )
 
 
 def start_access_servers(folder: Path, servers: list[Server]) -> tuple[Server, Server, str, str, Path]:
@@ -170,7 +209,108 @@ def run_w1_access(code: str, machine: Machine) -> AccessResult:
     return AccessResult(started, machine, code, QUERY, ROWS, WARMUPS, RUNS, caller, on_t, off_t, check)
 
 
-WORKLOADS = ("w1", "w1-access")
+def start_load_servers(
+    folder: Path, servers: list[Server], document: str | None = None
+) -> tuple[Server, Server, str, str | None]:
+    """W2 and W6: the hub (`hub serve`) with W1's caller, and the limit app. `document`, if
+    given, is registered as a trusted document before the hub starts; returns its id."""
+    manifests, database_url = prepare_hub(folder)
+    token = asyncio.run(register_app(database_url))
+    document_id = None if document is None else asyncio.run(w6.register_query(database_url, document))
+    hub = start("hub", _hub_serve(), _hub_env(manifests, database_url), folder / "hub.log", REPO)
+    servers.append(hub)
+    limit_app = [sys.executable, "-m", "uvicorn", "--factory", "bench.limit_app:create_app", *LIMIT_OPTIONS]
+    limit_env = {LIMIT_URL_ENV: bench_url().render_as_string(hide_password=False)}
+    limit = start("limit", limit_app, limit_env, folder / "limit.log", REPO)
+    servers.append(limit)
+    wait_ready(hub, "/healthz")
+    wait_ready(limit, "/ready")
+    return hub, limit, token, document_id
+
+
+def run_w6(code: str, machine: Machine, duration_s: float) -> W6Result:
+    started = datetime.now().astimezone()
+    wrk = wrk_version()  # before anything starts: without wrk there is nothing to measure
+    keys = asyncio.run(w6.delivery_ids(bench_url()))
+    servers: list[Server] = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        try:
+            say("W6: starting the hub (W6's operation registered as a trusted document) and the limit app")
+            hub, limit, token, document_id = start_load_servers(Path(tmp), servers, w6.QUERY)
+            assert document_id is not None
+            say(f"W6: checking that all three send the same data (every {w6.SAMPLE_EVERY}th of {len(keys):,} keys)")
+            check = w6.verify(limit.base_url, hub.base_url, token, document_id, keys)
+            targets = w6.targets(limit.base_url, hub.base_url, token, document_id, keys)
+            say(f"W6: wrk, {w6.CONNECTIONS} connections, {duration_s:g} s a run, {WARMUPS} warm-ups + {RUNS} runs each")
+            bare, normal, trusted = measure_wrk(
+                targets, WARMUPS, RUNS, duration_s, w6.CONNECTIONS, w6.THREADS, progress=lambda m: say(f"W6: {m}")
+            )
+        except (Mismatch, LoadFailed):
+            _show_logs(servers)
+            raise
+        finally:
+            for server in reversed(servers):
+                stop(server)
+    return W6Result(
+        started,
+        machine,
+        code,
+        w6.QUERY,
+        document_id,
+        len(keys),
+        wrk,
+        w6.CONNECTIONS,
+        w6.THREADS,
+        duration_s,
+        WARMUPS,
+        RUNS,
+        bare,
+        normal,
+        trusted,
+        check,
+    )
+
+
+def run_w2(code: str, machine: Machine, rates: tuple[float, ...], warmup_s: float, duration_s: float) -> W2Result:
+    started = datetime.now().astimezone()
+    pages = asyncio.run(w2.pages(bench_url()))
+    servers: list[Server] = []
+    runs: list[tuple[OpenLoopRun, OpenLoopRun]] = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        try:
+            say("W2: starting the hub and the limit app (whose /static route checks the generator)")
+            hub, limit, token, _ = start_load_servers(Path(tmp), servers)
+            say(f"W2: checking the {len(pages)} pages")
+            check = w2.verify(hub.base_url, token, pages)
+            for rate in rates:
+                say(f"W2: {rate:g} req/s, {warmup_s:g} s warm-up + {duration_s:g} s: the hub, then the generator check")
+                jobs = w2.jobs(hub.port, limit.port, token, pages, rate, warmup_s, duration_s, check["check_bytes"])
+                hub_run, check_run = w2.run_jobs(hub, jobs, REPO, say)
+                say(f"W2: {rate:g} req/s: hub p99 {hub_run.latency(99):.1f} ms, {hub_run.errors} errors")
+                runs.append((hub_run, check_run))
+        except (Mismatch, OpenLoopFailed):
+            _show_logs(servers)
+            raise
+        finally:
+            for server in reversed(servers):
+                stop(server)
+    connections = w2.CONNECTIONS
+    return W2Result(started, machine, code, w2.QUERY, len(pages), connections, warmup_s, duration_s, tuple(runs), check)
+
+
+def run_load_workload(workload: str, code: str, machine: Machine, args: argparse.Namespace) -> Path:
+    """W2 or W6: run it, print its table and write its record; the record's path."""
+    if workload == "w6":
+        w6_result = run_w6(code, machine, args.duration)
+        print(w6_table(w6_result), flush=True)
+        return write_w6_json(w6_result, RESULTS)
+    w2_result = run_w2(code, machine, args.rates, args.warmup, args.rate_duration)
+    print(w2_table(w2_result), flush=True)
+    return write_w2_json(w2_result, RESULTS)
+
+
+LOAD_ERRORS = (LoadFailed, OpenLoopFailed, w6.TrustedDocumentsMissing)
+WORKLOADS = ("w1", "w1-access", "w2", "w6")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workload", choices=(*WORKLOADS, "all"), default="all", help="which workload to run (default: all)"
     )
+    parser.add_argument("--duration", type=float, default=5.0, help="W6: seconds per wrk run (default: 5)")
+    parser.add_argument(
+        "--rates",
+        type=parse_rates,
+        default=(50.0, 100.0, 200.0),
+        help="W2: rates, comma-separated (default: 50,100,200)",
+    )
+    parser.add_argument("--rate-duration", type=float, default=15.0, help="W2: timed seconds per rate (default: 15)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="W2: warm-up seconds per rate (default: 3)")
     args = parser.parse_args(argv)
+    if args.duration <= 0 or args.rate_duration <= 0 or args.warmup < 0:
+        parser.error("--duration and --rate-duration must be positive, --warmup not negative")
     chosen = WORKLOADS if args.workload == "all" else (args.workload,)
     signal.signal(signal.SIGTERM, _terminate)
     # Explicitly, since a shell starting this in the background leaves SIGINT ignored.
@@ -186,11 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Taken before the servers start: the code they run is the code as of now.
         code = revision(REPO)
+        if "w6" in chosen:
+            wrk_version()  # W6 cannot run without wrk: say so before the other workloads run
         prepare_database()
         machine = asyncio.run(describe(bench_url()))
         for number, workload in enumerate(chosen):
             if number:
                 print()
+            if workload in ("w2", "w6"):
+                say(f"\nwrote {run_load_workload(workload, code, machine, args).relative_to(REPO)}")
+                continue
             if workload == "w1":
                 result = run_w1(code, machine)
                 print(table(result), flush=True)
@@ -203,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted; the servers were stopped")
         return 130
-    except (ServerError, Mismatch, RequestFailed, w1_access.PolicySetupError) as error:
+    except (ServerError, Mismatch, RequestFailed, w1_access.PolicySetupError, *LOAD_ERRORS) as error:
         say(f"error: {error}")
         return 1
     return 0

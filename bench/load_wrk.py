@@ -1,0 +1,187 @@
+"""Closed-loop load with wrk: a fixed number of connections, each sending its next request as
+soon as the previous answer is in, for a few seconds; the requests per second is the measure.
+
+wrk (C, one event loop per thread) is used rather than a Python client because at a few
+thousand requests per second a Python client would spend more CPU than the server it measures
+and would be what is measured. It rotates through a list of requests with bench/w6_wrk.lua,
+which prints wrk's counts as one JSON line. Runs of several targets interleave and rotate who
+goes first, as bench/measure.py does, so that a slow spell of the machine falls on all alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCRIPT = Path(__file__).resolve().parent / "w6_wrk.lua"
+MARKER = "W6-WRK-JSON "
+INSTALL = "wrk is not installed; install it with `apt-get install -y wrk` (Debian/Ubuntu package `wrk`)"
+
+
+class LoadFailed(RuntimeError):
+    """wrk is missing, did not run, or a run saw errors (non-2xx answers, socket errors)."""
+
+
+@dataclass(frozen=True)
+class WrkTarget:
+    """What one contender is sent: `requests` are (path with query string, body or "")."""
+
+    name: str
+    base_url: str
+    method: str
+    requests: Sequence[tuple[str, str]]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """One wrk run's counts, as its done() reports them."""
+
+    duration_s: float
+    requests: int
+    bytes: int
+    errors: dict[str, int]
+    latency_ms: dict[str, float]  # p50, p90, p99, max, mean
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s
+
+    @property
+    def failures(self) -> int:
+        """Answers with a status of 400 or more (wrk counts those as `status` errors) and
+        socket errors: connect, read, write, timeout."""
+        return sum(self.errors.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rps": self.rps,
+            "duration_s": self.duration_s,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "latency_ms": self.latency_ms,
+        }
+
+
+@dataclass(frozen=True)
+class WrkSeries:
+    """The timed runs of one target."""
+
+    name: str
+    runs: tuple[WrkRun, ...]
+
+    @property
+    def rps(self) -> tuple[float, float, float]:
+        """Median, min and max requests per second over the runs."""
+        values = [r.rps for r in self.runs]
+        return statistics.median(values), min(values), max(values)
+
+    def latency_ms(self, percentile: str) -> float:
+        """The median over runs of one run's latency percentile."""
+        return statistics.median(r.latency_ms[percentile] for r in self.runs)
+
+    @property
+    def bytes_per_response(self) -> float:
+        return sum(r.bytes for r in self.runs) / sum(r.requests for r in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(r.failures for r in self.runs)
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise LoadFailed(INSTALL)
+    return found
+
+
+def wrk_version() -> str:
+    """wrk's version line ("wrk debian/4.1.0-3+b2 [epoll]"); LoadFailed if wrk is missing."""
+    # `wrk -v` prints its version, then its usage, and exits 1.
+    done = subprocess.run([wrk_binary(), "-v"], capture_output=True, text=True)
+    first = (done.stdout or done.stderr).splitlines()[:1]
+    return first[0].split(" Copyright")[0].strip() if first else "wrk (version unknown)"
+
+
+def run_wrk(
+    target: WrkTarget, requests_file: Path, duration_s: float, connections: int, threads: int, timeout_s: float
+) -> WrkRun:
+    argv = [
+        wrk_binary(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s:g}s",
+        f"--timeout={timeout_s:g}s",
+        "-s",
+        str(SCRIPT),
+        target.base_url,
+        "--",
+        target.method,
+        str(requests_file),
+        *(f"{name}: {value}" for name, value in target.headers.items()),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    if done.returncode != 0 or not lines:
+        raise LoadFailed(f"wrk against {target.name} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    counts = orjson.loads(lines[-1][len(MARKER) :])
+    latency = {name: value / 1000 for name, value in counts["latency_us"].items()}
+    run = WrkRun(counts["duration_us"] / 1e6, counts["requests"], counts["bytes"], counts["errors"], latency)
+    if run.failures:
+        raise LoadFailed(
+            f"{target.name}: {run.failures} of {run.requests} requests failed during a wrk run "
+            f"(wrk's counts: {run.errors}; `status` is answers with a status of 400 or more)"
+        )
+    if run.requests == 0:
+        raise LoadFailed(f"{target.name}: no request completed in a {duration_s:g} s wrk run")
+    return run
+
+
+def _requests_file(folder: Path, index: int, target: WrkTarget) -> Path:
+    path = folder / f"requests-{index}.tsv"
+    for request_path, body in target.requests:
+        if "\t" in request_path or "\n" in request_path or "\t" in body or "\n" in body:
+            raise ValueError(f"{target.name}: a request holds a tab or a newline: {request_path!r} {body!r}")
+    path.write_text("".join(f"{p}\t{b}\n" for p, b in target.requests), encoding="utf-8")
+    return path
+
+
+def measure_wrk(
+    targets: Sequence[WrkTarget],
+    warmups: int,
+    runs: int,
+    duration_s: float,
+    connections: int,
+    threads: int = 1,
+    timeout_s: float = 5.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[WrkSeries]:
+    """`warmups` runs of each target, then `runs` rounds of one run each, interleaved, the first
+    rotating; a run with any failed request stops it all (LoadFailed)."""
+    wrk_binary()
+    with tempfile.TemporaryDirectory(prefix="hub-bench-wrk-") as tmp:
+        files = [_requests_file(Path(tmp), i, t) for i, t in enumerate(targets)]
+        for target, path in zip(targets, files, strict=True):
+            for _ in range(warmups):
+                run_wrk(target, path, duration_s, connections, threads, timeout_s)
+        results: list[list[WrkRun]] = [[] for _ in targets]
+        for round_no in range(runs):
+            shift = round_no % len(targets)
+            for index in [*range(shift, len(targets)), *range(shift)]:
+                results[index].append(
+                    run_wrk(targets[index], files[index], duration_s, connections, threads, timeout_s)
+                )
+            if progress is not None:
+                rates = ", ".join(f"{t.name} {r[-1].rps:,.0f}" for t, r in zip(targets, results, strict=True))
+                progress(f"round {round_no + 1}/{runs}: req/s {rates}")
+    return [WrkSeries(t.name, tuple(r)) for t, r in zip(targets, results, strict=True)]
