@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Row = dict[str, Any]
@@ -189,12 +189,73 @@ def _beyond(key: OrderKey, value: Any) -> Filter | None:
 # --- results and errors ---------------------------------------------------------------------
 
 
-@dataclass
 class Page:
-    rows: list[Row]
-    # Rows fetched beyond the limit are not returned; this says whether there was one.
-    has_more: bool = False
-    statements: int = field(default=1)
+    """The rows of one query, and whether rows lie past its limit (`has_more`: rows fetched
+    beyond the limit are not returned).
+
+    Made from row dicts (`Page(rows)`) or, by a connector that reads column by column, from one
+    sequence per column (`Page.of_columns`). Both forms answer `rows` and `column(name)`; the
+    other form is made on first use, so a reader that works column-wise (the release step)
+    never pays for a dict per row, and one that wants rows gets them as before.
+    """
+
+    __slots__ = ("_columns", "_rows", "count", "has_more", "statements")
+
+    def __init__(self, rows: list[Row], has_more: bool = False, statements: int = 1) -> None:
+        self._rows: list[Row] | None = rows
+        # Columns read from `_rows` so far; every column when the page was made from columns.
+        self._columns: dict[str, Sequence[Any]] = {}
+        self.count = len(rows)
+        self.has_more = has_more
+        self.statements = statements
+
+    @classmethod
+    def of_columns(cls, columns: Mapping[str, Sequence[Any]], count: int, has_more: bool = False) -> Page:
+        """A page of `count` rows given column by column, each sequence `count` long, in the
+        order the row dicts list their columns."""
+        page = cls([], has_more)
+        page._rows = None
+        page._columns = dict(columns)
+        page.count = count
+        return page
+
+    @property
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            names = list(self._columns)
+            if names:
+                by_row = zip(*self._columns.values(), strict=True)
+                self._rows = [dict(zip(names, values, strict=True)) for values in by_row]
+            else:
+                self._rows = [{} for _ in range(self.count)]
+        return self._rows
+
+    def column(self, name: str) -> Sequence[Any]:
+        """The values of column `name`, one per row in order; KeyError if it was not read."""
+        found = self._columns.get(name)
+        if found is None:
+            if self._rows is None:
+                raise KeyError(name)
+            found = self._columns[name] = [row[name] for row in self._rows]
+        return found
+
+    def has(self, name: str) -> bool:
+        """Whether the page holds column `name` (a page of row dicts: whether its first row
+        does; an empty one holds nothing)."""
+        if name in self._columns:
+            return True
+        rows = self._rows
+        return rows is not None and len(rows) > 0 and name in rows[0]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Page):
+            return NotImplemented
+        return (self.rows, self.has_more, self.statements) == (other.rows, other.has_more, other.statements)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Page({self.count} rows, has_more={self.has_more})"
 
 
 class ConnectorError(Exception):

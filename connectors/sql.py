@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.base import (
@@ -33,7 +36,7 @@ from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
 from connectors.dialects import ConnectionSettings, SqlDialect, describe
 from connectors.sql_select import SelectBuilder
-from connectors.values import filter_value, load_zone, reader
+from connectors.values import filter_value, load_zone, read_column
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ class SqlConnector:
             **self._dialect.engine_options(parsed, settings),
         )
         self._dialect.install(self._engine, settings)
+        # By compiled statement: the driver's type codes, and whether SQLAlchemy processes rows.
+        self._processed: WeakKeyDictionary[Any, tuple[tuple[Any, ...], bool]] = WeakKeyDictionary()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -96,7 +101,7 @@ class SqlConnector:
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
-        return Page(self._rows(query.table, query.columns, rows), has_more)
+        return Page.of_columns(self._columns(query.table, query.columns, rows), len(rows), has_more)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         rows = await self._execute(table, lambda build: build.count(where))
@@ -114,13 +119,13 @@ class SqlConnector:
         for start in range(0, len(keys), BATCH_CHUNK):
             chunk = keys[start : start + BATCH_CHUNK]
             rows = await self._execute(table, _by(column, chunk, columns))
-            found.extend(self._rows(table, columns, rows))
+            found.extend(Page.of_columns(self._columns(table, columns, rows), len(rows)).rows)
         return found
 
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def _execute(self, table: TableSpec, statement: Statement) -> Sequence[sa.Row[Any]]:
+    async def _execute(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
         try:
             return await self._run(table, statement)
         except sa.exc.DBAPIError as error:
@@ -134,7 +139,7 @@ class SqlConnector:
         except sa.exc.DBAPIError as error:
             raise self._refused(error) from None
 
-    async def _run(self, table: TableSpec, statement: Statement) -> Sequence[sa.Row[Any]]:
+    async def _run(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
         """One statement on one connection; a failure to connect or to hear back is
         UnavailableError, and the database's own errors are left to the caller."""
         conn = self._engine.connect()
@@ -147,28 +152,53 @@ class SqlConnector:
             # and which one answers is known only now.
             collation = self._dialect.collation(conn.dialect)
             built = statement(SelectBuilder(self._dialect, collation, self._zone, table))
-            result = await conn.execute(built)
-            rows: Sequence[sa.Row[Any]] = result.all()
-            return rows
+            return self._values(await conn.execute(built), built, conn.dialect)
         except (sa.exc.TimeoutError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from None
         finally:
             await conn.close()
 
-    def _rows(self, table: TableSpec, columns: Sequence[str], rows: Sequence[sa.Row[Any]]) -> list[Row]:
+    def _values(
+        self, result: sa.CursorResult[Any], statement: sa.Select[Any], dialect: Dialect
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of `result` as positional sequences. Where SQLAlchemy would change no value
+        (as on asyncpg, for every kind a manifest declares on its own column type), the driver's
+        rows as they are: a large page then costs no Row object per row, nor the collector's
+        time to walk them. Otherwise SQLAlchemy's rows, processed."""
+        cursor = result.cursor
+        description = None if cursor is None else cursor.description
+        if description is None:
+            return result.all()
+        reported = tuple(column[1] for column in description)
+        # Decided once per compiled statement (SQLAlchemy caches those, and its processors
+        # with them) and the types the driver reported: asking each column's type costs more
+        # than a one-row read.
+        compiled = result.context.compiled
+        known = None if compiled is None else self._processed.get(compiled)
+        if known is None or known[0] != reported:
+            known = (reported, _processes(statement, description, dialect))
+            if compiled is not None:
+                self._processed[compiled] = known
+        if known[1]:
+            return result.all()
+        rows: Sequence[Sequence[Any]] = cursor.fetchall()
+        result.close()
+        return rows
+
+    def _columns(
+        self, table: TableSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> dict[str, Sequence[Any]]:
+        """The rows' values column by column, each read as its kind. A statement of no
+        columns reads a constant, which is no column."""
         names = tuple(dict.fromkeys(columns))
         if not names:
-            return [{} for _ in rows]
-        readers = [reader(table.column(name), self._zone) for name in names]
-        if not any(readers):
-            return [dict(zip(names, row, strict=True)) for row in rows]
-        return [
-            {
-                name: value if read is None else read(value)
-                for name, read, value in zip(names, readers, row, strict=True)
-            }
-            for row in rows
-        ]
+            return {}
+        # One pass per column: transposing with zip(*rows) would hold an iterator per row at
+        # once, enough objects for the collector to promote and later walk in full.
+        return {
+            name: read_column(table.column(name), self._zone, [*map(itemgetter(i), rows)])
+            for i, name in enumerate(names)
+        }
 
     def _refused(self, error: sa.exc.DBAPIError) -> ConnectorError:
         """An error from running a statement: the database refused it, unless the connection
@@ -184,6 +214,18 @@ class SqlConnector:
             return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms")
         logger.warning("a department database is unavailable: %s", describe(error))
         return UnavailableError("the department database is unavailable")
+
+
+def _processes(statement: sa.Select[Any], description: Sequence[Sequence[Any]], dialect: Dialect) -> bool:
+    """Whether SQLAlchemy would change any value of the statement's rows: a selected column whose
+    type has a result processor for the type the driver reported."""
+    columns = statement.selected_columns
+    if len(columns) != len(description):
+        return True
+    return any(
+        column.type.dialect_impl(dialect).result_processor(dialect, reported[1]) is not None
+        for column, reported in zip(columns, description, strict=True)
+    )
 
 
 def _by(column: str, values: Sequence[Any], columns: Sequence[str]) -> Statement:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,6 +51,34 @@ def reader(spec: ColumnSpec, zone: ZoneInfo) -> Reader | None:
     if kind is Kind.DATETIME:
         return lambda value: None if value is None else _aware(value, zone)
     return _READ.get(kind)
+
+
+def read_column(spec: ColumnSpec, zone: ZoneInfo, values: Sequence[Any]) -> Sequence[Any]:
+    """A fetched column of `spec` read as `reader` reads each value, at once. A column whose
+    values the driver already returned as the kind's own type (or null) is kept as it is: a
+    large page then costs no call per value."""
+    kind = spec.kind
+    read = reader(spec, zone)
+    if read is None:
+        return values
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kind is Kind.DECIMAL and kinds <= _DECIMAL_TYPE:
+        exponent = decimal.Decimal(1).scaleb(-spec.scale)
+        quantize = _DECIMALS.quantize  # as Decimal.quantize(exponent, context=...), without keywords
+        return [None if v is None else quantize(v, exponent) for v in values]
+    if kind is Kind.DATETIME and kinds <= _DATETIME_TYPE:
+        # `_aware` inlined: naive wall-clock times take the zone, aware ones move to its clock.
+        # combine() makes the same value as replace(tzinfo=zone) (fold included) several times
+        # faster: replace() parses its keywords on every call.
+        combine = dt.datetime.combine
+        return [
+            None if v is None else combine(v, v.time(), zone) if v.tzinfo is None else v.astimezone(zone)
+            for v in values
+        ]
+    if kinds <= _OWN_TYPES.get(kind, frozenset()):
+        return values
+    return [*map(read, values)]
 
 
 # --- filter values --------------------------------------------------------------------------
@@ -172,6 +200,17 @@ def _read_date(value: Any) -> dt.date | None:
 def _read_bytes(value: Any) -> bytes | None:
     return value if value is None or type(value) is bytes else bytes(value)
 
+
+_DECIMAL_TYPE = frozenset({decimal.Decimal})
+_DATETIME_TYPE = frozenset({dt.datetime})
+# The types each kind's reader returns unchanged (exact types: a bool is not an INT's int).
+_OWN_TYPES: dict[Kind, frozenset[type]] = {
+    Kind.INT: frozenset({int}),
+    Kind.FLOAT: frozenset({float}),
+    Kind.BOOL: frozenset({bool}),
+    Kind.DATE: frozenset({dt.date}),
+    Kind.BYTES: frozenset({bytes}),
+}
 
 _READ: dict[Kind, Reader] = {
     Kind.INT: _read_int,

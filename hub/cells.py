@@ -37,9 +37,15 @@ def row_key_text(entity: EntityInfo, value: Any) -> str:
 
 
 def row_keys(entity: EntityInfo, values: Sequence[Any]) -> list[str]:
+    """`row_key_text` of each of a column of key values."""
     if entity.fields[entity.key].encrypted:
         return [bytes(v).hex() if isinstance(v, BINARY_TYPES) else str(v) for v in values]
+    if set(map(type, values)) <= _TEXT:
+        return list(values)  # text keys are their own row keys: no call per key
     return [str(v) for v in values]
+
+
+_TEXT = frozenset({str})
 
 
 def index_bytes(value: Any) -> bytes | None:

@@ -24,7 +24,6 @@ from connectors.base import (
     Page,
     Query,
     QueryError,
-    Row,
     conjoin,
 )
 from hub.authz.plan import AccessPlan, Decision
@@ -126,11 +125,10 @@ class Reader:
         else:
             fetched, total = await self._run(entity, connector.fetch(query)), None
         page_rows: Page = fetched
-        released = await self._release(request, entity, page_rows.rows, names, joins)
+        released = await self._release(request, entity, page_rows, names, joins)
         end_cursor = None
-        if want_cursor and page_rows.rows:
-            last = page_rows.rows[-1]
-            end_cursor = self.cursors.encode(tag, [last[k.column] for k in full_order])
+        if want_cursor and page_rows.count:
+            end_cursor = self.cursors.encode(tag, [page_rows.column(k.column)[-1] for k in full_order])
         return ListResult(released, page_rows.has_more, end_cursor, total)
 
     async def by_key(
@@ -148,7 +146,7 @@ class Reader:
         where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
         page = await self._run(entity, self.connectors[entity.department].fetch(query))
-        return await self._release(request, entity, page.rows, names, joins)
+        return await self._release(request, entity, page, names, joins)
 
     async def related(
         self,
@@ -185,17 +183,19 @@ class Reader:
             else:
                 wanted[value] = self._index_value(target_field, str(value))
         unique = list(dict.fromkeys(wanted.values()))
-        rows: list[Row] = []
+        pages: list[Page] = []
         connector = self.connectors[target.department]
         chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
         for chunk in chunks:
             query = Query(target.table, columns, conjoin(In(match_column, tuple(chunk)), rule), order)
-            rows.extend((await self._run(target, connector.fetch(query))).rows)
+            pages.append(await self._run(target, connector.fetch(query)))
+        # One chunk (the usual case) is released as read, column-wise; more are joined as rows.
+        rows = pages[0] if len(pages) == 1 else Page([row for page in pages for row in page.rows])
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
-        for raw, out in zip(rows, released.rows, strict=True):
-            by_match[_join_value(target_field, raw[match_column])].append(out)
+        for match, out in zip(rows.column(match_column), released.rows, strict=True):
+            by_match[_join_value(target_field, match)].append(out)
         grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
         return grouped, released
 
@@ -203,7 +203,7 @@ class Reader:
         self,
         request: Request,
         entity: EntityInfo,
-        rows: Sequence[Row],
+        rows: Page,
         names: Sequence[str],
         joins: Sequence[str],
     ) -> Released:
@@ -217,9 +217,8 @@ class Reader:
             released = self.releaser.release(request.plan, record, entity, rows, names)
         for name in joins:
             item = entity.fields[name]
-            column = item.searchable_column
-            for out, raw in zip(released.rows, rows, strict=True):
-                out[(JOIN, name)] = _join_value(item, raw[column])
+            for out, value in zip(released.rows, rows.column(item.searchable_column), strict=True):
+                out[(JOIN, name)] = _join_value(item, value)
         return released
 
     def _index_value(self, item: FieldInfo, value: str) -> Any:
