@@ -76,8 +76,8 @@ FIELDS = (
     "deliveredAt amount dueDate districtCode status requestId"
 )
 QUERY = f"{{ benchDeliveries(first: {ROWS}, orderBy: [DELIVERY_ID_ASC]) {{ nodes {{ {FIELDS} }} }} }}"
-# The same list with a to-one relation per row, loaded in one batch: the relation's resolver
-# still runs per row (both paths), its object is shaped.
+# The same list with a to-one relation per row, loaded in one batch: the normal path calls the
+# relation's resolver per row; the fast path loads and shapes the related rows per list.
 RELATED = (
     f"{{ benchDeliveries(first: {ROWS}, orderBy: [DELIVERY_ID_ASC]) "
     "{ nodes { deliveryId amount recipient { idNumber name district } } } }"

@@ -232,7 +232,7 @@ async def _execute(
             "access": {
                 "policyVersion": context.request.plan.policy_version,
                 "masked": sorted("/".join(map(str, path)) for path in context.masked),
-                "withheld": ["/".join(map(str, w.path)) for w in context.withheld.values()],
+                "withheld": sorted("/".join(map(str, w.path)) for w in context.withheld.values()),
             }
         }
     # 400 only for a document that never ran (syntax, validation, limits); errors while

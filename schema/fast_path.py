@@ -4,8 +4,8 @@ lists of generated entity rows (and single entity rows) with a shaper instead of
 Only generated entity types whose values are plain row dicts take it; everything else (the
 connection wrapper, page info, admin, policy and lineage types, custom resolvers) keeps
 graphql-core's normal path. The rows arrive released: the reader has decided each column once
-and decrypted and masked it column-wise, so nothing here runs per field or per row but the
-relation resolvers, which the executor itself calls.
+and decrypted and masked it column-wise, so nothing here runs per field or per row; relation
+fields are loaded and shaped per list (schema/relations.py).
 
 The response is the normal path's, byte for byte: tests/unit/test_fast_path_differential.py
 runs generated queries through both and compares them.
@@ -22,6 +22,8 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.context import RequestContext
+from schema.relations import Run
 from schema.shaper import Shaper, prepare
 
 DICTS = {dict}
@@ -44,6 +46,10 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         )
         # Keyed like graphql-core's own memo of subfields: the field list's identity, kept alive.
         self.shapers: dict[tuple[GraphQLObjectType, int], tuple[FieldDetailsList, Shaper | None]] = {}
+        # Relations are completed per list with the request's context; without one (a schema
+        # executed bare) shapers refuse selection sets with relations.
+        context = self.context_value
+        self.run = Run(self, self.shaper, context) if isinstance(context, RequestContext) else None
 
     def shaper(self, parent: GraphQLObjectType, field_details: FieldDetailsList) -> Shaper | None:
         key = (parent, id(field_details))
@@ -76,7 +82,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         entity = self._entity(return_type.of_type) if self.fast and type(result) is list else None
         if entity is not None and set(map(type, result)) <= DICTS:
             shaper = self.shaper(entity, field_details_list)
-            shaped = None if shaper is None else shaper.many(self, result, path, position_context)
+            shaped = None if shaper is None else shaper.many(self.run, result, path, position_context)
             if shaped is not None:
                 return shaped
         return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
@@ -93,7 +99,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         # One entity row (a by-key field, a to-one relation): the same shaper, for one row.
         if self.fast and type(result) is dict and return_type.name in self.entity_types:
             shaper = self.shaper(return_type, field_details_list)
-            shaped = None if shaper is None else shaper.one(self, result, path, position_context)
+            shaped = None if shaper is None else shaper.one(self.run, result, path, position_context)
             if shaped is not None:
                 return shaped
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)

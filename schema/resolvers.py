@@ -4,12 +4,14 @@ No decision is made here: the access plan was made before execution, the reader 
 and the release step has already masked or withheld what it must.
 """
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
+from weakref import WeakKeyDictionary
 
 import strawberry
-from graphql import FieldNode
+from graphql import FieldNode, FragmentDefinitionNode
 from strawberry.dataloader import DataLoader
 
 from hub.authz.plan import Decision
@@ -107,34 +109,83 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
     return resolve
 
 
+@dataclass(frozen=True)
+class RelationField:
+    """What a generated relation field follows; the fast path reads it to load per list."""
+
+    relation: RelationInfo
+    target: EntityInfo
+
+
+# The relation resolvers, by function: strawberry keeps the function as the field's resolver,
+# so the fast path finds a field's relation without calling it.
+RELATION_FIELDS: WeakKeyDictionary[Callable[..., Any], RelationField] = WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class RelationLoad:
+    """How one relation field at one list path loads: the target fields its selection needs
+    and the request's loader for them. The same for every row of every list at that path."""
+
+    relation: RelationInfo
+    names: tuple[str, ...]
+    joins: tuple[str, ...]
+    # The field's path with list indices as `*`, as errors and withheld paths name it.
+    path: tuple[str | int, ...]
+
+    def loader(self, context: RequestContext) -> DataLoader[Hashable, list[dict[Any, Any]]]:
+        relation = self.relation
+        # One loader per field path and selection: lists at one path batch together.
+        key = (relation.source, relation.name, tuple(k for k in self.path if k != "*"), self.names, self.joins)
+        return context.loader(key, lambda: _loader(context, relation, self.names, self.joins, self.path))
+
+
+def relation_load(
+    field: RelationField,
+    nodes: Iterable[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Any,
+    path: tuple[str | int, ...],
+) -> RelationLoad:
+    names, joins = _needs(field.target, child_fields(nodes, fragments, variables))
+    return RelationLoad(field.relation, tuple(names), tuple(joins), path)
+
+
+def refusal(context: RequestContext, relation: RelationInfo) -> str | None:
+    """Why following `relation` is not released to this request, or None if it is."""
+    verdict = context.plan.relation(relation.source, relation.name)
+    if verdict.decision is Decision.DENIED:
+        return verdict.reason or "not released to you"
+    return None
+
+
 def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
+    field = RelationField(relation, target)
+
     async def resolve(root: dict[Any, Any], info: strawberry.Info) -> Any:
         context: RequestContext = info.context
-        verdict = context.plan.relation(relation.source, relation.name)
-        if verdict.decision is Decision.DENIED:
+        reason = refusal(context, relation)
+        if reason is not None:
             # One error per (relation, list) with a count, like a withheld field.
-            context.withhold(_list_path(info), verdict.reason or "not released to you", 1)
+            context.withhold(_list_path(info), reason, 1)
             return None
         value = root.get((JOIN, relation.field))
         if value is None:
             return [] if relation.many else None
         raw = _raw(info)
-        fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
-        names, joins = _needs(target, fields)
-        path = tuple(key for key in _list_path(info) if key != "*")
-        key = (relation.source, relation.name, path, tuple(names), tuple(joins))
-        loader = context.loader(key, lambda: _loader(context, relation, names, joins, _list_path(info)))
-        rows = await loader.load(value)
+        load = relation_load(field, raw.field_nodes, raw.fragments, raw.variable_values, _list_path(info))
+        rows = await load.loader(context).load(value)
         return rows if relation.many else (rows[0] if rows else None)
 
+    RELATION_FIELDS[resolve] = field
     return resolve
 
 
 def _loader(
     context: RequestContext,
     relation: RelationInfo,
-    names: list[str],
-    joins: list[str],
+    names: Sequence[str],
+    joins: Sequence[str],
     path: tuple[str | int, ...],
 ) -> DataLoader[Hashable, list[dict[Any, Any]]]:
     async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:

@@ -6,8 +6,9 @@ place the value), at 4-6 microseconds a value. A shaper does what that yields fo
 plain dicts: it reads each selected column once, serialises it with the GraphQL scalar's own
 `coerce_output_value`, and zips the columns into response objects whose keys follow the
 selection (aliases, fragments, `@skip`/`@include` and `__typename` were settled when the
-subfields were collected). Fields with a resolver (relations) still run through the executor's
-own `execute_field`, row by row in the normal order, so their errors and batching are unchanged.
+subfields were collected). Relation fields are completed per list too, by schema/relations.py:
+one load for the list, one shaping of the related rows. A field with any other resolver leaves
+its selection set to the normal path.
 
 Whatever the normal path would report as an error (a null in a non-null field, a value its
 scalar refuses) makes the shaper refuse the list before anything with an effect has run; the
@@ -16,14 +17,16 @@ executor then completes that list the normal way, which produces the error exact
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
+from types import FunctionType
 from typing import Any
 
 from graphql import (
     GraphQLBoolean,
+    GraphQLField,
     GraphQLFloat,
     GraphQLID,
     GraphQLInt,
@@ -31,13 +34,18 @@ from graphql import (
     GraphQLObjectType,
     GraphQLString,
     is_leaf_type,
+    is_list_type,
     is_non_null_type,
 )
 from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.pyutils import Path, Undefined, gather_with_cancel
+from graphql.pyutils import Path, Undefined
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition
 from strawberry.types.field import StrawberryField
+
+from schema.positions import ListRows, OneRow
+from schema.relations import Pending, Related, Run, pending
+from schema.resolvers import RELATION_FIELDS
 
 # strawberry keeps each GraphQL field's StrawberryField under this extension key.
 DEFINITION = "strawberry-definition"
@@ -96,15 +104,7 @@ class Typename:
     name: str
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A field with a resolver (a relation): executed per row by the executor itself."""
-
-    key: str
-    field_details: FieldDetailsList
-
-
-Entry = Leaf | Typename | Resolved
+Entry = Leaf | Typename | Related
 
 
 class Shaper:
@@ -114,18 +114,16 @@ class Shaper:
         self.parent = parent
         self.keys = keys
         self.entries = entries
-        self.resolved = [(slot, entry) for slot, entry in enumerate(entries) if isinstance(entry, Resolved)]
+        self.related = [entry for entry in entries if isinstance(entry, Related)]
         names = [entry.column for entry in entries if isinstance(entry, Leaf)]
         # One C-level call per row reads every plain column; a row without one of them (the
         # default resolver reads it as null) takes the slower `get`.
         self.getter = itemgetter(*names) if len(names) > 1 else None
         self.names = names
 
-    def many(
-        self, executor: Executor[Any], rows: list[dict[Any, Any]], path: Path, position: Any
-    ) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]] | None:
-        """The completed list of `rows` (an awaitable if a relation is pending), or None to
-        leave it to the normal path."""
+    def objects(self, rows: list[dict[Any, Any]]) -> list[dict[str, Any]] | None:
+        """The response objects of `rows`, relations still null; None where the normal path
+        would report an error."""
         count = len(rows)
         if not count:
             return []
@@ -143,19 +141,20 @@ class Shaper:
                 columns.append([None] * count)
         if not columns:
             return [{} for _ in rows]
-        objects = [*map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))]
-        if not self.resolved:
-            return objects
-        pending: list[tuple[int, list[tuple[str, Awaitable[Any]]]]] = []
-        for index, row in enumerate(rows):
-            waiting = self._resolve(executor, row, objects[index], path.add_key(index, None), position)
-            if waiting:
-                pending.append((index, waiting))
-        return _settle(objects, pending) if pending else objects
+        return [*map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))]
 
-    def one(
-        self, executor: Executor[Any], row: dict[Any, Any], path: Path, position: Any
-    ) -> dict[str, Any] | Awaitable[dict[str, Any]] | None:
+    def many(
+        self, run: Run | None, rows: list[dict[Any, Any]], path: Path, position: Any
+    ) -> list[dict[str, Any]] | Pending | None:
+        """The completed list of `rows` (pending while relations load), or None to leave it to
+        the normal path."""
+        objects = self.objects(rows)
+        if not objects or not self.related:
+            return objects
+        # Relations need the request's context; a schema executed without one has no `run`.
+        return None if run is None else pending(run, self, rows, objects, ListRows(path), position)
+
+    def one(self, run: Run | None, row: dict[Any, Any], path: Path, position: Any) -> dict[str, Any] | Pending | None:
         """The completed object of one row (a by-key field, a to-one relation), or None."""
         values: list[Any] = []
         for entry in self.entries:
@@ -167,8 +166,9 @@ class Shaper:
             else:
                 values.append(entry.name if isinstance(entry, Typename) else None)
         target = dict(zip(self.keys, values, strict=True))
-        waiting = self._resolve(executor, row, target, path, position) if self.resolved else None
-        return _fill(target, waiting) if waiting else target
+        if not self.related:
+            return target
+        return None if run is None else pending(run, self, [row], [target], OneRow(path), position)
 
     def _raw(self, rows: list[dict[Any, Any]]) -> list[Sequence[Any]]:
         """The plain columns' stored values, column by column."""
@@ -179,51 +179,6 @@ class Shaper:
                 pass
         return [[row.get(name) for row in rows] for name in self.names]
 
-    def _resolve(
-        self, executor: Executor[Any], row: dict[Any, Any], target: dict[str, Any], path: Path, position: Any
-    ) -> list[tuple[str, Awaitable[Any]]]:
-        """Runs the resolved fields of one row into `target`; those still pending.
-
-        Called row by row, fields in selection order: the order the normal path calls resolvers
-        in, so data loaders see their keys in the same order."""
-        waiting: list[tuple[str, Awaitable[Any]]] = []
-        parent = self.parent
-        for _, entry in self.resolved:
-            key = entry.key
-            value = executor.execute_field(parent, row, entry.field_details, Path(path, key, parent.name), position)
-            if executor.is_awaitable(value):
-                waiting.append((key, value))
-            target[key] = value
-        return waiting
-
-
-# Pending relations are awaited in the shape graphql-core gives them (a list gathers its rows,
-# a row gathers its fields, and one of either is awaited directly), so the event loop runs
-# resolvers in the same order and over as many turns as on the normal path. The relations are
-# nullable, so execute_field has already turned their failures into located errors and nulls.
-
-
-async def _settle(
-    objects: list[dict[str, Any]], pending: list[tuple[int, list[tuple[str, Awaitable[Any]]]]]
-) -> list[dict[str, Any]]:
-    if len(pending) == 1:
-        index, waiting = pending[0]
-        await _fill(objects[index], waiting)
-    else:
-        await gather_with_cancel(*(_fill(objects[index], waiting) for index, waiting in pending))
-    return objects
-
-
-async def _fill(target: dict[str, Any], waiting: list[tuple[str, Awaitable[Any]]]) -> dict[str, Any]:
-    if len(waiting) == 1:
-        key, awaitable = waiting[0]
-        target[key] = await awaitable
-        return target
-    values = await gather_with_cancel(*(awaitable for _, awaitable in waiting))
-    for (key, _), value in zip(waiting, values, strict=True):
-        target[key] = value
-    return target
-
 
 def prepare(
     executor: Executor[Any],
@@ -232,7 +187,7 @@ def prepare(
     default_resolver: Callable[..., Any],
 ) -> Shaper | None:
     """A shaper for `grouped` on `parent`, or None if any field needs the normal path: a
-    resolved field that is non-null, a field with arguments, a type checked per object."""
+    field with arguments or a resolver other than a relation's, a type checked per object."""
     if parent.is_type_of is not None:
         return None
     keys: list[str] = []
@@ -257,11 +212,27 @@ def prepare(
             and getattr(field.resolve, "_is_default", False)
         ):
             entries.append(_leaf(definition.python_name, nullable, is_non_null_type(field.type)))
-        elif is_non_null_type(field.type):
+            continue
+        related = _related(key, field_details, field, definition)
+        if related is None:
             return None
-        else:
-            entries.append(Resolved(key, field_details))
+        entries.append(related)
     return Shaper(parent, keys, entries)
+
+
+def _related(key: str, field_details: FieldDetailsList, field: GraphQLField, definition: Any) -> Related | None:
+    """The relation field `field` as a shaper completes it, or None if it is something else:
+    a resolver the fast path does not know, one wrapped in field extensions, a non-null type."""
+    resolver = definition.base_resolver if isinstance(definition, StrawberryField) else None
+    function = None if resolver is None else resolver.wrapped_func
+    of = RELATION_FIELDS.get(function) if isinstance(function, FunctionType) else None
+    if of is None or field.args or definition.extensions or is_non_null_type(field.type):
+        return None
+    target = field.type.of_type if is_list_type(field.type) else field.type
+    target = target.of_type if is_non_null_type(target) else target
+    if not isinstance(target, GraphQLObjectType) or is_list_type(field.type) is not of.relation.many:
+        return None
+    return Related(key, field_details, field, target, of)
 
 
 def _leaf(column: str, scalar: GraphQLLeafType, non_null: bool) -> Leaf:

@@ -7,7 +7,14 @@ list fields) run against both, under generated conditions: fields released plain
 withheld (a key masked to null is a null in a non-null field, which nulls the whole list; a
 withheld key refuses it), relations refused, a department down, an Int value no GraphQL Int can
 hold, and ciphertext that fails its integrity check. The two bodies must be the same bytes, `data` with its keys in
-selection order; errors are compared sorted by path.
+selection order, `extensions` with the withheld paths in the order they were reported; errors
+are compared sorted by path.
+
+The fast path completes relation fields per list (schema/relations.py), so one generator leans
+on relations: several root fields, relations two deep, to-one and to-many, under fragments,
+aliases and directives, join values that are null or match nothing, with relations and fields
+withheld more often, where the order of what is reported depends on when each list's relations
+start and resume.
 """
 
 from __future__ import annotations
@@ -276,16 +283,23 @@ def _key(draw: st.DrawFn, document: Document, name: str) -> str:
 
 @st.composite
 def selection(
-    draw: st.DrawFn, catalog: Catalog, entity: EntityInfo, depth: int, document: Document, nest: int = 0
+    draw: st.DrawFn,
+    catalog: Catalog,
+    entity: EntityInfo,
+    depth: int,
+    document: Document,
+    nest: int = 0,
+    relations: int = 2,
 ) -> str:
-    """A selection set on `entity`: `depth` relations and `nest` fragments deep already."""
+    """A selection set on `entity`: `depth` relations and `nest` fragments deep already;
+    `relations` weighs relation fields against the 6 other kinds of selection."""
     items: list[str] = []
     for _ in range(draw(st.integers(1, 4))):
         kinds = ["field", "field", "field", "typename"]
         if nest < 2:
             kinds += ["inline", "spread"]
         if depth < 2 and entity.relations:
-            kinds += ["relation", "relation"]
+            kinds += ["relation"] * relations
         kind = draw(st.sampled_from(kinds))
         if kind == "field":
             name = draw(st.sampled_from(sorted(entity.fields)))
@@ -295,11 +309,11 @@ def selection(
         elif kind == "relation":
             relation = draw(st.sampled_from(sorted(entity.relations.values(), key=lambda r: r.name)))
             target = catalog.entity(relation.target)
-            inner = draw(selection(catalog, target, depth + 1, document, nest))
+            inner = draw(selection(catalog, target, depth + 1, document, nest, relations))
             items.append(f"{_key(draw, document, relation.name)}{draw(directives(document))} {{ {inner} }}")
         elif kind == "inline":
             condition = f" on {entity.type_name}" if draw(st.booleans()) else ""
-            inner = draw(selection(catalog, entity, depth, document, nest + 1))
+            inner = draw(selection(catalog, entity, depth, document, nest + 1, relations))
             items.append(f"...{condition}{draw(directives(document))} {{ {inner} }}")
         else:
             reusable = document.finished.get(entity.type_name, [])
@@ -308,7 +322,7 @@ def selection(
             else:
                 name = f"F{len(document.fragments)}"
                 document.fragments[name] = (entity.type_name, "")
-                body = draw(selection(catalog, entity, depth, document, nest + 1))
+                body = draw(selection(catalog, entity, depth, document, nest + 1, relations))
                 document.fragments[name] = (entity.type_name, body)
                 document.finished.setdefault(entity.type_name, []).append(name)
             items.append(f"...{name}{draw(directives(document))}")
@@ -316,14 +330,15 @@ def selection(
 
 
 @st.composite
-def queries(draw: st.DrawFn, pair: Pair) -> tuple[str, dict[str, Any]]:
+def queries(draw: st.DrawFn, pair: Pair, most: int = 2, relations: int = 2) -> tuple[str, dict[str, Any]]:
+    """A query of up to `most` root fields; `relations` weighs relation fields (see `selection`)."""
     document = Document()
     catalog = pair.catalog
     entities = sorted(catalog, key=lambda e: e.id)
     roots: list[str] = []
-    for index in range(draw(st.integers(1, 2))):
+    for index in range(draw(st.integers(1, most))):
         entity = draw(st.sampled_from(entities))
-        inner = draw(selection(catalog, entity, 0, document))
+        inner = draw(selection(catalog, entity, 0, document, relations=relations))
         # A second root field of the same name would need the same arguments: alias it.
         alias = f"r{index}: " if index or draw(st.booleans()) else ""
         if draw(st.booleans()):
@@ -388,6 +403,24 @@ def conditions(fields: list[str], relations: list[str], tampers: list[Any]) -> s
     )
 
 
+def withholding(
+    fields: list[str], keys: list[str], relations: list[str], tampers: list[Any]
+) -> st.SearchStrategy[Conditions]:
+    """Conditions that withhold often: a verdict for every field (keys mostly plain: a key
+    withheld refuses its whole list), a relation refused in three examples of ten, a department
+    down in one of five."""
+    field = st.sampled_from([PLAIN, PLAIN, MASKED, DENIED, DENIED])
+    key = st.sampled_from([PLAIN] * 8 + [MASKED, DENIED])
+    relation = st.sampled_from([PLAIN] * 7 + [DENIED] * 3)
+    return st.builds(
+        Conditions,
+        st.fixed_dictionaries({name: key if name in keys else field for name in fields}),
+        st.fixed_dictionaries({name: relation for name in relations}),
+        st.sampled_from([None] * 8 + ["welfare", "registry"]),
+        st.sampled_from([None, None, None, *tampers]),
+    )
+
+
 def check(pair: Pair, case: tuple[str, dict[str, Any]], given_: Conditions) -> dict[str, Any]:
     """Both answers alike under `given_` (which holds for this request only); the answer."""
     pair.policy.fields, pair.policy.relations = given_.fields, given_.relations
@@ -415,6 +448,11 @@ def codes(body: dict[str, Any]) -> list[str]:
     return sorted({error["extensions"]["code"] for error in body.get("errors", [])})
 
 
+def withheld(body: dict[str, Any]) -> list[str]:
+    withheld_: list[str] = body.get("extensions", {}).get("access", {}).get("withheld", [])
+    return withheld_
+
+
 PLAIN_FIELDS = ["idNumber", "name", "birthDate", "income", "caseId", "amount", "recipientIdNumber", "district"]
 SEALED_FIELDS = ["idNumber", "name", "mobile", "note", "caseId", "recipientIdNumber"]
 
@@ -433,6 +471,27 @@ def test_fast_path_answers_as_the_normal_path_on_encrypted_fields(sealed: Pair, 
     case = data.draw(queries(sealed))
     given_ = data.draw(conditions(SEALED_FIELDS, ["cases", "recipient", "person"], [swapped_names]))
     event(f"codes: {codes(check(sealed, case, given_))}")
+
+
+@settings(CI, max_examples=120)
+@given(data=st.data())
+def test_fast_path_answers_as_the_normal_path_on_relations(plain: Pair, data: st.DataObject) -> None:
+    case = data.draw(queries(plain, most=3, relations=6))
+    fields = [*PLAIN_FIELDS, "status"]
+    given_ = data.draw(withholding(fields, ["idNumber", "caseId"], ["cases", "recipient"], [huge_int]))
+    body = check(plain, case, given_)
+    # Two or more withheld paths: their order is the order relations reported them in.
+    event(f"withheld paths: {min(len(withheld(body)), 3)}")
+    event(f"codes: {codes(body)}")
+
+
+@settings(CI, max_examples=40)
+@given(data=st.data())
+def test_fast_path_answers_as_the_normal_path_on_encrypted_relations(sealed: Pair, data: st.DataObject) -> None:
+    case = data.draw(queries(sealed, most=3, relations=6))
+    relations = ["cases", "recipient", "person"]
+    given_ = data.draw(withholding(SEALED_FIELDS, ["idNumber", "caseId"], relations, [swapped_names]))
+    event(f"withheld paths: {min(len(withheld(check(sealed, case, given_))), 3)}")
 
 
 # --- the cases the generator must not miss ----------------------------------------------------
@@ -521,22 +580,72 @@ def test_entity_lists_take_the_fast_path_and_failing_ones_the_normal_path(plain:
 
     monkeypatch.setattr(Shaper, "many", spy("many"))
     monkeypatch.setattr(Shaper, "one", spy("one"))
+    monkeypatch.setattr(Shaper, "objects", spy("objects"))
     query = '{ registryPersons { nodes { name cases { caseId } } } welfareCase(key: "C1") { recipient { name } } }'
     check(plain, (query, {}), Conditions({}, {}, None, None))
-    assert set(shaped) == {
+    assert sorted(shaped) == [
         ("RegistryPerson", "many", True),  # the list
-        ("WelfareCase", "many", True),  # each person's cases
+        ("RegistryPerson", "objects", True),  # its rows
+        ("RegistryPerson", "objects", True),  # the case's recipient
+        ("WelfareCase", "objects", True),  # every person's cases, as one list
         ("WelfareCase", "one", True),  # by key
-        ("RegistryPerson", "one", True),  # its recipient
-    }
+    ]
     shaped.clear()
     check(plain, ("{ registryPersons { nodes { name children } } }", {}), Conditions({}, {}, None, huge_int))
     # The list is refused as a whole; the normal path completes it, each row through the
     # shaper again but for the one whose value it must report.
     assert shaped == [
+        ("RegistryPerson", "objects", False),
         ("RegistryPerson", "many", False),
         ("RegistryPerson", "one", True),
         ("RegistryPerson", "one", False),
         ("RegistryPerson", "one", True),
         ("RegistryPerson", "one", True),
     ]
+
+
+# Relations where what is reported depends on when each list's relations start and resume:
+# several roots, a list and a by-key field, aliases of one relation (two fields of a row), a
+# relation under a relation, a page whose total count suspends its root, rows whose related rows
+# the shaper refuses (an Int out of range) with relations of their own.
+RELATION_QUERIES = [
+    "{ r0: registryPersons { nodes { cases { amount } } } r1: welfareCases { nodes { recipient { name } } } }",
+    "{ r0: registryPersons { nodes { a: cases { amount } b: cases { status caseId } } }"
+    " r1: welfareCases { nodes { amount recipient { name cases { amount } } } } }",
+    "{ r0: registryPersons { nodes { a: cases { amount recipient { name } } b: cases { status } } totalCount }"
+    ' r1: welfareCases(first: 2) { nodes { recipient { name cases { amount } } } } welfareCase(key: "C2") {'
+    " recipient { cases { status } } } }",
+    "{ welfareCases { nodes { recipient { children name cases { caseId amount } } } } }",
+    "{ welfareCases { nodes { x: recipient { children cases { caseId amount } } y: recipient { name } } }"
+    " registryPersons(offset: 1) { nodes { cases { recipient { children } } } } }",
+    # Lists of one and of two related rows, of rows with one relation and with two: each list's
+    # relations start a different number of turns after its rows arrive.
+    "{ registryPersons { nodes { a: cases { amount b: recipient { active } c: recipient { name } }"
+    " d: cases { e: recipient { active } } } } }",
+    # With the key masked to null, each list of cases fails at its first row, whose recipient
+    # (selected before the key) the normal path leaves loading in the background: it reports
+    # into the answer only if it ends before the execution does.
+    "{ registryPersons { nodes { a: cases { recipient { name } caseId } } } }",
+    "{ registryPersons { nodes { district b: cases { amount } a: cases { recipient { district } caseId"
+    " recipient { name } } } } }",
+    # Nothing gathered on the way up (one object, one relation): the normal path's task waits
+    # on the load itself and answers in the turn it arrives, before the background work runs.
+    '{ registryPerson(key: "110105199001011234") { cases { recipient { name } caseId } } }',
+]
+RELATION_CONDITIONS = [
+    ({"amount": DENIED, "name": DENIED}, {}),
+    ({"status": DENIED, "district": MASKED}, {"recipient": DENIED}),
+    ({"name": DENIED}, {"cases": DENIED}),
+    ({"caseId": MASKED, "name": DENIED, "district": MASKED}, {}),
+    ({"caseId": MASKED}, {"recipient": DENIED}),
+]
+
+
+@pytest.mark.parametrize("query", RELATION_QUERIES)
+@pytest.mark.parametrize(("fields", "relations"), RELATION_CONDITIONS)
+@pytest.mark.parametrize("down", [None, "welfare", "registry"])
+@pytest.mark.parametrize("tamper", [None, huge_int])
+def test_relations_report_in_the_normal_paths_order(
+    plain: Pair, query: str, fields: dict[str, Verdict], relations: dict[str, Verdict], down: str | None, tamper: Any
+) -> None:
+    check(plain, (query, {}), Conditions(fields, relations, down, tamper))

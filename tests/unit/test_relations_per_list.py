@@ -1,0 +1,222 @@
+"""Relation fields inside shaped lists are loaded and shaped per list, not per row.
+
+Each test runs one query in process (`schema.execute`, no HTTP) on both paths over a registry of
+30 persons with 0, 1 or 2 welfare cases each, counts what a relation costs per list with spies,
+and checks that the fast path answers as the normal path does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import ExecutionResult
+from sqlalchemy.engine import URL
+from strawberry.dataloader import DataLoader
+
+import schema.relations
+import schema.resolvers
+from connectors.base import Page, Query, UnavailableError
+from connectors.memory import MemoryConnector
+from hub.authz.plan import Decision, Verdict
+from hub.catalog import load_catalog
+from hub.config import load_settings
+from hub.migrate import upgrade
+from hub.principal import Principal
+from hub.reader import Reader
+from hub.services import Services, build_services
+from schema import build_schema
+from schema.context import RequestContext
+from schema.shaper import Shaper
+from tests.conftest import FIXTURES, TEST_MASTER_KEY
+from tests.unit.test_fast_path_differential import Policy
+
+PERSONS = 30
+DENIED = Verdict(Decision.DENIED, "not for tests")
+
+
+def person_id(index: int) -> str:
+    return f"1101051990{index:08d}"
+
+
+def tables() -> dict[str, dict[str, list[dict[str, Any]]]]:
+    persons = [{"id_number": person_id(i), "name": f"居民{i}", "children": i % 4} for i in range(PERSONS)]
+    # Person i has i % 3 cases: lists of none, one and two rows.
+    cases = [
+        {"case_id": f"C{i:02d}{n}", "recipient_id_number": person_id(i), "amount": Decimal(i), "status": "open"}
+        for i in range(PERSONS)
+        for n in range(i % 3)
+    ]
+    return {"registry": {"person": persons}, "welfare": {"welfare_case": cases}}
+
+
+class Downable(MemoryConnector):
+    """A memory connector whose database can be taken down."""
+
+    down = False
+
+    async def fetch(self, query: Query) -> Page:
+        if self.down:
+            raise UnavailableError("the department database is unavailable")
+        return await super().fetch(query)
+
+
+@dataclass
+class Answer:
+    result: ExecutionResult
+    context: RequestContext
+    # What the relations cost, as the spies of the `calls` fixture counted it.
+    calls: Counter[str]
+
+    @property
+    def data(self) -> Any:
+        assert self.result.data is not None, self.result.errors
+        return self.result.data
+
+
+@dataclass
+class Hub:
+    services: Services
+    policy: Policy
+    connectors: dict[str, Downable]
+    calls: Counter[str]
+
+    async def answer(self, query: str, fast: bool) -> Answer:
+        built = build_schema(self.services.catalog, self.services.settings, fast_path=fast)
+        principal = Principal("tests", "tests", ("department_app",))
+        services = self.services
+        context = RequestContext(
+            principal, None, services.reader, services.planner, built.entity_types, built.root_fields, None
+        )
+        self.calls.clear()
+        result = await built.schema.execute(query, context_value=context)
+        return Answer(result, context, Counter(self.calls))
+
+    async def both(self, query: str) -> tuple[Answer, Answer]:
+        """The fast path's answer and the normal path's, checked alike."""
+        fast, normal = await self.answer(query, True), await self.answer(query, False)
+        assert fast.result.data == normal.result.data
+        assert sorted(map(_error, fast.result.errors or [])) == sorted(map(_error, normal.result.errors or []))
+        assert list(fast.context.withheld.items()) == list(normal.context.withheld.items())
+        return fast, normal
+
+
+def _error(error: Any) -> tuple[str, str]:
+    return (repr(error.path), error.message)
+
+
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+    url = URL.create("sqlite+aiosqlite", database=str(Path(tmp_path_factory.mktemp("hub")) / "hub.db"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def hub(hub_url: URL, calls: Counter[str]) -> AsyncIterator[Hub]:
+    manifests = FIXTURES / "manifests"
+    settings = load_settings(
+        {}, database_url=hub_url.render_as_string(), manifests_dir=manifests, master_key=TEST_MASTER_KEY
+    )
+    connectors = {department: Downable(named) for department, named in tables().items()}
+    policy = Policy()
+    services = build_services(settings, catalog=load_catalog(manifests), connectors=connectors, policy=policy)
+    await services.start()
+    try:
+        yield Hub(services, policy, connectors, calls)
+    finally:
+        await services.close()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts of what a relation costs: its selection worked out per row by the resolver or per
+    list by the fast path, the loader asked, the reader's batched reads, related rows shaped."""
+    counted: Counter[str] = Counter()
+
+    def count(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            counted[name] += 1
+            return function(*args, **kwargs)
+
+        return spy
+
+    monkeypatch.setattr(schema.resolvers, "relation_load", count("per row", schema.resolvers.relation_load))
+    monkeypatch.setattr(schema.relations, "relation_load", count("per list", schema.relations.relation_load))
+    monkeypatch.setattr(DataLoader, "load", count("load", DataLoader.load))
+    monkeypatch.setattr(Reader, "related", count("related", Reader.related))
+    monkeypatch.setattr(Shaper, "objects", count("objects", Shaper.objects))
+    return counted
+
+
+async def test_a_list_of_rows_works_out_its_relation_once_not_once_per_row(hub: Hub) -> None:
+    fast, normal = await hub.both("{ registryPersons { nodes { name cases { caseId amount } } } }")
+    # The normal path calls the resolver per person: a selection worked out and a load asked
+    # per row, batched into one read.
+    assert normal.calls == {"per row": PERSONS, "load": PERSONS, "related": 1}
+    # The fast path: one selection, one ask per join value (each person's ID), one read, and one
+    # shaping of every person's cases together (besides one of the persons).
+    assert fast.calls == {"per list": 1, "load": PERSONS, "related": 1, "objects": 2}
+    nodes = fast.data["registryPersons"]["nodes"]
+    assert [len(node["cases"]) for node in nodes] == [i % 3 for i in range(PERSONS)]
+
+
+async def test_a_to_one_relation_asks_the_loader_once_per_distinct_join_value(hub: Hub) -> None:
+    fast, normal = await hub.both("{ welfareCases(first: 100) { nodes { caseId recipient { name } } } }")
+    # 30 cases of 20 persons: the normal path asks per case, the fast path per person.
+    assert len(fast.data["welfareCases"]["nodes"]) == PERSONS
+    assert (normal.calls["per row"], normal.calls["load"]) == (PERSONS, PERSONS)
+    assert fast.calls == {"per list": 1, "load": 20, "related": 1, "objects": 2}
+
+
+async def test_nested_relations_are_loaded_and_shaped_once_per_level(hub: Hub) -> None:
+    fast, normal = await hub.both(
+        "{ registryPersons { nodes { cases { caseId recipient { name cases { status } } } } } }"
+    )
+    # Three levels of relations: one selection, one read and one shaping each.
+    assert (normal.calls["related"], normal.calls["per row"]) == (3, PERSONS + 2 * 30)
+    assert (fast.calls["per row"], fast.calls["per list"], fast.calls["related"], fast.calls["objects"]) == (0, 3, 3, 4)
+    second = fast.data["registryPersons"]["nodes"][2]["cases"]
+    assert [case["recipient"]["name"] for case in second] == ["居民2", "居民2"]
+    assert [len(case["recipient"]["cases"]) for case in second] == [2, 2]
+
+
+async def test_a_withheld_relation_is_one_error_counting_every_row_and_reads_nothing(hub: Hub) -> None:
+    hub.policy.relations = {"cases": DENIED}
+    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    assert all(node["cases"] is None for node in fast.data["registryPersons"]["nodes"])
+    [withheld] = fast.context.withheld.values()
+    assert (withheld.path, withheld.count) == (("registryPersons", "nodes", "*", "cases"), PERSONS)
+    assert fast.calls["related"] == 0
+
+
+async def test_a_department_down_nulls_each_rows_relation_with_its_own_error(hub: Hub) -> None:
+    hub.connectors["welfare"].down = True
+    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    errors = fast.result.errors or []
+    assert [error.path for error in errors] == [["registryPersons", "nodes", i, "cases"] for i in range(PERSONS)]
+    assert {getattr(error.original_error, "code", None) for error in errors} == {"DEPARTMENT_UNAVAILABLE"}
+
+
+async def test_join_values_that_are_null_or_match_nothing_answer_as_the_normal_path(hub: Hub) -> None:
+    cases = hub.connectors["welfare"]._tables["welfare_case"]
+    cases.append({"case_id": "CX1", "recipient_id_number": None, "amount": None, "status": None})
+    cases.append({"case_id": "CX2", "recipient_id_number": "0", "amount": None, "status": None})
+    fast, _ = await hub.both(
+        '{ a: welfareCase(key: "CX1") { recipient { name } } b: welfareCase(key: "CX2") { recipient { name } } }'
+    )
+    assert fast.data == {"a": {"recipient": None}, "b": {"recipient": None}}
+
+
+async def test_related_rows_the_shaper_refuses_are_reported_as_the_normal_path_does(hub: Hub) -> None:
+    # No GraphQL Int holds 2**40: that recipient's `children` is null with an error, and its
+    # cases still load; the other recipients are shaped as one list.
+    hub.connectors["registry"]._tables["person"][1]["children"] = 2**40
+    fast, _ = await hub.both("{ welfareCases(first: 100) { nodes { recipient { children cases { caseId } } } } }")
+    errors = fast.result.errors or []
+    assert [error.path for error in errors] == [["welfareCases", "nodes", 0, "recipient", "children"]]
