@@ -8,7 +8,6 @@ from typing import Any, Optional
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
@@ -84,10 +83,8 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         query=strawberry.type(query),
         mutation=AdminMutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
-        # Factories: each request gets fresh extension objects. The token limit also binds
-        # strawberry's own parse, which reports a document that does not parse.
+        # Factories: each request gets fresh extension objects.
         extensions=[
-            lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: Documents(compiler),
             AccessPlanning,
         ],

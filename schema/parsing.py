@@ -23,6 +23,8 @@ class Documents(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         execution = self.execution_context
         context = execution.context
+        # The token limit also binds strawberry's own parse, below.
+        execution.parse_options["max_tokens"] = self.compiler.max_tokens
         compiled = context.document if isinstance(context, RequestContext) else None
         if compiled is None and execution.query is not None:
             compiled = self.compiler.compile(execution.query)

@@ -182,6 +182,16 @@ def test_too_many_aliases_is_limit_exceeded(hub: Hub) -> None:
     assert result["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
 
 
+def test_document_over_the_token_limit_is_limit_exceeded_before_it_is_parsed_whole(hub: Hub) -> None:
+    # 20,000 tokens is the default limit; each `__typename` is one.
+    long = "{ registryPersons { totalCount " + "__typename " * 20_000 + "} }"
+    response = hub.client.post("/graphql", json={"query": long}, headers={"Authorization": f"Bearer {hub.token}"})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert "20000 tokens" in error["message"]
+
+
 def test_filter_on_unknown_field_is_a_validation_error(hub: Hub) -> None:
     result = hub.query('{ registryPersons(filter: {salary: {eq: "1"}}) { totalCount } }')
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
