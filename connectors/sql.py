@@ -10,6 +10,7 @@ log names the error's class and code; driver messages may quote citizens' values
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -34,7 +35,7 @@ from connectors.base import (
 from connectors.dialect_mysql import MysqlDialect
 from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
-from connectors.dialects import ConnectionSettings, SqlDialect, describe
+from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
 from connectors.sql_select import SelectBuilder
 from connectors.values import filter_value, load_zone, read_column
 
@@ -79,6 +80,8 @@ class SqlConnector:
         self._zone = load_zone(timezone)
         self._timeout_ms = statement_timeout_ms
         settings = ConnectionSettings(timezone, statement_timeout_ms, pool_size)
+        # asyncio's semaphore is fair (first come, first served) and binds no loop until used.
+        self._slots = asyncio.Semaphore(pool_size)
         self._engine = create_async_engine(
             parsed,
             isolation_level="AUTOCOMMIT",
@@ -142,6 +145,20 @@ class SqlConnector:
     async def _run(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
         """One statement on one connection; a failure to connect or to hear back is
         UnavailableError, and the database's own errors are left to the caller."""
+        # Requests queue for a connection in arrival order. The pool's own queue lets a newly
+        # arriving request take a connection ahead of one that has waited, which under load
+        # left a few requests waiting seconds (bench W6: p99 ~900 ms at a 15 ms median).
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await self._slots.acquire()
+        except TimeoutError as error:
+            raise self._unavailable(error) from None
+        try:
+            return await self._on_connection(table, statement)
+        finally:
+            self._slots.release()
+
+    async def _on_connection(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
         conn = self._engine.connect()
         try:
             await conn.start()

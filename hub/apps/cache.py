@@ -10,6 +10,7 @@ new token works at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class PrincipalCache:
         self.now = now
         # digest -> (principal, the token's expiry, when it was read)
         self._entries: OrderedDict[str, tuple[Principal, datetime, float]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future[tuple[Principal, datetime] | None]] = {}
 
     async def principal(self, token: str) -> Principal | None:
         """The principal `token` stands for, or None if unknown, expired or revoked."""
@@ -49,9 +51,19 @@ class PrincipalCache:
             if self.clock() - read_at < self.ttl_s and self.now() < expires_at:
                 return principal
             del self._entries[key]
-        found = await self._read(token)
-        if found is None or self.ttl_s <= 0:
+        if self.ttl_s <= 0:
+            found = await self._read(token)
             return None if found is None else found[0]
+        # Requests that miss together share one read: when an entry ages out under load, every
+        # request of that app misses at once, and each reading the hub database on its own
+        # made a queue there (bench W6: p99 from ~50 to ~120 ms).
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._read(token))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        found = await asyncio.shield(reading)
+        if found is None:
+            return None
         self._entries[key] = (found[0], found[1], self.clock())
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

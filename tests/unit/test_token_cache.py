@@ -81,3 +81,27 @@ def test_unknown_token_is_refused_and_not_remembered(hub_db: URL) -> None:
             await engine.dispose()
 
     assert asyncio.run(run()) == (True, True)
+
+
+def test_requests_that_miss_together_share_one_read(hub_db: URL) -> None:
+    async def run() -> tuple[int, int]:
+        engine = hub_engine(hub_db)
+        make = sessions(engine)
+        cache = PrincipalCache(make, ttl_s=1.0)
+        reads: list[str] = []
+        real_read = cache._read
+
+        def counted(token: str) -> Any:
+            reads.append(token)
+            return real_read(token)
+
+        cache._read = counted  # type: ignore[method-assign]
+        try:
+            async with make() as session, session.begin():
+                issued = await create_app(session, "busy-app", "welfare", ("department_app",), {}, 1)
+            found = await asyncio.gather(*(cache.principal(issued.token) for _ in range(20)))
+            return sum(p is not None for p in found), len(reads)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) == (20, 1)
