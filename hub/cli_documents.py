@@ -11,8 +11,7 @@ from pathlib import Path
 import click
 
 from hub.catalog import ManifestError, load_catalog
-from hub.cli_base import fail, run, settings_from_env
-from hub.db.engine import hub_engine, sessions
+from hub.cli_base import fail, hub_database, run, settings_from_env
 from hub.documents.service import DocumentError, document_id, list_documents, register_document, remove_document
 from schema import build_schema
 
@@ -66,15 +65,11 @@ def documents_register(files: tuple[Path, ...], name: str | None, dry_run: bool)
         return
 
     async def work() -> list[str]:
-        engine = hub_engine(settings.database_url)
-        try:
-            async with sessions(engine)() as session, session.begin():
-                return [
-                    await register_document(session, text, name=name or file.name.removesuffix(".graphql"))
-                    for file, text in texts
-                ]
-        finally:
-            await engine.dispose()
+        async with hub_database(settings) as db, db() as session, session.begin():
+            return [
+                await register_document(session, text, name=name or file.name.removesuffix(".graphql"))
+                for file, text in texts
+            ]
 
     try:
         ids = run(work)
@@ -90,12 +85,8 @@ def documents_list(show_all: bool) -> None:
     settings = settings_from_env()
 
     async def work() -> list[str]:
-        engine = hub_engine(settings.database_url)
-        try:
-            async with sessions(engine)() as session:
-                listing = await list_documents(session, removed=show_all)
-        finally:
-            await engine.dispose()
+        async with hub_database(settings) as db, db() as session:
+            listing = await list_documents(session, removed=show_all)
         return [
             f"{d.id}\t{d.name}\t{d.size} bytes\tregistered {d.registered_at:%Y-%m-%d %H:%M}"
             + (f"\tremoved {d.removed_at:%Y-%m-%d %H:%M}" if d.removed_at else "")
@@ -112,12 +103,8 @@ def documents_remove(id_: str) -> None:
     settings = settings_from_env()
 
     async def work() -> None:
-        engine = hub_engine(settings.database_url)
-        try:
-            async with sessions(engine)() as session, session.begin():
-                await remove_document(session, id_)
-        finally:
-            await engine.dispose()
+        async with hub_database(settings) as db, db() as session, session.begin():
+            await remove_document(session, id_)
 
     try:
         run(work)

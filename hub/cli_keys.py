@@ -9,17 +9,14 @@ docs/keys.md is the operator's guide to these commands."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from hub.cli_base import fail, run, settings_from_env
+from hub.cli_base import fail, hub_database, run, settings_from_env
 from hub.config import Settings
 from hub.crypto.backup import Backup, backup_keys, restore_keys
 from hub.crypto.backup_file import read_backup_file, write_backup_file
@@ -29,13 +26,8 @@ from hub.crypto.master import MasterKey, create_master_key_file, master_key_from
 from hub.crypto.rewrap import RewrapProgress
 from hub.crypto.rewrap import rewrap as rewrap_keys
 from hub.crypto.rotation import Rotation, plan_rotation, rotate
-from hub.db.engine import hub_engine, sessions
 
 T = TypeVar("T")
-
-
-class _DatabaseUnusable(Exception):
-    """The hub database could not be reached or read (the message is safe to show)."""
 
 
 @click.group(help="Rotate, re-encrypt, rewrap, back up and restore the hub's keys.")
@@ -64,7 +56,7 @@ def status(old_key_files: tuple[Path, ...]) -> None:
     masters = _masters(settings, old_key_files, required=False)
 
     async def work() -> Inventory:
-        async with _hub(settings) as db, db() as session:
+        async with hub_database(settings) as db, db() as session:
             return await take_inventory(session, masters)
 
     inventory = _run(work)
@@ -120,7 +112,7 @@ def rotate_command(departments: tuple[str, ...], dry_run: bool) -> None:
     master = _local(lambda: master_key_from_settings(settings))
 
     async def work() -> list[Rotation]:
-        async with _hub(settings) as db, db() as session, session.begin():
+        async with hub_database(settings) as db, db() as session, session.begin():
             # One transaction for every department: killed or failed, it added nothing or all.
             plan = await plan_rotation(session, master, departments)
             if dry_run or not plan:
@@ -167,7 +159,7 @@ def rewrap(new_key_file: Path, old_key_files: tuple[Path, ...], dry_run: bool, b
     new = _local(lambda: read_master_key_file(new_key_file))
 
     async def work() -> tuple[Inventory, int]:
-        async with _hub(settings) as db:
+        async with hub_database(settings) as db:
             # Every key must open before any moves: a key no given master opens would stop the
             # run halfway, with the hub needing both master keys until someone finds the third.
             async with db() as session:
@@ -237,7 +229,7 @@ def backup(output: Path, old_key_files: tuple[Path, ...], dry_run: bool) -> None
         fail(f"{output} already exists; refusing to replace it (name a new file)")
 
     async def work() -> Backup:
-        async with _hub(settings) as db, db() as session:
+        async with hub_database(settings) as db, db() as session:
             return await backup_keys(session, masters)
 
     document = _run(work)
@@ -272,7 +264,7 @@ def restore(file: Path, old_key_files: tuple[Path, ...], dry_run: bool) -> None:
     click.echo(f"checking {len(document.keys)} keys from {file} against master key(s) {opened}", err=True)
 
     async def work() -> None:
-        async with _hub(settings) as db, db() as session:
+        async with hub_database(settings) as db, db() as session:
             # One transaction: killed or failed, the hub database is left empty, and a new run
             # starts over.
             await restore_keys(session, document, masters)
@@ -323,22 +315,6 @@ def _masters(settings: Settings, old_key_files: Iterable[Path], *, required: boo
     return _local(read)
 
 
-@asynccontextmanager
-async def _hub(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = hub_engine(settings.database_url)
-    try:
-        yield sessions(engine)
-    except (SQLAlchemyError, OSError) as error:
-        # The type of the error, never its text: that may carry SQL or the connection string.
-        where = settings.database_url.render_as_string(hide_password=True)
-        raise _DatabaseUnusable(
-            f"the hub database {where} cannot be used ({type(error).__name__}): check HUB_DATABASE_URL, "
-            "and that it is reachable and migrated (`hub migrate`)"
-        ) from None
-    finally:
-        await engine.dispose()
-
-
 def _local(work: Callable[[], T]) -> T:
     """Work on local files (key files, backups), failing with one line like the rest."""
     try:
@@ -350,8 +326,6 @@ def _local(work: Callable[[], T]) -> T:
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     try:
         return run(work)
-    except _DatabaseUnusable as error:
-        fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted: what was committed stays; run the same command again to finish")
 

@@ -16,26 +16,22 @@ is finished by running it again.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
 from hub.catalog import Catalog, EntityInfo, ManifestError, load_catalog
 from hub.catalog.manifest import Storage
-from hub.cli_base import fail, run, settings_from_env
+from hub.cli_base import fail, hub_database, run, settings_from_env
 from hub.cli_keys import keys
 from hub.config import Settings
 from hub.crypto.errors import KeyringError
 from hub.crypto.keyring import Keyring, current_data_version, load_keyring, provision
 from hub.crypto.master import master_key_from_settings
-from hub.db.engine import hub_engine, sessions
 from hub.maintenance.base import MaintenanceError, Progress
 
 if TYPE_CHECKING:
@@ -61,10 +57,6 @@ DRY_RUN = click.option("--dry-run", is_flag=True, help="Report what would be don
 MANIFESTS = click.option(
     "--manifests", type=click.Path(path_type=Path), help="Manifest folder (default HUB_MANIFESTS)."
 )
-
-
-class _Unusable(Exception):
-    """The hub database cannot be used (the message is safe to show)."""
 
 
 # --- encrypt-column -----------------------------------------------------------------------
@@ -216,7 +208,7 @@ async def _provisioned(settings: Settings, plan: EncryptionPlan) -> tuple[Keyrin
     """The keyring, after making the department's data key and the index domain's key if missing."""
     master = master_key_from_settings(settings)
     domains = [plan.target.blind_index] if plan.target.blind_index else []
-    async with _hub(settings) as db:
+    async with hub_database(settings) as db:
         async with db() as session, session.begin():
             made = await provision(session, master, [plan.entity.department], domains)
         async with db() as session:
@@ -320,7 +312,7 @@ def _reencrypt_summary(department: str, current: int, reports: list[FieldReport]
 async def _current(settings: Settings, department: str, *, load: bool) -> tuple[int, Keyring | None]:
     """The department's current data-key version, and (unless only counting) the keyring."""
     master = master_key_from_settings(settings) if load else None
-    async with _hub(settings) as db, db() as session:
+    async with hub_database(settings) as db, db() as session:
         current = await current_data_version(session, department)
         if current is None:
             raise KeyringError(f"{department} has no data key in the hub database: nothing was encrypted under one")
@@ -364,22 +356,6 @@ def _write_url(settings: Settings, name: str) -> URL:
     return url
 
 
-@asynccontextmanager
-async def _hub(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = hub_engine(settings.database_url)
-    try:
-        yield sessions(engine)
-    except (SQLAlchemyError, OSError) as error:
-        # The error's type, never its text: that may quote SQL or the connection string.
-        where = settings.database_url.render_as_string(hide_password=True)
-        raise _Unusable(
-            f"the hub database {where} cannot be used ({type(error).__name__}): check HUB_DATABASE_URL, and that "
-            "it is reachable and migrated (`hub migrate`)"
-        ) from None
-    finally:
-        await engine.dispose()
-
-
 def _guard(work: Callable[[], T]) -> T:
     try:
         return work()
@@ -394,7 +370,7 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
         return run(work)
     except WriteError as error:
         fail(f"{error}; once that is fixed, run the command again: it continues where it stopped")
-    except (MaintenanceError, _Unusable) as error:
+    except MaintenanceError as error:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted: every finished batch is kept; run the same command again to continue")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,16 +44,16 @@ class PrincipalCache:
 
     async def principal(self, token: str) -> Principal | None:
         """The principal `token` stands for, or None if unknown, expired or revoked."""
+        if self.ttl_s <= 0:
+            found = await self._read(token)
+            return None if found is None else found[0]
         key = digest(token)
-        entry = self._entries.get(key) if self.ttl_s > 0 else None
+        entry = self._entries.get(key)
         if entry is not None:
             principal, expires_at, read_at = entry
             if self.clock() - read_at < self.ttl_s and self.now() < expires_at:
                 return principal
             del self._entries[key]
-        if self.ttl_s <= 0:
-            found = await self._read(token)
-            return None if found is None else found[0]
         # Requests that miss together share one read: when an entry ages out under load, every
         # request of that app misses at once, and each reading the hub database on its own
         # made a queue there (bench W6: p99 from ~50 to ~120 ms).
@@ -69,9 +69,6 @@ class PrincipalCache:
             self._entries.popitem(last=False)
         return found[0]
 
-    def _read(self, token: str) -> Awaitable[tuple[Principal, datetime] | None]:
-        async def read() -> tuple[Principal, datetime] | None:
-            async with self.sessions() as session:
-                return await authenticate_until(session, token)
-
-        return read()
+    async def _read(self, token: str) -> tuple[Principal, datetime] | None:
+        async with self.sessions() as session:
+            return await authenticate_until(session, token)

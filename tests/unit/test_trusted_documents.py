@@ -242,3 +242,11 @@ def test_remove_of_an_unknown_id_fails_clearly(hub_db: URL) -> None:
     code, output = cli(hub_db, "remove", "sha256:" + "1" * 64)
     assert code == 1
     assert "no trusted document" in output
+
+
+def test_commands_on_an_unmigrated_hub_database_fail_in_one_line(tmp_path: Path) -> None:
+    empty = URL.create("sqlite+aiosqlite", database=str(tmp_path / "empty.db"))
+    code, output = cli(empty, "list")
+    assert code == 1
+    assert output.startswith("error: the hub database") and "hub migrate" in output
+    assert "Traceback" not in output and "SELECT" not in output
