@@ -47,11 +47,11 @@ class PostgresDialect(SqlDialect):
             return [expr.desc().nulls_first()]
         return [expr.asc().nulls_last()]
 
-    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], name: str) -> sa.ColumnElement[bool]:
         # One array parameter, sent once for every form of the column: the statement text is
         # the same for any number of values, so asyncpg's prepared statement cache serves
         # every batch.
-        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(exprs[0].type))
+        array = sa.bindparam(name, type_=postgresql.ARRAY(exprs[0].type))
         return sa.and_(*(expr == sa.any_(array) for expr in exprs))
 
     def is_timeout(self, error: BaseException) -> bool:

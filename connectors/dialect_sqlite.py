@@ -16,6 +16,7 @@ from __future__ import annotations
 import decimal
 import math
 import time
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -105,14 +106,24 @@ class SqliteDialect(SqlDialect):
             return [expr.desc().nulls_first()]
         return [expr.asc().nulls_last()]
 
-    def like(self, expr: sa.ColumnElement[Any], match: Match, text: str) -> sa.ColumnElement[bool]:
-        # Every function here returns NULL for a NULL column, so NOT keeps SQL's unknown.
+    def like_values(self, match: Match, text: str) -> tuple[Hashable, tuple[Any, ...]]:
         if match is Match.CONTAINS or not text:
-            return sa.func.instr(expr, text) > 0
-        if match is Match.STARTS_WITH:
-            return sa.func.substr(expr, 1, len(text)) == text
+            return "instr", (text,)
         # substr() counts characters (code points) as len() does; from the end when negative.
-        return sa.func.substr(expr, -len(text)) == text
+        if match is Match.STARTS_WITH:
+            return "prefix", (text, len(text))
+        return "suffix", (text, -len(text))
+
+    def like(self, expr: sa.ColumnElement[Any], form: Hashable, names: Sequence[str]) -> sa.ColumnElement[bool]:
+        # Every function here returns NULL for a NULL column, so NOT keeps SQL's unknown.
+        text = sa.bindparam(names[0], type_=sa.String())
+        if form == "instr":
+            return sa.func.instr(expr, text) > 0
+        # The prefix's length, or where the suffix starts (counted from the end).
+        number = sa.bindparam(names[1], type_=sa.Integer())
+        if form == "prefix":
+            return sa.func.substr(expr, 1, number) == text
+        return sa.func.substr(expr, number) == text
 
     def is_timeout(self, error: BaseException) -> bool:
         return super().is_timeout(error) or "interrupted" in str(driver_error(error))

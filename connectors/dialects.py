@@ -9,7 +9,7 @@ placement in an order, literal substring matches, and how a timeout shows as an 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +69,11 @@ class SqlDialect(abc.ABC):
             return [expr.is_(None).desc(), expr.desc()]
         return [expr.is_(None).asc(), expr.asc()]
 
-    def like(self, expr: sa.ColumnElement[Any], match: Match, text: str) -> sa.ColumnElement[bool]:
-        """`expr` (already in the binary collation) contains, starts or ends with `text`,
-        with `%` and `_` in it as ordinary characters."""
+    def like_values(self, match: Match, text: str) -> tuple[Hashable, tuple[Any, ...]]:
+        """How a string (already in the binary collation) is tested to contain, start or end
+        with `text`, with `%` and `_` in it as ordinary characters: the form of the test, which
+        is part of the statement's shape, and the values `like` binds for it. One form here:
+        the three matches differ only in the pattern bound."""
         escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%")
         escaped = escaped.replace("_", LIKE_ESCAPE + "_")
         pattern = {
@@ -79,10 +81,18 @@ class SqlDialect(abc.ABC):
             Match.STARTS_WITH: f"{escaped}%",
             Match.ENDS_WITH: f"%{escaped}",
         }[match]
-        return expr.like(pattern, escape=LIKE_ESCAPE)
+        return "like", (pattern,)
 
-    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement[bool]:
-        """Each of `exprs` (forms of one column) is one of `values` (never empty)."""
+    def like(self, expr: sa.ColumnElement[Any], form: Hashable, names: Sequence[str]) -> sa.ColumnElement[bool]:
+        """The test of `form` on `expr`, its values (from `like_values`) bound as `names`."""
+        return expr.like(sa.bindparam(names[0], type_=sa.String()), escape=LIKE_ESCAPE)
+
+    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], name: str) -> sa.ColumnElement[bool]:
+        """Each of `exprs` (forms of one column, the bare column first) is one of the values
+        bound as `name`, a list never empty. One expanding parameter: SQLAlchemy writes out as
+        many placeholders as each execution's list holds, so lists of any length share the
+        statement."""
+        values = sa.bindparam(name, type_=exprs[0].type, expanding=True)
         return sa.and_(*(expr.in_(values) for expr in exprs))
 
     def is_timeout(self, error: BaseException) -> bool:

@@ -2,7 +2,8 @@
 
 Every call runs exactly one statement (one per chunk for `fetch_by`) on an AUTOCOMMIT
 connection, so no BEGIN or ROLLBACK travels with it. Sessions are read-only and time-limited
-by the database itself (see the dialect modules). Driver errors become `UnavailableError`
+by the database itself (see the dialect modules). A statement is built once per query shape
+(`sql_shape`, `sql_statements`) and run again with each read's values. Driver errors become `UnavailableError`
 when the database did not answer and `QueryError` when it answered with a refusal; their
 messages carry no SQL, URL or path, and bound values never reach a message or a log (the
 log names the error's class and code; driver messages may quote citizens' values).
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from connectors.base import (
     BATCH_CHUNK,
@@ -36,12 +37,11 @@ from connectors.dialect_mysql import MysqlDialect
 from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
 from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
-from connectors.sql_select import SelectBuilder
+from connectors.sql_shape import Shape, Shaper, Values
+from connectors.sql_statements import Built, Statements
 from connectors.values import filter_value, load_zone, read_column
 
 logger = logging.getLogger(__name__)
-
-Statement = Callable[[SelectBuilder], sa.Select[Any]]
 
 # What a connection attempt raises when the database cannot be reached or refuses the login.
 _NO_ANSWER = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError, TimeoutError)
@@ -87,11 +87,17 @@ class SqlConnector:
             isolation_level="AUTOCOMMIT",
             # Filter values are citizens' data: keep them out of error messages and logs.
             hide_parameters=True,
+            # Every connection is AUTOCOMMIT and read-only, so no transaction is ever open to
+            # roll back when a read ends; SQLAlchemy would still call the driver's rollback(),
+            # which on MariaDB is a round trip and on SQLite a hop to its thread (asyncpg skips
+            # it itself). Skipped only where the driver confirms autocommit (every dialect
+            # here can), which pool_reset_on_return=None would not check.
+            skip_autocommit_rollback=True,
             **self._dialect.engine_options(parsed, settings),
         )
         self._dialect.install(self._engine, settings)
-        # By compiled statement: the driver's type codes, and whether SQLAlchemy processes rows.
-        self._processed: WeakKeyDictionary[Any, tuple[tuple[Any, ...], bool]] = WeakKeyDictionary()
+        self._shaper = Shaper(self._dialect, self._zone)
+        self._statements = Statements(self._dialect)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -99,15 +105,20 @@ class SqlConnector:
         the connector's methods."""
         return self._engine
 
+    @property
+    def statements(self) -> Statements:
+        """The statements built so far, by shape, for instrumentation."""
+        return self._statements
+
     async def fetch(self, query: Query) -> Page:
-        rows = await self._execute(query.table, lambda build: build.fetch(query))
+        rows = await self._execute(query.table, *self._shaper.fetch(query))
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
         return Page.of_columns(self._columns(query.table, query.columns, rows), len(rows), has_more)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
-        rows = await self._execute(table, lambda build: build.count(where))
+        rows = await self._execute(table, *self._shaper.count(table, where))
         return int(rows[0][0])
 
     async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
@@ -121,16 +132,16 @@ class SqlConnector:
         found: list[Row] = []
         for start in range(0, len(keys), BATCH_CHUNK):
             chunk = keys[start : start + BATCH_CHUNK]
-            rows = await self._execute(table, _by(column, chunk, columns))
+            rows = await self._execute(table, *self._shaper.fetch_by(column, chunk, columns))
             found.extend(Page.of_columns(self._columns(table, columns, rows), len(rows)).rows)
         return found
 
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def _execute(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
+    async def _execute(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
         try:
-            return await self._run(table, statement)
+            return await self._run(table, shape, values)
         except sa.exc.DBAPIError as error:
             if not error.connection_invalidated:
                 raise self._refused(error) from None
@@ -138,11 +149,11 @@ class SqlConnector:
         # emptied the pool. A read is safe to repeat, so one more try on a fresh connection
         # hides the restart, where pinging at every checkout would slow every request.
         try:
-            return await self._run(table, statement)
+            return await self._run(table, shape, values)
         except sa.exc.DBAPIError as error:
             raise self._refused(error) from None
 
-    async def _run(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
+    async def _run(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
         """One statement on one connection; a failure to connect or to hear back is
         UnavailableError, and the database's own errors are left to the caller."""
         # Requests queue for a connection in arrival order. The pool's own queue lets a newly
@@ -154,30 +165,33 @@ class SqlConnector:
         except TimeoutError as error:
             raise self._unavailable(error) from None
         try:
-            return await self._on_connection(table, statement)
+            return await self._on_connection(table, shape, values)
         finally:
             self._slots.release()
 
-    async def _on_connection(self, table: TableSpec, statement: Statement) -> Sequence[Sequence[Any]]:
-        conn = self._engine.connect()
+    async def _on_connection(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        # One trip into SQLAlchemy's greenlet for the checkout, the statement, its rows and the
+        # checkin, where AsyncConnection makes three (start, execute, close): about a seventh
+        # of a by-key read's CPU on PostgreSQL and MariaDB (bench/statements.py).
         try:
-            await conn.start()
-        except _NO_ANSWER as error:
-            raise self._unavailable(error) from None
-        try:
-            # Built once connected: MariaDB and MySQL name their binary collation apart,
-            # and which one answers is known only now.
-            collation = self._dialect.collation(conn.dialect)
-            built = statement(SelectBuilder(self._dialect, collation, self._zone, table))
-            return self._values(await conn.execute(built), built, conn.dialect)
+            return await greenlet_spawn(self._read, table, shape, values)
         except (sa.exc.TimeoutError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from None
-        finally:
-            await conn.close()
 
-    def _values(
-        self, result: sa.CursorResult[Any], statement: sa.Select[Any], dialect: Dialect
-    ) -> Sequence[Sequence[Any]]:
+    def _read(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        """The rows of one statement on one pooled connection; run by `greenlet_spawn`, so the
+        driver's awaits go back to the event loop. A failure to connect is UnavailableError."""
+        try:
+            conn = self._engine.sync_engine.connect()
+        except _NO_ANSWER as error:
+            raise self._unavailable(error) from None
+        with conn:
+            # Found once connected: MariaDB and MySQL name their binary collation apart,
+            # and which one answers is known only now.
+            built = self._statements.get(table, self._dialect.collation(conn.dialect), shape)
+            return self._values(conn.execute(built.statement, values), built, conn.dialect)
+
+    def _values(self, result: sa.CursorResult[Any], built: Built, dialect: Dialect) -> Sequence[Sequence[Any]]:
         """The rows of `result` as positional sequences. Where SQLAlchemy would change no value
         (as on asyncpg, for every kind a manifest declares on its own column type), the driver's
         rows as they are: a large page then costs no Row object per row, nor the collector's
@@ -187,15 +201,11 @@ class SqlConnector:
         if description is None:
             return result.all()
         reported = tuple(column[1] for column in description)
-        # Decided once per compiled statement (SQLAlchemy caches those, and its processors
-        # with them) and the types the driver reported: asking each column's type costs more
-        # than a one-row read.
-        compiled = result.context.compiled
-        known = None if compiled is None else self._processed.get(compiled)
+        # Decided once per cached statement and the types the driver reported: asking each
+        # column's type costs more than a one-row read.
+        known = built.processed
         if known is None or known[0] != reported:
-            known = (reported, _processes(statement, description, dialect))
-            if compiled is not None:
-                self._processed[compiled] = known
+            known = built.processed = (reported, _processes(built.statement, description, dialect))
         if known[1]:
             return result.all()
         rows: Sequence[Sequence[Any]] = cursor.fetchall()
@@ -243,8 +253,3 @@ def _processes(statement: sa.Select[Any], description: Sequence[Sequence[Any]], 
         column.type.dialect_impl(dialect).result_processor(dialect, reported[1]) is not None
         for column, reported in zip(columns, description, strict=True)
     )
-
-
-def _by(column: str, values: Sequence[Any], columns: Sequence[str]) -> Statement:
-    """The statement of one chunk, bound to that chunk rather than to the loop's variable."""
-    return lambda build: build.fetch_by(column, values, columns)

@@ -1,4 +1,5 @@
-"""The SELECT a query becomes: its columns, filter, order and page as SQLAlchemy expressions.
+"""The SELECT a shape (`sql_shape`) becomes: its columns, filter, order and page as SQLAlchemy
+expressions, every value a named bound parameter for the read's values to fill.
 
 Strings compare and sort in the dialect's binary collation. Equality and IN on strings also
 keep a test on the bare column: the bare test lets an index in the column's own collation find
@@ -10,31 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from connectors.base import (
-    And,
-    ColumnSpec,
-    Compare,
-    Filter,
-    In,
-    IsNull,
-    Kind,
-    Like,
-    Not,
-    Op,
-    Or,
-    OrderKey,
-    Query,
-    QueryError,
-    TableSpec,
-    after_filter,
-    conjoin,
-)
+from connectors import sql_shape
+from connectors.base import ColumnSpec, Kind, Op, OrderKey, TableSpec
 from connectors.dialects import SqlDialect
-from connectors.values import filter_value
+from connectors.sql_shape import Shape
 
 _COMPARE: dict[Op, Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]]] = {
     Op.EQ: lambda expr, value: expr == value,
@@ -47,42 +30,43 @@ _COMPARE: dict[Op, Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]
 
 
 class SelectBuilder:
-    """Builds the statements of one table for one connection's dialect."""
+    """Builds the statements of one table for one connection's dialect and collation."""
 
-    def __init__(self, dialect: SqlDialect, collation: str, zone: ZoneInfo, table: TableSpec) -> None:
+    def __init__(self, dialect: SqlDialect, collation: str, table: TableSpec) -> None:
         self._dialect = dialect
         self._collation = collation
-        self._zone = zone
         self._spec = table
         self._table = sa.table(table.name, *(sa.column(c.name, dialect.column_type(c)) for c in table.columns.values()))
 
-    def fetch(self, query: Query) -> sa.Select[Any]:
-        """The page of `query`, with one row more than its limit to tell whether more follow."""
-        if (query.limit is not None and query.limit < 0) or query.offset < 0:
-            raise QueryError("limit and offset must not be negative")
-        order = query.full_order()
-        where = query.where
-        if query.after is not None:
-            if query.offset:
-                raise QueryError("page by `after` or by offset, not both")
-            where = conjoin(where, after_filter(order, query.after))
-        statement = self._select(query.columns).order_by(*self._order(order))
+    def build(self, shape: Shape) -> sa.Select[Any]:
+        match shape:
+            case (sql_shape.FETCH, columns, where, order, limit, offset):
+                return self._fetch(columns, where, order, limit, offset)
+            case (sql_shape.COUNT, where):
+                statement = sa.select(sa.func.count()).select_from(self._table)
+                return statement if where is None else statement.where(self._where(where))
+            case (sql_shape.BY, column, columns, values):
+                order = (OrderKey(column), OrderKey(self._spec.key))
+                test = self._in(self._spec.column(column), values)
+                return self._select(columns).where(test).order_by(*self._order(order))
+        raise AssertionError(f"not a statement shape: {shape!r}")
+
+    def _fetch(
+        self,
+        columns: Sequence[str],
+        where: Shape | None,
+        order: Sequence[OrderKey],
+        limit: str | None,
+        offset: str | None,
+    ) -> sa.Select[Any]:
+        statement = self._select(columns).order_by(*self._order(order))
         if where is not None:
-            statement = statement.where(self.where(where))
-        if query.limit is not None:
-            statement = statement.limit(query.limit + 1)
-        if query.offset:
-            statement = statement.offset(query.offset)
+            statement = statement.where(self._where(where))
+        if limit is not None:
+            statement = statement.limit(sa.bindparam(limit, type_=sa.Integer()))
+        if offset is not None:
+            statement = statement.offset(sa.bindparam(offset, type_=sa.Integer()))
         return statement
-
-    def count(self, where: Filter | None) -> sa.Select[Any]:
-        statement = sa.select(sa.func.count()).select_from(self._table)
-        return statement if where is None else statement.where(self.where(where))
-
-    def fetch_by(self, column: str, values: Sequence[Any], columns: Sequence[str]) -> sa.Select[Any]:
-        """Rows whose `column` is one of `values` (given as `filter_value` returns them)."""
-        order = (OrderKey(column), OrderKey(self._spec.key))
-        return self._select(columns).where(self._in(self._spec.column(column), values)).order_by(*self._order(order))
 
     def _select(self, columns: Sequence[str]) -> sa.Select[Any]:
         names = tuple(dict.fromkeys(columns))
@@ -103,43 +87,36 @@ class SelectBuilder:
 
     # --- filters -----------------------------------------------------------------------------
 
-    def where(self, where: Filter) -> sa.ColumnElement[bool]:
-        match where:
-            case Compare(column, op, value):
+    def _where(self, shape: Shape) -> sa.ColumnElement[bool]:
+        match shape:
+            case (sql_shape.COMPARE, column, op, name):
                 spec = self._spec.column(column)
-                if value is None:
-                    raise QueryError(f"compare {column!r} with null using isNull")
                 bare = self._table.c[spec.name]
                 # Always a bound parameter: SQLAlchemy would turn True and False into IS
                 # tests, which have no order.
-                bound = sa.bindparam(None, filter_value(spec, value, self._zone), type_=bare.type)
+                bound = sa.bindparam(name, type_=bare.type)
                 if op is Op.EQ and spec.kind is Kind.STRING:
                     return sa.and_(bare == bound, self._compared(spec) == bound)
                 return _COMPARE[op](self._compared(spec), bound)
-            case In(column, values):
-                spec = self._spec.column(column)
-                return self._in(spec, [filter_value(spec, v, self._zone) for v in values])
-            case Like(column, match, text):
-                spec = self._spec.column(column)
-                if spec.kind is not Kind.STRING or not isinstance(text, str):
-                    raise QueryError(f"column {column!r} cannot be matched as text")
-                return self._dialect.like(self._compared(spec), match, text)
-            case IsNull(column, is_null):
+            case (sql_shape.IN, column, name):
+                return self._in(self._spec.column(column), name)
+            case (sql_shape.NOTHING,):
+                return sa.false()
+            case (sql_shape.LIKE, column, form, names):
+                return self._dialect.like(self._compared(self._spec.column(column)), form, names)
+            case (sql_shape.IS_NULL, column, is_null):
                 expr = self._table.c[self._spec.column(column).name]
                 return expr.is_(None) if is_null else expr.is_not(None)
-            case And(items):
-                return sa.and_(*(self.where(item) for item in items)) if items else sa.true()
-            case Or(items):
-                return sa.or_(*(self.where(item) for item in items)) if items else sa.false()
-            case Not(item):
-                return sa.not_(self.where(item))
-        raise QueryError(f"unknown filter {where!r}")
+            case (sql_shape.AND, items):
+                return sa.and_(*(self._where(item) for item in items)) if items else sa.true()
+            case (sql_shape.OR, items):
+                return sa.or_(*(self._where(item) for item in items)) if items else sa.false()
+            case (sql_shape.NOT, item):
+                return sa.not_(self._where(item))
+        raise AssertionError(f"not a filter shape: {shape!r}")
 
-    def _in(self, spec: ColumnSpec, values: Sequence[Any]) -> sa.ColumnElement[bool]:
-        # SQL has no empty IN list; an empty set holds nothing, for NULL columns too.
-        if not values:
-            return sa.false()
+    def _in(self, spec: ColumnSpec, name: str) -> sa.ColumnElement[bool]:
         compared = self._compared(spec)
         if spec.kind is Kind.STRING:
-            return self._dialect.in_([self._table.c[spec.name], compared], values)
-        return self._dialect.in_([compared], values)
+            return self._dialect.in_([self._table.c[spec.name], compared], name)
+        return self._dialect.in_([compared], name)

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -83,8 +84,7 @@ def create_app(services: Services) -> Starlette:
         return JSON({"status": "ok", "departments": sorted(services.catalog.departments)})
 
     async def graphql(request: Request) -> Response:
-        params = request.query_params
-        if request.method == "GET" and "query" not in params and "documentId" not in params:
+        if request.method == "GET" and "query" not in request.query_params and "documentId" not in request.query_params:
             if "text/html" in request.headers.get("accept", ""):
                 return FileResponse(str(STATIC / "index.html"), media_type="text/html")
             return _error(400, "BAD_USER_INPUT", "send a GraphQL operation as POST with a JSON body")
@@ -194,19 +194,54 @@ async def _execute(
         return _error(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
-    context = RequestContext(
-        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields, services.admin
-    )
-    context.document = document
+    variables = body.get("variables")
+    if document is None and built.direct is not None:
+        # Free text goes through the same compiled-document cache the parsing extension
+        # reads; compiled here, a text made of lookups by key can take its direct plan too.
+        document = built.compiler.compile(body["query"])
+    plan = None
+    if document is not None and built.direct is not None:
+        plan = built.direct.plan(document)
+        name = body.get("operationName")
+        if plan is not None and name is not None and (plan.operation.name is None or plan.operation.name.value != name):
+            plan = None
+    if plan is not None:
+        assert built.direct is not None
+        context = _context(services, built, principal, purpose, document)
+        outcome = await built.direct.run(plan, context, variables)
+        if outcome is not None:
+            data, raised = outcome
+            built.schema.process_errors(raised)
+            return _answer(context, data, raised, ran=True)
+    context = _context(services, built, principal, purpose, document)
     is_get = request.method == "GET"
     result = await built.schema.execute(
         body["query"],
-        variable_values=body.get("variables"),
+        variable_values=variables,
         context_value=context,
         operation_name=body.get("operationName"),
         allowed_operation_types={OperationType.QUERY} if is_get else None,
     )
-    errors = [format_error(e) for e in result.errors or []]
+    # 400 only for a document that never ran (syntax, validation, limits); errors while
+    # resolving leave the rest of the data standing.
+    ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
+    return _answer(context, result.data, result.errors or [], ran)
+
+
+def _context(
+    services: Services, built: BuiltSchema, principal: Principal, purpose: str | None, document: Compiled | None
+) -> RequestContext:
+    context = RequestContext(
+        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields, services.admin
+    )
+    context.document = document
+    return context
+
+
+def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
+    """The response body: errors (the resolvers', then withheld and unreadable fields), data,
+    and the access decision."""
+    errors = [format_error(e) for e in raised]
     for withheld in context.withheld.values():
         errors.append(
             {
@@ -226,7 +261,7 @@ async def _execute(
     payload: dict[str, Any] = {}
     if errors:
         payload["errors"] = errors
-    payload["data"] = result.data
+    payload["data"] = data
     if context.request is not None:
         payload["extensions"] = {
             "access": {
@@ -235,7 +270,4 @@ async def _execute(
                 "withheld": sorted("/".join(map(str, w.path)) for w in context.withheld.values()),
             }
         }
-    # 400 only for a document that never ran (syntax, validation, limits); errors while
-    # resolving leave the rest of the data standing.
-    ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
     return JSON(payload, 200 if ran else 400)

@@ -5,6 +5,7 @@ and asks the planner for one plan; resolvers then only read it."""
 
 from collections.abc import Iterator
 
+from graphql import DocumentNode, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
 from hub.authz.plan import Selection
@@ -34,23 +35,31 @@ def selection_of(
     return Selection(fields, relations)
 
 
+def selection_for(context: RequestContext, schema: GraphQLSchema, document: DocumentNode) -> Selection:
+    """What `document` can reach, as the planner takes it: worked out once per compiled
+    document (the same object every request, which the planner's cache of plans keys on)."""
+    compiled = context.document
+    catalog = context.planner.catalog
+    if compiled is not None and compiled.document is document:
+        if compiled.selection is None:
+            reached = compiled.reached(schema)
+            compiled.selection = selection_of(catalog, context.entity_types, context.root_fields, reached)
+        return compiled.selection
+    return selection_of(catalog, context.entity_types, context.root_fields, reachable_fields(schema, document))
+
+
+def begin(context: RequestContext, selection: Selection) -> None:
+    """Make the request's plan for everything `selection` reaches, and its empty access
+    record: once per request, before any resolver runs."""
+    plan = context.planner.plan(context.principal, context.purpose, selection)
+    record = AccessRecord(context.principal.subject, context.principal.department, context.purpose, plan.policy_version)
+    context.request = Request(plan, record)
+
+
 class AccessPlanning(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context.context
         document = self.execution_context.graphql_document
         if isinstance(context, RequestContext) and document is not None:
-            schema = self.execution_context.schema._schema
-            compiled = context.document
-            # The walk is done once per compiled document, not per request.
-            if compiled is not None and compiled.document is document:
-                reached = compiled.reached(schema)
-            else:
-                reached = reachable_fields(schema, document)
-            planner = context.planner
-            selection = selection_of(planner.catalog, context.entity_types, context.root_fields, reached)
-            plan = planner.plan(context.principal, context.purpose, selection)
-            record = AccessRecord(
-                context.principal.subject, context.principal.department, context.purpose, plan.policy_version
-            )
-            context.request = Request(plan, record)
+            begin(context, selection_for(context, self.execution_context.schema._schema, document))
         yield

@@ -16,6 +16,7 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
+from schema.direct import DirectPlans
 from schema.documents import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
@@ -53,6 +54,9 @@ class BuiltSchema:
     root_fields: dict[str, str]
     # Parses and validates documents once per text (and trusted documents once per id).
     compiler: DocumentCompiler
+    # The direct plans of compiled documents made only of lookups by key; None when the fast
+    # path is off, so that everything runs on graphql-core's normal path.
+    direct: DirectPlans | None
 
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
@@ -92,7 +96,8 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     )
     compiler.bind(schema._schema)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
-    return BuiltSchema(schema, names, roots, compiler)
+    direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None
+    return BuiltSchema(schema, names, roots, compiler, direct)
 
 
 def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:

@@ -19,13 +19,15 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.schema.schema import validate_document
 
+from hub.authz.plan import Selection
 from hub.documents.service import find_document
 from schema.selection import reachable_fields
 
 
-@dataclass
+@dataclass(eq=False)
 class Compiled:
-    """One document text, parsed and validated against the schema."""
+    """One document text, parsed and validated against the schema. Compared and hashed by
+    identity: plans compiled from it are kept per object (schema/direct.py)."""
 
     text: str
     # None when the text does not parse; `errors` then holds the syntax error.
@@ -33,6 +35,8 @@ class Compiled:
     errors: tuple[GraphQLError, ...]
     # Type name -> the field names the document can reach; computed on first use.
     _reached: dict[str, set[str]] | None = field(default=None, repr=False)
+    # The same as the access planner takes it (entity ids); set by schema/access.py.
+    selection: Selection | None = field(default=None, repr=False)
 
     @property
     def runnable(self) -> bool:

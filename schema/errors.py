@@ -16,6 +16,10 @@ def code_of(error: GraphQLError) -> str:
         return original.code
     if error.extensions and isinstance(error.extensions.get("code"), str):
         return str(error.extensions["code"])
+    if isinstance(original, GraphQLError) and not error.path:
+        # graphql-core's own refusal of the request: a variable value its type cannot hold.
+        # (A value the hub sends that its type cannot hold is located at its field: INTERNAL.)
+        return "BAD_USER_INPUT"
     if original is None:
         if isinstance(error, GraphQLSyntaxError) and "tokens" in error.message and "more than" in error.message:
             return "LIMIT_EXCEEDED"

@@ -60,7 +60,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         if self.default_resolver is not None:
             grouped, defer_usages, _ = self.collect_subfields(parent, field_details)
             if not defer_usages:
-                shaper = prepare(self, parent, grouped, self.default_resolver)
+                shaper = prepare(self.schema, parent, grouped, self.default_resolver)
         self.shapers[key] = (field_details, shaper)
         return shaper
 

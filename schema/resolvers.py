@@ -31,7 +31,7 @@ def _list_path(info: strawberry.Info) -> tuple[str | int, ...]:
     return tuple("*" if isinstance(key, int) else key for key in info.path.as_list())
 
 
-def _needs(entity: EntityInfo, fields: dict[str, list[FieldNode]]) -> tuple[list[str], list[str]]:
+def _needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Entity fields selected, and fields relations need as join values."""
     names = [name for name in fields if name in entity.fields]
     joins = [entity.relations[name].field for name in fields if name in entity.relations]
@@ -94,16 +94,24 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
     return resolve
 
 
+async def lookup(
+    context: RequestContext, entity: EntityInfo, key: Any, fields: Mapping[str, Any], path: tuple[str | int, ...]
+) -> dict[Any, Any] | None:
+    """The released row of `entity` whose key is `key`, with the `fields` selected (by field
+    name), or None; what it masked or withheld is reported at `path`. The by-key resolver and
+    direct plans (schema/direct.py) both read through it."""
+    names, joins = _needs(entity, fields)
+    value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
+    released = await context.reader.by_key(context.current, entity, value, names, joins)
+    report(context, path, released)
+    return released.rows[0] if released.rows else None
+
+
 def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
     async def resolve(info: strawberry.Info, key: Any) -> dict[Any, Any] | None:
-        context: RequestContext = info.context
         raw = _raw(info)
         fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
-        names, joins = _needs(entity, fields)
-        value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
-        released = await context.reader.by_key(context.current, entity, value, names, joins)
-        report(context, _list_path(info), released)
-        return released.rows[0] if released.rows else None
+        return await lookup(info.context, entity, key, fields, _list_path(info))
 
     resolve.__annotations__ = {"info": strawberry.Info, "key": key_type, "return": dict}
     return resolve

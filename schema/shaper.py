@@ -32,12 +32,12 @@ from graphql import (
     GraphQLInt,
     GraphQLLeafType,
     GraphQLObjectType,
+    GraphQLSchema,
     GraphQLString,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
 )
-from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition
@@ -181,7 +181,7 @@ class Shaper:
 
 
 def prepare(
-    executor: Executor[Any],
+    schema: GraphQLSchema,
     parent: GraphQLObjectType,
     grouped: GroupedFieldSet,
     default_resolver: Callable[..., Any],
@@ -198,7 +198,7 @@ def prepare(
         if name == "__typename":
             entries.append(Typename(parent.name))
             continue
-        field = executor.schema.get_field(parent, name)
+        field = schema.get_field(parent, name)
         if field is None:
             return None
         definition = field.extensions.get(DEFINITION)

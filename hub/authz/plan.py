@@ -151,7 +151,13 @@ class _Decided:
     fields: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     row_rules: dict[str, Filter | None] = field(default_factory=dict)
+    # Plans already made under these decisions, by selection object (kept alive here, so its
+    # id is not reused): a compiled document's requests share one selection.
+    plans: dict[int, tuple[Selection, AccessPlan]] = field(default_factory=dict)
 
+
+# Plans remembered per cache entry; past it the entry starts again rather than grow.
+MAX_PLANS = 1024
 
 PolicySource = Callable[[], AccessPolicy]
 
@@ -177,6 +183,20 @@ class Planner:
     def plan(self, principal: Principal, purpose: str | None, selection: Selection) -> AccessPlan:
         policy = self._source()
         decided = self._decided(policy, principal, purpose)
+        made = decided.plans.get(id(selection))
+        if made is not None and made[0] is selection:
+            # The decisions are shared, read-only: nothing changes a plan once it is made.
+            known = made[1]
+            return AccessPlan(principal, purpose, known.policy_version, known.fields, known.relations, known.row_rules)
+        plan = self._make(policy, decided, principal, purpose, selection)
+        if len(decided.plans) >= MAX_PLANS:
+            decided.plans.clear()
+        decided.plans[id(selection)] = (selection, plan)
+        return plan
+
+    def _make(
+        self, policy: AccessPolicy, decided: _Decided, principal: Principal, purpose: str | None, selection: Selection
+    ) -> AccessPlan:
         plan = AccessPlan(principal, purpose, policy.version)
         entity_ids = set(selection.fields) | set(selection.relations)
         # Related rows pass their own plan: a relation's target needs its row rule even when

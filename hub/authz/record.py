@@ -27,7 +27,10 @@ class AccessRecord:
 
     def add_column(self, entity_id: str, name: str, decision: Decision, count: int) -> None:
         if count:
-            self.released[(entity_id, name, decision)] += count
+            # get-and-set rather than `+=`: Counter's missing-key hook is a Python call, and
+            # this runs for every column of every read.
+            key = (entity_id, name, decision)
+            self.released[key] = self.released.get(key, 0) + count
 
     def counts_of(self, entity_id: str) -> tuple[int, dict[tuple[str, str, Decision], int]]:
         """What is counted for one entity, to undo a release that is done again."""

@@ -1,6 +1,7 @@
-"""Connections and statements are reused: a connector holds a pool sized by its manifest, and
-on PostgreSQL each statement shape is prepared once per connection and executed again with
-new values, however many requests send it."""
+"""Connections and statements are reused: a connector holds a pool sized by its manifest, builds
+one statement per query shape (an IN list of any length is one shape), and on PostgreSQL each
+shape is prepared once per connection and executed again with new values, however many requests
+send it. A read ends without a ROLLBACK: its connection is in autocommit, with nothing to undo."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from connectors.base import Compare, Op, Query
-from tests.contract.conftest import Backend, _open
+from connectors.base import Compare, In, Op, Query
+from connectors.sql import SqlConnector
+from tests.contract.conftest import Backend, Loaded, _open
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,3 +45,63 @@ async def test_a_connector_never_opens_more_connections_than_its_pool_size(sql_b
     pages = await asyncio.gather(*(people.connector.fetch(query) for _ in range(12)))
     assert [len(page.rows) for page in pages] == [14] * 12
     assert 1 <= len(opened) <= 2
+
+
+# IN lists of several lengths, and the people each matches.
+IN_LISTS = [
+    (In("age", (18,)), {7, 10}),
+    (In("age", (18, 25, 60)), {2, 6, 7, 9, 10, 14}),
+    (In("age", (30, 41)), {1, 3, 5, 11, 12}),
+    (In("name", ("apple", "张三")), {1, 5}),
+    (In("name", ("Zebra",)), {10}),
+    (In("name", ("a%b", "a_b", "a/b", "nobody")), {7, 8, 12}),
+]
+
+
+async def _read_in_lists(people: Loaded) -> None:
+    for where, expected in IN_LISTS:
+        assert set(await people.ids(where)) == expected, where
+
+
+async def test_in_lists_of_any_length_share_one_statement(sql_backend: Backend) -> None:
+    people = await sql_backend.load_people()
+    assert isinstance(people.connector, SqlConnector)
+    await _read_in_lists(people)
+    await _read_in_lists(people)
+    assert len(people.connector.statements) == 2  # one per column
+
+
+async def test_postgresql_prepares_one_statement_for_in_lists_of_any_length(tmp_path: Path) -> None:
+    backend: Backend = await _open("postgresql", tmp_path)
+    try:
+        people = await backend.load_people(pool_size=1)
+        assert people.engine is not None
+        await _read_in_lists(people)
+        async with people.engine.connect() as conn:
+            prepared = (await conn.execute(sa.text("SELECT statement FROM pg_prepared_statements"))).scalars().all()
+        mine = [text for text in prepared if people.table.name in text]
+        assert len(mine) == 2, mine  # one per column: each list is one array parameter
+    finally:
+        await backend.close()
+
+
+async def test_reads_on_mariadb_send_no_rollback(tmp_path: Path) -> None:
+    backend: Backend = await _open("mariadb", tmp_path)
+    try:
+        people = await backend.load_people(pool_size=1)
+        assert people.engine is not None
+        engine = people.engine
+
+        async def rollbacks() -> int:
+            # The pool holds one connection, so this is the session the reads use.
+            async with engine.connect() as conn:
+                row = (await conn.execute(sa.text("SHOW SESSION STATUS LIKE 'Com_rollback'"))).one()
+            return int(row[1])
+
+        before = await rollbacks()
+        for key in (1, 5, 9):
+            assert await people.ids(Compare("id", Op.EQ, key)) == [key]
+        assert await people.connector.count(people.table, None) == 14
+        assert await rollbacks() == before
+    finally:
+        await backend.close()

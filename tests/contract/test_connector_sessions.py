@@ -70,6 +70,24 @@ async def test_the_connector_answers_again_after_a_timeout(sql_backend: Backend)
     assert await people.connector.count(people.table, None) == 14
 
 
+async def test_a_cancelled_read_gives_its_connection_back(sql_backend: Backend) -> None:
+    slow = await sql_backend.create_view(SLOW_SELECTS[sql_backend.name], statement_timeout_ms=600, pool_size=1)
+    assert slow.engine is not None
+    read = asyncio.create_task(slow.connector.fetch(Query(slow.table, ("id", "name"))))
+    await asyncio.sleep(0.2)
+    read.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await read
+    assert slow.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    # The pool's one connection is free: the next read runs at once and is cut off by the
+    # server's time limit, where a lost connection would leave it waiting for the pool.
+    started = time.monotonic()
+    with pytest.raises(UnavailableError) as caught:
+        await slow.connector.fetch(Query(slow.table, ("id", "name")))
+    assert "did not answer" in str(caught.value)
+    assert time.monotonic() - started < 2.5
+
+
 async def test_concurrent_reads_hold_at_most_pool_size_connections(sql_backend: Backend) -> None:
     people = await sql_backend.load_people(pool_size=2)
     assert people.engine is not None
