@@ -20,6 +20,9 @@ _CLIENT_GRACE_S = 5
 
 
 class PostgresDialect(SqlDialect):
+    # asyncpg takes positional values and prepares each statement text once per connection.
+    direct_reads = True
+
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         options = super().engine_options(url, settings)
         # Server settings travel in the startup packet: no statement is spent per connection,

@@ -40,6 +40,11 @@ class ConnectionSettings:
 class SqlDialect(abc.ABC):
     """The portable behaviour; subclasses override where their database differs."""
 
+    # Whether statements may run on the driver's connection directly once their first read
+    # has shown SQLAlchemy changes nothing (connectors/sql_direct.py): a driver taking
+    # positional values and preparing statements itself.
+    direct_reads = False
+
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         """Keyword arguments for create_async_engine beyond the common ones."""
         # No overflow: a department database is someone else's server, and pool_size is the

@@ -3,8 +3,9 @@
 Every call runs exactly one statement (one per chunk for `fetch_by`) on an AUTOCOMMIT
 connection, so no BEGIN or ROLLBACK travels with it. Sessions are read-only and time-limited
 by the database itself (see the dialect modules). A statement is built once per query shape
-(`sql_shape`, `sql_statements`) and run again with each read's values. Driver errors become `UnavailableError`
-when the database did not answer and `QueryError` when it answered with a refusal; their
+(`sql_shape`, `sql_statements`) and run again with each read's values; on PostgreSQL, reads
+of a shape after its first go to the driver directly (`sql_direct`). Driver errors become
+`UnavailableError` when the database did not answer and `QueryError` when it answered with a refusal; their
 messages carry no SQL, URL or path, and bound values never reach a message or a log (the
 log names the error's class and code; driver messages may quote citizens' values).
 """
@@ -37,6 +38,7 @@ from connectors.dialect_mysql import MysqlDialect
 from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
 from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
+from connectors.sql_direct import DirectForm, direct_form, fetch_direct
 from connectors.sql_shape import Shape, Shaper, Values
 from connectors.sql_statements import Built, Statements
 from connectors.values import filter_value, load_zone, read_column
@@ -98,6 +100,8 @@ class SqlConnector:
         self._dialect.install(self._engine, settings)
         self._shaper = Shaper(self._dialect, self._zone)
         self._statements = Statements(self._dialect)
+        # The binary collation strings compare in, known from the first connection on.
+        self._collation: str | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -181,15 +185,44 @@ class SqlConnector:
     def _read(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
         """The rows of one statement on one pooled connection; run by `greenlet_spawn`, so the
         driver's awaits go back to the event loop. A failure to connect is UnavailableError."""
+        if self._collation is not None:
+            built = self._statements.get(table, self._collation, shape)
+            if built.direct:
+                return self._read_direct(built.direct, table, shape, values)
+        return self._read_through_sqlalchemy(table, shape, values)
+
+    def _read_through_sqlalchemy(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
         try:
             conn = self._engine.sync_engine.connect()
         except _NO_ANSWER as error:
             raise self._unavailable(error) from None
         with conn:
             # Found once connected: MariaDB and MySQL name their binary collation apart,
-            # and which one answers is known only now.
-            built = self._statements.get(table, self._dialect.collation(conn.dialect), shape)
-            return self._values(conn.execute(built.statement, values), built, conn.dialect)
+            # and which one answers is known only now (the same on every later connection).
+            self._collation = self._dialect.collation(conn.dialect)
+            built = self._statements.get(table, self._collation, shape)
+            rows = self._values(conn.execute(built.statement, values), built, conn.dialect)
+            # The first read of a statement shows whether the driver's rows need SQLAlchemy;
+            # where they do not, later reads of it go to the driver directly (sql_direct).
+            if built.direct is None and self._dialect.direct_reads and built.processed is not None:
+                built.direct = False if built.processed[1] else (direct_form(built.statement, conn.dialect) or False)
+            return rows
+
+    def _read_direct(self, form: DirectForm, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        engine = self._engine.sync_engine
+        try:
+            connection = engine.raw_connection()
+        except _NO_ANSWER as error:
+            raise self._unavailable(error) from None
+        try:
+            return fetch_direct(engine, connection, form, values)
+        except Exception as error:
+            if self._dialect.is_timeout(error):
+                raise self._unavailable(error) from None
+            # Anything else (a refusal, a dropped connection) is read again through
+            # SQLAlchemy, whose errors the connector already tells apart and retries: a read
+            # is safe to repeat, and such failures are rare enough not to need a second map.
+            return self._read_through_sqlalchemy(table, shape, values)
 
     def _values(self, result: sa.CursorResult[Any], built: Built, dialect: Dialect) -> Sequence[Sequence[Any]]:
         """The rows of `result` as positional sequences. Where SQLAlchemy would change no value

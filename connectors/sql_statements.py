@@ -9,12 +9,13 @@ building and keying a fresh statement was about a quarter of the request's CPU.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from connectors.base import TableSpec
 from connectors.dialects import SqlDialect
+from connectors.sql_direct import DirectForm
 from connectors.sql_select import SelectBuilder
 from connectors.sql_shape import Shape
 
@@ -28,7 +29,7 @@ STATEMENT_CACHE_SIZE = 500
 class Built:
     """One built statement, and what its first read learned about reading its rows."""
 
-    __slots__ = ("processed", "statement", "table")
+    __slots__ = ("direct", "processed", "statement", "table")
 
     def __init__(self, table: TableSpec, statement: sa.Select[Any]) -> None:
         self.table = table
@@ -36,6 +37,9 @@ class Built:
         # The column types the driver reported, and whether SQLAlchemy would change any value
         # of them; None until the first read.
         self.processed: tuple[tuple[Any, ...], bool] | None = None
+        # How the driver runs it directly (sql_direct); False where it cannot, None until the
+        # first read has shown which.
+        self.direct: DirectForm | Literal[False] | None = None
 
 
 class Statements:

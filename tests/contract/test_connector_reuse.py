@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import pytest
 import sqlalchemy as sa
 
-from connectors.base import Compare, In, Op, Query
+from connectors.base import Compare, In, Op, Query, UnavailableError
 from connectors.sql import SqlConnector
 from tests.contract.conftest import Backend, Loaded, _open
 
@@ -23,14 +24,18 @@ async def test_postgresql_prepares_each_statement_shape_once_per_connection(tmp_
     try:
         people = await backend.load_people(pool_size=1)
         assert people.engine is not None
-        for key in (1, 5, 9, 12):
+        for key in (1, 5, 9, 12, 2, 3, 4, 6):
             query = Query(people.table, ("id", "name"), Compare("id", Op.EQ, key))
             assert [row["id"] for row in (await people.connector.fetch(query)).rows] == [key]
         # The pool holds one connection, so this runs on the one the reads used.
         async with people.engine.connect() as conn:
             prepared = (await conn.execute(sa.text("SELECT statement FROM pg_prepared_statements"))).scalars().all()
         mine = [text for text in prepared if people.table.name in text]
-        assert len(mine) == 1, mine
+        # One text, prepared twice at most: by SQLAlchemy for the shape's first read, which
+        # shows the driver's rows need no processing, and by asyncpg for the direct reads
+        # after it (connectors/sql_direct.py); never once per read.
+        assert len(set(mine)) == 1, mine
+        assert len(mine) <= 2, mine
     finally:
         await backend.close()
 
@@ -103,5 +108,51 @@ async def test_reads_on_mariadb_send_no_rollback(tmp_path: Path) -> None:
             assert await people.ids(Compare("id", Op.EQ, key)) == [key]
         assert await people.connector.count(people.table, None) == 14
         assert await rollbacks() == before
+    finally:
+        await backend.close()
+
+
+# Fast for id 1, three seconds for id 2: the same statement shape, read first quickly (through
+# SQLAlchemy) and then directly on the driver, where the server's time limit must still hold.
+SLOW_FOR_TWO = (
+    "SELECT g AS id, CAST(pg_sleep(CASE WHEN g = 2 THEN 3 ELSE 0 END) AS text) AS name FROM generate_series(1, 2) g"
+)
+
+
+async def test_postgresql_reads_a_seen_shape_on_the_driver_and_still_counts_it(tmp_path: Path) -> None:
+    backend: Backend = await _open("postgresql", tmp_path)
+    try:
+        people = await backend.load_people(pool_size=1)
+        assert people.engine is not None
+        seen: list[str] = []
+        sa.event.listen(people.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+        executed: list[object] = []
+        # SQLAlchemy's execution context is made for reads through SQLAlchemy only.
+        sa.event.listen(people.engine.sync_engine, "after_cursor_execute", lambda *args: executed.append(args[4]))
+        for key in (1, 5, 9):
+            query = Query(people.table, ("id", "name"), Compare("id", Op.EQ, key))
+            assert [row["id"] for row in (await people.connector.fetch(query)).rows] == [key]
+        assert len(seen) == 3
+        assert len(executed) == 1
+    finally:
+        await backend.close()
+
+
+async def test_postgresql_direct_read_past_the_time_limit_is_unavailable_and_the_next_answers(
+    tmp_path: Path,
+) -> None:
+    backend: Backend = await _open("postgresql", tmp_path)
+    try:
+        slow = await backend.create_view(SLOW_FOR_TWO, statement_timeout_ms=300, pool_size=1)
+        assert slow.engine is not None
+        fast, stalled = (Query(slow.table, ("id", "name"), Compare("id", Op.EQ, key)) for key in (1, 2))
+        assert [row["id"] for row in (await slow.connector.fetch(fast)).rows] == [1]
+        sent: list[str] = []
+        sa.event.listen(slow.engine.sync_engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        with pytest.raises(UnavailableError, match="did not answer"):
+            await slow.connector.fetch(stalled)
+        # Cut off once: not read again through SQLAlchemy for a second wait.
+        assert len(sent) == 1
+        assert [row["id"] for row in (await slow.connector.fetch(fast)).rows] == [1]
     finally:
         await backend.close()
