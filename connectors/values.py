@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.base import ColumnSpec, Kind, QueryError
 
 Reader = Callable[[Any], Any]
+ColumnReader = Callable[[Sequence[Any]], Sequence[Any]]
+NoneType = type(None)
 
 # Enough digits for any amount a department keeps; the default context's 28 would make
 # quantize() fail on wide NUMERIC columns instead of returning their value.
@@ -57,28 +59,55 @@ def read_column(spec: ColumnSpec, zone: ZoneInfo, values: Sequence[Any]) -> Sequ
     """A fetched column of `spec` read as `reader` reads each value, at once. A column whose
     values the driver already returned as the kind's own type (or null) is kept as it is: a
     large page then costs no call per value."""
+    read = column_reader(spec, zone)
+    return values if read is None else read(values)
+
+
+def column_reader(spec: ColumnSpec, zone: ZoneInfo) -> ColumnReader | None:
+    """`read_column` for `spec`, made once: the function reading a whole fetched column, or
+    None where the driver's values are always the kind's own (strings). A connector keeps
+    these per statement, so a one-row read does not work out each column's reader again."""
     kind = spec.kind
     read = reader(spec, zone)
     if read is None:
-        return values
-    kinds = set(map(type, values))
-    kinds.discard(type(None))
-    if kind is Kind.DECIMAL and kinds <= _DECIMAL_TYPE:
+        return None
+    own = _OWN_TYPES.get(kind, frozenset())
+    if kind is Kind.DECIMAL:
         exponent = decimal.Decimal(1).scaleb(-spec.scale)
         quantize = _DECIMALS.quantize  # as Decimal.quantize(exponent, context=...), without keywords
-        return [None if v is None else quantize(v, exponent) for v in values]
-    if kind is Kind.DATETIME and kinds <= _DATETIME_TYPE:
+
+        def decimals(values: Sequence[Any]) -> Sequence[Any]:
+            kinds = set(map(type, values))
+            kinds.discard(NoneType)
+            if kinds <= _DECIMAL_TYPE:
+                return [None if v is None else quantize(v, exponent) for v in values]
+            return [*map(read, values)]
+
+        return decimals
+    if kind is Kind.DATETIME:
         # `_aware` inlined: naive wall-clock times take the zone, aware ones move to its clock.
         # combine() makes the same value as replace(tzinfo=zone) (fold included) several times
         # faster: replace() parses its keywords on every call.
         combine = dt.datetime.combine
-        return [
-            None if v is None else combine(v, v.time(), zone) if v.tzinfo is None else v.astimezone(zone)
-            for v in values
-        ]
-    if kinds <= _OWN_TYPES.get(kind, frozenset()):
-        return values
-    return [*map(read, values)]
+
+        def moments(values: Sequence[Any]) -> Sequence[Any]:
+            kinds = set(map(type, values))
+            kinds.discard(NoneType)
+            if kinds <= _DATETIME_TYPE:
+                return [
+                    None if v is None else combine(v, v.time(), zone) if v.tzinfo is None else v.astimezone(zone)
+                    for v in values
+                ]
+            return [*map(read, values)]
+
+        return moments
+
+    def others(values: Sequence[Any]) -> Sequence[Any]:
+        kinds = set(map(type, values))
+        kinds.discard(NoneType)
+        return values if kinds <= own else [*map(read, values)]
+
+    return others
 
 
 # --- filter values --------------------------------------------------------------------------

@@ -244,10 +244,11 @@ class Reader:
         wanted = [entity.table.key, *(entity.fields[name].searchable_column for name in joins)]
         # Persons touched are recorded whether or not their identifying field is selected (by
         # its blind index where it is encrypted: recording never decrypts).
-        wanted.extend(item.searchable_column for item in entity.fields.values() if item.person)
+        wanted.extend(entity.person_columns)
+        entity_id, items = entity.id, entity.fields
         for name in names:
-            if plan.field(entity.id, name).decision is not Decision.DENIED:
-                wanted.append(entity.fields[name].column)
+            if plan.field(entity_id, name).decision is not Decision.DENIED:
+                wanted.append(items[name].column)
         return tuple(dict.fromkeys(wanted))
 
     @staticmethod

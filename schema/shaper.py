@@ -120,6 +120,9 @@ class Shaper:
         # default resolver reads it as null) takes the slower `get`.
         self.getter = itemgetter(*names) if len(names) > 1 else None
         self.names = names
+        # For one row: each entry's column and completion, or the constant it answers (the
+        # type name; null for a relation, completed afterwards).
+        self.steps = [_step(entry) for entry in entries]
 
     def objects(self, rows: list[dict[Any, Any]]) -> list[dict[str, Any]] | None:
         """The response objects of `rows`, relations still null; None where the normal path
@@ -157,14 +160,15 @@ class Shaper:
     def one(self, run: Run | None, row: dict[Any, Any], path: Path, position: Any) -> dict[str, Any] | Pending | None:
         """The completed object of one row (a by-key field, a to-one relation), or None."""
         values: list[Any] = []
-        for entry in self.entries:
-            if isinstance(entry, Leaf):
-                value = entry.one(row.get(entry.column))
-                if value is Undefined:
-                    return None
-                values.append(value)
-            else:
-                values.append(entry.name if isinstance(entry, Typename) else None)
+        get = row.get
+        for column, step in self.steps:
+            if column is None:
+                values.append(step)
+                continue
+            value = step(get(column))
+            if value is Undefined:
+                return None
+            values.append(value)
         target = dict(zip(self.keys, values, strict=True))
         if not self.related:
             return target
@@ -178,6 +182,12 @@ class Shaper:
             except KeyError:
                 pass
         return [[row.get(name) for row in rows] for name in self.names]
+
+
+def _step(entry: Entry) -> tuple[str | None, Any]:
+    if isinstance(entry, Leaf):
+        return entry.column, entry.one
+    return None, entry.name if isinstance(entry, Typename) else None
 
 
 def prepare(

@@ -175,6 +175,8 @@ class Planner:
         self._source = source
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cache: dict[tuple[object, ...], _Decided] = {}
+        # (principal id, purpose) -> (the principal, the policy, its key); see `_key`.
+        self._keys: dict[tuple[int, str | None], tuple[Principal, AccessPolicy, tuple[object, ...]]] = {}
 
     @property
     def policy(self) -> AccessPolicy:
@@ -243,13 +245,7 @@ class Planner:
 
     def _decided(self, policy: AccessPolicy, principal: Principal, purpose: str | None) -> _Decided:
         now = self._clock()
-        key = (
-            policy.version,
-            principal.department,
-            tuple(sorted(principal.roles)),
-            purpose,
-            policy.attributes_used(principal),
-        )
+        key = self._key(policy, principal, purpose)
         found = self._cache.get(key)
         if found is not None and found.policy is policy and (found.expires is None or now < found.expires):
             return found
@@ -257,3 +253,23 @@ class Planner:
             self._cache.clear()
         found = self._cache[key] = _Decided(policy, policy.next_change(now))
         return found
+
+    def _key(self, policy: AccessPolicy, principal: Principal, purpose: str | None) -> tuple[object, ...]:
+        """The decisions' cache key; remembered for the last principal objects seen under this
+        policy (the token cache hands out one object per app for a while), since working out
+        the attributes row rules read costs more than the rest of a cached plan."""
+        known = self._keys.get((id(principal), purpose))
+        # The version too: a policy object may be changed in place (tests do).
+        if known is not None and known[0] is principal and known[1] is policy and known[2][0] == policy.version:
+            return known[2]
+        key = (
+            policy.version,
+            principal.department,
+            tuple(sorted(principal.roles)),
+            purpose,
+            policy.attributes_used(principal),
+        )
+        if len(self._keys) >= MAX_PLANS:
+            self._keys.clear()
+        self._keys[(id(principal), purpose)] = (principal, policy, key)
+        return key

@@ -7,6 +7,7 @@ the audit trail stores it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,15 @@ class AccessRecord:
             # this runs for every column of every read.
             key = (entity_id, name, decision)
             self.released[key] = self.released.get(key, 0) + count
+
+    def add_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
+        """`add_column` for each (field, decision) of one read."""
+        if count:
+            released = self.released
+            # get-and-set rather than `+=`: Counter's missing-key hook is a Python call.
+            for name, decision in columns:
+                key = (entity_id, name, decision)
+                released[key] = released.get(key, 0) + count
 
     def counts_of(self, entity_id: str) -> tuple[int, dict[tuple[str, str, Decision], int]]:
         """What is counted for one entity, to undo a release that is done again."""

@@ -69,16 +69,19 @@ class Releaser:
         if count:
             self._record_persons(keyring, record, entity, page)
         keys: list[str] | None = None
+        decided: list[tuple[str, Decision]] = []
+        # Read once for the loop: it runs for every selected column of every read.
+        entity_id, items, column = entity.id, entity.fields, page.column
         for name in names:
-            item = entity.fields[name]
-            verdict = plan.field(entity.id, name)
+            item = items[name]
+            verdict = plan.field(entity_id, name)
             values: Sequence[Any]
             if verdict.decision is Decision.DENIED:
                 values = [None] * count
                 if count:
                     released.withheld[name] = verdict.reason or "not released to you"
             else:
-                values = page.column(item.column)
+                values = column(item.column)
                 if item.encrypted and count:
                     if keys is None:
                         keys = row_keys(entity, page.column(entity.table.key))
@@ -90,10 +93,14 @@ class Releaser:
                     values = column_mask(item.mask, key)(list(values)) if item.mask else [None] * count
                     if count:
                         released.masked.append(name)
-            record.add_column(entity.id, name, verdict.decision, count)
+            decided.append((name, verdict.decision))
             # Column by column into the row dicts: faster than a dict(zip(...)) per row.
-            for target, value in zip(out, values, strict=True):
-                target[name] = value
+            if count == 1:
+                out[0][name] = values[0]
+            else:
+                for target, value in zip(out, values, strict=True):
+                    target[name] = value
+        record.add_columns(entity_id, decided, count)
         return released
 
     def _decrypt(

@@ -6,6 +6,7 @@ access plan and the query planner all read it; none of them reads manifests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -77,6 +78,12 @@ class EntityInfo:
 
     def column_of(self, field_name: str) -> str:
         return self.fields[field_name].column
+
+    @functools.cached_property
+    def person_columns(self) -> tuple[str, ...]:
+        """The columns that identify the persons a row touches (blind indexes where the
+        field is encrypted), which every read fetches for the access record."""
+        return tuple(item.searchable_column for item in self.fields.values() if item.person)
 
 
 @dataclass(frozen=True)
