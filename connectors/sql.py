@@ -175,18 +175,14 @@ class SqlConnector:
             # A free slot and nobody waiting: taken at once, without arming a timer.
             await self._slots.acquire()
         try:
-            return await self._on_connection(table, shape, values)
-        finally:
-            self._slots.release()
-
-    async def _on_connection(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
-        # One trip into SQLAlchemy's greenlet for the checkout, the statement, its rows and the
-        # checkin, where AsyncConnection makes three (start, execute, close): about a seventh
-        # of a by-key read's CPU on PostgreSQL and MariaDB (bench/statements.py).
-        try:
+            # One trip into SQLAlchemy's greenlet for the checkout, the statement, its rows and
+            # the checkin, where AsyncConnection makes three (start, execute, close): about a
+            # seventh of a by-key read's CPU on PostgreSQL and MariaDB (bench/statements.py).
             return await greenlet_spawn(self._read, table, shape, values)
         except (sa.exc.TimeoutError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from None
+        finally:
+            self._slots.release()
 
     def _read(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
         """The rows of one statement on one pooled connection; run by `greenlet_spawn`, so the

@@ -169,7 +169,9 @@ async def _document(services: Services, trusted: TrustedDocuments, body: dict[st
         if services.settings.trusted_documents_only:
             return _error(403, "FORBIDDEN", "this hub runs registered documents only: send a `documentId`")
         return None
-    compiled = await trusted.get(document_id) if is_document_id(document_id) else None
+    compiled = trusted.known(document_id)
+    if compiled is None and is_document_id(document_id):
+        compiled = await trusted.get(document_id)
     if compiled is None:
         return _error(
             400,

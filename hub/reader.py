@@ -145,7 +145,12 @@ class Reader:
             key = self._index_value(key_info, str(key))
         where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
-        page = await self._run(entity, self.connectors[entity.department].fetch(query))
+        # `_run` inlined: a by-key read is the whole of a small request, and each coroutine
+        # layer between the request and the driver is paid on every suspension and resumption.
+        try:
+            page = await self.connectors[entity.department].fetch(query)
+        except (QueryError, ConnectorError) as error:
+            raise _failure(entity, error) from None
         return await self._release(request, entity, page, names, joins)
 
     async def related(
@@ -255,13 +260,18 @@ class Reader:
     async def _run(entity: EntityInfo, work: Any) -> Any:
         try:
             return await work
-        except QueryError:
-            raise Internal("the hub built a query the department database refused") from None
-        except ConnectorError:
-            raise DepartmentUnavailable(
-                f"the {entity.department} department's database is unavailable; try again later",
-                {"department": entity.department},
-            ) from None
+        except (QueryError, ConnectorError) as error:
+            raise _failure(entity, error) from None
+
+
+def _failure(entity: EntityInfo, error: QueryError | ConnectorError) -> Exception:
+    """What a connector's failure is to the caller."""
+    if isinstance(error, QueryError):
+        return Internal("the hub built a query the department database refused")
+    return DepartmentUnavailable(
+        f"the {entity.department} department's database is unavailable; try again later",
+        {"department": entity.department},
+    )
 
 
 def _join_value(item: FieldInfo, value: Any) -> Any:

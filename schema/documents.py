@@ -103,6 +103,14 @@ class TrustedDocuments:
         self._known: dict[str, tuple[Compiled, float]] = {}
         self._lock = asyncio.Lock()
 
+    def known(self, id_: str) -> Compiled | None:
+        """The compiled document under `id_` if it was checked within `recheck_s`, else None
+        (then `get` asks the hub database): no await on the path every request takes."""
+        found = self._known.get(id_)
+        if found is not None and self.clock() - found[1] < self.recheck_s:
+            return found[0]
+        return None
+
     async def get(self, id_: str) -> Compiled | None:
         """The compiled document registered under `id_`, or None if there is none (any more)."""
         found = self._known.get(id_)
