@@ -138,7 +138,9 @@ class Reader:
         # A by-key read is an equality filter on the key: without it a caller could confirm
         # guesses of a masked key (an ID number) one request at a time.
         plan.require_readable(entity)
-        plan.require_plain(entity, [entity.key], "a lookup by key", {entity.key: {"eq"}})
+        verdict = plan.field(entity.id, entity.key)
+        if verdict.decision is not Decision.PLAIN and not verdict.lookup:
+            plan.require_plain(entity, [entity.key], "a lookup by key", {entity.key: {"eq"}})
         key_info = entity.fields[entity.key]
         if key_info.encrypted:
             # An encrypted key is found by its blind index, never by decrypting the column.
@@ -213,12 +215,11 @@ class Reader:
         joins: Sequence[str],
     ) -> Released:
         record = request.record
-        counted = record.counts_of(entity.id)
         released = self.releaser.release(request.plan, record, entity, rows, names)
         if released.unknown_keys and await self.keys.refresh():
             # Values under a data-key version made since the keyring was loaded (a rotation while
             # serving): release again with the reloaded keyring, counting the rows once.
-            record.restore_counts(entity.id, counted)
+            record.undo_columns(entity.id, released.recorded, len(released.rows))
             released = self.releaser.release(request.plan, record, entity, rows, names)
         for name in joins:
             item = entity.fields[name]

@@ -19,7 +19,7 @@ reports it. tests/unit/test_direct_plans.py compares the two byte for byte.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -50,7 +50,7 @@ from hub.catalog import Catalog, EntityInfo
 from schema.access import begin, selection_for
 from schema.context import RequestContext
 from schema.documents import Compiled
-from schema.resolvers import lookup
+from schema.resolvers import lookup, needs
 from schema.selection import child_fields
 from schema.shaper import Shaper, prepare
 
@@ -66,8 +66,10 @@ class Lookup:
     nodes: tuple[FieldNode, ...]
     field: GraphQLField
     entity: EntityInfo
-    # The selected fields by field name, as the by-key resolver reads them.
-    fields: Mapping[str, Sequence[FieldNode]]
+    # The entity fields selected, and the join values relations need (none: relations make
+    # no direct plan), as the by-key resolver works them out.
+    names: tuple[str, ...]
+    joins: tuple[str, ...]
     shaper: Shaper
     # The key argument: the variable it names, or else its literal value.
     variable: str | None
@@ -154,7 +156,7 @@ class DirectPlans:
             # layer, costs a noticeable part of a by-key request.
             item = plan.lookups[0]
             try:
-                rows = [await lookup(context, item.entity, keys[0], item.fields, (item.key,))]
+                rows = [await lookup(context, item.entity, keys[0], item.names, item.joins, (item.key,))]
             except Exception as error:
                 rows = [located_error(error, list(item.nodes), [item.key])]
         else:
@@ -180,7 +182,7 @@ class DirectPlans:
         # As graphql-core treats a resolver's exception: the field is null (all root lookups
         # are nullable) and the error is located at it.
         try:
-            return await lookup(context, item.entity, key, item.fields, (item.key,))
+            return await lookup(context, item.entity, key, item.names, item.joins, (item.key,))
         except Exception as error:
             return located_error(error, list(item.nodes), [item.key])
 
@@ -214,7 +216,7 @@ class DirectPlans:
             shaper = prepare(self.schema, field.type, sub.grouped_field_set, self.default_resolver)
             if shaper is None or shaper.related:
                 return None
-            fields = child_fields(nodes, definitions, None)
+            names, joins = needs(entity, child_fields(nodes, definitions, None))
             argument = next((a.value for a in nodes[0].arguments or () if a.name.value == "key"), None)
             if isinstance(argument, VariableNode):
                 variable, literal = argument.name.value, None
@@ -223,7 +225,7 @@ class DirectPlans:
                 if literal is Undefined:
                     return None
                 variable = None
-            lookups.append(Lookup(key, nodes, field, entity, fields, shaper, variable, literal))
+            lookups.append(Lookup(key, nodes, field, entity, tuple(names), tuple(joins), shaper, variable, literal))
         if not lookups:
             return None
         return DirectPlan(operation, tuple(lookups), document, _simple(operation))

@@ -31,7 +31,7 @@ def _list_path(info: strawberry.Info) -> tuple[str | int, ...]:
     return tuple("*" if isinstance(key, int) else key for key in info.path.as_list())
 
 
-def _needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Entity fields selected, and fields relations need as join values."""
     names = [name for name in fields if name in entity.fields]
     joins = [entity.relations[name].field for name in fields if name in entity.relations]
@@ -61,7 +61,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
         top = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
         nodes = child_fields(top.get("nodes", []), raw.fragments, raw.variable_values)
         page_info = child_fields(top.get("pageInfo", []), raw.fragments, raw.variable_values)
-        names, joins = _needs(entity, nodes)
+        names, joins = needs(entity, nodes)
         order = [member.value for member in orderBy or []]
         result = await context.reader.page(
             context.current,
@@ -95,12 +95,16 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
 
 
 async def lookup(
-    context: RequestContext, entity: EntityInfo, key: Any, fields: Mapping[str, Any], path: tuple[str | int, ...]
+    context: RequestContext,
+    entity: EntityInfo,
+    key: Any,
+    names: Sequence[str],
+    joins: Sequence[str],
+    path: tuple[str | int, ...],
 ) -> dict[Any, Any] | None:
-    """The released row of `entity` whose key is `key`, with the `fields` selected (by field
-    name), or None; what it masked or withheld is reported at `path`. The by-key resolver and
-    direct plans (schema/direct.py) both read through it."""
-    names, joins = _needs(entity, fields)
+    """The released row of `entity` whose key is `key`, with the fields `names` (and the
+    join values `joins`), or None; what it masked or withheld is reported at `path`. The by-key
+    resolver and direct plans (schema/direct.py) both read through it."""
     value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
     released = await context.reader.by_key(context.current, entity, value, names, joins)
     report(context, path, released)
@@ -110,8 +114,8 @@ async def lookup(
 def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
     async def resolve(info: strawberry.Info, key: Any) -> dict[Any, Any] | None:
         raw = _raw(info)
-        fields = child_fields(raw.field_nodes, raw.fragments, raw.variable_values)
-        return await lookup(info.context, entity, key, fields, _list_path(info))
+        names, joins = needs(entity, child_fields(raw.field_nodes, raw.fragments, raw.variable_values))
+        return await lookup(info.context, entity, key, names, joins, _list_path(info))
 
     resolve.__annotations__ = {"info": strawberry.Info, "key": key_type, "return": dict}
     return resolve
@@ -155,7 +159,7 @@ def relation_load(
     variables: Any,
     path: tuple[str | int, ...],
 ) -> RelationLoad:
-    names, joins = _needs(field.target, child_fields(nodes, fragments, variables))
+    names, joins = needs(field.target, child_fields(nodes, fragments, variables))
     return RelationLoad(field.relation, tuple(names), tuple(joins), path)
 
 

@@ -42,16 +42,19 @@ class AccessRecord:
                 key = (entity_id, name, decision)
                 released[key] = released.get(key, 0) + count
 
-    def counts_of(self, entity_id: str) -> tuple[int, dict[tuple[str, str, Decision], int]]:
-        """What is counted for one entity, to undo a release that is done again."""
-        return self.rows[entity_id], {k: n for k, n in self.released.items() if k[0] == entity_id}
-
-    def restore_counts(self, entity_id: str, counts: tuple[int, dict[tuple[str, str, Decision], int]]) -> None:
-        rows, released = counts
-        self.rows[entity_id] = rows
-        for key in [k for k in self.released if k[0] == entity_id]:
-            del self.released[key]
-        self.released.update(released)
+    def undo_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
+        """Take back one read's `add_columns` (and its rows), for a release that is done again."""
+        self.rows[entity_id] -= count
+        if not count:
+            return
+        released = self.released
+        for name, decision in columns:
+            key = (entity_id, name, decision)
+            left = released.get(key, 0) - count
+            if left > 0:
+                released[key] = left
+            else:
+                released.pop(key, None)
 
     def summary(self) -> dict[str, Any]:
         return {

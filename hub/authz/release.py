@@ -40,6 +40,8 @@ class Released:
     unreadable: dict[str, int] = field(default_factory=dict)
     # Values that named a data-key version the keyring lacked (a rotation since it loaded).
     unknown_keys: int = 0
+    # What the release counted in the access record, per field: taken back if it is redone.
+    recorded: list[tuple[str, Decision]] = field(default_factory=list)
 
 
 class Releaser:
@@ -101,6 +103,7 @@ class Releaser:
                 for target, value in zip(out, values, strict=True):
                     target[name] = value
         record.add_columns(entity_id, decided, count)
+        released.recorded = decided
         return released
 
     def _decrypt(

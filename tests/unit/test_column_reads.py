@@ -15,7 +15,7 @@ import pytest
 
 from connectors.base import ColumnSpec, Kind, Page
 from connectors.values import read_column, reader
-from hub.authz.plan import Planner, ReleaseEverything, Selection
+from hub.authz.plan import Decision, Planner, ReleaseEverything, Selection
 from hub.authz.record import AccessRecord
 from hub.authz.release import Releaser
 from hub.catalog import Catalog
@@ -119,3 +119,23 @@ def test_a_page_of_columns_is_released_as_its_rows(small_catalog: Catalog) -> No
     }
     assert by_columns == by_rows
     assert len(by_columns.persons) == 2
+
+
+def test_a_release_done_again_is_counted_once_in_the_access_record() -> None:
+    record = AccessRecord("app", "audit", None, "1")
+    # An earlier read of the same entity, then the read that is done again.
+    record.rows["e"] += 2
+    record.add_columns("e", [("name", Decision.PLAIN)], 2)
+    before = (dict(record.rows), dict(record.released))
+    columns = [("name", Decision.PLAIN), ("mobile", Decision.MASKED)]
+    record.rows["e"] += 3
+    record.add_columns("e", columns, 3)
+    record.undo_columns("e", columns, 3)
+    assert (dict(record.rows), dict(record.released)) == before
+    record.rows["e"] += 3
+    record.add_columns("e", columns, 3)
+    assert record.summary()["rows"] == {"e": 5}
+    assert record.summary()["released"] == [
+        {"entity": "e", "field": "mobile", "level": "MASKED", "count": 3},
+        {"entity": "e", "field": "name", "level": "PLAIN", "count": 5},
+    ]
