@@ -39,7 +39,7 @@ from connectors.dialect_postgresql import PostgresDialect
 from connectors.dialect_sqlite import SqliteDialect
 from connectors.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
 from connectors.sql_direct import DirectForm, direct_form, fetch_direct
-from connectors.sql_shape import Shape, Shaper, Values
+from connectors.sql_shape import QueryShapes, Shape, Values
 from connectors.sql_statements import STATEMENT_CACHE_SIZE, Built, Statements
 from connectors.values import ColumnReader, column_reader, filter_value, load_zone
 
@@ -98,7 +98,7 @@ class SqlConnector:
             **self._dialect.engine_options(parsed, settings),
         )
         self._dialect.install(self._engine, settings)
-        self._shaper = Shaper(self._dialect, self._zone)
+        self._shapes = QueryShapes(self._dialect, self._zone)
         self._statements = Statements(self._dialect)
         # The binary collation strings compare in, known from the first connection on.
         self._collation: str | None = None
@@ -117,14 +117,14 @@ class SqlConnector:
         return self._statements
 
     async def fetch(self, query: Query) -> Page:
-        rows = await self._execute(query.table, *self._shaper.fetch(query))
+        rows = await self._execute(query.table, *self._shapes.fetch(query))
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
         return Page.of_columns(self._columns(query.table, query.columns, rows), len(rows), has_more)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
-        rows = await self._execute(table, *self._shaper.count(table, where))
+        rows = await self._execute(table, *self._shapes.count(table, where))
         return int(rows[0][0])
 
     async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
@@ -138,7 +138,7 @@ class SqlConnector:
         found: list[Row] = []
         for start in range(0, len(keys), BATCH_CHUNK):
             chunk = keys[start : start + BATCH_CHUNK]
-            rows = await self._execute(table, *self._shaper.fetch_by(column, chunk, columns))
+            rows = await self._execute(table, *self._shapes.fetch_by(column, chunk, columns))
             found.extend(Page.of_columns(self._columns(table, columns, rows), len(rows)).rows)
         return found
 

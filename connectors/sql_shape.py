@@ -53,7 +53,7 @@ OR: Final = "or"  # (OR, filters)
 NOT: Final = "not"  # (NOT, filter)
 
 
-class Shaper:
+class QueryShapes:
     """Shapes the reads of one connector: its dialect decides the form of substring tests,
     its zone how date-time values compare."""
 

@@ -150,18 +150,10 @@ class DirectPlans:
                 except GraphQLError:
                     return None
         begin(context, selection_for(context, self.schema, plan.document))
-        rows: list[dict[Any, Any] | GraphQLError | None]
-        if len(plan.lookups) == 1:
-            # The usual case, awaited in place: a task of its own, or one more coroutine
-            # layer, costs a noticeable part of a by-key request.
-            item = plan.lookups[0]
-            try:
-                rows = [await lookup(context, item.entity, keys[0], item.names, item.joins, (item.key,))]
-            except Exception as error:
-                rows = [located_error(error, list(item.nodes), [item.key])]
-        else:
-            reads = [self._read(context, item, key) for item, key in zip(plan.lookups, keys, strict=True)]
-            rows = await asyncio.gather(*reads)
+        reads = [self._read(context, item, key) for item, key in zip(plan.lookups, keys, strict=True)]
+        # One lookup (the usual case) is awaited in place: a task of its own costs a noticeable
+        # part of a by-key request.
+        rows = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
         data: dict[str, Any] = {}
         errors: list[GraphQLError] = []
         for item, row in zip(plan.lookups, rows, strict=True):

@@ -26,15 +26,8 @@ class AccessRecord:
     # Persons touched, by the hex blind index of their resident ID number (never the number).
     persons: set[str] = field(default_factory=set)
 
-    def add_column(self, entity_id: str, name: str, decision: Decision, count: int) -> None:
-        if count:
-            # get-and-set rather than `+=`: Counter's missing-key hook is a Python call, and
-            # this runs for every column of every read.
-            key = (entity_id, name, decision)
-            self.released[key] = self.released.get(key, 0) + count
-
     def add_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
-        """`add_column` for each (field, decision) of one read."""
+        """Count `count` values released of each (field, decision) of one read."""
         if count:
             released = self.released
             # get-and-set rather than `+=`: Counter's missing-key hook is a Python call.

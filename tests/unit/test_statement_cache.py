@@ -32,7 +32,7 @@ from connectors.base import (
 from connectors.dialect_sqlite import SqliteDialect
 from connectors.memory import MemoryConnector
 from connectors.sql import SqlConnector
-from connectors.sql_shape import Shaper
+from connectors.sql_shape import QueryShapes
 from connectors.sql_statements import STATEMENT_CACHE_SIZE, Statements
 from connectors.values import load_zone
 from tests.contract.conftest import PEOPLE_ROWS, Backend
@@ -162,7 +162,7 @@ async def test_the_connectors_cache_stays_within_its_bound(people: People) -> No
 # --- the cache itself, without a database -----------------------------------------------------
 
 TABLE = TableSpec("t", "id", {"id": ColumnSpec("id", Kind.INT), "name": ColumnSpec("name", Kind.STRING)})
-SHAPER = Shaper(SqliteDialect(), load_zone("UTC"))
+SHAPER = QueryShapes(SqliteDialect(), load_zone("UTC"))
 
 
 def shape_of(where: Filter) -> Any:
