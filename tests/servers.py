@@ -59,8 +59,10 @@ def require_server(name: str) -> str:
 
 
 def fresh_database(name: str, database: str) -> URL:
-    """(Re)create `database` on the server and return its URL."""
+    """(Re)create `database` on the server and return its URL. HUB_TEST_DB_SUFFIX, when set,
+    is appended to the name so that two checkouts can run their suites at once on one server."""
     base = make_url(require_server(name))
+    database += os.environ.get("HUB_TEST_DB_SUFFIX", "")
 
     async def recreate() -> None:
         engine = create_async_engine(base, isolation_level="AUTOCOMMIT")

@@ -62,7 +62,7 @@ async def _drop(url: URL) -> None:
     engine = create_async_engine(server_url("postgresql"), isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {url.database} WITH (FORCE)"))
     finally:
         await engine.dispose()
 
