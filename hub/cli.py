@@ -224,14 +224,14 @@ def _catalog(manifests: Path | None) -> Any:
 
 
 def _current_snapshot(settings: Settings, catalog: Any) -> Any:
-    from hub.authz.snapshot import load_purposes
     from hub.authz.store import seed
+    from hub.authz.terms import load_terms
 
     async def run() -> Any:
         engine = hub_engine(settings.database_url)
         try:
             async with sessions(engine)() as session, session.begin():
-                return await seed(session, catalog, load_purposes())
+                return await seed(session, catalog, load_terms(catalog, settings.max_grant_days))
         finally:
             await engine.dispose()
 
@@ -267,9 +267,9 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
 
     import yaml
 
-    from hub.authz.changes import Limits
-    from hub.authz.snapshot import SnapshotError, load_purposes, parse_seed
+    from hub.authz.snapshot import SnapshotError, parse_seed
     from hub.authz.store import PolicyStore
+    from hub.authz.terms import load_terms
     from hub.errors import BadUserInput
     from hub.principal import Principal
 
@@ -284,7 +284,7 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
     async def run() -> Any:
         engine = hub_engine(settings.database_url)
         try:
-            store = PolicyStore(sessions(engine), catalog, load_purposes(), Limits(settings.max_grant_days))
+            store = PolicyStore(sessions(engine), catalog, load_terms(catalog, settings.max_grant_days))
             return await store.replace(actor, snapshot, reason)
         finally:
             await engine.dispose()
@@ -360,8 +360,23 @@ def _attributes(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--role", "roles", multiple=True, help="Repeat for several roles.")
 @click.option("--attribute", "attributes", multiple=True, help="key=value, e.g. district=330102.")
 @click.option("--days", default=90, show_default=True, type=int, help="Days the token stays valid.")
-def apps_create(name: str, department: str, roles: tuple[str, ...], attributes: tuple[str, ...], days: int) -> None:
+@MANIFESTS_OPTION
+def apps_create(
+    name: str, department: str, roles: tuple[str, ...], attributes: tuple[str, ...], days: int, manifests: Path | None
+) -> None:
+    from hub.authz.terms import TermsError, load_terms
+
     attrs = _attributes(attributes)
+    # The department and roles must be ones the catalog and the live policy know.
+    settings, catalog = _catalog(manifests)
+    try:
+        load_terms(catalog, settings.max_grant_days).department(department)
+    except TermsError as exc:
+        _fail(str(exc))
+    known = _current_snapshot(settings, catalog).role_names()
+    unknown = sorted(set(roles) - known)
+    if unknown:
+        _fail(f"{unknown[0]!r} is not a known role; known: {', '.join(sorted(known))}")
     issued = _with_session(lambda s: create_app(s, name, department, roles, attrs, days))
     click.echo(f"registered {name}; token (store it now, it is not shown again):")
     click.echo(issued.token)

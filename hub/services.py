@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
 from hub.authz.admin import PolicyAdmin
-from hub.authz.changes import Limits
 from hub.authz.live import LivePolicy
 from hub.authz.plan import AccessPolicy, Planner, PolicySource
 from hub.authz.release import Releaser
-from hub.authz.snapshot import load_purposes
+from hub.authz.snapshot import SnapshotError, validate
 from hub.authz.store import PolicyStore, seed
+from hub.authz.terms import Purpose, Terms, load_terms
 from hub.catalog import Catalog, load_catalog
 from hub.cells import key_scopes
 from hub.config import Settings
@@ -31,6 +31,10 @@ from hub.reader import Reader
 log = logging.getLogger("hub.services")
 
 
+class StartupRefused(Exception):
+    """The hub will not serve: its stored configuration breaks a rule; the message says which."""
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -40,12 +44,16 @@ class Services:
     planner: Planner
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    purposes: Mapping[str, str]
+    terms: Terms
     # The live, database-backed policy; None when a fixed policy was given (tests).
     live: LivePolicy | None
     store: PolicyStore
     admin: PolicyAdmin | None
     keys: LiveKeyring
+
+    @property
+    def purposes(self) -> Mapping[str, Purpose]:
+        return self.terms.purposes
 
     async def start(self) -> None:
         """Load the keyring (making the keys the catalog lacks), seed the policy on a new hub
@@ -56,8 +64,17 @@ class Services:
         if self.live is None:
             return
         async with self.sessions() as session, session.begin():
-            await seed(session, self.catalog, self.purposes)
+            await seed(session, self.catalog, self.terms)
         await self.live.refresh(self.sessions)
+        current = self.live.current().snapshot
+        try:
+            validate(current, self.catalog, self.terms)
+        except SnapshotError as exc:
+            # A stored policy this hub's rules refuse (written by an older hub, or by hand) is
+            # not served; the operator imports a corrected one.
+            raise StartupRefused(
+                f"policy version {current.version} is refused: {exc}; fix it with `hub policy import`"
+            ) from None
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -81,15 +98,15 @@ def build_services(
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
     reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
-    purposes = load_purposes()
+    terms = load_terms(catalog, settings.max_grant_days)
     live: LivePolicy | None = None
     source: PolicySource
-    store = PolicyStore(session_maker, catalog, purposes, Limits(settings.max_grant_days))
+    store = PolicyStore(session_maker, catalog, terms)
     if policy is not None:
         fixed = policy
         source = lambda: fixed  # noqa: E731
     else:
-        live = LivePolicy(catalog)
+        live = LivePolicy(catalog, terms)
         source = live.current
     return Services(
         settings=settings,
@@ -99,7 +116,7 @@ def build_services(
         planner=Planner(catalog, source),
         engine=engine,
         sessions=session_maker,
-        purposes=purposes,
+        terms=terms,
         live=live,
         store=store,
         admin=None if live is None else PolicyAdmin(store, live, catalog),

@@ -11,8 +11,8 @@ from strawberry.scalars import JSON
 
 from hub.authz.admin import Explained, PolicyAdmin
 from hub.authz.changes import Exposure, parse_edits
+from hub.authz.grants import Grant
 from hub.authz.models import PolicyChangeRow
-from hub.authz.snapshot import Grant
 from hub.authz.store import Outcome
 from hub.errors import Internal
 from schema.context import RequestContext
@@ -106,6 +106,9 @@ class PolicyChange:
     outcome: str
     detail: str
     version: int
+    repeats: int = strawberry.field(
+        description="Further refused attempts by the same caller within the minute, counted here, not stored"
+    )
 
 
 @strawberry.type(description="Why a principal gets a field, relation or rows as it does.")
@@ -285,6 +288,7 @@ class AdminQuery:
                 outcome=r.outcome,
                 detail=r.detail,
                 version=r.version,
+                repeats=r.repeats or 0,
             )
             for r in rows
         ]

@@ -17,15 +17,18 @@ from sqlalchemy.exc import IntegrityError
 from hub.apps.models import App
 from hub.apps.service import app_principal
 from hub.authz.changes import ADMIN, STEWARD, Edit, Exposure
+from hub.authz.grants import Grant
 from hub.authz.live import LivePolicy
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.plan import Decision
 from hub.authz.policy import Explanation, SnapshotPolicy
-from hub.authz.snapshot import Grant, Snapshot
+from hub.authz.snapshot import Snapshot
 from hub.authz.store import Outcome, PolicyStore, latest
 from hub.catalog import Catalog
 from hub.errors import BadUserInput, Forbidden
 from hub.principal import Principal
+
+MAX_ROLES = 20
 
 
 @dataclass
@@ -69,8 +72,13 @@ class PolicyAdmin:
             version = self.live.current().snapshot.version
             await self.store.record_refusal(actor, edits, reason, "only admins assign roles", version)
             raise Forbidden("only admins assign roles")
-        if not reason.strip():
-            raise BadUserInput("say why: a role change needs a reason")
+        self.store.check_reason(reason, "a role change")
+        known = self.live.current().snapshot.role_names()
+        unknown = sorted(set(wanted) - known)
+        if unknown or len(wanted) > MAX_ROLES:
+            detail = f"unknown role {unknown[0][:60]!r}" if unknown else f"at most {MAX_ROLES} roles"
+            await self.store.record_refusal(actor, edits, reason, detail, self.live.current().snapshot.version)
+            raise BadUserInput(f"{detail}; known roles: {', '.join(sorted(known))}")
         try:
             async with self.store.sessions() as session, session.begin():
                 app = await session.scalar(select(App).where(App.name == app_name))

@@ -1,9 +1,12 @@
 """Policy edits and who may make them.
 
 A change is a list of edits applied to one snapshot as a whole: either every edit lands in the
-next version or none does. Admins may make any edit. A department's data steward may only grant
-and revoke, on their own department's data, to another department, for fields they themselves
-read plain, for at most the configured number of days. Nobody else may change anything.
+next version or none does. Admins may make any edit that keeps the policy valid (the grant
+invariants of hub.authz.grants hold for them too). A department's data steward may only grant
+and revoke, on their own department's data, to another known department that is not public,
+for fields they themselves read plain and never core (L4) data, starting no earlier than a few
+minutes ago, for at most the configured number of days; and revoke only grants a steward made
+on their department's data. Nobody else may change anything.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from hub.authz.grants import Grant
 from hub.authz.plan import Decision
 from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Grant, Inheritance, RowRule, Rule, Snapshot, SnapshotError
+from hub.authz.snapshot import Inheritance, RowRule, Rule, Snapshot, SnapshotError
+from hub.authz.terms import Terms, TermsError
 from hub.catalog import Catalog
 from hub.catalog.manifest import Tier
 from hub.errors import BadUserInput, Forbidden
@@ -25,6 +30,10 @@ from hub.principal import Principal
 
 ADMIN = "admin"
 STEWARD = "data_steward"
+# One change is reviewed as a whole; a bound keeps it reviewable and cheap to validate.
+MAX_EDITS = 100
+# A steward's grant may start this long before the request: clock skew, not backdating.
+STEWARD_BACKDATE = timedelta(minutes=5)
 
 
 class Edit(BaseModel):
@@ -59,7 +68,22 @@ def parse_edits(raw: Any) -> list[Edit]:
         raise BadUserInput(f"edit {where}: {error['msg']}") from None
     if not edits:
         raise BadUserInput("a change needs at least one edit")
+    if len(edits) > MAX_EDITS:
+        raise BadUserInput(f"a change has at most {MAX_EDITS} edits; split it")
     return edits
+
+
+def stamp(actor: Principal, edits: Sequence[Edit]) -> list[Edit]:
+    """The edits with each grant's author and capacity set by the hub, not the caller: a
+    grant is recorded as made by whoever made it, as admin or as steward."""
+    capacity = "admin" if ADMIN in actor.roles else "data_steward"
+    out = []
+    for edit in edits:
+        if edit.op == "grant" and edit.grant is not None:
+            grant = edit.grant.model_copy(update={"granted_as": capacity})
+            edit = edit.model_copy(update={"grant": grant})
+        out.append(edit)
+    return out
 
 
 def apply(snapshot: Snapshot, edits: Sequence[Edit]) -> Snapshot:
@@ -120,17 +144,12 @@ def _remove(items: list[Any], item: Any, where: str) -> None:
     items.remove(item)
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_grant_days: int = 90
-
-
 def authorize(
     actor: Principal,
     edits: Sequence[Edit],
     current: SnapshotPolicy,
     catalog: Catalog,
-    limits: Limits,
+    terms: Terms,
 ) -> None:
     """Raise Forbidden, naming the first edit the actor may not make."""
     if ADMIN in actor.roles:
@@ -142,38 +161,53 @@ def authorize(
         where = f"edit {number} ({edit.op})"
         if edit.op == "revoke":
             grant = by_id.get(edit.grant_id or "")
-            if grant is not None and catalog.entity(grant.entity).department != actor.department:
+            if grant is None:
+                continue  # apply() says there is no such grant
+            owner = catalog.entities.get(grant.entity)
+            if owner is None or owner.department != actor.department:
                 raise Forbidden(f"{where}: a steward may only revoke grants on their own department's data")
+            if grant.granted_as != STEWARD:
+                raise Forbidden(f"{where}: grant {grant.id} was made by an admin; only an admin revokes it")
             continue
         if edit.op != "grant" or edit.grant is None:
             raise Forbidden(f"{where}: a data steward may only grant and revoke; rules and roles are for admins")
-        _check_steward_grant(actor, edit.grant, current, catalog, limits, where)
+        _check_steward_grant(actor, edit.grant, current, catalog, terms, where)
 
 
 def _check_steward_grant(
-    actor: Principal, grant: Grant, current: SnapshotPolicy, catalog: Catalog, limits: Limits, where: str
+    actor: Principal, grant: Grant, current: SnapshotPolicy, catalog: Catalog, terms: Terms, where: str
 ) -> None:
     entity = catalog.entities.get(grant.entity)
     if entity is None:
         raise SnapshotError(f"{where}: {grant.entity} is not an entity")
     if entity.department != actor.department:
         raise Forbidden(f"{where}: a steward may only grant on their own department's data ({actor.department})")
+    try:
+        receiver = terms.department(grant.department)
+    except TermsError as exc:
+        raise SnapshotError(f"{where}: {exc}") from None
     if grant.department == actor.department:
         raise Forbidden(f"{where}: a steward may not grant to their own department")
+    if receiver.public:
+        raise Forbidden(f"{where}: a steward may not grant to {grant.department}, a public department")
     if grant.granted_by != actor.subject:
         raise Forbidden(f"{where}: a grant is recorded as granted by its author ({actor.subject})")
     now = current.clock()
-    # Measured from now, so consecutive or future grants cannot add up to a longer one.
-    if grant.valid_from < now - timedelta(days=1) or grant.valid_until > now + timedelta(days=limits.max_grant_days):
+    # Measured from now, so consecutive or future grants cannot add up to a longer one, and a
+    # grant cannot reach back to cover reads made before it.
+    latest_end = now + timedelta(days=terms.max_grant_days)
+    if grant.valid_from < now - STEWARD_BACKDATE or grant.valid_until > latest_end:
         raise Forbidden(
-            f"{where}: a steward may grant from today for at most {limits.max_grant_days} days (until "
-            f"{(now + timedelta(days=limits.max_grant_days)):%Y-%m-%d})"
+            f"{where}: a steward may grant from now for at most {terms.max_grant_days} days (until "
+            f"{latest_end:%Y-%m-%d %H:%M} UTC)"
         )
     if grant.field is not None:
         items = [entity.fields[grant.field]] if grant.field in entity.fields else []
     else:
         items = [f for f in entity.fields.values() if f.tier is Tier.L3]
     for item in items:
+        if item.tier is Tier.L4:
+            raise Forbidden(f"{where}: core (L4) data such as {entity.id}.{item.name} is granted only by an admin")
         # What the steward reads plain through rules alone: a grant cannot pass on more.
         explained = current.explain_field(actor, None, entity, item)
         if explained.decision is not Decision.PLAIN or explained.grants:

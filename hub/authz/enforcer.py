@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import casbin
 from casbin.util import key_match
 
-from hub.authz.snapshot import POLICIES, Snapshot
+from hub.authz.snapshot import Snapshot
+from hub.authz.terms import POLICIES
 
 
 @dataclass(frozen=True)

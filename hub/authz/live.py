@@ -17,23 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.authz.policy import Clock, SnapshotPolicy, utc_now
 from hub.authz.snapshot import Snapshot
 from hub.authz.store import latest, latest_version
+from hub.authz.terms import Terms
 from hub.catalog import Catalog
 
 log = logging.getLogger("hub.policy")
 
 
 class LivePolicy:
-    def __init__(self, catalog: Catalog, clock: Clock = utc_now) -> None:
+    def __init__(self, catalog: Catalog, terms: Terms, clock: Clock = utc_now) -> None:
         self.catalog = catalog
+        self.terms = terms
         self.clock = clock
-        self._current = SnapshotPolicy(Snapshot(), catalog, clock)  # nothing allowed until loaded
+        self._current = SnapshotPolicy(Snapshot(), catalog, clock, terms)  # nothing allowed until loaded
 
     def current(self) -> SnapshotPolicy:
         return self._current
 
     def install(self, snapshot: Snapshot) -> None:
         if snapshot.version >= self._current.snapshot.version:
-            self._current = SnapshotPolicy(snapshot, self.catalog, self.clock)
+            self._current = SnapshotPolicy(snapshot, self.catalog, self.clock, self.terms)
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> bool:
         """Load the newest snapshot if the database holds a newer one; True if it did."""

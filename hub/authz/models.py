@@ -38,3 +38,6 @@ class PolicyChangeRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     # The version the change made (applied) or was made against (refused).
     version: Mapped[int] = mapped_column(Integer)
+    # Refused attempts by the same caller past the per-minute bound, counted on the last
+    # recorded one instead of stored each: the record stays complete in number, not floodable.
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

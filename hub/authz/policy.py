@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 
 from connectors.base import Filter, In, conjoin
 from hub.authz.enforcer import Ask, Enforcer
+from hub.authz.grants import Grant, grant_problem
 from hub.authz.plan import Decision, Verdict
-from hub.authz.snapshot import Grant, Snapshot, placeholders, substitute
+from hub.authz.snapshot import Snapshot, placeholders, substitute
+from hub.authz.terms import Terms
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.catalog.manifest import Tier
 from hub.filters import compile_filter
@@ -44,10 +46,15 @@ class Explanation:
 class SnapshotPolicy:
     """Decisions under one immutable snapshot; safe to share between concurrent requests."""
 
-    def __init__(self, snapshot: Snapshot, catalog: Catalog, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, snapshot: Snapshot, catalog: Catalog, clock: Clock = utc_now, terms: Terms | None = None
+    ) -> None:
         self.snapshot = snapshot
         self.catalog = catalog
         self.clock = clock
+        # With terms, a grant that breaks an invariant (hub.authz.grants) releases nothing even
+        # if it is stored: a policy written before a rule tightened fails closed.
+        self.terms = terms
         self.enforcer = Enforcer(snapshot)
         # Objects that rules name besides tiers: a field not named here is decided by its
         # tier alone, so its answer can be shared with its tier's other fields.
@@ -143,6 +150,7 @@ class SnapshotPolicy:
             and grant.purpose == purpose
             and (grant.field == item.name or (grant.field is None and item.tier is Tier.L3))
             and grant.active(now)
+            and (self.terms is None or grant_problem(grant, entity, self.terms) is None)
         ]
 
     # --- what plans depend on, for caching ----------------------------------------------------

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# Grant and load_purposes lived here once; they are re-exported for code that imports them so.
+from hub.authz.grants import Grant as Grant
+from hub.authz.grants import grant_problem
+from hub.authz.terms import POLICIES, Terms
+from hub.authz.terms import load_purposes as load_purposes
 from hub.catalog import Catalog
 from hub.errors import HubError
 from hub.filters import compile_filter
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TIERS = ("L1", "L2", "L3", "L4")
 ACTIONS = ("read", "mask", "follow", "lookup")
 PLACEHOLDER = re.compile(r"^\$principal\.([A-Za-z_][A-Za-z0-9_]*)$")
 ROLE = r"^[a-z][a-z0-9_]*$"
+# Roles the hub itself acts on (policy administration), whatever the rules say.
+BUILT_IN_ROLES = ("admin", "data_steward")
 
 
 class SnapshotError(Exception):
@@ -63,35 +69,6 @@ class RowRule(Frozen):
     filter: dict[str, Any]
 
 
-class Grant(Frozen):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    department: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    entity: str
-    # None grants every sensitive (L3) field of the entity; core (L4) fields need their own.
-    field: str | None = None
-    purpose: str
-    valid_from: datetime
-    valid_until: datetime
-    granted_by: str
-    reason: str = ""
-
-    @field_validator("valid_from", "valid_until")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time with its offset, e.g. 2026-01-01T00:00:00+08:00")
-        return value.astimezone(UTC)
-
-    @model_validator(mode="after")
-    def _window(self) -> Grant:
-        if self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        return self
-
-    def active(self, now: datetime) -> bool:
-        return self.valid_from <= now < self.valid_until
-
-
 class Snapshot(Frozen):
     version: int = 0
     rules: tuple[Rule, ...] = ()
@@ -102,23 +79,46 @@ class Snapshot(Frozen):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"version"})
 
+    def role_names(self) -> set[str]:
+        """The roles this policy gives meaning to, and the hub's own (admin, data_steward):
+        the only roles an app may be given."""
+        named = {r.role for r in self.rules} | {r.role for r in self.row_rules}
+        named |= {h.role for h in self.hierarchy} | {h.inherits for h in self.hierarchy}
+        return named | set(BUILT_IN_ROLES)
+
     @classmethod
     def from_json(cls, version: int, data: Mapping[str, Any]) -> Snapshot:
         return cls.model_validate({**data, "version": version})
 
 
-def parse_seed(raw: Mapping[str, Any]) -> Snapshot:
-    """A snapshot from the YAML seed format (rules and hierarchy as lists)."""
+def parse_seed(raw: Mapping[str, Any], now: datetime | None = None) -> Snapshot:
+    """A snapshot from the YAML seed format (rules and hierarchy as lists). A seed grant gives
+    its window either as `valid_from`/`valid_until` or as `valid_for_days`, counted from `now`
+    (the moment of seeding), so the demo's grants keep the longest-grant rule whenever it starts."""
+    now = now or datetime.now(UTC)
     try:
         rules = [Rule(role=r[0], domain=r[1], object=r[2], action=r[3], effect=r[4]) for r in raw.get("rules", [])]
         hierarchy = [Inheritance(role=h[0], inherits=h[1], domain=h[2]) for h in raw.get("hierarchy", [])]
         row_rules = [RowRule.model_validate(r) for r in raw.get("row_rules", [])]
-        grants = [Grant.model_validate({"id": f"seed-{i + 1}", **g}) for i, g in enumerate(raw.get("grants", []))]
-    except (ValidationError, IndexError, TypeError, KeyError, AttributeError) as exc:
+        grants = [
+            Grant.model_validate({"id": f"seed-{i + 1}", **_window(g, now)})
+            for i, g in enumerate(raw.get("grants", []))
+        ]
+    except (ValidationError, IndexError, TypeError, KeyError, AttributeError, ValueError) as exc:
         raise SnapshotError(f"the policy seed is malformed: {_first(exc)}") from None
     return Snapshot(
         version=0, rules=tuple(rules), hierarchy=tuple(hierarchy), row_rules=tuple(row_rules), grants=tuple(grants)
     )
+
+
+def _window(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    if "valid_for_days" not in entry:
+        return dict(entry)
+    days = entry["valid_for_days"]
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 < days <= 3660:
+        raise ValueError("valid_for_days is a whole number of days")
+    rest = {k: v for k, v in entry.items() if k != "valid_for_days"}
+    return {**rest, "valid_from": now, "valid_until": now + timedelta(days=days)}
 
 
 def to_seed(snapshot: Snapshot) -> dict[str, Any]:
@@ -131,24 +131,22 @@ def to_seed(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def load_seed(folder: Path = POLICIES) -> Snapshot:
-    return parse_seed(yaml.safe_load((folder / "default.yaml").read_text(encoding="utf-8")))
-
-
-def load_purposes(folder: Path = POLICIES) -> dict[str, str]:
-    raw = yaml.safe_load((folder / "purposes.yaml").read_text(encoding="utf-8"))
-    return {str(k): str(v) for k, v in raw.items()}
+def load_seed(folder: Path = POLICIES, now: datetime | None = None) -> Snapshot:
+    return parse_seed(yaml.safe_load((folder / "default.yaml").read_text(encoding="utf-8")), now)
 
 
 def _first(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]
         return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    if isinstance(exc, ValueError):
+        return str(exc)
     return "an entry has the wrong shape"
 
 
-def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) -> None:
-    """Every rule, row rule and grant names things that exist; raise SnapshotError if not."""
+def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> None:
+    """Every rule, row rule and grant names things that exist, and every grant keeps the
+    grant invariants (hub.authz.grants); raise SnapshotError if not."""
     fields = {f"{e.id}.{f}" for e in catalog for f in e.fields}
     relations = {f"{e.id}.{r}" for e in catalog for r in e.relations}
     departments = set(catalog.departments)
@@ -182,18 +180,19 @@ def validate(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) 
             raise SnapshotError(f"{where}: {grant.entity} is not an entity")
         if grant.field is not None and grant.field not in entity.fields:
             raise SnapshotError(f"{where}: {grant.field} is not a field of {grant.entity}")
-        if grant.purpose not in purposes:
-            raise SnapshotError(f"{where}: {grant.purpose} is not a purpose code")
+        problem = grant_problem(grant, entity, terms)
+        if problem is not None:
+            raise SnapshotError(f"{where}: {problem}")
 
 
-def prune(snapshot: Snapshot, catalog: Catalog, purposes: Mapping[str, str]) -> tuple[Snapshot, list[str]]:
+def prune(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> tuple[Snapshot, list[str]]:
     """The snapshot without the entries that name what this catalog lacks, and what was
     dropped: seeding the demo's policy on another catalog keeps its tier-wide lines."""
     dropped: list[str] = []
 
     def keep(item: Any, check: Snapshot) -> bool:
         try:
-            validate(check, catalog, purposes)
+            validate(check, catalog, terms)
         except SnapshotError as exc:
             dropped.append(str(exc))
             return False

@@ -2,32 +2,41 @@
 
 `propose` runs one change as one transaction: authorise the actor, apply the edits, validate
 the result against the catalog, insert the next version, record the change. A refused change is
-recorded too (its own transaction), so escalation attempts leave a trace.
+recorded too (its own transaction), so escalation attempts leave a trace; at most
+REFUSALS_PER_MINUTE per caller are stored whole, further ones are counted on the last stored
+one, so a caller cannot flood the record (or the disk) with refused attempts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.apps.models import App
 from hub.apps.service import app_principal
-from hub.authz.changes import Edit, Exposure, Limits, apply, authorize, preview
+from hub.authz.changes import Edit, Exposure, apply, authorize, preview, stamp
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.policy import SnapshotPolicy
 from hub.authz.snapshot import Snapshot, SnapshotError, load_seed, prune, validate
+from hub.authz.terms import Terms
 from hub.catalog import Catalog
 from hub.errors import BadUserInput, Forbidden
 from hub.principal import Principal
 
 log = logging.getLogger("hub.policy")
+
+REFUSALS_PER_MINUTE = 10
+# What a refused attempt keeps of the caller's text: enough to see what was tried.
+KEPT_REASON = 500
+KEPT_EDITS = 20_000
 
 
 def _now() -> datetime:
@@ -43,12 +52,12 @@ async def latest_version(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(PolicySnapshotRow.version), 0))) or 0)
 
 
-async def seed(session: AsyncSession, catalog: Catalog, purposes: Mapping[str, str]) -> Snapshot:
+async def seed(session: AsyncSession, catalog: Catalog, terms: Terms) -> Snapshot:
     """Version 1 from `policies/default.yaml`, unless a policy is already stored."""
     current = await latest(session)
     if current is not None:
         return current
-    snapshot, dropped = prune(load_seed().model_copy(update={"version": 1}), catalog, purposes)
+    snapshot, dropped = prune(load_seed().model_copy(update={"version": 1}), catalog, terms)
     for entry in dropped:
         log.warning("policy seed: left out %s", entry)
     session.add(PolicySnapshotRow(version=1, created_at=_now(), content=snapshot.to_json()))
@@ -83,27 +92,26 @@ class Outcome:
 class PolicyStore:
     sessions: async_sessionmaker[AsyncSession]
     catalog: Catalog
-    purposes: Mapping[str, str]
-    limits: Limits
+    terms: Terms
 
     async def propose(
         self, actor: Principal, edits: Sequence[Edit], reason: str, current: SnapshotPolicy, dry_run: bool = False
     ) -> Outcome:
-        if not reason.strip():
-            raise BadUserInput("say why: a policy change needs a reason")
+        edits = stamp(actor, edits)
         try:
-            authorize(actor, edits, current, self.catalog, self.limits)
+            self.check_reason(reason, "a policy change")
+            authorize(actor, edits, current, self.catalog, self.terms)
             changed = apply(current.snapshot, edits)
-            validate(changed, self.catalog, self.purposes)
+            validate(changed, self.catalog, self.terms)
         except (Forbidden, SnapshotError, BadUserInput) as exc:
             await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
             if isinstance(exc, SnapshotError):
                 raise BadUserInput(str(exc)) from None
             raise
-        after = SnapshotPolicy(changed, self.catalog, current.clock)
+        after = SnapshotPolicy(changed, self.catalog, current.clock, self.terms)
         async with self.sessions() as session:
             callers = await principals(session)
-        purposes: list[str | None] = [None, *sorted(self.purposes)]
+        purposes: list[str | None] = [None, *sorted(self.terms.purposes)]
         exposures = preview(current, after, callers, self.catalog, purposes)
         if dry_run:
             return Outcome(changed, exposures, applied=False)
@@ -118,10 +126,9 @@ class PolicyStore:
 
     async def replace(self, actor: Principal, snapshot: Snapshot, reason: str) -> Snapshot:
         """Make `snapshot` the whole policy, as one new version (an import)."""
-        if not reason.strip():
-            raise BadUserInput("say why: a policy import needs a reason")
+        self.check_reason(reason, "a policy import")
         try:
-            validate(snapshot, self.catalog, self.purposes)
+            validate(snapshot, self.catalog, self.terms)
         except SnapshotError as exc:
             raise BadUserInput(str(exc)) from None
         try:
@@ -141,12 +148,40 @@ class PolicyStore:
         async with self.sessions() as session:
             return list(await session.scalars(query))
 
+    def check_reason(self, reason: str, what: str) -> None:
+        if not reason.strip():
+            raise BadUserInput(f"say why: {what} needs a reason")
+        if len(reason) > self.terms.max_reason:
+            raise BadUserInput(f"a reason has at most {self.terms.max_reason} characters")
+
     async def record_refusal(
         self, actor: Principal, edits: list[dict[str, Any]], reason: str, detail: str, version: int = 0
     ) -> None:
-        """Keep a refused change on record, in its own transaction."""
+        """Keep a refused change on record, in its own transaction: whole for the caller's
+        first REFUSALS_PER_MINUTE in a minute, then as a count on the last one kept."""
+        since = _now() - timedelta(minutes=1)
         async with self.sessions() as session, session.begin():
-            session.add(self.row(actor, edits, reason, "refused", detail, version))
+            recent = select(PolicyChangeRow.id).where(
+                PolicyChangeRow.actor == actor.subject,
+                PolicyChangeRow.outcome == "refused",
+                PolicyChangeRow.at >= since,
+            )
+            kept = list(await session.scalars(recent.order_by(PolicyChangeRow.id.desc()).limit(REFUSALS_PER_MINUTE)))
+            if len(kept) >= REFUSALS_PER_MINUTE:
+                await session.execute(
+                    update(PolicyChangeRow)
+                    .where(PolicyChangeRow.id == kept[0])
+                    .values(repeats=PolicyChangeRow.repeats + 1)
+                )
+                log.warning(
+                    "refused policy change by %s counted, not stored: over %s a minute",
+                    actor.subject,
+                    REFUSALS_PER_MINUTE,
+                )
+                return
+            session.add(
+                self.row(actor, _bounded(edits), reason[:KEPT_REASON], "refused", detail[:KEPT_REASON], version)
+            )
 
     @staticmethod
     def row(
@@ -162,6 +197,13 @@ class PolicyStore:
             detail=detail,
             version=version,
         )
+
+
+def _bounded(edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The edits of a refused change as kept: whole when small, else their kinds only."""
+    if len(json.dumps(edits, default=str)) <= KEPT_EDITS:
+        return edits
+    return [{"op": str(e.get("op", "?")), "omitted": "too large to keep"} for e in edits[:100]]
 
 
 def _dump(edits: Sequence[Edit]) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ mutation($app: String!, $roles: [String!]!, $reason: String!) { assignRoles(app:
 POLICY = "{ accessPolicy { version grants { id department entity field purpose grantedBy } } }"
 HISTORY = """
 query($first: Int!) {
-  policyChanges(first: $first) { id at actor actorDepartment reason edits outcome detail version }
+  policyChanges(first: $first) { id at actor actorDepartment reason edits outcome detail version repeats }
 }"""
 ROLES = "{ roleAssignments { app department roles } }"
 
@@ -106,8 +106,8 @@ def grant(
     days: float = 30,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A GrantInput active from an hour ago for `days` days."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    """A GrantInput active from a minute ago for `days` days."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     return {
         "id": grant_id,
         "department": department,

@@ -164,7 +164,7 @@ ATTEMPTS = {
         purpose="social_assistance",
     ),
     "steward_grants_beyond_the_maximum_duration": granting(
-        STEWARD, "a steward may grant from today for at most 90 days", days=90.1
+        STEWARD, "a steward may grant from now for at most 90 days", days=90.1
     ),
     "steward_grants_in_the_admins_name": granting(
         STEWARD, "a grant is recorded as granted by its author (civil-affairs-steward)", grantedBy=ADMIN
@@ -195,6 +195,29 @@ ATTEMPTS = {
         REVOKE,
         {"id": "seed-2", "reason": "trying my luck"},
         "a steward may only revoke grants on their own department's data",
+    ),
+    # Finding 1 of the attack: a steward publishing personal data, or reaching past its remit.
+    "steward_grants_recipients_id_numbers_to_the_public": granting(
+        STEWARD,
+        "a steward may not grant to public, a public department",
+        department="public",
+        entity="civil_affairs.ServiceDelivery",
+        field="recipientIdNumber",
+        purpose="statistics",
+    ),
+    "steward_grants_a_key_to_the_public": granting(
+        STEWARD,
+        "a steward may not grant to public, a public department",
+        department="public",
+        entity="civil_affairs.ServiceDelivery",
+        field="deliveryId",
+        purpose="statistics",
+    ),
+    "steward_revokes_the_admins_seed_grant_on_its_own_data": Attempt(
+        STEWARD,
+        REVOKE,
+        {"id": "seed-1", "reason": "trying my luck"},
+        "grant seed-1 was made by an admin; only an admin revokes it",
     ),
     "department_app_grants": granting(CIVIL, "only admins and data stewards may change the access policy"),
     "department_app_adds_a_rule": changing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,8 +79,11 @@ def test_browser_get_gets_graphiql_without_token_and_no_external_urls(hub: Hub) 
     assert script.status_code == 200
 
 
+DEMO_MANIFESTS = str(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+
+
 def test_cli_create_list_rotate_revoke(hub: Hub, monkeypatch: Any) -> None:
-    env = {"HUB_DATABASE_URL": hub.url.render_as_string()}
+    env = {"HUB_DATABASE_URL": hub.url.render_as_string(), "HUB_MANIFESTS": DEMO_MANIFESTS}
     runner = CliRunner()
     created = runner.invoke(
         main,
@@ -127,8 +131,29 @@ def test_cli_errors_are_one_line_without_traceback(hub: Hub) -> None:
     result = runner.invoke(main, ["apps", "revoke", "nobody"], env=env)
     assert result.exit_code == 1
     assert result.output.strip() == "error: no app named 'nobody' is registered"
-    duplicate = runner.invoke(main, ["apps", "create", "test-app", "--department", "x"], env=env)
+    env["HUB_MANIFESTS"] = DEMO_MANIFESTS
+    duplicate = runner.invoke(main, ["apps", "create", "test-app", "--department", "health"], env=env)
     assert duplicate.output.strip() == "error: an app named 'test-app' is already registered"
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--department", "healthh"], "'healthh' is not a known department; known: audit, civil_affairs"),
+        (["--department", "Health"], "'Health' is not a known department"),
+        (["--department", "health", "--role", "superuser"], "'superuser' is not a known role; known: admin"),
+        (["--department", "health", "--role", "department_app", "--role", "Admin"], "'Admin' is not a known role"),
+    ],
+)
+def test_cli_registration_with_an_unknown_department_or_role_is_refused_with_the_known_ones(
+    hub: Hub, options: list[str], says: str
+) -> None:
+    env = {"HUB_DATABASE_URL": hub.url.render_as_string(), "HUB_MANIFESTS": DEMO_MANIFESTS}
+    result = CliRunner().invoke(main, ["apps", "create", "new-app", *options], env=env)
+    assert result.exit_code == 1
+    assert says in result.output
+    listing = CliRunner().invoke(main, ["apps", "list"], env=env)
+    assert "new-app" not in listing.output
 
 
 def test_registering_the_same_name_twice_is_refused(hub_db: URL) -> None:

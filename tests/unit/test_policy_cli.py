@@ -68,12 +68,13 @@ def test_truth_table_mismatch_fails_and_names_the_case(env: dict[str, str], tmp_
 
 
 def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) -> None:
-    from hub.authz.snapshot import load_purposes, load_seed, prune
+    from hub.authz.snapshot import load_seed, prune
+    from hub.authz.terms import load_terms
     from hub.catalog import load_catalog
     from tests.conftest import FIXTURES
 
     catalog = load_catalog(FIXTURES / "manifests")
-    pruned, dropped = prune(load_seed(), catalog, load_purposes())
+    pruned, dropped = prune(load_seed(), catalog, load_terms(catalog))
     assert any("hotline.Request.content" in d for d in dropped)
     assert all(r.object in ("L1", "L2", "L3", "L4", "relation") for r in pruned.rules)
     assert len(pruned.rules) >= 8
@@ -81,15 +82,16 @@ def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) ->
 
 
 def test_role_hierarchy_deeper_than_casbin_follows_is_refused() -> None:
-    from hub.authz.snapshot import Inheritance, Snapshot, SnapshotError, load_purposes, validate
+    from hub.authz.snapshot import Inheritance, Snapshot, SnapshotError, validate
+    from hub.authz.terms import load_terms
     from hub.catalog import load_catalog
 
     chain = tuple(Inheritance(role=f"r{i}", inherits=f"r{i + 1}") for i in range(10))
     with pytest.raises(SnapshotError, match="more than 8 levels"):
-        validate(Snapshot(hierarchy=chain), load_catalog(DEMO), load_purposes())
+        validate(Snapshot(hierarchy=chain), load_catalog(DEMO), load_terms(load_catalog(DEMO)))
     cycle = (Inheritance(role="a", inherits="b"), Inheritance(role="b", inherits="a"))
     with pytest.raises(SnapshotError, match="cycle"):
-        validate(Snapshot(hierarchy=cycle), load_catalog(DEMO), load_purposes())
+        validate(Snapshot(hierarchy=cycle), load_catalog(DEMO), load_terms(load_catalog(DEMO)))
 
 
 def test_row_rules_of_inherited_roles_apply() -> None:

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 from connectors.base import In
-from hub.authz.changes import Edit, Limits, authorize
+from hub.authz.changes import Edit, authorize
 from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Grant, RowRule, Snapshot, SnapshotError, load_purposes, load_seed, validate
+from hub.authz.snapshot import Grant, RowRule, Snapshot, SnapshotError, load_seed, validate
+from hub.authz.terms import load_terms
 from hub.catalog import load_catalog
 from hub.errors import Forbidden
 from hub.principal import Principal
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+TERMS = load_terms(CATALOG)
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 STEWARD = Principal("civil-affairs-steward", "civil_affairs", ("data_steward",))
 
@@ -38,9 +40,9 @@ def grant(start: datetime, days: float, grant_id: str = "g") -> Edit:
 
 
 def steward_may(edit: Edit) -> bool:
-    policy = SnapshotPolicy(load_seed(), CATALOG, clock=lambda: NOW)
+    policy = SnapshotPolicy(load_seed(now=NOW), CATALOG, clock=lambda: NOW)
     try:
-        authorize(STEWARD, [edit], policy, CATALOG, Limits(90))
+        authorize(STEWARD, [edit], policy, CATALOG, TERMS)
     except Forbidden:
         return False
     return True
@@ -88,4 +90,4 @@ def test_row_rules_the_hub_cannot_use_are_refused_when_written(bad: dict[str, ob
     entity = "finance.BudgetLine" if "fiscalYear" in bad else "population.Person"
     snapshot = Snapshot(row_rules=(RowRule(role="auditor", entity=entity, filter=bad),))
     with pytest.raises(SnapshotError, match=says):
-        validate(snapshot, CATALOG, load_purposes())
+        validate(snapshot, CATALOG, TERMS)

@@ -61,7 +61,7 @@ RELATIONS = [relation for entity in CATALOG for relation in entity.relations.val
 
 SEED_START = min(g.valid_from for g in SEED.grants)
 SEED_END = max(g.valid_until for g in SEED.grants)
-INSIDE = SEED_START + timedelta(days=365)
+INSIDE = SEED_START + timedelta(days=30)
 LATER = datetime(2029, 6, 1, tzinfo=UTC)
 AFTER = SEED_END + timedelta(days=1)
 
