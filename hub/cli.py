@@ -231,7 +231,9 @@ def _current_snapshot(settings: Settings, catalog: Any) -> Any:
         engine = hub_engine(settings.database_url)
         try:
             async with sessions(engine)() as session, session.begin():
-                return await seed(session, catalog, load_terms(catalog, settings.max_grant_days))
+                return await seed(
+                    session, catalog, load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+                )
         finally:
             await engine.dispose()
 
@@ -284,7 +286,8 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
     async def run() -> Any:
         engine = hub_engine(settings.database_url)
         try:
-            store = PolicyStore(sessions(engine), catalog, load_terms(catalog, settings.max_grant_days))
+            terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+            store = PolicyStore(sessions(engine), catalog, terms)
             return await store.replace(actor, snapshot, reason)
         finally:
             await engine.dispose()

@@ -34,8 +34,11 @@ class Settings:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 20_000
-    # The longest grant a data steward may give.
+    # The longest grant anyone may give (admins included).
     max_grant_days: int = 90
+    # A masked person identifier must stay one of at least this many values for every kind
+    # of caller, given what else it is released (hub.authz.mask_strength).
+    min_mask_candidates: int = 10_000
     # Seals page cursors; instances behind one load balancer need the same key. Without one,
     # each process makes its own and cursors do not outlive it.
     cursor_key: bytes | None = field(default=None, repr=False)
@@ -64,6 +67,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "max_page_size": environ.get("HUB_MAX_PAGE_SIZE", "10000"),
         "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
+        "min_mask_candidates": environ.get("HUB_MIN_MASK_CANDIDATES", "10000"),
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
         "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
         "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
@@ -80,6 +84,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     max_grant_days = _int("HUB_MAX_GRANT_DAYS", values["max_grant_days"])
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
+    min_mask = _int("HUB_MIN_MASK_CANDIDATES", values["min_mask_candidates"])
+    if min_mask < 1:
+        raise SettingsError("HUB_MIN_MASK_CANDIDATES must be at least 1")
     cursor_key = _key("HUB_CURSOR_KEY", environ.get("HUB_CURSOR_KEY"))
     given = overrides.get("master_key")
     if given is not None and (not isinstance(given, bytes) or len(given) != 32):
@@ -101,6 +108,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         master_key=master_key,
         master_key_file=master_key_file,
         max_grant_days=max_grant_days,
+        min_mask_candidates=min_mask,
         database_url=url,
         manifests_dir=Path(str(values["manifests_dir"])),
         # The master key stays out of what manifests may name.

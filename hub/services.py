@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connectors.base import Connector
 from hub.authz.admin import PolicyAdmin
 from hub.authz.live import LivePolicy
+from hub.authz.mask_strength import WeakMask
 from hub.authz.plan import AccessPolicy, Planner, PolicySource
 from hub.authz.release import Releaser
 from hub.authz.snapshot import SnapshotError, validate
-from hub.authz.store import PolicyStore, seed
+from hub.authz.store import PolicyStore, principals, seed
 from hub.authz.terms import Purpose, Terms, load_terms
 from hub.catalog import Catalog, load_catalog
 from hub.cells import key_scopes
@@ -66,14 +67,18 @@ class Services:
         async with self.sessions() as session, session.begin():
             await seed(session, self.catalog, self.terms)
         await self.live.refresh(self.sessions)
-        current = self.live.current().snapshot
+        current = self.live.current()
         try:
-            validate(current, self.catalog, self.terms)
-        except SnapshotError as exc:
-            # A stored policy this hub's rules refuse (written by an older hub, or by hand) is
-            # not served; the operator imports a corrected one.
+            # The stored policy against this hub's catalog (its manifests, just loaded) and
+            # rules: one written by an older hub or by hand is not served; the operator
+            # imports a corrected one.
+            validate(current.snapshot, self.catalog, self.terms)
+            async with self.sessions() as session:
+                apps = await principals(session)
+            await self.store.check_masks(current, apps)
+        except (SnapshotError, WeakMask) as exc:
             raise StartupRefused(
-                f"policy version {current.version} is refused: {exc}; fix it with `hub policy import`"
+                f"policy version {current.snapshot.version} is refused: {exc}; fix it with `hub policy import`"
             ) from None
 
     async def close(self) -> None:
@@ -98,7 +103,7 @@ def build_services(
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
     reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
-    terms = load_terms(catalog, settings.max_grant_days)
+    terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None
     source: PolicySource
     store = PolicyStore(session_maker, catalog, terms)

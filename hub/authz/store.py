@@ -9,6 +9,7 @@ one, so a caller cannot flood the record (or the disk) with refused attempts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.apps.models import App
 from hub.apps.service import app_principal
+from hub.authz import mask_strength
 from hub.authz.changes import Edit, Exposure, apply, authorize, preview, stamp
+from hub.authz.mask_strength import WeakMask, caller_kinds
 from hub.authz.models import PolicyChangeRow, PolicySnapshotRow
 from hub.authz.policy import SnapshotPolicy
 from hub.authz.snapshot import Snapshot, SnapshotError, load_seed, prune, validate
@@ -111,6 +114,11 @@ class PolicyStore:
         after = SnapshotPolicy(changed, self.catalog, current.clock, self.terms)
         async with self.sessions() as session:
             callers = await principals(session)
+        try:
+            await self.check_masks(after, callers)
+        except WeakMask as exc:
+            await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
+            raise BadUserInput(str(exc)) from None
         purposes: list[str | None] = [None, *sorted(self.terms.purposes)]
         exposures = preview(current, after, callers, self.catalog, purposes)
         if dry_run:
@@ -129,7 +137,10 @@ class PolicyStore:
         self.check_reason(reason, "a policy import")
         try:
             validate(snapshot, self.catalog, self.terms)
-        except SnapshotError as exc:
+            async with self.sessions() as session:
+                callers = await principals(session)
+            await self.check_masks(SnapshotPolicy(snapshot, self.catalog, terms=self.terms), callers)
+        except (SnapshotError, WeakMask) as exc:
             raise BadUserInput(str(exc)) from None
         try:
             async with self.sessions() as session, session.begin():
@@ -147,6 +158,13 @@ class PolicyStore:
             query = query.where(PolicyChangeRow.actor_department == department)
         async with self.sessions() as session:
             return list(await session.scalars(query))
+
+    async def check_masks(self, policy: SnapshotPolicy, apps: Sequence[Principal]) -> None:
+        """Raise WeakMask if the policy leaves a masked identifier too few values for some
+        kind of caller (every known department with each role, and every registered app)."""
+        kinds = caller_kinds(self.terms.departments, policy.snapshot.role_names(), apps)
+        # A second or two of policy decisions: off the event loop, so requests go on.
+        await asyncio.to_thread(mask_strength.check, policy, self.catalog, kinds, self.terms.min_mask_candidates)
 
     def check_reason(self, reason: str, what: str) -> None:
         if not reason.strip():

@@ -50,6 +50,8 @@ class Terms:
     departments: Mapping[str, Department]
     max_grant_days: int = 90
     max_reason: int = MAX_REASON
+    # The fewest values a masked identifier may leave (hub.authz.mask_strength).
+    min_mask_candidates: int = 10_000
 
     def department(self, code: str) -> Department:
         found = self.departments.get(code)
@@ -86,8 +88,15 @@ def load_departments(catalog: Catalog, folder: Path = POLICIES) -> dict[str, Dep
     return known
 
 
-def load_terms(catalog: Catalog, max_grant_days: int = 90, folder: Path = POLICIES) -> Terms:
-    return Terms(load_purposes(folder), load_departments(catalog, folder), max_grant_days)
+def load_terms(
+    catalog: Catalog, max_grant_days: int = 90, min_mask_candidates: int = 10_000, folder: Path = POLICIES
+) -> Terms:
+    return Terms(
+        load_purposes(folder),
+        load_departments(catalog, folder),
+        max_grant_days,
+        min_mask_candidates=min_mask_candidates,
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:

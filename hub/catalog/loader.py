@@ -185,6 +185,8 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
             f.person,
             index_column,
             f.stored_as,
+            f.identifier_kind(),
+            f.person_attribute,
         )
     if decl.key not in fields:
         raise ManifestError(f"{where}: key {decl.key} is not one of its fields")

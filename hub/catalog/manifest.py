@@ -115,6 +115,20 @@ class FieldDecl(Strict):
     # This field identifies a person (by resident ID number); releases of it are recorded as
     # persons touched.
     person: bool = False
+    # The kind of personal identifier this field holds, for the mask-strength check (what its
+    # positions mean). Defaults to the blind-index domain when that is resident_id or mobile,
+    # else resident_id for a `person` field.
+    identifier: Literal["resident_id", "mobile"] | None = None
+    # What this field tells about the person on the same record, for the same check: it may
+    # narrow a masked identifier (a resident ID holds the birth date, sex and area code).
+    person_attribute: Literal["birth_date", "sex", "district"] | None = None
+
+    def identifier_kind(self) -> str | None:
+        if self.identifier is not None:
+            return self.identifier
+        if self.blind_index in ("resident_id", "mobile"):
+            return self.blind_index
+        return "resident_id" if self.person else None
 
     @model_validator(mode="after")
     def _encryption_fits(self) -> FieldDecl:

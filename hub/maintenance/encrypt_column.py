@@ -142,6 +142,8 @@ def plan_encryption(
         blind_index=domain,
         index_column=index,
         stored_as=stored_as,
+        # As the manifest loader will read it back: a blind-index domain names the identifier.
+        identifier=plain.identifier or (domain if domain in ("resident_id", "mobile") else None),
     )
     return EncryptionPlan(entity, plain, target, plain.column if is_key else entity.table.key, is_key)
 

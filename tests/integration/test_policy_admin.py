@@ -57,7 +57,7 @@ query($entity: String!, $field: String, $subject: String, $purpose: String) {
   }
 }"""
 ID_NUMBER = re.compile(r"\d{17}[\dX]")
-MASKED_ID_NUMBER = re.compile(r"\d{6}\*{8}[\dX]{4}")
+MASKED_ID_NUMBER = re.compile(r"\d{3}\*{15}")
 
 
 @pytest.fixture
