@@ -4,6 +4,7 @@ flood the record of refused changes; and the public caller keeps reading what it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +12,25 @@ from typing import Any
 
 import pytest
 
+from hub.authz.models import PolicySnapshotRow
+from hub.authz.store import latest
+from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace
+from hub.services import StartupRefused
 from tests.conftest import Hub
-from tests.integration.policy_fixtures import ADMIN, GRANT, STEWARD, data, error, grant, history, own_hub, policy
+from tests.integration.policy_fixtures import (
+    ADMIN,
+    GRANT,
+    STEWARD,
+    data,
+    error,
+    fresh_hub_database,
+    grant,
+    history,
+    hub_services,
+    own_hub,
+    policy,
+)
 
 DELIVERIES = "civil_affairs.ServiceDelivery"
 PUBLIC_READ = "{ civilAffairsServiceDeliveries(first: 3) { nodes { deliveryId recipientIdNumber recipientName } } }"
@@ -90,3 +107,44 @@ def test_refused_attempts_cannot_flood_the_record(hub: Hub) -> None:
     assert all(len(c["reason"]) <= 500 for c in mine)
     # The other 15 are counted, on the newest record kept.
     assert sum(c["repeats"] for c in mine) == 15
+
+
+def test_a_hub_refuses_to_start_on_a_stored_policy_that_breaks_the_grant_rules(
+    demo_workspace: Workspace, tmp_path: Path
+) -> None:
+    url, _ = fresh_hub_database(tmp_path)
+    services = hub_services(demo_workspace, url)
+    asyncio.run(services.start())  # seeds version 1
+    asyncio.run(services.close())
+    leaked = {
+        "id": "old",
+        "department": "public",
+        "entity": DELIVERIES,
+        "field": "recipientIdNumber",
+        "purpose": "statistics",
+        "valid_from": "2026-01-01T00:00:00+00:00",
+        "valid_until": "2030-01-01T00:00:00+00:00",
+        "granted_by": "someone",
+    }
+
+    async def store_a_bad_version() -> None:
+        engine = hub_engine(url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                current = await latest(session)
+                assert current is not None
+                content = current.to_json()
+                content["grants"] = [*content["grants"], leaked]
+                session.add(
+                    PolicySnapshotRow(version=current.version + 1, created_at=datetime.now(UTC), content=content)
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(store_a_bad_version())
+    again = hub_services(demo_workspace, url)
+    with pytest.raises(
+        StartupRefused, match="policy version 2 is refused: grant old: L3 data may not be granted to public"
+    ):
+        asyncio.run(again.start())
+    asyncio.run(again.close())

@@ -108,6 +108,18 @@ class Attempt:
     refusal: str  # what the error message must say
     prepare: list[dict[str, Any]] = field(default_factory=list)  # edits the admin applies first
 
+    def now(self) -> dict[str, Any]:
+        """The variables with a grant's window moved to start a minute before now, as it did
+        when the attempt was written (at collection, which may be minutes before it runs)."""
+        given = self.variables.get("grant")
+        if not isinstance(given, dict):
+            return self.variables
+        start = datetime.fromisoformat(given["validFrom"])
+        shift = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1) - start
+        until = datetime.fromisoformat(given["validUntil"]) + shift
+        moved = given | {"validFrom": (start + shift).isoformat(), "validUntil": until.isoformat()}
+        return self.variables | {"grant": moved}
+
 
 def steward_grant(**overrides: Any) -> dict[str, Any]:
     """A grant the steward may give (own data, another department, 30 days, a field they read
@@ -238,7 +250,7 @@ def test_escalation_is_refused_with_a_clear_error_and_recorded(hub: Hub, attempt
     before, roles_before = policy(hub), data(hub.query(ROLES))
     departments = {a["app"]: a["department"] for a in roles_before["roleAssignments"]}
 
-    refused = error(hub.as_caller(attempt.caller).query(attempt.query, attempt.variables))
+    refused = error(hub.as_caller(attempt.caller).query(attempt.query, attempt.now()))
 
     assert refused["extensions"]["code"] == "FORBIDDEN"
     assert attempt.refusal in refused["message"]
@@ -257,14 +269,14 @@ def test_refused_changes_are_recorded_against_the_version_they_were_refused_on(h
     # The history's `version` of a refused change is the version it was made against.
     start = version(hub)
     for attempt in (ATTEMPTS["steward_adds_a_rule"], ATTEMPTS["steward_promotes_themselves_to_admin"]):
-        error(hub.as_caller(attempt.caller).query(attempt.query, attempt.variables))
+        error(hub.as_caller(attempt.caller).query(attempt.query, attempt.now()))
         newest = history(hub, 1)[0]
         assert (newest["outcome"], newest["version"]) == ("refused", start), newest
 
 
 def test_refused_steward_grant_leaves_the_grantee_masked(hub: Hub) -> None:
     attempt = ATTEMPTS["steward_grants_beyond_the_maximum_duration"]
-    error(hub.as_caller(STEWARD).query(attempt.query, attempt.variables))
+    error(hub.as_caller(STEWARD).query(attempt.query, attempt.now()))
     names = column(cases(hub, HEALTH, "health_care"), "recipientName")
     assert_masked_names(names, column(plain_cases(hub), "recipientName"))
 
