@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connectors.base import Connector
 from hub.authz.admin import PolicyAdmin
 from hub.authz.changes import Limits
+from hub.authz.coverage import check_coverage
 from hub.authz.live import LivePolicy
 from hub.authz.plan import AccessPolicy, Planner, PolicySource
 from hub.authz.release import Releaser
-from hub.authz.snapshot import load_purposes
+from hub.authz.snapshot import SnapshotError, load_purposes
 from hub.authz.store import PolicyStore, seed
 from hub.catalog import Catalog, load_catalog
 from hub.cells import key_scopes
@@ -49,7 +50,9 @@ class Services:
 
     async def start(self) -> None:
         """Load the keyring (making the keys the catalog lacks), seed the policy on a new hub
-        database and load its newest version."""
+        database and load its newest version. A policy whose row rules leave an entity about
+        persons uncovered (stored before the check existed, or over a changed catalog) stops
+        the start: serving it would release the rows the rules meant to hide."""
         made = await self.keys.start(*key_scopes(list(self.catalog)))
         for name in made:
             log.info("made the %s", name)
@@ -58,6 +61,13 @@ class Services:
         async with self.sessions() as session, session.begin():
             await seed(session, self.catalog, self.purposes)
         await self.live.refresh(self.sessions)
+        snapshot = self.live.current().snapshot
+        problem = check_coverage(snapshot, self.catalog)
+        if problem is not None:
+            version = snapshot.version
+            message = f"the hub will not start on policy version {version}: {problem}; fix it with `hub policy import`"
+            log.error("%s", message)
+            raise SnapshotError(message)
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -80,7 +90,16 @@ def build_services(
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
-    reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
+    reader = Reader(
+        catalog,
+        connectors,
+        releaser,
+        keys,
+        cursors,
+        settings.default_page_size,
+        settings.max_page_size,
+        settings.max_semijoin_keys,
+    )
     purposes = load_purposes()
     live: LivePolicy | None = None
     source: PolicySource
