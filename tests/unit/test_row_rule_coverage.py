@@ -4,18 +4,36 @@ it can read, and rules that follow a relation are checked as they are written.""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import URL
 
+from connectors.base import In, Or
 from hub.authz.coverage import about_persons, uncovered
 from hub.authz.plan import Decision
 from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Inheritance, RowRule, Rule, Snapshot, SnapshotError, load_purposes, load_seed, validate
+from hub.authz.snapshot import (
+    Inheritance,
+    RowRule,
+    Rule,
+    Snapshot,
+    SnapshotError,
+    load_purposes,
+    load_seed,
+    to_seed,
+    validate,
+)
+from hub.cli import main
 from hub.principal import Principal
+from hub.semijoin import within
 from tests.unit.test_policy_properties import CATALOG, CI, DEPARTMENTS, ROLES, grants, inheritances, rules
 
+DEMO = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"
 SEED = load_seed()
 PURPOSES = load_purposes()
 PERSON_ENTITIES = sorted(about_persons(CATALOG))
@@ -208,3 +226,21 @@ def test_coverage_names_exactly_the_entities_the_policy_releases_without_a_row_r
                     for item in entity.fields.values()
                 )
             assert released == (entity_id in gaps.get(role, [])), f"{role} on {entity_id}: {gaps}"
+
+
+def test_policy_import_leaving_a_gap_is_refused_naming_it(hub_db: URL, tmp_path: Path) -> None:
+    env = {"HUB_DATABASE_URL": hub_db.render_as_string(), "HUB_MANIFESTS": str(DEMO)}
+    policy = to_seed(without_rule(SEED, "district_office", "education.StudentAid"))
+    (tmp_path / "gap.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    result = CliRunner().invoke(main, ["policy", "import", str(tmp_path / "gap.yaml"), "--reason", "r"], env=env)
+    assert result.exit_code == 1
+    assert "role district_office has none on education.StudentAid" in result.output
+    assert "nothing was imported" in result.output
+
+
+def test_a_key_set_larger_than_one_in_list_is_split_into_lists_of_at_most_5000_in_one_filter() -> None:
+    keys = tuple(range(12_001))
+    split = within("c", keys)
+    assert isinstance(split, Or)
+    assert [len(part.values) for part in split.items if isinstance(part, In)] == [5000, 5000, 2001]
+    assert within("c", ()) == In("c", ())
