@@ -54,6 +54,9 @@ class Settings:
     # again: a revoked token keeps working on an instance for at most this long. 0 reads the
     # database on every request.
     token_cache_seconds: float = 1.0
+    # The most related rows one row rule that follows a relation may match (a key-set
+    # semi-join, e.g. a district's residents); past it a request is refused, never cut.
+    max_semijoin_keys: int = 10_000
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -71,6 +74,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
         "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
         "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
+        "max_semijoin_keys": environ.get("HUB_MAX_SEMIJOIN_KEYS", "10000"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -87,6 +91,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     min_mask = _int("HUB_MIN_MASK_CANDIDATES", values["min_mask_candidates"])
     if min_mask < 1:
         raise SettingsError("HUB_MIN_MASK_CANDIDATES must be at least 1")
+    max_semijoin_keys = _int("HUB_MAX_SEMIJOIN_KEYS", values["max_semijoin_keys"])
+    if max_semijoin_keys < 1:
+        raise SettingsError("HUB_MAX_SEMIJOIN_KEYS must be at least 1")
     cursor_key = _key("HUB_CURSOR_KEY", environ.get("HUB_CURSOR_KEY"))
     given = overrides.get("master_key")
     if given is not None and (not isinstance(given, bytes) or len(given) != 32):
@@ -109,6 +116,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         master_key_file=master_key_file,
         max_grant_days=max_grant_days,
         min_mask_candidates=min_mask,
+        max_semijoin_keys=max_semijoin_keys,
         database_url=url,
         manifests_dir=Path(str(values["manifests_dir"])),
         # The master key stays out of what manifests may name.

@@ -18,6 +18,7 @@ from connectors.base import (
     Compare,
     Connector,
     ConnectorError,
+    Filter,
     In,
     Op,
     OrderKey,
@@ -36,6 +37,7 @@ from hub.crypto.live import LiveKeyring
 from hub.cursor import Cursors
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.filters import FilterSpec, compile_filter, compile_order
+from hub.semijoin import DEFAULT_MAX_KEYS, KeySets, Scoped
 
 # Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
 # allowed where the field itself is not released, and string-keyed readers never see them.
@@ -63,6 +65,8 @@ class Request:
 
     plan: AccessPlan
     record: AccessRecord
+    # The key sets of row rules that follow relations, fetched once per request when needed.
+    key_sets: KeySets | None = None
 
 
 class Reader:
@@ -75,6 +79,7 @@ class Reader:
         cursors: Cursors,
         default_page: int = 100,
         max_page: int = 10_000,
+        max_semijoin_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
         self.catalog = catalog
         self.cursors = cursors
@@ -83,6 +88,7 @@ class Reader:
         self.keys = keys
         self.default_page = default_page
         self.max_page = max_page
+        self.max_semijoin_keys = max_semijoin_keys
 
     async def page(
         self,
@@ -107,7 +113,10 @@ class Reader:
         keys, order_fields = compile_order(entity, order)
         plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
         plan.require_plain(entity, sorted(order_fields), "ordering")
-        where = conjoin(compiled.where, plan.row_rule(entity.id))
+        rule = plan.row_rule(entity.id)
+        if isinstance(rule, Scoped):
+            rule = await self._scoped(request, rule)
+        where = conjoin(compiled.where, rule)
         columns = self._columns(plan, entity, names, joins)
         query = Query(entity.table, (), where, keys, limit, page.offset or 0)
         full_order = query.full_order()
@@ -145,7 +154,10 @@ class Reader:
         if key_info.encrypted:
             # An encrypted key is found by its blind index, never by decrypting the column.
             key = self._index_value(key_info, str(key))
-        where = conjoin(Compare(entity.table.key, Op.EQ, key), plan.row_rule(entity.id))
+        rule = plan.row_rule(entity.id)
+        if isinstance(rule, Scoped):
+            rule = await self._scoped(request, rule)
+        where = conjoin(Compare(entity.table.key, Op.EQ, key), rule)
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
         # `_run` inlined: a by-key read is the whole of a small request, and each coroutine
         # layer between the request and the driver is paid on every suspension and resumption.
@@ -175,7 +187,8 @@ class Reader:
         target_field = target.fields[relation.target_field]
         match_column = target_field.searchable_column
         columns = _union(self._columns(plan, target, names, joins), [match_column])
-        rule = plan.row_rule(target.id)
+        scope = plan.row_rule(target.id)
+        rule = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
         order = (OrderKey(match_column),)
         # The value each join value is looked up by. Encrypted fields join on blind indexes of
         # one domain; a plain source joining an encrypted target is indexed here.
@@ -226,6 +239,17 @@ class Reader:
             for out, value in zip(released.rows, rows.column(item.searchable_column), strict=True):
                 out[(JOIN, name)] = _join_value(item, value)
         return released
+
+    async def _scoped(self, request: Request, scope: Scoped) -> Filter | None:
+        """A row rule that follows relations, as a filter: its key sets are read once per
+        request (under the bound; past it the request is refused, never cut)."""
+        if request.key_sets is None:
+            request.key_sets = KeySets(self._fetch, self.max_semijoin_keys)
+        return await request.key_sets.resolve(scope)
+
+    async def _fetch(self, entity: EntityInfo, query: Query) -> Page:
+        page: Page = await self._run(entity, self.connectors[entity.department].fetch(query))
+        return page
 
     def _index_value(self, item: FieldInfo, value: str) -> Any:
         """`value`'s blind index as `item`'s index column stores it."""

@@ -58,7 +58,9 @@ class Services:
 
     async def start(self) -> None:
         """Load the keyring (making the keys the catalog lacks), seed the policy on a new hub
-        database and load its newest version."""
+        database and load its newest version. A policy whose row rules leave an entity about
+        persons uncovered (stored before the check existed, or over a changed catalog) stops
+        the start: serving it would release the rows the rules meant to hide."""
         made = await self.keys.start(*key_scopes(list(self.catalog)))
         for name in made:
             log.info("made the %s", name)
@@ -70,16 +72,18 @@ class Services:
         current = self.live.current()
         try:
             # The stored policy against this hub's catalog (its manifests, just loaded) and
-            # rules: one written by an older hub or by hand is not served; the operator
-            # imports a corrected one.
+            # rules: one written by an older hub or by hand, or over a changed catalog, is not
+            # served (a gap in row rules would release the rows they meant to hide); the
+            # operator imports a corrected one.
             validate(current.snapshot, self.catalog, self.terms)
             async with self.sessions() as session:
                 apps = await principals(session)
             await self.store.check_masks(current, apps)
         except (SnapshotError, WeakMask) as exc:
-            raise StartupRefused(
-                f"policy version {current.snapshot.version} is refused: {exc}; fix it with `hub policy import`"
-            ) from None
+            version = current.snapshot.version
+            message = f"the hub will not start on policy version {version}: {exc}; fix it with `hub policy import`"
+            log.error("%s", message)
+            raise StartupRefused(message) from None
 
     async def close(self) -> None:
         for connector in self.connectors.values():
@@ -102,7 +106,16 @@ def build_services(
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
-    reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
+    reader = Reader(
+        catalog,
+        connectors,
+        releaser,
+        keys,
+        cursors,
+        settings.default_page_size,
+        settings.max_page_size,
+        settings.max_semijoin_keys,
+    )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None
     source: PolicySource

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from connectors.base import Filter
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.errors import Forbidden, Internal
 from hub.principal import Principal
+from hub.semijoin import RowScope
 
 
 class Decision(enum.Enum):
@@ -49,7 +49,7 @@ class AccessPolicy(Protocol):
 
     def relation(self, principal: Principal, purpose: str | None, relation: RelationInfo) -> Verdict: ...
 
-    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None: ...
+    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> RowScope: ...
 
     def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
         """The principal's attributes its row rules read (part of a cached plan's key)."""
@@ -71,7 +71,7 @@ class ReleaseEverything:
     def relation(self, principal: Principal, purpose: str | None, relation: RelationInfo) -> Verdict:
         return PLAIN
 
-    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None:
+    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> RowScope:
         return None
 
     def attributes_used(self, principal: Principal) -> tuple[tuple[str, str], ...]:
@@ -96,7 +96,8 @@ class AccessPlan:
     policy_version: str
     fields: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
-    row_rules: dict[str, Filter | None] = field(default_factory=dict)
+    # Per entity: a filter, or a scope whose semi-joins the reader resolves per request.
+    row_rules: dict[str, RowScope] = field(default_factory=dict)
 
     def field(self, entity_id: str, name: str) -> Verdict:
         try:
@@ -111,7 +112,7 @@ class AccessPlan:
         except KeyError:
             raise Internal("the request reached a relation its access plan did not cover") from None
 
-    def row_rule(self, entity_id: str) -> Filter | None:
+    def row_rule(self, entity_id: str) -> RowScope:
         try:
             return self.row_rules[entity_id]
         except KeyError:
@@ -150,7 +151,7 @@ class _Decided:
     expires: datetime | None
     fields: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
-    row_rules: dict[str, Filter | None] = field(default_factory=dict)
+    row_rules: dict[str, RowScope] = field(default_factory=dict)
     # Plans already made under these decisions, by selection object (kept alive here, so its
     # id is not reused): a compiled document's requests share one selection.
     plans: dict[int, tuple[Selection, AccessPlan]] = field(default_factory=dict)

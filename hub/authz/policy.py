@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connectors.base import Filter, In, conjoin
+from connectors.base import In
 from hub.authz.enforcer import Ask, Enforcer
 from hub.authz.grants import Grant, grant_problem
 from hub.authz.plan import Decision, Verdict
@@ -25,8 +25,8 @@ from hub.authz.snapshot import Snapshot, placeholders, substitute
 from hub.authz.terms import Terms
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.catalog.manifest import Tier
-from hub.filters import compile_filter
 from hub.principal import Principal
+from hub.semijoin import RowScope, compile_scope, conjoin_scopes
 
 Clock = Callable[[], datetime]
 
@@ -85,9 +85,9 @@ class SnapshotPolicy:
         explained = self.explain_relation(principal, relation)
         return Verdict(explained.decision, explained.reason)
 
-    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> Filter | None:
+    def row_rule(self, principal: Principal, purpose: str | None, entity: EntityInfo) -> RowScope:
         roles = self.roles(principal)
-        filters = []
+        filters: list[RowScope] = []
         for rule in self.snapshot.row_rules:
             if rule.entity == entity.id and rule.role in roles:
                 if not placeholders(rule.filter) <= set(principal.attributes):
@@ -95,8 +95,9 @@ class SnapshotPolicy:
                     # whatever operator the rule uses.
                     return In(entity.table.key, ())
                 spec = substitute(rule.filter, principal.attributes)
-                filters.append(compile_filter(entity, spec).where)
-        return conjoin(*filters)
+                # A rule that follows a relation becomes a semi-join, resolved per request.
+                filters.append(compile_scope(self.catalog, entity, spec))
+        return conjoin_scopes(*filters)
 
     # --- explanations ------------------------------------------------------------------------
 

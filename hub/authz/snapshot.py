@@ -16,14 +16,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.authz.coverage import check_coverage
+
 # Grant and load_purposes lived here once; they are re-exported for code that imports them so.
 from hub.authz.grants import Grant as Grant
 from hub.authz.grants import grant_problem
 from hub.authz.terms import POLICIES, Terms
 from hub.authz.terms import load_purposes as load_purposes
-from hub.catalog import Catalog
+from hub.catalog import Catalog, EntityInfo
 from hub.errors import HubError
-from hub.filters import compile_filter
+from hub.semijoin import MAX_HOPS, compile_scope
 
 TIERS = ("L1", "L2", "L3", "L4")
 ACTIONS = ("read", "mask", "follow", "lookup")
@@ -65,7 +67,8 @@ class RowRule(Frozen):
     role: str = Field(pattern=ROLE)
     entity: str
     # A filter in the GraphQL filter shape; string values `$principal.<attribute>` are replaced
-    # by the caller's attribute when the plan is made.
+    # by the caller's attribute when the plan is made. A key may name a relation of the entity
+    # with a filter on its target (`{patient: {districtCode: {eq: ...}}}`): a key-set semi-join.
     filter: dict[str, Any]
 
 
@@ -144,9 +147,10 @@ def _first(exc: Exception) -> str:
     return "an entry has the wrong shape"
 
 
-def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> None:
-    """Every rule, row rule and grant names things that exist, and every grant keeps the
-    grant invariants (hub.authz.grants); raise SnapshotError if not."""
+def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms, coverage: bool = True) -> None:
+    """Every rule, row rule and grant names things that exist, every grant keeps the grant
+    invariants (hub.authz.grants), and (`coverage`, for a whole policy) a role with row rules
+    has one for every entity about persons it can read; raise SnapshotError if not."""
     fields = {f"{e.id}.{f}" for e in catalog for f in e.fields}
     relations = {f"{e.id}.{r}" for e in catalog for r in e.relations}
     departments = set(catalog.departments)
@@ -162,11 +166,12 @@ def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> None:
         if entity is None:
             raise SnapshotError(f"row rule of {row_rule.role}: {row_rule.entity} is not an entity")
         where = f"row rule of {row_rule.role} on {row_rule.entity}"
-        _check_filter(row_rule.filter, set(entity.fields), where)
+        _check_filter(row_rule.filter, entity, catalog, where)
         try:
             # Compiled as it will be at plan time (with stand-in attributes), so an operator or
             # value the hub cannot use is refused now, not on every later request.
-            compile_filter(entity, substitute(row_rule.filter, dict.fromkeys(placeholders(row_rule.filter), "x")))
+            stand_in = substitute(row_rule.filter, dict.fromkeys(placeholders(row_rule.filter), "x"))
+            compile_scope(catalog, entity, stand_in)
         except HubError as exc:
             raise SnapshotError(f"{where}: {exc.message}") from None
     ids: set[str] = set()
@@ -183,6 +188,10 @@ def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> None:
         problem = grant_problem(grant, entity, terms)
         if problem is not None:
             raise SnapshotError(f"{where}: {problem}")
+    if coverage:
+        gap = check_coverage(snapshot, catalog)
+        if gap:
+            raise SnapshotError(gap)
 
 
 def prune(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> tuple[Snapshot, list[str]]:
@@ -192,7 +201,8 @@ def prune(snapshot: Snapshot, catalog: Catalog, terms: Terms) -> tuple[Snapshot,
 
     def keep(item: Any, check: Snapshot) -> bool:
         try:
-            validate(check, catalog, terms)
+            # One entry at a time: coverage is a property of the whole policy, checked at start.
+            validate(check, catalog, terms, coverage=False)
         except SnapshotError as exc:
             dropped.append(str(exc))
             return False
@@ -224,7 +234,9 @@ def _check_hierarchy(snapshot: Snapshot) -> None:
             raise SnapshotError(f"role hierarchy: {role} inherits through more than {MAX_HIERARCHY_DEPTH} levels")
 
 
-def _check_filter(spec: Any, fields: set[str], where: str) -> None:
+def _check_filter(spec: Any, entity: EntityInfo, catalog: Catalog, where: str, under: str = "", hops: int = 0) -> None:
+    """`under` is the `or` or `not` the spec stands under: a relation may not (a semi-join
+    restricts rows; it is not an alternative)."""
     if not isinstance(spec, dict):
         raise SnapshotError(f"{where}: a filter is a mapping such as {{field: {{eq: value}}}}")
     for key, value in spec.items():
@@ -232,11 +244,18 @@ def _check_filter(spec: Any, fields: set[str], where: str) -> None:
             if not isinstance(value, list):
                 raise SnapshotError(f"{where}: `{key}` takes a list")
             for item in value:
-                _check_filter(item, fields, where)
+                _check_filter(item, entity, catalog, where, under or ("or" if key == "or" else ""), hops)
         elif key == "not":
-            _check_filter(value, fields, where)
-        elif key not in fields:
-            raise SnapshotError(f"{where}: {key} is not a field")
+            _check_filter(value, entity, catalog, where, under or "not", hops)
+        elif key in entity.relations:
+            if under:
+                raise SnapshotError(f"{where}: the relation {key} may not stand under `{under}`")
+            if hops >= MAX_HOPS:
+                raise SnapshotError(f"{where}: a row rule may follow at most {MAX_HOPS} relations in a row")
+            target = catalog.entity(entity.relations[key].target)
+            _check_filter(value, target, catalog, f"{where} through {key}", "", hops + 1)
+        elif key not in entity.fields:
+            raise SnapshotError(f"{where}: {key} is not a field or relation of {entity.id}")
         elif not isinstance(value, dict):
             raise SnapshotError(f"{where}: {key} takes operators such as {{eq: ...}}")
         else:

@@ -144,7 +144,7 @@ def test_a_hub_refuses_to_start_on_a_stored_policy_that_breaks_the_grant_rules(
     asyncio.run(store_a_bad_version())
     again = hub_services(demo_workspace, url)
     with pytest.raises(
-        StartupRefused, match="policy version 2 is refused: grant old: L3 data may not be granted to public"
+        StartupRefused, match="will not start on policy version 2: grant old: L3 data may not be granted to public"
     ):
         asyncio.run(again.start())
     asyncio.run(again.close())

@@ -185,7 +185,7 @@ class Viewer:
         if rows is None:
             specs = self.row_rules.get(entity.id, [])
             rows = self._visible[entity.id] = [
-                r for r in truth.rows[entity.id] if all(self._holds(s, r) for s in specs)
+                r for r in truth.rows[entity.id] if all(self._holds(s, r, entity, truth) for s in specs)
             ]
         return rows
 
@@ -201,10 +201,20 @@ class Viewer:
             ids = self._visible_ids[entity.id] = set(map(id, self.visible(entity, truth)))
         return ids
 
-    def _holds(self, spec: Mapping[str, Any], row: Row) -> bool:
+    def _holds(self, spec: Mapping[str, Any], row: Row, entity: EntityInfo, truth: Truth) -> bool:
         for name, ops in spec.items():
+            relation = entity.relations.get(name)
+            if relation is not None:
+                # A rule through a relation holds where some related row holds the inner rule.
+                target = truth.catalog.entity(relation.target)
+                join = row[relation.field]
+                related = [] if join is None else truth.matching(target, relation.target_field, join)
+                if not any(self._holds(ops, other, target, truth) for other in related):
+                    return False
+                continue
             for op, value in ops.items():
-                # The seed's row rules are equalities; anything else would need this oracle to grow.
+                # The seed's row rules are equalities (on a field, or through relations to one);
+                # anything else would need this oracle to grow.
                 assert op == "eq" and name in row, f"row rule {spec} is not an equality on a field"
                 if isinstance(value, str) and value.startswith("$principal."):
                     attribute = value.removeprefix("$principal.")

@@ -97,7 +97,10 @@ def test_the_old_demo_mask_leaves_about_thirty_ids_and_is_refused_for_the_health
     health = Principal("health-app", "health", ("department_app",))
     found = [w for w in weaknesses(policy, weak, [health], 10_000) if w.field == "population.Person.idNumber"]
     assert [w.candidates for w in found] and all(25 <= w.candidates <= 40 for w in found)
-    with pytest.raises(WeakMask, match=r"health callers with roles department_app see \S+[iI]dNumber masked with only \d+ possible values"):
+    with pytest.raises(
+        WeakMask,
+        match=r"health callers with roles department_app see \S+[iI]dNumber masked with only \d+ possible values",
+    ):
         check(policy, weak, [health], 10_000)
 
 
