@@ -75,7 +75,7 @@ class Settings:
 
     def max_daily_lookups(self) -> int:
         """The most lookups any caller can make in a day: 24 hours of the largest quota."""
-        return 24 * max(self.lookup_quota_default, *self.lookup_quotas.values())
+        return 24 * max([self.lookup_quota_default, *self.lookup_quotas.values()])
 
 
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
