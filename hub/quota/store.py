@@ -14,6 +14,8 @@ from sqlalchemy.sql import Insert
 
 from hub.quota.models import LookupSeen, LookupWindow
 
+CHUNK = 1000
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -32,13 +34,17 @@ async def count(session: AsyncSession, principal: str, hour: int, digests: Seque
     window = (LookupWindow.principal == principal) & (LookupWindow.hour == hour)
     used = (await session.execute(select(LookupWindow.count).where(window).with_for_update())).scalar_one()
     wanted = list(dict.fromkeys(digests))
-    known = set(
-        await session.scalars(
-            select(LookupSeen.digest).where(
-                LookupSeen.principal == principal, LookupSeen.hour == hour, LookupSeen.digest.in_(wanted)
-            )
+    if len(wanted) > limit:
+        # More than the whole quota: refused whatever was counted before, without asking.
+        return Counted(False, used, len(wanted))
+    known: set[bytes] = set()
+    # In chunks: drivers bound the parameters of one statement (SQLite 32,766, asyncpg 32,767).
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        seen = select(LookupSeen.digest).where(
+            LookupSeen.principal == principal, LookupSeen.hour == hour, LookupSeen.digest.in_(chunk)
         )
-    )
+        known.update(await session.scalars(seen))
     new = [d for d in wanted if d not in known]
     if used + len(new) > limit:
         return Counted(False, used, len(new))
