@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,6 +217,21 @@ def test_a_trusted_document_is_counted_like_free_text(roomy: QuotaHub) -> None:
     for key in guesses(3):
         assert roomy.post({"documentId": document_id, "variables": {"key": key}}).status_code == 200
     assert roomy.used() - before == 3
+
+
+def test_a_get_request_is_counted_like_a_post(roomy: QuotaHub) -> None:
+    (guess,) = guesses(1)
+    before = roomy.used()
+    headers = {"Authorization": f"Bearer {roomy.tokens[HEALTH]}", "X-Hub-Purpose": PURPOSE}
+    params = {"query": BY_KEY, "variables": json.dumps({"key": guess})}
+    assert roomy.client.get("/graphql", params=params, headers=headers).status_code == 200
+    assert roomy.used() - before == 1
+
+
+def test_a_long_in_list_counts_each_value(roomy: QuotaHub) -> None:
+    values = guesses(2500)
+    listed = ", ".join(f'"{v}"' for v in values)
+    assert counted(roomy, total("populationPersons", f"{{idNumber: {{in: [{listed}]}}}}")) == 2500
 
 
 def test_a_guess_repeated_in_any_form_counts_once(roomy: QuotaHub) -> None:
