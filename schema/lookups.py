@@ -121,8 +121,6 @@ class Lookups:
                 if value is not None:
                     out.append(_scoped(entity.fields[entity.key], entity, value))
                 continue
-            if not site.node.arguments:
-                continue
             coerced = coerced or self._coerce(found, raw)
             if coerced is None:
                 return []
@@ -211,7 +209,8 @@ class Lookups:
             relation = source.relations.get(name)
             if relation is not None:
                 entity = self.catalog.entity(relation.target)
-        if entity is None or "filter" not in field.args:
+        # A list without a `filter` argument supplies nothing (the argument defaults to null).
+        if entity is None or not any(a.name.value == "filter" for a in node.arguments or ()):
             return None
         return Site(entity, False, node, field, None, Undefined)
 
