@@ -1,5 +1,5 @@
-"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|w2|w6|all]` from
-the repository root (default: all, W1, W1-access, W2, then W6).
+"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|w2|w6|w6-quota|all]`
+from the repository root (default: all, W1, W1-access, W2, W6, then W6-quota).
 
 Sets up the bench database; then, per workload, a throw-away hub and its contenders as uvicorn
 subprocesses on loopback, checks their answers, times them and reports. Progress goes to
@@ -18,13 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+import orjson
 from sqlalchemy.engine import URL
 
-from bench import w1_access, w2, w6
+from bench import w1_access, w2, w6, w6_quota
 from bench.database import bench_url, ensure_database, ensure_demo_data, expected_counts
 from bench.hub_setup import URL_ENV, bench_keyring, hub_env, prepare_hub, register_app
 from bench.limit_app import URL_ENV as LIMIT_URL_ENV
-from bench.load_report import W2Result, W6Result, w2_table, w6_table, write_w2_json, write_w6_json
+from bench.load_report import W2Result, W6Result, _machine, _path, w2_table, w6_table, write_w2_json, write_w6_json
 from bench.load_wrk import LoadFailed, measure_wrk, wrk_version
 from bench.machine import POSTGRAPHILE, Machine, describe, postgraphile_version, revision
 from bench.measure import RequestFailed, measure
@@ -271,6 +272,79 @@ def run_w6(code: str, machine: Machine, duration_s: float) -> W6Result:
     )
 
 
+def run_w6_quota(code: str, machine: Machine, duration_s: float) -> Path:
+    """W6-quota: the hub with the lookup counter on against the same hub with it off, on one
+    hub database, alternating wrk runs; prints the table, writes the record, returns its path."""
+    started = datetime.now().astimezone()
+    wrk = wrk_version()
+    servers: list[Server] = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        folder = Path(tmp)
+        try:
+            say("W6-quota: starting the hub with the lookup counter on and the hub with it off")
+            manifests, database_url = prepare_hub(folder)
+            token = asyncio.run(register_app(database_url, *w6_quota.HEALTH_APP))
+            registry = asyncio.run(register_app(database_url, *w6_quota.REGISTRY_APP))
+            env = _hub_env(manifests, database_url)
+            counted = start("hub (counted)", _hub_serve(), {**env, **w6_quota.COUNTED_ENV}, folder / "on.log", REPO)
+            servers.append(counted)
+            # One after the other: the first start seeds the policy into the new hub database.
+            wait_ready(counted, "/healthz")
+            off = start("hub (counter off)", _hub_serve(), {**env, **w6_quota.UNCOUNTED_ENV}, folder / "off.log", REPO)
+            servers.append(off)
+            wait_ready(off, "/healthz")
+            keys = w6_quota.person_ids(off.base_url, registry)
+            say(f"W6-quota: checking both send the same data (every {w6_quota.SAMPLE_EVERY}th of {len(keys):,} keys)")
+            check = w6_quota.verify(counted.base_url, off.base_url, token, keys)
+            checked = asyncio.run(w6_quota.counted_values(database_url))
+            if checked != len(check["keys"]):
+                raise Mismatch(f"the counter counted {checked} values for {len(check['keys'])} keys checked")
+            say("W6-quota: priming: every key once to each hub, one request at a time")
+            prime_ms = (
+                w6_quota.prime(counted.base_url, token, keys),
+                w6_quota.prime(off.base_url, token, keys),
+            )
+            say(
+                f"W6-quota: wrk, {w6_quota.CONNECTIONS} connections, {duration_s:g} s a run, "
+                f"{w6_quota.WARMUPS} warm-ups + {w6_quota.RUNS} alternating runs each"
+            )
+            on_s, off_s = measure_wrk(
+                w6_quota.targets(counted.base_url, off.base_url, token, keys),
+                w6_quota.WARMUPS,
+                w6_quota.RUNS,
+                duration_s,
+                w6_quota.CONNECTIONS,
+                w6_quota.THREADS,
+                progress=lambda m: say(f"W6-quota: {m}"),
+            )
+            after = asyncio.run(w6_quota.counted_values(database_url))
+        except (Mismatch, LoadFailed):
+            _show_logs(servers)
+            raise
+        finally:
+            for server in reversed(servers):
+                stop(server)
+    header = [
+        *_machine(started, machine, code),
+        f"load:    {wrk}: {w6_quota.THREADS} thread, {w6_quota.CONNECTIONS} connections, {duration_s:g} s per run; "
+        f"{w6_quota.WARMUPS} warm-ups, then {w6_quota.RUNS} rounds of one run each, alternating who goes first",
+    ]
+    setup = {
+        "keys": len(keys),
+        "counted_after": after,
+        "prime_ms": prime_ms,
+        "duration_s": duration_s,
+        "wrk": wrk,
+        "check": check,
+    }
+    text, record = w6_quota.report(on_s, off_s, header, setup)
+    print(text, flush=True)
+    path = _path(RESULTS, "w6-quota", started)
+    record.update(started=started.isoformat(), machine=machine.as_dict(), revision=code)
+    path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return path
+
+
 def run_w2(code: str, machine: Machine, rates: tuple[float, ...], warmup_s: float, duration_s: float) -> W2Result:
     started = datetime.now().astimezone()
     pages = asyncio.run(w2.pages(bench_url()))
@@ -299,7 +373,9 @@ def run_w2(code: str, machine: Machine, rates: tuple[float, ...], warmup_s: floa
 
 
 def run_load_workload(workload: str, code: str, machine: Machine, args: argparse.Namespace) -> Path:
-    """W2 or W6: run it, print its table and write its record; the record's path."""
+    """W2, W6 or W6-quota: run it, print its table and write its record; the record's path."""
+    if workload == "w6-quota":
+        return run_w6_quota(code, machine, args.duration)
     if workload == "w6":
         w6_result = run_w6(code, machine, args.duration)
         print(w6_table(w6_result), flush=True)
@@ -310,7 +386,7 @@ def run_load_workload(workload: str, code: str, machine: Machine, args: argparse
 
 
 LOAD_ERRORS = (LoadFailed, OpenLoopFailed, w6.TrustedDocumentsMissing)
-WORKLOADS = ("w1", "w1-access", "w2", "w6")
+WORKLOADS = ("w1", "w1-access", "w2", "w6", "w6-quota")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workload", choices=(*WORKLOADS, "all"), default="all", help="which workload to run (default: all)"
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="W6: seconds per wrk run (default: 5)")
+    parser.add_argument("--duration", type=float, default=5.0, help="W6, W6-quota: seconds per wrk run (default: 5)")
     parser.add_argument(
         "--rates",
         type=parse_rates,
@@ -337,14 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Taken before the servers start: the code they run is the code as of now.
         code = revision(REPO)
-        if "w6" in chosen:
+        if "w6" in chosen or "w6-quota" in chosen:
             wrk_version()  # W6 cannot run without wrk: say so before the other workloads run
         prepare_database()
         machine = asyncio.run(describe(bench_url()))
         for number, workload in enumerate(chosen):
             if number:
                 print()
-            if workload in ("w2", "w6"):
+            if workload in ("w2", "w6", "w6-quota"):
                 say(f"\nwrote {run_load_workload(workload, code, machine, args).relative_to(REPO)}")
                 continue
             if workload == "w1":

@@ -30,11 +30,14 @@ from strawberry.types.graphql import OperationType
 from hub.apps.cache import PrincipalCache
 from hub.documents.service import is_document_id
 from hub.principal import Principal
+from hub.quota import LookupCounter, Refusal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
+from schema.access import selection_for
 from schema.context import RequestContext
 from schema.documents import Compiled, TrustedDocuments
 from schema.errors import code_of, format_error
+from schema.lookups import Lookups
 
 log = logging.getLogger("hub.app")
 
@@ -57,6 +60,10 @@ def create_app(services: Services) -> Starlette:
     built = build_schema(services.catalog, services.settings)
     trusted = TrustedDocuments(built.compiler, services.sessions)
     principals = PrincipalCache(services.sessions, services.settings.token_cache_seconds)
+    lookups = Lookups(built.schema._schema, services.catalog, built.root_fields, built.entity_types)
+    quota = services.quota
+    if not quota.enabled:
+        log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
     state = {"ready": False}
 
     @contextlib.asynccontextmanager
@@ -102,6 +109,9 @@ def create_app(services: Services) -> Starlette:
         document = await _document(services, trusted, body)
         if isinstance(document, Response):
             return document
+        refused = await _within_quota(services, built, lookups, quota, principal, request, body, document)
+        if refused is not None:
+            return refused
         return await _execute(services, built, principal, request, body, document)
 
     routes = [
@@ -181,6 +191,53 @@ async def _document(services: Services, trusted: TrustedDocuments, body: dict[st
         )
     body["query"] = compiled.text
     return compiled
+
+
+async def _within_quota(
+    services: Services,
+    built: BuiltSchema,
+    lookups: Lookups,
+    quota: LookupCounter,
+    principal: Principal,
+    request: Request,
+    body: dict[str, Any],
+    document: Compiled | None,
+) -> Response | None:
+    """The lookup quota's refusal (429), made before any SQL, of a request whose new identifier
+    values would pass the caller's quota; None when it may run. The request is compiled here
+    (the compiler's cache hands the same object to the execution that follows)."""
+    if not quota.enabled:
+        return None
+    compiled = document if document is not None else built.compiler.compile(body["query"])
+    name = body.get("operationName")
+    sites = lookups.sites(compiled, name)
+    if sites is None or not sites.sites or compiled.document is None:
+        return None
+    purpose = request.headers.get("x-hub-purpose") or None
+    if purpose is not None and purpose not in services.purposes:
+        return None  # refused as BAD_PURPOSE next, before any SQL
+    context = _context(services, built, principal, purpose, compiled)
+    selection = selection_for(context, built.schema._schema, compiled.document)
+    plan = services.planner.plan(principal, purpose, selection)
+    refusal = await quota.admit(principal, lookups.supplied(compiled, name, body.get("variables"), plan))
+    return None if refusal is None else _quota_exceeded(refusal)
+
+
+def _quota_exceeded(refusal: Refusal) -> Response:
+    window = {"start": refusal.window_start.isoformat(), "end": refusal.window_end.isoformat()}
+    message = (
+        f"lookup quota exceeded: this request supplies {refusal.requested} new identifier value(s) and "
+        f"{refusal.used} of your {refusal.limit} per hour are used; the next window starts at {window['end']}"
+    )
+    extensions = {
+        "code": "LIMIT_EXCEEDED",
+        "limit": refusal.limit,
+        "used": refusal.used,
+        "requested": refusal.requested,
+        "window": window,
+    }
+    body = {"errors": [{"message": message, "extensions": extensions}], "data": None}
+    return JSON(body, 429, {"Retry-After": str(refusal.retry_after)})
 
 
 async def _execute(

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
+
+# 24 x 200 = 4,800 a day: below half of the 10,000 candidates a mask must leave.
+DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office": 100, "data_steward": 100}
 
 
 class SettingsError(Exception):
@@ -57,9 +60,28 @@ class Settings:
     # The most related rows one row rule that follows a relation may match (a key-set
     # semi-join, e.g. a district's residents); past it a request is refused, never cut.
     max_semijoin_keys: int = 10_000
+    # Lookup quotas (hub/quota): how many distinct identifier values a caller may supply per
+    # hour on fields it does not read plain, by role; roles not listed get the default, and a
+    # caller with several roles gets the largest of theirs. Each one guess at a masked ID
+    # number, so a day of the most generous quota must stay well below a mask's candidates.
+    lookup_quotas: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LOOKUP_QUOTAS))
+    lookup_quota_default: int = 50
+    # Off only to price the counter (bench W6-quota); a hub serving callers keeps it on.
+    lookup_quota_enabled: bool = True
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
+
+    def lookup_quota(self, roles: Iterable[str]) -> int:
+        """The hourly lookup quota of a caller with `roles`: the largest of its roles'."""
+        return max(
+            (self.lookup_quotas.get(role, self.lookup_quota_default) for role in roles),
+            default=self.lookup_quota_default,
+        )
+
+    def max_daily_lookups(self) -> int:
+        """The most lookups any caller can make in a day: 24 hours of the largest quota."""
+        return 24 * max([self.lookup_quota_default, *self.lookup_quotas.values()])
 
 
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -75,6 +97,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
         "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
         "max_semijoin_keys": environ.get("HUB_MAX_SEMIJOIN_KEYS", "10000"),
+        "lookup_quotas": environ.get("HUB_LOOKUP_QUOTAS"),
+        "lookup_quota_default": environ.get("HUB_LOOKUP_QUOTA_DEFAULT", "50"),
+        "lookup_quota_enabled": environ.get("HUB_LOOKUP_QUOTA", "on"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -108,7 +133,13 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         token_cache = -1.0
     if not 0 <= token_cache <= 60:
         raise SettingsError("HUB_TOKEN_CACHE_SECONDS must be a number of seconds from 0 to 60")
+    quota_default = _int("HUB_LOOKUP_QUOTA_DEFAULT", values["lookup_quota_default"])
+    if quota_default < 0:
+        raise SettingsError("HUB_LOOKUP_QUOTA_DEFAULT must not be negative")
     return Settings(
+        lookup_quotas=_quotas(values["lookup_quotas"]),
+        lookup_quota_default=quota_default,
+        lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
         token_cache_seconds=token_cache,
         trusted_documents_only=_flag("HUB_TRUSTED_DOCUMENTS_ONLY", values["trusted_documents_only"]),
         cursor_key=cursor_key,
@@ -133,6 +164,27 @@ def _flag(name: str, value: object) -> bool:
     if text in ("", "0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false")
+
+
+def _quotas(value: object) -> dict[str, int]:
+    """`role=n,role=n`; None keeps the defaults, an empty text lists no role."""
+    if value is None:
+        return dict(DEFAULT_LOOKUP_QUOTAS)
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in str(value).split(","):
+            if not item.strip():
+                continue
+            role, equals, number = item.partition("=")
+            if not equals or not role.strip():
+                raise SettingsError("HUB_LOOKUP_QUOTAS must read role=number,role=number")
+            pairs.append((role.strip(), number.strip()))
+    quotas = {role: _int("HUB_LOOKUP_QUOTAS", number) for role, number in pairs}
+    if any(n < 0 for n in quotas.values()):
+        raise SettingsError("HUB_LOOKUP_QUOTAS must not hold a negative quota")
+    return quotas
 
 
 def _int(name: str, value: object) -> int:

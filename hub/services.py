@@ -27,6 +27,7 @@ from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
 from hub.cursor import Cursors
 from hub.db.engine import hub_engine, sessions
+from hub.quota import LookupCounter
 from hub.reader import Reader
 
 log = logging.getLogger("hub.services")
@@ -51,6 +52,8 @@ class Services:
     store: PolicyStore
     admin: PolicyAdmin | None
     keys: LiveKeyring
+    # Lookup quotas, counted in the hub database (hub/quota).
+    quota: LookupCounter
 
     @property
     def purposes(self) -> Mapping[str, Purpose]:
@@ -139,4 +142,5 @@ def build_services(
         store=store,
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
+        quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
     )

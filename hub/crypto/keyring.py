@@ -27,6 +27,7 @@ from hub.crypto.models import DATA, INDEX, MASK, MASK_SCOPE, WrappedKey
 
 KEY_BYTES = 32
 _MASK_CONTEXT = b"hub-mask/1\x00"
+_LOOKUP_CONTEXT = b"hub-lookup-quota/1\x00"
 
 
 class Keyring:
@@ -39,6 +40,7 @@ class Keyring:
         self._ciphers: dict[tuple[str, str, str], FieldCipher] = {}
         self._indexes: dict[str, BlindIndex] = {}
         self._masks: dict[tuple[str, str], bytes] = {}
+        self._lookup: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Keyring(departments={sorted(self._data)}, domains={sorted(self._index)})"
@@ -84,6 +86,16 @@ class Keyring:
             key = HKDFExpand(hashes.SHA256(), KEY_BYTES, info).derive(self._mask_root)
             self._masks[name] = key
         return key
+
+    def lookup_key(self) -> bytes:
+        """The key under which the lookup quota stores the values callers supplied (hub/quota):
+        derived from the mask key, so every instance holds it, and unlike a blind-index key
+        its hashes cannot be matched against department data."""
+        if self._lookup is None:
+            if self._mask_root is None:
+                raise KeyringError("no mask key in the keyring")
+            self._lookup = HKDFExpand(hashes.SHA256(), KEY_BYTES, _LOOKUP_CONTEXT).derive(self._mask_root)
+        return self._lookup
 
     def _department(self, department: str) -> DataKeys:
         keys = self._data.get(department)

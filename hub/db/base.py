@@ -25,6 +25,7 @@ def all_metadata() -> MetaData:
     import hub.apps.models
     import hub.authz.models
     import hub.crypto.models
-    import hub.documents.models  # noqa: F401  (each import registers its tables)
+    import hub.documents.models
+    import hub.quota.models  # noqa: F401  (each import registers its tables)
 
     return Base.metadata

@@ -1,0 +1,273 @@
+"""The identifier values a request supplies about fields its caller does not read plain, for the
+lookup quota (hub/quota), worked out before any SQL runs.
+
+Such a value is a guess: a by-key read or an `eq` filter on a masked ID number answers whether
+a person with that number exists (also through `totalCount`, which a filter drives alone). So
+every value given to a by-key argument or to any filter operator on a field the access plan
+does not release plain but lets the caller search (masked, withheld or lookup-only, with
+`lookup`) is counted, whether written in the document or passed in variables, at any depth of
+`and`/`or`/`not` (which the reader refuses on such fields today: counted all the same, so a
+later rule cannot open an uncounted path), under any alias and on every field that takes a
+filter. Values on fields the caller reads plain are not: it sees those values anyway. Nor are
+values on fields it can neither read plain nor search: the reader refuses those before any SQL.
+Joins the hub makes from rows it read (relation fields) take no value from the caller, so they
+count nothing.
+
+Where a value sits is worked out once per compiled document and operation (the sites); a
+request only coerces its variables, as graphql-core will, and reads the values at the sites.
+The walk is generous, as the access plan's: a field under `@skip` counts all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    value_from_ast,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.pyutils import Undefined
+
+from hub.authz.plan import AccessPlan, Decision
+from hub.catalog import Catalog, EntityInfo
+from hub.catalog.model import FieldInfo
+from hub.crypto.blind_index import normaliser
+from schema.documents import Compiled
+from schema.resolvers import input_spec
+
+# Filter operators whose values are not guesses at a value (they test presence).
+NOT_VALUES = frozenset({"isNull"})
+
+
+@dataclass(frozen=True)
+class Site:
+    """A field of the document that takes values about `entity`: its key (`by_key`) or a
+    filter of its rows."""
+
+    entity: EntityInfo
+    by_key: bool
+    node: FieldNode
+    field: GraphQLField
+    # A by-key argument read without coercion: the variable it names when that variable is
+    # `ID!` or `String!` without a default, or else its literal (Undefined: coerce instead).
+    variable: str | None
+    literal: Any
+
+
+@dataclass(frozen=True)
+class Sites:
+    operation: OperationDefinitionNode
+    sites: tuple[Site, ...]
+    # Variables declared `ID!` or `String!` without a default: a string given for one is its
+    # coerced value.
+    simple: frozenset[str]
+
+
+class Lookups:
+    """The supplied identifier values of requests, by compiled document."""
+
+    def __init__(
+        self, schema: GraphQLSchema, catalog: Catalog, root_fields: Mapping[str, str], entity_types: Mapping[str, str]
+    ) -> None:
+        self.schema = schema
+        self.catalog = catalog
+        self.root_fields = root_fields
+        self.entity_types = entity_types
+        self._sites: WeakKeyDictionary[Compiled, dict[str | None, Sites | None]] = WeakKeyDictionary()
+
+    def supplied(
+        self, compiled: Compiled, operation_name: str | None, inputs: Mapping[str, Any] | None, plan: AccessPlan
+    ) -> list[tuple[str, str]]:
+        """(scope, value) of every value the request supplies on a field `plan` does not release
+        plain; empty where the request will not run (graphql-core then refuses it unread)."""
+        found = self.sites(compiled, operation_name)
+        if found is None or not found.sites:
+            return []
+        raw = inputs or {}
+        coerced: VariableValues | None = None
+        out: list[tuple[str, str]] = []
+        for site in found.sites:
+            entity = site.entity
+            if site.by_key:
+                if not _counts(plan, entity, entity.key):
+                    continue
+                value = site.literal
+                if site.variable is not None:
+                    given = raw.get(site.variable)
+                    value = given if site.variable in found.simple and type(given) is str else Undefined
+                if value is Undefined:
+                    coerced = coerced or self._coerce(found, raw)
+                    if coerced is None:
+                        return []
+                    value = _arguments(site, coerced).get("key")
+                if value is not None:
+                    out.append(_scoped(entity.fields[entity.key], entity, value))
+                continue
+            coerced = coerced or self._coerce(found, raw)
+            if coerced is None:
+                return []
+            spec = input_spec(_arguments(site, coerced).get("filter"))
+            if spec:
+                out.extend(_filter_values(plan, entity, spec))
+        return out
+
+    def sites(self, compiled: Compiled, operation_name: str | None) -> Sites | None:
+        """The sites of the operation a request runs; None where there is no such operation."""
+        per_document = self._sites.get(compiled)
+        if per_document is None:
+            per_document = self._sites[compiled] = {}
+        if operation_name in per_document:
+            return per_document[operation_name]
+        found = per_document[operation_name] = self._compile(compiled, operation_name)
+        return found
+
+    def _compile(self, compiled: Compiled, operation_name: str | None) -> Sites | None:
+        document = compiled.document
+        if document is None or not compiled.runnable:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is None:
+            operation = operations[0] if len(operations) == 1 else None
+        else:
+            operation = next((o for o in operations if o.name is not None and o.name.value == operation_name), None)
+        if operation is None:
+            return None
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        root = self.schema.get_root_type(operation.operation)
+        sites = list(self._walk(operation.selection_set, root, fragments, set())) if root is not None else []
+        simple = frozenset(
+            d.variable.name.value
+            for d in operation.variable_definitions or ()
+            if d.default_value is None
+            and isinstance(d.type, NonNullTypeNode)
+            and isinstance(d.type.type, NamedTypeNode)
+            and d.type.type.name.value in ("ID", "String")
+        )
+        return Sites(operation, tuple(sites), simple)
+
+    def _walk(
+        self,
+        selection_set: SelectionSetNode,
+        parent: GraphQLNamedType | None,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        seen: set[str],
+    ) -> Iterator[Site]:
+        # Each fragment is walked once: its sites are the same wherever it is spread.
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if not isinstance(parent, GraphQLObjectType):
+                    continue
+                field = parent.fields.get(selection.name.value)
+                if field is None:
+                    continue
+                site = self._site(parent, selection, field)
+                if site is not None:
+                    yield site
+                if selection.selection_set is not None:
+                    yield from self._walk(selection.selection_set, get_named_type(field.type), fragments, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = parent if condition is None else self.schema.get_type(condition.name.value)
+                yield from self._walk(selection.selection_set, inner, fragments, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is None or name in seen:
+                    continue
+                seen.add(name)
+                inner = self.schema.get_type(fragment.type_condition.name.value)
+                yield from self._walk(fragment.selection_set, inner, fragments, seen)
+
+    def _site(self, parent: GraphQLObjectType, node: FieldNode, field: GraphQLField) -> Site | None:
+        name = node.name.value
+        entity: EntityInfo | None = None
+        if parent is self.schema.query_type and name in self.root_fields:
+            entity = self.catalog.entity(self.root_fields[name])
+            if name == entity.key_field:
+                return self._by_key(entity, node, field)
+        elif parent.name in self.entity_types:
+            # A relation field that takes a filter of its target's rows.
+            source = self.catalog.entity(self.entity_types[parent.name])
+            relation = source.relations.get(name)
+            if relation is not None:
+                entity = self.catalog.entity(relation.target)
+        # A list without a `filter` argument supplies nothing (the argument defaults to null).
+        if entity is None or not any(a.name.value == "filter" for a in node.arguments or ()):
+            return None
+        return Site(entity, False, node, field, None, Undefined)
+
+    @staticmethod
+    def _by_key(entity: EntityInfo, node: FieldNode, field: GraphQLField) -> Site:
+        argument = next((a.value for a in node.arguments or () if a.name.value == "key"), None)
+        if isinstance(argument, VariableNode):
+            return Site(entity, True, node, field, argument.name.value, Undefined)
+        literal = Undefined if argument is None else value_from_ast(argument, field.args["key"].type)
+        return Site(entity, True, node, field, None, literal)
+
+    def _coerce(self, sites: Sites, raw: Mapping[str, Any]) -> VariableValues | None:
+        coerced = get_variable_values(self.schema, sites.operation.variable_definitions or (), dict(raw))
+        return None if isinstance(coerced, list) else coerced
+
+
+def _arguments(site: Site, variables: VariableValues) -> dict[str, Any]:
+    try:
+        return get_argument_values(site.field, site.node, variables)
+    except GraphQLError:
+        # The request fails its coercion on the normal path, before any resolver runs.
+        return {}
+
+
+def _counts(plan: AccessPlan, entity: EntityInfo, name: str) -> bool:
+    """Whether values on the field are guesses the hub would answer: it is not released plain,
+    but may be searched. A field that is neither is refused (FORBIDDEN) in any filter or
+    by-key read before SQL runs (AccessPlan.require_plain), so that request reveals nothing,
+    and costs nothing."""
+    verdict = plan.fields.get((entity.id, name))
+    return verdict is None or (verdict.decision is not Decision.PLAIN and verdict.lookup)
+
+
+def _filter_values(plan: AccessPlan, entity: EntityInfo, spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    # Coerced input objects hold every field, those not given as None.
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if key in ("and", "or"):
+            for item in value:
+                yield from _filter_values(plan, entity, item)
+        elif key == "not":
+            yield from _filter_values(plan, entity, value)
+        elif key in entity.fields and _counts(plan, entity, key) and isinstance(value, Mapping):
+            item = entity.fields[key]
+            for op, given in value.items():
+                if op in NOT_VALUES or given is None:
+                    continue
+                for one in given if isinstance(given, list) else (given,):
+                    if one is not None:
+                        yield _scoped(item, entity, one)
+
+
+def _scoped(item: FieldInfo, entity: EntityInfo, value: Any) -> tuple[str, str]:
+    """A value as it is counted: in its blind-index domain, normalised as the index is (so
+    `x` and `X` at the end of an ID number are one guess), else per entity field."""
+    text = str(value)
+    if item.blind_index is not None:
+        return item.blind_index, normaliser(item.blind_index)(text)
+    return f"{entity.id}.{item.name}", text
