@@ -67,6 +67,16 @@ class Services:
         made = await self.keys.start(*key_scopes(list(self.catalog)))
         for name in made:
             log.info("made the %s", name)
+        daily = self.settings.max_daily_lookups()
+        if self.settings.lookup_quota_enabled and 2 * daily > self.settings.min_mask_candidates:
+            # Masks are judged against K candidates on the understanding that a caller cannot
+            # try half of them in a day; quotas this generous undo that.
+            log.warning(
+                "lookup quotas allow %s lookups a day, more than half of HUB_MIN_MASK_CANDIDATES (%s): "
+                "a masked identifier can be guessed within a day",
+                daily,
+                self.settings.min_mask_candidates,
+            )
         if self.live is None:
             return
         async with self.sessions() as session, session.begin():
