@@ -335,8 +335,8 @@ def _context(
 
 
 def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
-    """The response body: errors (the resolvers', then withheld and unreadable fields), data,
-    and the access decision."""
+    """The response body: errors (the resolvers', then withheld and unreadable fields, then
+    rows left out), data, and the access decision."""
     errors = [format_error(e) for e in raised]
     for withheld in context.withheld.values():
         errors.append(
@@ -350,6 +350,15 @@ def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[G
         errors.append(
             {
                 "message": f"{path[-1]}: {count} value(s) failed their integrity check and are null",
+                "path": list(path),
+                "extensions": {"code": "DATA_INTEGRITY", "count": count},
+            }
+        )
+    for path, count in context.left_out.items():
+        errors.append(
+            {
+                "message": f"{'/'.join(map(str, path))}: {count} row(s) left out: their key is missing or failed its "
+                "integrity check",
                 "path": list(path),
                 "extensions": {"code": "DATA_INTEGRITY", "count": count},
             }
