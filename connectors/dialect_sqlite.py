@@ -57,6 +57,28 @@ async def _read_text_leniently(connection: Any) -> None:
     connection.text_factory = _text
 
 
+class _Unparsed(sa.types.TypeDecorator[Any]):
+    """A date or date-time column bound as SQLAlchemy binds it, and returned as SQLite keeps it
+    (text): the connector's reader parses it, and a value that does not parse is one unreadable
+    cell, where SQLAlchemy's parser would fail the whole statement."""
+
+    impl: Any = sa.Date
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class SqliteDate(_Unparsed):
+    impl = sa.Date
+    cache_ok = True
+
+
+class SqliteDateTime(_Unparsed):
+    impl = sa.DateTime
+    cache_ok = True
+
+
 class _Deadline:
     """When the running statement of one connection must stop; no deadline between statements,
     so the pool's own checks on a connection are never interrupted."""
@@ -108,6 +130,10 @@ class SqliteDialect(SqlDialect):
     def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
         if spec.kind is Kind.DECIMAL:
             return SqliteDecimal()
+        if spec.kind is Kind.DATE:
+            return SqliteDate()
+        if spec.kind is Kind.DATETIME:
+            return SqliteDateTime()
         return super().column_type(spec)
 
     def collation(self, dialect: Dialect) -> str:
