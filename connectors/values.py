@@ -141,17 +141,18 @@ def column_reader(spec: ColumnSpec, zone: ZoneInfo) -> ColumnReader:
     if kind is Kind.INT:
         low, high = -(1 << (spec.bits - 1)), (1 << (spec.bits - 1)) - 1
 
-        def narrow(values: Sequence[Any]) -> tuple[Sequence[Any], bool]:
-            # The driver's ints may be wider than the column's kind: min and max say at once.
-            out, bad = others(values)
-            if bad or out is not values:
-                return out, bad
-            present = [v for v in values if v is not None] if None in values else values
-            if present and (min(present) < low or max(present) > high):
-                return each(values)
-            return out, bad
+        def ints(values: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+            kinds = set(map(type, values))
+            nulls = NoneType in kinds
+            kinds.discard(NoneType)
+            if kinds <= own:
+                # The driver's ints may be wider than the column's kind: min and max say at once.
+                present = [v for v in values if v is not None] if nulls else values
+                if not present or (low <= min(present) and max(present) <= high):
+                    return values, False
+            return each(values)
 
-        return narrow
+        return ints
     return others
 
 
