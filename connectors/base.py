@@ -29,12 +29,30 @@ class Kind(enum.Enum):
     BYTES = "bytes"
 
 
+class Unreadable(enum.Enum):
+    """The type of `UNREADABLE`."""
+
+    UNREADABLE = "unreadable"
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+# What a connector returns for a stored value that is not a value of its column's kind (text
+# in a number column, NaN, an integer past the column's width, a malformed date, bytes that are
+# not UTF-8 text): the rest of its row and page stand, and the hub reports the cell. A page
+# names the columns that hold one (`Page.unreadable`).
+UNREADABLE = Unreadable.UNREADABLE
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     name: str
     kind: Kind
     # Digits after the point for DECIMAL; SQLite stores decimals as floats, so reads quantize.
     scale: int = 2
+    # For INT: the signed width a value must fit (a GraphQL Int is 32 bits); wider is unreadable.
+    bits: int = 64
 
 
 @dataclass(frozen=True)
@@ -199,21 +217,31 @@ class Page:
     never pays for a dict per row, and one that wants rows gets them as before.
     """
 
-    __slots__ = ("_columns", "_rows", "count", "has_more", "statements")
+    __slots__ = ("_columns", "_rows", "count", "has_more", "statements", "unreadable")
 
-    def __init__(self, rows: list[Row], has_more: bool = False, statements: int = 1) -> None:
+    def __init__(
+        self, rows: list[Row], has_more: bool = False, statements: int = 1, unreadable: frozenset[str] = frozenset()
+    ) -> None:
         self._rows: list[Row] | None = rows
         # Columns read from `_rows` so far; every column when the page was made from columns.
         self._columns: dict[str, Sequence[Any]] = {}
         self.count = len(rows)
         self.has_more = has_more
         self.statements = statements
+        # The columns holding an UNREADABLE value: the others need no look for one.
+        self.unreadable = unreadable
 
     @classmethod
-    def of_columns(cls, columns: Mapping[str, Sequence[Any]], count: int, has_more: bool = False) -> Page:
+    def of_columns(
+        cls,
+        columns: Mapping[str, Sequence[Any]],
+        count: int,
+        has_more: bool = False,
+        unreadable: frozenset[str] = frozenset(),
+    ) -> Page:
         """A page of `count` rows given column by column, each sequence `count` long, in the
         order the row dicts list their columns."""
-        page = cls([], has_more)
+        page = cls([], has_more, unreadable=unreadable)
         page._rows = None
         page._columns = dict(columns)
         page.count = count

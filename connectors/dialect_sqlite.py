@@ -4,7 +4,8 @@ SQLite's LIKE ignores ASCII case, so matches use instr() and substr(), which com
 A statement timeout is a progress handler that interrupts the statement once its deadline,
 set as it starts, has passed.
 
-Two limits come from SQLite's storage. Decimals are kept as floats: they are bound as floats
+Text that is not UTF-8 is read as its bytes, which the connector reports as unreadable, rather
+than failing the statement. Two limits come from SQLite's storage. Decimals are kept as floats: they are bound as floats
 and read back quantized to the scale, so a stored value with more digits than the scale reads
 rounded (and a cursor made from it no longer equals it). Date-times are kept as text and
 compared as text, so they must be stored as SQLAlchemy writes them
@@ -43,6 +44,41 @@ class SqliteDecimal(sa.types.TypeDecorator[decimal.Decimal]):
         return None if value is None else float(value)
 
 
+def _text(raw: bytes) -> str | bytes:
+    # SQLite keeps whatever bytes it is given as TEXT; sqlite3's own decoding fails the whole
+    # statement on one cell that is not UTF-8. Left as bytes, the cell reads as UNREADABLE.
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+async def _read_text_leniently(connection: Any) -> None:
+    connection.text_factory = _text
+
+
+class _Unparsed(sa.types.TypeDecorator[Any]):
+    """A date or date-time column bound as SQLAlchemy binds it, and returned as SQLite keeps it
+    (text): the connector's reader parses it, and a value that does not parse is one unreadable
+    cell, where SQLAlchemy's parser would fail the whole statement."""
+
+    impl: Any = sa.Date
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class SqliteDate(_Unparsed):
+    impl = sa.Date
+    cache_ok = True
+
+
+class SqliteDateTime(_Unparsed):
+    impl = sa.DateTime
+    cache_ok = True
+
+
 class _Deadline:
     """When the running statement of one connection must stop; no deadline between statements,
     so the pool's own checks on a connection are never interrupted."""
@@ -74,6 +110,7 @@ class SqliteDialect(SqlDialect):
             deadline = _Deadline()
             record.info["deadline"] = deadline
             dbapi_connection.run_async(lambda conn: conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS))
+            dbapi_connection.run_async(_read_text_leniently)
 
         def on_execute(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
             deadline = conn.info.get("deadline")
@@ -93,6 +130,10 @@ class SqliteDialect(SqlDialect):
     def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
         if spec.kind is Kind.DECIMAL:
             return SqliteDecimal()
+        if spec.kind is Kind.DATE:
+            return SqliteDate()
+        if spec.kind is Kind.DATETIME:
+            return SqliteDateTime()
         return super().column_type(spec)
 
     def collation(self, dialect: Dialect) -> str:

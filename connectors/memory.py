@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from connectors.base import (
+    UNREADABLE,
     And,
     ColumnSpec,
     Compare,
@@ -88,7 +89,9 @@ class MemoryConnector:
         if query.limit is not None:
             has_more = len(rows) > query.limit
             rows = rows[: query.limit]
-        return Page(self._project(table, rows, columns), has_more)
+        projected = self._project(table, rows, columns)
+        unreadable = frozenset(name for name in columns if any(row[name] is UNREADABLE for row in projected))
+        return Page(projected, has_more, unreadable=unreadable)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return len(self._matching(table, where))
@@ -139,7 +142,7 @@ class MemoryConnector:
 
     def _project(self, table: TableSpec, rows: list[Row], columns: Sequence[str]) -> list[Row]:
         read = [(name, reader(table.column(name), self._zone)) for name in columns]
-        return [{name: row.get(name) if fn is None else fn(row.get(name)) for name, fn in read} for row in rows]
+        return [{name: fn(row.get(name)) for name, fn in read} for row in rows]
 
     # --- filters -----------------------------------------------------------------------------
 

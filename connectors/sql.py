@@ -103,7 +103,7 @@ class SqlConnector:
         # The binary collation strings compare in, known from the first connection on.
         self._collation: str | None = None
         # (table name, columns) -> the table, and how each column of such a read is read.
-        self._readers: dict[tuple[str, tuple[str, ...]], tuple[TableSpec, list[tuple[str, ColumnReader | None]]]] = {}
+        self._readers: dict[tuple[str, tuple[str, ...]], tuple[TableSpec, list[tuple[str, ColumnReader]]]] = {}
 
     @property
     def engine(self) -> AsyncEngine:
@@ -121,7 +121,8 @@ class SqlConnector:
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
-        return Page.of_columns(self._columns(query.table, query.columns, rows), len(rows), has_more)
+        columns, unreadable = self._columns(query.table, query.columns, rows)
+        return Page.of_columns(columns, len(rows), has_more, unreadable)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         rows = await self._execute(table, *self._shapes.count(table, where))
@@ -139,7 +140,7 @@ class SqlConnector:
         for start in range(0, len(keys), BATCH_CHUNK):
             chunk = keys[start : start + BATCH_CHUNK]
             rows = await self._execute(table, *self._shapes.fetch_by(column, chunk, columns))
-            found.extend(Page.of_columns(self._columns(table, columns, rows), len(rows)).rows)
+            found.extend(Page.of_columns(self._columns(table, columns, rows)[0], len(rows)).rows)
         return found
 
     async def close(self) -> None:
@@ -249,19 +250,21 @@ class SqlConnector:
 
     def _columns(
         self, table: TableSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> dict[str, Sequence[Any]]:
-        """The rows' values column by column, each read as its kind. A statement of no
-        columns reads a constant, which is no column."""
+    ) -> tuple[dict[str, Sequence[Any]], frozenset[str]]:
+        """The rows' values column by column, each read as its kind, and the columns holding
+        an UNREADABLE value. A statement of no columns reads a constant, which is no column."""
         readers = self._readers_of(table, columns)
         # One pass per column: transposing with zip(*rows) would hold an iterator per row at
         # once, enough objects for the collector to promote and later walk in full.
         out: dict[str, Sequence[Any]] = {}
+        unreadable: list[str] = []
         for i, (name, read) in enumerate(readers):
-            values = [*map(itemgetter(i), rows)]
-            out[name] = values if read is None else read(values)
-        return out
+            out[name], bad = read([*map(itemgetter(i), rows)])
+            if bad:
+                unreadable.append(name)
+        return out, frozenset(unreadable)
 
-    def _readers_of(self, table: TableSpec, columns: Sequence[str]) -> list[tuple[str, ColumnReader | None]]:
+    def _readers_of(self, table: TableSpec, columns: Sequence[str]) -> list[tuple[str, ColumnReader]]:
         """The column readers of a selection, made once per table and columns: working them
         out cost a one-row read more than reading its values."""
         key = (table.name, tuple(columns))

@@ -3,6 +3,11 @@
 /graphql takes a free-text operation (`query`) or a trusted document's id (`documentId`,
 registered with `hub documents register`), which runs without parsing or validation.
 
+A request the hub cannot read as one GraphQL operation (a body that is not a JSON object, too
+large, or not the length it declares; a header or parameter given twice; a mutation sent as GET;
+an operation name the document lacks) is answered with a 4xx status and a GraphQL-shaped error,
+before anything runs.
+
 The only hub module besides the command line that imports `schema`: it is the composition
 root. Authentication happens here, before any GraphQL work: a request without a valid token
 gets 401 and a GraphQL-shaped error body.
@@ -18,13 +23,16 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
+from graphql import OperationType as Kind
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from hub.apps.cache import PrincipalCache
@@ -42,6 +50,10 @@ from schema.lookups import Lookups
 log = logging.getLogger("hub.app")
 
 MAX_BODY = 1_000_000
+# Headers and parameters a request may give once: with two, what the hub reads and what a proxy
+# in front of it checked (or logged) could be different values.
+SINGLE_HEADERS = ("authorization", "content-length", "content-type", "x-hub-purpose")
+SINGLE_PARAMS = ("query", "documentId", "operationName", "variables")
 STATIC = resources.files("hub") / "static" / "graphiql"
 
 
@@ -91,6 +103,13 @@ def create_app(services: Services) -> Starlette:
         return JSON({"status": "ok", "departments": sorted(services.catalog.departments)})
 
     async def graphql(request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return _error(
+                405, "BAD_USER_INPUT", "send operations as POST (queries also as GET)", {"Allow": "GET, POST"}
+            )
+        repeated = _repeated(request)
+        if repeated is not None:
+            return _error(400, "BAD_USER_INPUT", f"{repeated} may be given only once")
         if request.method == "GET" and "query" not in request.query_params and "documentId" not in request.query_params:
             if "text/html" in request.headers.get("accept", ""):
                 return FileResponse(str(STATIC / "index.html"), media_type="text/html")
@@ -109,13 +128,22 @@ def create_app(services: Services) -> Starlette:
         document = await _document(services, trusted, body)
         if isinstance(document, Response):
             return document
+        if document is None:
+            # Free text goes through the same compiled-document cache the parsing extension
+            # reads; compiled here, its operation is checked (before it is counted against
+            # the lookup quota), and a text made of lookups by key can take its direct plan too.
+            document = built.compiler.compile(body["query"])
+        refused = _refuse_operation(document, body.get("operationName"), request.method == "GET")
+        if refused is not None:
+            return refused
         refused = await _within_quota(services, built, lookups, quota, principal, request, body, document)
         if refused is not None:
             return refused
         return await _execute(services, built, principal, request, body, document)
 
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
+        Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"),
     ]
@@ -144,12 +172,9 @@ async def _operation(request: Request) -> dict[str, Any] | Response:
             except orjson.JSONDecodeError:
                 return _error(400, "BAD_USER_INPUT", "`variables` is not valid JSON")
     else:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
+        body = await _body(request)
+        if isinstance(body, Response):
+            return body
         try:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -170,6 +195,53 @@ async def _operation(request: Request) -> dict[str, Any] | Response:
     if name is not None and not isinstance(name, str):
         return _error(400, "BAD_USER_INPUT", "`operationName` must be a string")
     return raw
+
+
+def _repeated(request: Request) -> str | None:
+    """The first header or query parameter that must be single and is given more than once."""
+    for name in SINGLE_HEADERS:
+        if len(request.headers.getlist(name)) > 1:
+            return f"the {name} header"
+    for name in SINGLE_PARAMS:
+        if len(request.query_params.getlist(name)) > 1:
+            return f"the {name} parameter"
+    return None
+
+
+async def _body(request: Request) -> bytes | Response:
+    """The JSON body of a POST, read as it streams in: a body past MAX_BODY is refused when it
+    gets there, whether or not it declared a length (a chunked body declares none), so no
+    request makes the hub hold more than MAX_BODY bytes of it."""
+    media = request.headers.get("content-type")
+    if media is not None and media.partition(";")[0].strip().lower() != "application/json":
+        return _error(415, "BAD_USER_INPUT", "the request body must be JSON (Content-Type: application/json)")
+    declared = request.headers.get("content-length")
+    expected: int | None = None
+    if declared is not None:
+        declared = declared.strip()
+        if not (declared.isascii() and declared.isdigit()):
+            return _error(400, "BAD_USER_INPUT", "the Content-Length header is not a number")
+        # Past a dozen digits it is too large anyway (and int() of thousands of digits raises).
+        expected = int(declared) if len(declared) <= 12 else MAX_BODY + 1
+        if expected > MAX_BODY:
+            return _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return _too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return _error(400, "BAD_USER_INPUT", "the request body ended before it was complete")
+    if expected is not None and size != expected:
+        return _error(400, "BAD_USER_INPUT", "the request body is not as long as its Content-Length says")
+    return b"".join(chunks)
+
+
+def _too_large() -> Response:
+    return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
 
 
 async def _document(services: Services, trusted: TrustedDocuments, body: dict[str, Any]) -> Compiled | Response | None:
@@ -254,10 +326,6 @@ async def _execute(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
     variables = body.get("variables")
-    if document is None and built.direct is not None:
-        # Free text goes through the same compiled-document cache the parsing extension
-        # reads; compiled here, a text made of lookups by key can take its direct plan too.
-        document = built.compiler.compile(body["query"])
     plan = None
     if document is not None and built.direct is not None:
         plan = built.direct.plan(document)
@@ -274,17 +342,43 @@ async def _execute(
             return _answer(context, data, raised, ran=True)
     context = _context(services, built, principal, purpose, document)
     is_get = request.method == "GET"
-    result = await built.schema.execute(
-        body["query"],
-        variable_values=variables,
-        context_value=context,
-        operation_name=body.get("operationName"),
-        allowed_operation_types={OperationType.QUERY} if is_get else None,
-    )
+    try:
+        result = await built.schema.execute(
+            body["query"],
+            variable_values=variables,
+            context_value=context,
+            operation_name=body.get("operationName"),
+            allowed_operation_types={OperationType.QUERY} if is_get else None,
+        )
+    except (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError):
+        # `_refuse_operation` answers these first; strawberry raising them would be a 500.
+        return _error(400, "BAD_USER_INPUT", "the request names no operation that can run here")
     # 400 only for a document that never ran (syntax, validation, limits); errors while
     # resolving leave the rest of the data standing.
     ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
     return _answer(context, result.data, result.errors or [], ran)
+
+
+def _refuse_operation(document: Compiled, name: str | None, is_get: bool) -> Response | None:
+    """Why the operation the request names cannot run here, as a response; None if it can (or
+    if the text does not parse, which execution reports its own way)."""
+    if document.document is None:
+        return None
+    operations = [d for d in document.document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        if len(operations) > 1:
+            return _error(400, "BAD_USER_INPUT", "the document has several operations: name one in `operationName`")
+        chosen = operations[0] if operations else None
+    else:
+        chosen = next((o for o in operations if o.name is not None and o.name.value == name), None)
+    if chosen is None:
+        if name is None:
+            return _error(400, "BAD_USER_INPUT", "the document has no operation to run")
+        return _error(400, "BAD_USER_INPUT", f"the document has no operation named {name[:80]!r}")
+    if is_get and chosen.operation is not Kind.QUERY:
+        # A GET must not change anything: a link or an image can make a browser send one.
+        return _error(405, "BAD_USER_INPUT", "GET runs queries only: send this operation as POST", {"Allow": "POST"})
+    return None
 
 
 def _context(
@@ -298,8 +392,8 @@ def _context(
 
 
 def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
-    """The response body: errors (the resolvers', then withheld and unreadable fields), data,
-    and the access decision."""
+    """The response body: errors (the resolvers', then withheld and unreadable fields, then
+    rows left out), data, and the access decision."""
     errors = [format_error(e) for e in raised]
     for withheld in context.withheld.values():
         errors.append(
@@ -313,6 +407,15 @@ def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[G
         errors.append(
             {
                 "message": f"{path[-1]}: {count} value(s) failed their integrity check and are null",
+                "path": list(path),
+                "extensions": {"code": "DATA_INTEGRITY", "count": count},
+            }
+        )
+    for path, count in context.left_out.items():
+        errors.append(
+            {
+                "message": f"{'/'.join(map(str, path))}: {count} row(s) left out: their key is missing or failed its "
+                "integrity check",
                 "path": list(path),
                 "extensions": {"code": "DATA_INTEGRITY", "count": count},
             }

@@ -54,8 +54,10 @@ def index_bytes(value: Any) -> bytes | None:
         return None
     if isinstance(value, BINARY_TYPES):
         return bytes(value)
+    if not isinstance(value, str):  # a connector's UNREADABLE among others
+        return None
     try:
-        return bytes.fromhex(str(value))
+        return bytes.fromhex(value)
     except ValueError:
         return None
 

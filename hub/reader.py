@@ -15,6 +15,7 @@ from typing import Any
 
 from connectors.base import (
     BATCH_CHUNK,
+    UNREADABLE,
     Compare,
     Connector,
     ConnectorError,
@@ -137,7 +138,10 @@ class Reader:
         released = await self._release(request, entity, page_rows, names, joins)
         end_cursor = None
         if want_cursor and page_rows.count:
-            end_cursor = self.cursors.encode(tag, [page_rows.column(k.column)[-1] for k in full_order])
+            # From the last row fetched, left out or not, so the next page starts after it.
+            at = _last_readable(page_rows, [k.column for k in full_order])
+            if at is not None:
+                end_cursor = self.cursors.encode(tag, [page_rows.column(k.column)[at] for k in full_order])
         return ListResult(released, page_rows.has_more, end_cursor, total)
 
     async def by_key(
@@ -210,11 +214,11 @@ class Reader:
             query = Query(target.table, columns, conjoin(In(match_column, tuple(chunk)), rule), order)
             pages.append(await self._run(target, connector.fetch(query)))
         # One chunk (the usual case) is released as read, column-wise; more are joined as rows.
-        rows = pages[0] if len(pages) == 1 else Page([row for page in pages for row in page.rows])
+        rows = pages[0] if len(pages) == 1 else _joined(pages)
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
-        for match, out in zip(rows.column(match_column), released.rows, strict=True):
+        for match, out in zip(_kept(released, rows.column(match_column)), released.rows, strict=True):
             by_match[_join_value(target_field, match)].append(out)
         grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
         return grouped, released
@@ -236,7 +240,12 @@ class Reader:
             released = self.releaser.release(request.plan, record, entity, rows, names)
         for name in joins:
             item = entity.fields[name]
-            for out, value in zip(released.rows, rows.column(item.searchable_column), strict=True):
+            column = item.searchable_column
+            values = _kept(released, rows.column(column))
+            if column in rows.unreadable:
+                # A join value that did not parse joins nothing (the field reports it).
+                values = [None if value is UNREADABLE else value for value in values]
+            for out, value in zip(released.rows, values, strict=True):
                 out[(JOIN, name)] = _join_value(item, value)
         return released
 
@@ -302,6 +311,29 @@ def _failure(entity: EntityInfo, error: QueryError | ConnectorError) -> Exceptio
 def _join_value(item: FieldInfo, value: Any) -> Any:
     # Blind indexes join as bytes, whichever form each department stores them in.
     return index_bytes(value) if item.index_column is not None else value
+
+
+def _kept(released: Released, values: Sequence[Any]) -> Sequence[Any]:
+    """`values`, one per row fetched, for the rows the release kept."""
+    kept = released.kept
+    return values if kept is None else [values[i] for i in kept]
+
+
+def _joined(pages: Sequence[Page]) -> Page:
+    """The rows of several chunks' pages as one page."""
+    unreadable = frozenset().union(*(page.unreadable for page in pages))
+    return Page([row for page in pages for row in page.rows], unreadable=unreadable)
+
+
+def _last_readable(page: Page, columns: Sequence[str]) -> int | None:
+    """The last row of `page` whose `columns` all read (a cursor holds their values), or None."""
+    if not page.unreadable.intersection(columns):
+        return page.count - 1
+    values = [page.column(name) for name in columns]
+    for at in range(page.count - 1, -1, -1):
+        if all(column[at] is not UNREADABLE for column in values):
+            return at
+    return None
 
 
 def _union(columns: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:

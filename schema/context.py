@@ -41,6 +41,9 @@ class RequestContext:
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)
     # One entry per (list path, field): values that failed to decrypt, and how many.
     unreadable: dict[tuple[str | int, ...], int] = field(default_factory=dict)
+    # One entry per list (or single-row field): rows left out for a key that is null or did
+    # not pass its integrity check, and how many.
+    left_out: dict[tuple[str | int, ...], int] = field(default_factory=dict)
     # Paths (list indices as `*`) released masked.
     masked: set[tuple[str | int, ...]] = field(default_factory=set)
 

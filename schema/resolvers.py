@@ -45,6 +45,10 @@ def report(context: RequestContext, base: tuple[str | int, ...], released: Relea
     for name, count in released.unreadable.items():
         path = (*base, name)
         context.unreadable[path] = context.unreadable.get(path, 0) + count
+    if released.left_out:
+        # At the list the rows are missing from (`*` is its rows), or at a single row's field.
+        at = base[:-1] if base and base[-1] == "*" else base
+        context.left_out[at] = context.left_out.get(at, 0) + released.left_out
 
 
 def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum]) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import Page, Row
+from connectors.base import UNREADABLE, Page, Row
 from hub.authz.masks import column_mask
 from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord
@@ -36,8 +36,14 @@ class Released:
     withheld: dict[str, str] = field(default_factory=dict)
     # Fields released masked in this list, so an app can tell a masked value from data.
     masked: list[str] = field(default_factory=list)
-    # Fields with values that failed to decrypt, and how many: null, reported as DATA_INTEGRITY.
+    # Fields with values that failed to decrypt or to parse, and how many: null, reported as
+    # DATA_INTEGRITY at the field.
     unreadable: dict[str, int] = field(default_factory=dict)
+    # Rows left out because their key was null, did not parse or did not decrypt (a row without
+    # its identity cannot be listed): how many, reported as one DATA_INTEGRITY error per list.
+    left_out: int = 0
+    # Where rows were left out: the indices in the fetched page of the rows kept, in order.
+    kept: list[int] | None = None
     # Values that named a data-key version the keyring lacked (a rotation since it loaded).
     unknown_keys: int = 0
     # What the release counted in the access record, per field: taken back if it is redone.
@@ -64,6 +70,7 @@ class Releaser:
         result's rows are dicts keyed by field name."""
         page = rows if isinstance(rows, Page) else Page(list(rows))
         count = page.count
+        unreadable = page.unreadable
         keyring = self._keyring()
         out: list[ReleasedRow] = [{} for _ in range(count)]
         released = Released(out)
@@ -71,6 +78,8 @@ class Releaser:
         if count:
             self._record_persons(keyring, record, entity, page)
         keys: list[str] | None = None
+        # The decrypted values of an encrypted key, where it is selected.
+        clear_keys: Sequence[Any] | None = None
         decided: list[tuple[str, Decision]] = []
         # Read once for the loop: it runs for every selected column of every read.
         entity_id, items, column = entity.id, entity.fields, page.column
@@ -87,7 +96,12 @@ class Releaser:
                 if item.encrypted and count:
                     if keys is None:
                         keys = row_keys(entity, page.column(entity.table.key))
+                    # An UNREADABLE stored value fails to decrypt like any malformed one.
                     values = self._decrypt(keyring, entity, item, values, keys, released)
+                    if name == entity.key:
+                        clear_keys = values
+                elif item.column in unreadable:
+                    values = _parsed(entity, item, values, released)
                 if verdict.decision is Decision.MASKED:
                     # A field without a mask kind is never MASKED by the policy; nullify if so.
                     domain = item.blind_index or f"{entity.id}.{item.name}"
@@ -102,9 +116,35 @@ class Releaser:
             else:
                 for target, value in zip(out, values, strict=True):
                     target[name] = value
+        if count:
+            self._leave_out_keyless(entity, page, clear_keys, released)
+            if released.left_out:
+                record.rows[entity_id] -= released.left_out
+                count -= released.left_out
         record.add_columns(entity_id, decided, count)
         released.recorded = decided
         return released
+
+    @staticmethod
+    def _leave_out_keyless(
+        entity: EntityInfo, page: Page, clear_keys: Sequence[Any] | None, released: Released
+    ) -> None:
+        """Leaves out the rows whose stored key is null or unreadable, or whose encrypted key
+        did not decrypt: the key is the one field that is never null, so such a row would
+        otherwise null its whole list."""
+        stored = page.column(entity.table.key)
+        bad = {i for i, value in enumerate(stored) if value is None or value is UNREADABLE}
+        if clear_keys is not None and entity.key in released.unreadable:
+            bad.update(i for i, value in enumerate(clear_keys) if value is None)
+            # Reported with the rows left out, not as a null key.
+            del released.unreadable[entity.key]
+        if not bad:
+            return
+        kept = [i for i in range(len(released.rows)) if i not in bad]
+        released.rows = [released.rows[i] for i in kept]
+        released.kept = kept
+        released.left_out = len(bad)
+        log.warning("%s: %d row(s) left out: their key is null or failed its integrity check", entity.id, len(bad))
 
     def _decrypt(
         self,
@@ -162,7 +202,21 @@ class Releaser:
                     record.persons.update(value.hex() for value in found if value is not None)
             elif not item.encrypted and page.has(item.column):
                 index = keyring.blind_index(item.blind_index or PERSON_DOMAIN)
-                record.persons.update(index.hex(str(value)) for value in page.column(item.column) if value is not None)
+                record.persons.update(
+                    index.hex(str(value))
+                    for value in page.column(item.column)
+                    if value is not None and value is not UNREADABLE
+                )
 
 
 _BYTES_OR_NULL = frozenset({bytes, type(None)})
+
+
+def _parsed(entity: EntityInfo, item: FieldInfo, values: Sequence[Any], released: Released) -> list[Any]:
+    """A column the connector could not read every value of: those values null, and counted."""
+    out = [None if value is UNREADABLE else value for value in values]
+    failed = sum(1 for value in values if value is UNREADABLE)
+    if failed:
+        released.unreadable[item.name] = released.unreadable.get(item.name, 0) + failed
+        log.warning("%s.%s: %d stored value(s) are not of the field's type", entity.id, item.name, failed)
+    return out

@@ -122,5 +122,7 @@ def table_spec(table: str, key_column: str, fields: list[FieldInfo]) -> TableSpe
             if f.index_column is not None:
                 columns[f.index_column] = ColumnSpec(f.index_column, stored)
         else:
-            columns[f.column] = ColumnSpec(f.column, KIND_OF[f.type], f.scale)
+            # A GraphQL Int is 32 bits: a wider stored value reads as unreadable, not as an error.
+            bits = 32 if f.type is FieldType.INT else 64
+            columns[f.column] = ColumnSpec(f.column, KIND_OF[f.type], f.scale, bits)
     return TableSpec(table, key_column, columns)

@@ -76,7 +76,7 @@ def context(department: str, entity: str, field: str) -> bytes:
     return _CONTEXT + b"".join(struct.pack(">H", len(p)) + p for p in parts)
 
 
-def key_version(value: Stored) -> int | None:
+def key_version(value: object) -> int | None:
     """The data-key version a stored value names, or None if it is not a stored value. Lets a
     re-encryption find the values still under an old version without decrypting them."""
     raw = _raw(value)
@@ -127,9 +127,10 @@ class FieldCipher:
     def decrypt(self, value: Stored | None, row_key: str) -> str | Failure | None:
         return self.decrypt_column([value], [row_key])[0]
 
-    def decrypt_column(self, values: Sequence[Stored | None], row_keys: Sequence[str]) -> list[str | Failure | None]:
+    def decrypt_column(self, values: Sequence[object], row_keys: Sequence[str]) -> list[str | Failure | None]:
         """Decrypt a fetched column at once: None stays None, a value that fails becomes a
-        `Failure`. Stored values may mix the binary and text forms and key versions."""
+        `Failure`. Stored values may mix the binary and text forms and key versions; anything
+        that is neither (a number, a connector's UNREADABLE) is MALFORMED."""
         if len(values) != len(row_keys):
             raise ValueError("one row key per value")
         by_header = self._by_header
@@ -146,8 +147,11 @@ class FieldCipher:
                 raw = value
             elif isinstance(value, str):
                 raw = _from_text(value)
-            else:
+            elif isinstance(value, bytearray | memoryview):
                 raw = bytes(value)
+            else:
+                # Not a stored value of either form (bytes(10**9) would allocate a gigabyte).
+                raw = None
             if raw is None or len(raw) < OVERHEAD:
                 append(Failure.MALFORMED)
                 continue
@@ -166,14 +170,16 @@ class FieldCipher:
         return out
 
 
-def _raw(value: Stored) -> bytes | None:
+def _raw(value: object) -> bytes | None:
     """The stored bytes of a value in either form, or None if it is in neither."""
     if isinstance(value, str):
         raw = _from_text(value)
         if raw is None:
             return None
-    else:
+    elif isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
+    else:
+        return None
     if len(raw) < OVERHEAD or raw[0] != FORMAT:
         return None
     return raw

@@ -135,14 +135,14 @@ def test_a_lookup_by_key_runs_without_graphql_execution(plain: Pair, runs: Runs)
     assert (runs.direct, runs.declined, runs.executed) == (1, 0, 1)
 
 
-def test_a_value_the_shaper_refuses_steps_aside_to_the_normal_path(plain: Pair, runs: Runs) -> None:
-    # No GraphQL Int holds 2**40: only the normal path reports it (and nulls the field), so
-    # the direct plan declines and the request runs again there.
+def test_a_stored_int_no_graphql_int_holds_is_data_integrity_on_both_paths(plain: Pair, runs: Runs) -> None:
+    # No GraphQL Int holds 2**40: the connector reads it as unreadable, so the release nulls
+    # it with DATA_INTEGRITY before any shaper sees it, and the direct plan answers.
     query = '{ registryPerson(key: "110105199001011234") { name children } }'
     body = check(plain, (query, {}), Conditions({}, {}, None, huge_int))
     assert body["data"] == {"registryPerson": {"name": "王小明", "children": None}}
-    assert codes(body) == ["INTERNAL"]
-    assert (runs.direct, runs.declined, runs.executed) == (0, 1, 2)
+    assert codes(body) == ["DATA_INTEGRITY"]
+    assert (runs.direct, runs.declined, runs.executed) == (1, 0, 1)
 
 
 def test_a_variable_of_the_wrong_type_is_bad_input_on_both_paths(plain: Pair, runs: Runs) -> None:

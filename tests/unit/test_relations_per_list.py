@@ -213,10 +213,26 @@ async def test_join_values_that_are_null_or_match_nothing_answer_as_the_normal_p
     assert fast.data == {"a": {"recipient": None}, "b": {"recipient": None}}
 
 
-async def test_related_rows_the_shaper_refuses_are_reported_as_the_normal_path_does(hub: Hub) -> None:
-    # No GraphQL Int holds 2**40: that recipient's `children` is null with an error, and its
-    # cases still load; the other recipients are shaped as one list.
+async def test_related_rows_with_an_unreadable_value_are_reported_as_the_normal_path_does(hub: Hub) -> None:
+    # No GraphQL Int holds 2**40: the connector reads it as unreadable, so that recipient's
+    # `children` is null with one DATA_INTEGRITY count for the list, and its cases still load.
     hub.connectors["registry"]._tables["person"][1]["children"] = 2**40
-    fast, _ = await hub.both("{ welfareCases(first: 100) { nodes { recipient { children cases { caseId } } } } }")
-    errors = fast.result.errors or []
-    assert [error.path for error in errors] == [["welfareCases", "nodes", 0, "recipient", "children"]]
+    fast, normal = await hub.both("{ welfareCases(first: 100) { nodes { recipient { children cases { caseId } } } } }")
+    assert not fast.result.errors
+    path = ("welfareCases", "nodes", "*", "recipient", "children")
+    assert fast.context.unreadable == normal.context.unreadable == {path: 1}
+
+
+async def test_rows_with_a_null_key_are_left_out_with_one_count_per_list_on_both_paths(hub: Hub) -> None:
+    # A key no row can be identified by: left out of the list and of a relation's lists, the
+    # other rows standing, one DATA_INTEGRITY count per list (not per row).
+    people = hub.connectors["registry"]._tables["person"]
+    people[0]["id_number"] = None
+    people[2]["id_number"] = None
+    fast, normal = await hub.both("{ registryPersons { nodes { idNumber name } } }")
+    assert fast.result.data is not None
+    assert len(fast.result.data["registryPersons"]["nodes"]) == len(people) - 2
+    assert fast.context.left_out == normal.context.left_out == {("registryPersons", "nodes"): 2}
+    cases, _ = await hub.both("{ welfareCases(first: 100) { nodes { caseId recipient { idNumber } } } }")
+    assert cases.result.data is not None
+    assert all(node["caseId"] for node in cases.result.data["welfareCases"]["nodes"])
