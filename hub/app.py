@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from hub.apps.cache import PrincipalCache
 from hub.documents.service import is_document_id
+from hub.errors import LimitExceeded
 from hub.principal import Principal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
@@ -242,7 +243,10 @@ def _context(
 
 def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
     """The response body: errors (the resolvers', then withheld and unreadable fields), data,
-    and the access decision."""
+    and the access decision. A request past its value budget answers no data and one error."""
+    exceeded = None if context.request is None else context.request.budget.exceeded
+    if exceeded is not None:
+        return _refused(context, exceeded)
     errors = [format_error(e) for e in raised]
     for withheld in context.withheld.values():
         errors.append(
@@ -270,6 +274,17 @@ def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[G
                 "policyVersion": context.request.plan.policy_version,
                 "masked": sorted("/".join(map(str, path)) for path in context.masked),
                 "withheld": sorted("/".join(map(str, w.path)) for w in context.withheld.values()),
+                "truncated": [list(path) for path in context.truncated.paths],
+                "truncatedCount": context.truncated.count,
             }
         }
     return JSON(payload, 200 if ran else 400)
+
+
+def _refused(context: RequestContext, exceeded: LimitExceeded) -> Response:
+    """The answer of a request past its value budget: whatever was read stays in the hub."""
+    assert context.request is not None
+    error = {"message": exceeded.message, "extensions": {**exceeded.extensions, "code": exceeded.code}}
+    access: dict[str, Any] = {"policyVersion": context.request.plan.policy_version, "masked": [], "withheld": []}
+    access.update(truncated=[], truncatedCount=0)
+    return JSON({"errors": [error], "data": None, "extensions": {"access": access}})

@@ -80,7 +80,17 @@ def build_services(
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
-    reader = Reader(catalog, connectors, releaser, keys, cursors, settings.default_page_size, settings.max_page_size)
+    reader = Reader(
+        catalog,
+        connectors,
+        releaser,
+        keys,
+        cursors,
+        settings.default_page_size,
+        settings.max_page_size,
+        relation_page=settings.relation_page_size,
+        max_values=settings.max_values,
+    )
     purposes = load_purposes()
     live: LivePolicy | None = None
     source: PolicySource

@@ -29,11 +29,12 @@ from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 
+from hub.errors import LimitExceeded
 from hub.reader import JOIN
 from schema.completion import Completion
 from schema.context import RequestContext
 from schema.positions import ChildRows, OneRow, Rows
-from schema.resolvers import RelationField, RelationLoad, refusal, relation_load
+from schema.resolvers import CutRows, RelationField, RelationLoad, deliver, refusal, relation_load
 
 
 class Related:
@@ -114,6 +115,8 @@ class Job:
         self.turns = turns
         # Per relation field: rows whose loads are in flight, in the order they were asked.
         self.pending: dict[Related, list[tuple[int, asyncio.Future[Any]]]] = {}
+        # Per relation field: the values each related row counts for in the request's budget.
+        self.widths: dict[Related, int] = {}
 
     def begin(self, groups: Groups) -> None:
         """Starts each group after its delay; groups in the order of their first rows."""
@@ -139,6 +142,7 @@ class Job:
                 context.withhold(load.path, reason, len(indices))
                 done.extend(indices)
                 continue
+            self.widths[entry] = load.width
             # DataLoader.load hands out its futures, cached or new: the job watches them.
             asking.append((entry, cast(Ask, load.loader(context).load), {}))
         self._done(done)
@@ -203,7 +207,10 @@ class Job:
         if errors:
             self._fail(entry, errors)
             self._done(index for index, _ in errors)
-        values = [(index, _value(entry, value)) for index, value in outcomes if not isinstance(value, Exception)]
+        loaded = [(index, value) for index, value in outcomes if not isinstance(value, Exception)]
+        if not self._deliver(entry, loaded):
+            return
+        values = [(index, _value(entry, value)) for index, value in loaded]
         flat: list[dict[Any, Any]] = []
         origins: list[tuple[int, int | None]] = []
         empty: list[int] = []
@@ -234,6 +241,28 @@ class Job:
             self._nest(entry, child, flat, shaped, origins)
         else:
             self._done(index for index, _ in values)
+
+    def _deliver(self, entry: Related, loaded: list[tuple[int, Any]]) -> bool:
+        """Counts the rows about to be placed against the request's budget and reports the
+        lists cut at their bound, as the relation resolver does row by row; False where the
+        budget is spent (the request then answers no data, so one row carries the error)."""
+        context = self.run.context
+        # A to-one field's outcome is its loaded rows, or None where the row had no join value.
+        placed = sum(len(rows) if entry.many else int(bool(rows)) for _, rows in loaded)
+        try:
+            deliver(context, self.widths[entry], placed)
+        except LimitExceeded as error:
+            if loaded:
+                self._fail(entry, [(loaded[0][0], error)])
+                for index, _ in loaded[1:]:
+                    self.objects[index][entry.key] = None
+                self._done(index for index, _ in loaded)
+            return False
+        if entry.many:
+            for index, rows in loaded:
+                if type(rows) is CutRows:
+                    context.truncated.add(tuple(self._field_path(entry, index).as_list()))
+        return True
 
     def _nest(
         self,
