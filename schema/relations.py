@@ -127,6 +127,8 @@ class Job:
         """What the relation resolvers of these rows do before they wait: refuse, or ask."""
         run, rows = self.run, self.rows
         context = run.context
+        if self._spent(indices):
+            return
         asking: list[tuple[Related, Ask, dict[Any, asyncio.Future[Any]]]] = []
         done: list[int] = []
         for entry in self.shape.related:
@@ -203,6 +205,8 @@ class Job:
 
     def _complete(self, entry: Related, outcomes: list[tuple[int, Any]]) -> None:
         """Fills in one field of rows whose loads are done: their related rows shaped as one list."""
+        if self._spent([index for index, _ in outcomes], entry):
+            return
         errors = [(index, value) for index, value in outcomes if isinstance(value, Exception)]
         if errors:
             self._fail(entry, errors)
@@ -241,6 +245,18 @@ class Job:
             self._nest(entry, child, flat, shaped, origins)
         else:
             self._done(index for index, _ in values)
+
+    def _spent(self, indices: list[int], entry: Related | None = None) -> bool:
+        """Whether the request is past its value budget; if so these rows' relation fields (or
+        `entry`'s alone) are null at once, without an error each: the answer will hold no
+        data, only the budget's one error, and a refused request should cost little more."""
+        if self.run.context.current.budget.exceeded is None:
+            return False
+        for entry_ in self.shape.related if entry is None else (entry,):
+            for index in indices:
+                self.objects[index][entry_.key] = None
+        self._done(indices)
+        return True
 
     def _deliver(self, entry: Related, loaded: list[tuple[int, Any]]) -> bool:
         """Counts the rows about to be placed against the request's budget and reports the
