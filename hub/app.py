@@ -21,6 +21,7 @@ import orjson
 from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -30,6 +31,7 @@ from strawberry.types.graphql import OperationType
 from hub.apps.cache import PrincipalCache
 from hub.documents.service import is_document_id
 from hub.errors import LimitExceeded
+from hub.memory import LARGE_REQUEST_VALUES, give_back
 from hub.principal import Principal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
@@ -244,6 +246,15 @@ def _context(
 def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
     """The response body: errors (the resolvers', then withheld and unreadable fields), data,
     and the access decision. A request past its value budget answers no data and one error."""
+    response = _body(context, data, raised, ran)
+    budget = None if context.request is None else context.request.budget
+    if budget is not None and (budget.spent >= LARGE_REQUEST_VALUES or budget.exceeded is not None):
+        # After the response is sent: the memory of a large request is given back at once.
+        response.background = BackgroundTask(give_back)
+    return response
+
+
+def _body(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
     exceeded = None if context.request is None else context.request.budget.exceeded
     if exceeded is not None:
         return _refused(context, exceeded)
