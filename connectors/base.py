@@ -154,9 +154,23 @@ class OrderKey:
 
 
 @dataclass(frozen=True)
+class PerGroup:
+    """At most `limit` rows for each value of `column` (its NULLs are one group): the first
+    rows of each group in the query's order."""
+
+    column: str
+    limit: int
+
+
+@dataclass(frozen=True)
 class Query:
     """One read of one table. `after` holds the values of the order columns (ending with the
-    key) of the last row already seen; it and `offset` are exclusive ways to page."""
+    key) of the last row already seen; it and `offset` are exclusive ways to page.
+
+    With `per_group`, each group keeps its first rows and `Page.cut` names the groups that had
+    more (a relation's lists, bounded per parent in one statement); `limit` then counts the rows
+    kept, and `has_more` says that kept rows lay past it. The group column must be among
+    `columns`; such a read is not paged by `after` or `offset`."""
 
     table: TableSpec
     columns: tuple[str, ...]
@@ -165,6 +179,19 @@ class Query:
     limit: int | None = None
     offset: int = 0
     after: tuple[Any, ...] | None = None
+    per_group: PerGroup | None = None
+
+    def check_groups(self) -> None:
+        """Refuses a `per_group` read the contract does not define."""
+        group = self.per_group
+        if group is None:
+            return
+        if group.limit < 1:
+            raise QueryError("a per-group limit must be at least 1")
+        if group.column not in self.columns:
+            raise QueryError(f"the group column {group.column!r} must be read")
+        if self.after is not None or self.offset:
+            raise QueryError("a read limited per group is not paged")
 
     def full_order(self) -> tuple[OrderKey, ...]:
         """The order as run: every order ends with the key, so pages are stable."""
@@ -209,7 +236,8 @@ def _beyond(key: OrderKey, value: Any) -> Filter | None:
 
 class Page:
     """The rows of one query, and whether rows lie past its limit (`has_more`: rows fetched
-    beyond the limit are not returned).
+    beyond the limit are not returned); for a read limited per group, `cut` holds the group
+    values (as the page's rows hold them) whose groups had more rows than were returned.
 
     Made from row dicts (`Page(rows)`) or, by a connector that reads column by column, from one
     sequence per column (`Page.of_columns`). Both forms answer `rows` and `column(name)`; the
@@ -217,10 +245,15 @@ class Page:
     never pays for a dict per row, and one that wants rows gets them as before.
     """
 
-    __slots__ = ("_columns", "_rows", "count", "has_more", "statements", "unreadable")
+    __slots__ = ("_columns", "_rows", "count", "cut", "has_more", "statements", "unreadable")
 
     def __init__(
-        self, rows: list[Row], has_more: bool = False, statements: int = 1, unreadable: frozenset[str] = frozenset()
+        self,
+        rows: list[Row],
+        has_more: bool = False,
+        statements: int = 1,
+        unreadable: frozenset[str] = frozenset(),
+        cut: tuple[Any, ...] = (),
     ) -> None:
         self._rows: list[Row] | None = rows
         # Columns read from `_rows` so far; every column when the page was made from columns.
@@ -230,6 +263,7 @@ class Page:
         self.statements = statements
         # The columns holding an UNREADABLE value: the others need no look for one.
         self.unreadable = unreadable
+        self.cut = cut
 
     @classmethod
     def of_columns(
@@ -238,10 +272,11 @@ class Page:
         count: int,
         has_more: bool = False,
         unreadable: frozenset[str] = frozenset(),
+        cut: tuple[Any, ...] = (),
     ) -> Page:
         """A page of `count` rows given column by column, each sequence `count` long, in the
         order the row dicts list their columns."""
-        page = cls([], has_more, unreadable=unreadable)
+        page = cls([], has_more, unreadable=unreadable, cut=cut)
         page._rows = None
         page._columns = dict(columns)
         page.count = count
@@ -278,7 +313,8 @@ class Page:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Page):
             return NotImplemented
-        return (self.rows, self.has_more, self.statements) == (other.rows, other.has_more, other.statements)
+        mine = (self.rows, self.has_more, self.statements, self.cut)
+        return mine == (other.rows, other.has_more, other.statements, other.cut)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -34,6 +34,7 @@ from connectors.base import (
     Or,
     OrderKey,
     Page,
+    PerGroup,
     Query,
     QueryError,
     Row,
@@ -85,13 +86,17 @@ class MemoryConnector:
             where = conjoin(where, after_filter(order, query.after))
         rows = self._sorted(table, self._matching(table, where), order)
         rows = rows[query.offset :]
+        cut: tuple[Any, ...] = ()
+        if query.per_group is not None:
+            query.check_groups()
+            rows, cut = self._per_group(table, rows, query.per_group, query.limit)
         has_more = False
         if query.limit is not None:
             has_more = len(rows) > query.limit
             rows = rows[: query.limit]
         projected = self._project(table, rows, columns)
         unreadable = frozenset(name for name in columns if any(row[name] is UNREADABLE for row in projected))
-        return Page(projected, has_more, unreadable=unreadable)
+        return Page(projected, has_more, unreadable=unreadable, cut=cut)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return len(self._matching(table, where))
@@ -132,6 +137,29 @@ class MemoryConnector:
             spec = table.column(key.column)
             ordered.sort(key=lambda row: self._sort_key(spec, row), reverse=key.descending)
         return ordered
+
+    def _per_group(
+        self, table: TableSpec, rows: list[Row], group: PerGroup, limit: int | None
+    ) -> tuple[list[Row], tuple[Any, ...]]:
+        """The first `group.limit` rows of each group, in order, and the groups cut (as read).
+        A group cut past the overall limit is not known to be cut, as in SQL."""
+        spec = table.column(group.column)
+        read = reader(spec, self._zone)
+        seen: dict[Any, int] = {}
+        # Per group, where its last kept row stands: a cut past the overall limit goes unseen.
+        last: dict[Any, int] = {}
+        kept: list[Row] = []
+        cut: list[Any] = []
+        for row in rows:
+            value = self._stored(spec, row)
+            place = seen[value] = seen.get(value, 0) + 1
+            if place <= group.limit:
+                kept.append(row)
+                last[value] = len(kept)
+            elif place == group.limit + 1 and (limit is None or last[value] <= limit):
+                raw = row.get(spec.name)
+                cut.append(raw if read is None else read(raw))
+        return kept, tuple(cut)
 
     def _sort_key(self, spec: ColumnSpec, row: Row) -> tuple[Any, ...]:
         value = self._stored(spec, row)

@@ -121,8 +121,9 @@ class SqlConnector:
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
+        cut = () if query.per_group is None else self._cut(query, rows)
         columns, unreadable = self._columns(query.table, query.columns, rows)
-        return Page.of_columns(columns, len(rows), has_more, unreadable)
+        return Page.of_columns(columns, len(rows), has_more, unreadable, cut)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         rows = await self._execute(table, *self._shapes.count(table, where))
@@ -247,6 +248,19 @@ class SqlConnector:
         rows: Sequence[Sequence[Any]] = cursor.fetchall()
         result.close()
         return rows
+
+    def _cut(self, query: Query, rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
+        """The groups of a per-group read that had more rows: those whose last row returned
+        (numbered at the bound) has a row after it. The number and that mark follow the
+        selected columns (sql_select `_grouped`)."""
+        group = query.per_group
+        assert group is not None
+        readers = self._readers_of(query.table, query.columns)
+        place = next(i for i, (name, _) in enumerate(readers) if name == group.column)
+        number, following = len(readers), len(readers) + 1
+        raw = [row[place] for row in rows if row[number] == group.limit and row[following] is not None]
+        values, _ = readers[place][1](raw)
+        return tuple(values)
 
     def _columns(
         self, table: TableSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -42,6 +42,8 @@ class SelectBuilder:
         match shape:
             case (sql_shape.FETCH, columns, where, order, limit, offset):
                 return self._fetch(columns, where, order, limit, offset)
+            case (sql_shape.GROUPED, columns, where, order, column, per_group, limit):
+                return self._grouped(columns, where, order, column, per_group, limit)
             case (sql_shape.COUNT, where):
                 statement = sa.select(sa.func.count()).select_from(self._table)
                 return statement if where is None else statement.where(self._where(where))
@@ -66,6 +68,46 @@ class SelectBuilder:
             statement = statement.limit(sa.bindparam(limit, type_=sa.Integer()))
         if offset is not None:
             statement = statement.offset(sa.bindparam(offset, type_=sa.Integer()))
+        return statement
+
+    def _grouped(
+        self,
+        columns: Sequence[str],
+        where: Shape | None,
+        order: Sequence[OrderKey],
+        column: str,
+        per_group: str,
+        limit: str | None,
+    ) -> sa.Select[Any]:
+        """The first rows of each group of `column`, numbered in the read's order by a window
+        over the filtered rows; the selected columns are followed by the row's number in its
+        group and whether a row follows it there (1 or NULL), so the connector tells a cut
+        group from a full one without reading the rows past the bound."""
+        names = tuple(dict.fromkeys(columns))
+        inner_names = tuple(dict.fromkeys([*names, *(key.column for key in order)]))
+        terms = self._order(order)
+        group = self._compared(self._spec.column(column))
+        number = sa.func.row_number().over(partition_by=group, order_by=terms).label("hub_row_number")
+        following = sa.func.lead(sa.literal_column("1")).over(partition_by=group, order_by=terms).label("hub_following")
+        inner = sa.select(*(self._table.c[self._spec.column(name).name] for name in inner_names), number, following)
+        if where is not None:
+            inner = inner.where(self._where(where))
+        numbered = inner.subquery("numbered")
+        outer_terms: list[sa.ColumnElement[Any]] = []
+        for key in order:
+            spec = self._spec.column(key.column)
+            expr: sa.ColumnElement[Any] = numbered.c[spec.name]
+            if spec.kind is Kind.STRING:
+                expr = sa.collate(expr, self._collation)
+            outer_terms.extend(self._dialect.order(expr, key.descending))
+        bound = sa.bindparam(per_group, type_=sa.Integer())
+        statement = (
+            sa.select(*(numbered.c[name] for name in names), numbered.c.hub_row_number, numbered.c.hub_following)
+            .where(numbered.c.hub_row_number <= bound)
+            .order_by(*outer_terms)
+        )
+        if limit is not None:
+            statement = statement.limit(sa.bindparam(limit, type_=sa.Integer()))
         return statement
 
     def _select(self, columns: Sequence[str]) -> sa.Select[Any]:

@@ -41,6 +41,8 @@ Values = dict[str, Any]
 
 # The first item of each shape, naming what the rest holds.
 FETCH: Final = "fetch"  # (FETCH, columns, filter | None, order, limit slot | None, offset slot | None)
+# (GROUPED, columns, filter | None, order, group column, group limit slot, limit slot | None)
+GROUPED: Final = "grouped"
 COUNT: Final = "count"  # (COUNT, filter | None)
 BY: Final = "by"  # (BY, column, columns, values slot)
 COMPARE: Final = "compare"  # (COMPARE, column, op, slot)
@@ -73,6 +75,13 @@ class QueryShapes:
             where = conjoin(where, after_filter(order, query.after))
         values: Values = {}
         shape = None if where is None else self._filter(query.table, where, values)
+        group = query.per_group
+        if group is not None:
+            query.check_groups()
+            query.table.column(group.column)
+            per_group = _slot(values, group.limit)
+            limit = None if query.limit is None else _slot(values, query.limit + 1)
+            return (GROUPED, tuple(query.columns), shape, tuple(order), group.column, per_group, limit), values
         limit = None if query.limit is None else _slot(values, query.limit + 1)
         offset = _slot(values, query.offset) if query.offset else None
         # tuple(): a caller's lists would make the shape unhashable (a tuple is returned as is).

@@ -27,6 +27,7 @@ from graphql import GraphQLError, OperationDefinitionNode
 from graphql import OperationType as Kind
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -37,6 +38,8 @@ from strawberry.types.graphql import OperationType
 
 from hub.apps.cache import PrincipalCache
 from hub.documents.service import is_document_id
+from hub.errors import LimitExceeded
+from hub.memory import LARGE_REQUEST_VALUES, give_back
 from hub.principal import Principal
 from hub.quota import LookupCounter, Refusal
 from hub.services import Services
@@ -393,7 +396,22 @@ def _context(
 
 def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
     """The response body: errors (the resolvers', then withheld and unreadable fields, then
-    rows left out), data, and the access decision."""
+    rows left out), data, and the access decision. A request past its value budget answers no
+    data and one error."""
+    response = _answer_body(context, data, raised, ran)
+    budget = None if context.request is None else context.request.budget
+    if budget is not None and (budget.spent >= LARGE_REQUEST_VALUES or budget.exceeded is not None):
+        # After the response is sent: the memory of a large request is given back at once.
+        response.background = BackgroundTask(give_back)
+    return response
+
+
+def _answer_body(
+    context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool
+) -> Response:
+    exceeded = None if context.request is None else context.request.budget.exceeded
+    if exceeded is not None:
+        return _refused(context, exceeded)
     errors = [format_error(e) for e in raised]
     for withheld in context.withheld.values():
         errors.append(
@@ -430,6 +448,17 @@ def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[G
                 "policyVersion": context.request.plan.policy_version,
                 "masked": sorted("/".join(map(str, path)) for path in context.masked),
                 "withheld": sorted("/".join(map(str, w.path)) for w in context.withheld.values()),
+                "truncated": [list(path) for path in context.truncated.paths],
+                "truncatedCount": context.truncated.count,
             }
         }
     return JSON(payload, 200 if ran else 400)
+
+
+def _refused(context: RequestContext, exceeded: LimitExceeded) -> Response:
+    """The answer of a request past its value budget: whatever was read stays in the hub."""
+    assert context.request is not None
+    error = {"message": exceeded.message, "extensions": {**exceeded.extensions, "code": exceeded.code}}
+    access: dict[str, Any] = {"policyVersion": context.request.plan.policy_version, "masked": [], "withheld": []}
+    access.update(truncated=[], truncatedCount=0)
+    return JSON({"errors": [error], "data": None, "extensions": {"access": access}})

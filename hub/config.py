@@ -33,6 +33,13 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_page_size: int = 10_000
     default_page_size: int = 100
+    # Rows of a relation's list under one parent: lists cut there are named in the response's
+    # extensions.access.truncated. The maximum bounds the setting (and a later `first`).
+    relation_page_size: int = 100
+    max_relation_page_size: int = 1_000
+    # Values (rows times selected fields) one request may read and place in its answer,
+    # counted per parent for relation lists; past it the request answers no data.
+    max_values: int = 1_000_000
     # Requests above this depth or with more aliases are refused before execution.
     max_depth: int = 12
     max_aliases: int = 30
@@ -91,6 +98,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "manifests_dir": environ.get("HUB_MANIFESTS", "manifests"),
         "max_page_size": environ.get("HUB_MAX_PAGE_SIZE", "10000"),
         "default_page_size": environ.get("HUB_DEFAULT_PAGE_SIZE", "100"),
+        "relation_page_size": environ.get("HUB_RELATION_PAGE_SIZE", "100"),
+        "max_relation_page_size": environ.get("HUB_MAX_RELATION_PAGE_SIZE", "1000"),
+        "max_values": environ.get("HUB_MAX_VALUES", "1000000"),
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
         "min_mask_candidates": environ.get("HUB_MIN_MASK_CANDIDATES", "10000"),
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
@@ -110,6 +120,13 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     default_page = _int("HUB_DEFAULT_PAGE_SIZE", values["default_page_size"])
     if not 1 <= default_page <= max_page:
         raise SettingsError("HUB_DEFAULT_PAGE_SIZE must be between 1 and HUB_MAX_PAGE_SIZE")
+    max_relation_page = _int("HUB_MAX_RELATION_PAGE_SIZE", values["max_relation_page_size"])
+    relation_page = _int("HUB_RELATION_PAGE_SIZE", values["relation_page_size"])
+    if not 1 <= relation_page <= max_relation_page:
+        raise SettingsError("HUB_RELATION_PAGE_SIZE must be between 1 and HUB_MAX_RELATION_PAGE_SIZE")
+    max_values = _int("HUB_MAX_VALUES", values["max_values"])
+    if max_values < 1:
+        raise SettingsError("HUB_MAX_VALUES must be at least 1")
     max_grant_days = _int("HUB_MAX_GRANT_DAYS", values["max_grant_days"])
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
@@ -154,6 +171,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         secrets={k: v for k, v in environ.items() if k != "HUB_MASTER_KEY"},
         max_page_size=max_page,
         default_page_size=default_page,
+        relation_page_size=relation_page,
+        max_relation_page_size=max_relation_page,
+        max_values=max_values,
     )
 
 

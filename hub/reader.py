@@ -2,7 +2,9 @@
 
 One statement per list (plus one for a selected total count) and one per chunk of related keys.
 Only the columns the caller selected and may see are fetched; filters, row rules, order and
-page are pushed into the statement, never applied after the fetch.
+page are pushed into the statement, never applied after the fetch. A relation's rows are
+bounded per parent in that statement, and every read is counted against the request's value
+budget (hub/budget.py) before its rows are released.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from connectors.base import (
     Op,
     OrderKey,
     Page,
+    PerGroup,
     Query,
     QueryError,
     conjoin,
@@ -31,6 +34,7 @@ from connectors.base import (
 from hub.authz.plan import AccessPlan, Decision
 from hub.authz.record import AccessRecord
 from hub.authz.release import Released, ReleasedRow, Releaser
+from hub.budget import ValueBudget, values_per_row
 from hub.catalog import Catalog, EntityInfo, RelationInfo
 from hub.catalog.model import FieldInfo
 from hub.cells import index_bytes, index_form
@@ -66,8 +70,19 @@ class Request:
 
     plan: AccessPlan
     record: AccessRecord
+    budget: ValueBudget
     # The key sets of row rules that follow relations, fetched once per request when needed.
     key_sets: KeySets | None = None
+
+
+@dataclass
+class RelatedRows:
+    """A relation's rows for a batch of join values: grouped by value, their release, and the
+    values whose lists were cut at the relation's bound."""
+
+    grouped: dict[Hashable, list[ReleasedRow]]
+    released: Released
+    cut: set[Hashable]
 
 
 class Reader:
@@ -81,6 +96,9 @@ class Reader:
         default_page: int = 100,
         max_page: int = 10_000,
         max_semijoin_keys: int = DEFAULT_MAX_KEYS,
+        *,
+        relation_page: int = 100,
+        max_values: int = 1_000_000,
     ) -> None:
         self.catalog = catalog
         self.cursors = cursors
@@ -90,6 +108,12 @@ class Reader:
         self.default_page = default_page
         self.max_page = max_page
         self.max_semijoin_keys = max_semijoin_keys
+        self.relation_page = relation_page
+        self.max_values = max_values
+
+    def budget(self) -> ValueBudget:
+        """A fresh value budget, for one request."""
+        return ValueBudget(self.max_values)
 
     async def page(
         self,
@@ -125,16 +149,22 @@ class Reader:
         after = self.cursors.decode(tag, page.after) if page.after is not None else None
         if want_cursor:
             columns = _union(columns, [k.column for k in full_order])
-        query = Query(entity.table, columns, where, keys, limit, page.offset or 0, after)
         connector = self.connectors[entity.department]
-        if want_total:
-            fetched, total = await asyncio.gather(
-                self._run(entity, connector.fetch(query)),
-                self._run(entity, connector.count(entity.table, where)),
-            )
-        else:
-            fetched, total = await self._run(entity, connector.fetch(query)), None
-        page_rows: Page = fetched
+        width = values_per_row(names, joins)
+        async with request.budget.reading(limit, width) as allowed:
+            # Fewer rows than the page asks for when the budget has less left: a row past
+            # them is then not a next page but a refusal.
+            capped = allowed < limit
+            query = Query(entity.table, columns, where, keys, allowed if capped else limit, page.offset or 0, after)
+            if want_total:
+                fetched, total = await asyncio.gather(
+                    self._run(entity, connector.fetch(query)),
+                    self._run(entity, connector.count(entity.table, where)),
+                )
+            else:
+                fetched, total = await self._run(entity, connector.fetch(query)), None
+            page_rows: Page = fetched
+            request.budget.charge(page_rows.count + int(capped and page_rows.has_more), width)
         released = await self._release(request, entity, page_rows, names, joins)
         end_cursor = None
         if want_cursor and page_rows.count:
@@ -163,12 +193,16 @@ class Reader:
             rule = await self._scoped(request, rule)
         where = conjoin(Compare(entity.table.key, Op.EQ, key), rule)
         query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
+        # One row at most: counted after the read, without a reservation (a by-key request
+        # is small, and its every step is paid on each of many requests).
+        request.budget.check()
         # `_run` inlined: a by-key read is the whole of a small request, and each coroutine
         # layer between the request and the driver is paid on every suspension and resumption.
         try:
             page = await self.connectors[entity.department].fetch(query)
         except (QueryError, ConnectorError) as error:
             raise _failure(entity, error) from None
+        request.budget.charge(page.count, values_per_row(names, joins))
         return await self._release(request, entity, page, names, joins)
 
     async def related(
@@ -178,10 +212,11 @@ class Reader:
         names: Sequence[str],
         joins: Sequence[str],
         values: Sequence[Hashable],
-    ) -> tuple[dict[Hashable, list[ReleasedRow]], Released]:
+    ) -> RelatedRows:
         """Rows of the relation's target whose target field is one of `values`, grouped by
         that value, and the release (what was withheld or masked); one statement per chunk of
-        at most BATCH_CHUNK values."""
+        at most BATCH_CHUNK values. A list keeps its first `relation_page` rows by key (a
+        to-one relation its first row); the values whose lists were cut are named."""
         plan = request.plan
         verdict = plan.relation(relation.source, relation.name)
         if verdict.decision is Decision.DENIED:
@@ -210,18 +245,32 @@ class Reader:
         pages: list[Page] = []
         connector = self.connectors[target.department]
         chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
-        for chunk in chunks:
-            query = Query(target.table, columns, conjoin(In(match_column, tuple(chunk)), rule), order)
-            pages.append(await self._run(target, connector.fetch(query)))
+        bound = self.relation_page if relation.many else 1
+        per_group = PerGroup(match_column, bound)
+        width = values_per_row(names, joins)
+        budget = request.budget
+        async with budget.reading(len(unique) * bound, width) as allowed:
+            capped = allowed < len(unique) * bound
+            left = allowed
+            for chunk in chunks:
+                where = conjoin(In(match_column, tuple(chunk)), rule)
+                query = Query(target.table, columns, where, order, left if capped else None, per_group=per_group)
+                page = await self._run(target, connector.fetch(query))
+                budget.charge(page.count + int(page.has_more), width)
+                left -= page.count
+                pages.append(page)
         # One chunk (the usual case) is released as read, column-wise; more are joined as rows.
         rows = pages[0] if len(pages) == 1 else _joined(pages)
+        # A to-one relation reads its first row: more rows behind it are no list cut short.
+        cut_matches = {_join_value(target_field, m) for page in pages for m in page.cut} if relation.many else set()
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
         for match, out in zip(_kept(released, rows.column(match_column)), released.rows, strict=True):
             by_match[_join_value(target_field, match)].append(out)
         grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
-        return grouped, released
+        cut = {value for value, match in wanted.items() if _join_value(target_field, match) in cut_matches}
+        return RelatedRows(grouped, released, cut)
 
     async def _release(
         self,

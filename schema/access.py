@@ -49,11 +49,11 @@ def selection_for(context: RequestContext, schema: GraphQLSchema, document: Docu
 
 
 def begin(context: RequestContext, selection: Selection) -> None:
-    """Make the request's plan for everything `selection` reaches, and its empty access
-    record: once per request, before any resolver runs."""
+    """Make the request's plan for everything `selection` reaches, its empty access record
+    and its value budget: once per request, before any resolver runs."""
     plan = context.planner.plan(context.principal, context.purpose, selection)
     record = AccessRecord(context.principal.subject, context.principal.department, context.purpose, plan.policy_version)
-    context.request = Request(plan, record)
+    context.request = Request(plan, record, context.reader.budget())
 
 
 class AccessPlanning(SchemaExtension):

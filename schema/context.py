@@ -1,5 +1,6 @@
 """The per-request context resolvers read: the caller, the services, the plan and the record."""
 
+from bisect import insort
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,33 @@ class Withheld:
     path: tuple[str | int, ...]
     reason: str
     count: int
+
+
+# Truncated lists named in a response; the rest are counted. A request may cut a list under each
+# of thousands of parents, and the response must not grow with them.
+LISTED_TRUNCATIONS = 100
+
+
+class Truncated:
+    """Lists cut at their bound: the first LISTED_TRUNCATIONS paths in path order (the same
+    whichever order lists completed in) and how many lists were cut in all."""
+
+    __slots__ = ("count", "paths")
+
+    def __init__(self) -> None:
+        self.paths: list[tuple[str | int, ...]] = []
+        self.count = 0
+
+    def add(self, path: tuple[str | int, ...]) -> None:
+        # Two paths first differ below one parent, both as list indices or both as response
+        # keys, so tuples of mixed keys still compare.
+        self.count += 1
+        paths = self.paths
+        if len(paths) < LISTED_TRUNCATIONS:
+            insort(paths, path)
+        elif path < paths[-1]:
+            insort(paths, path)
+            paths.pop()
 
 
 @dataclass
@@ -46,6 +74,8 @@ class RequestContext:
     left_out: dict[tuple[str | int, ...], int] = field(default_factory=dict)
     # Paths (list indices as `*`) released masked.
     masked: set[tuple[str | int, ...]] = field(default_factory=set)
+    # Relation lists cut at their bound, by their full paths (list indices and response keys).
+    truncated: Truncated = field(default_factory=Truncated)
 
     @property
     def current(self) -> Request:

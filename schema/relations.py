@@ -29,11 +29,12 @@ from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 
+from hub.errors import LimitExceeded
 from hub.reader import JOIN
 from schema.completion import Completion
 from schema.context import RequestContext
 from schema.positions import ChildRows, OneRow, Rows
-from schema.resolvers import RelationField, RelationLoad, refusal, relation_load
+from schema.resolvers import CutRows, RelationField, RelationLoad, deliver, refusal, relation_load
 
 
 class Related:
@@ -114,6 +115,8 @@ class Job:
         self.turns = turns
         # Per relation field: rows whose loads are in flight, in the order they were asked.
         self.pending: dict[Related, list[tuple[int, asyncio.Future[Any]]]] = {}
+        # Per relation field: the values each related row counts for in the request's budget.
+        self.widths: dict[Related, int] = {}
 
     def begin(self, groups: Groups) -> None:
         """Starts each group after its delay; groups in the order of their first rows."""
@@ -124,6 +127,8 @@ class Job:
         """What the relation resolvers of these rows do before they wait: refuse, or ask."""
         run, rows = self.run, self.rows
         context = run.context
+        if self._spent(indices):
+            return
         asking: list[tuple[Related, Ask, dict[Any, asyncio.Future[Any]]]] = []
         done: list[int] = []
         for entry in self.shape.related:
@@ -139,6 +144,7 @@ class Job:
                 context.withhold(load.path, reason, len(indices))
                 done.extend(indices)
                 continue
+            self.widths[entry] = load.width
             # DataLoader.load hands out its futures, cached or new: the job watches them.
             asking.append((entry, cast(Ask, load.loader(context).load), {}))
         self._done(done)
@@ -199,11 +205,16 @@ class Job:
 
     def _complete(self, entry: Related, outcomes: list[tuple[int, Any]]) -> None:
         """Fills in one field of rows whose loads are done: their related rows shaped as one list."""
+        if self._spent([index for index, _ in outcomes], entry):
+            return
         errors = [(index, value) for index, value in outcomes if isinstance(value, Exception)]
         if errors:
             self._fail(entry, errors)
             self._done(index for index, _ in errors)
-        values = [(index, _value(entry, value)) for index, value in outcomes if not isinstance(value, Exception)]
+        loaded = [(index, value) for index, value in outcomes if not isinstance(value, Exception)]
+        if not self._deliver(entry, loaded):
+            return
+        values = [(index, _value(entry, value)) for index, value in loaded]
         flat: list[dict[Any, Any]] = []
         origins: list[tuple[int, int | None]] = []
         empty: list[int] = []
@@ -234,6 +245,40 @@ class Job:
             self._nest(entry, child, flat, shaped, origins)
         else:
             self._done(index for index, _ in values)
+
+    def _spent(self, indices: list[int], entry: Related | None = None) -> bool:
+        """Whether the request is past its value budget; if so these rows' relation fields (or
+        `entry`'s alone) are null at once, without an error each: the answer will hold no
+        data, only the budget's one error, and a refused request should cost little more."""
+        if self.run.context.current.budget.exceeded is None:
+            return False
+        for entry_ in self.shape.related if entry is None else (entry,):
+            for index in indices:
+                self.objects[index][entry_.key] = None
+        self._done(indices)
+        return True
+
+    def _deliver(self, entry: Related, loaded: list[tuple[int, Any]]) -> bool:
+        """Counts the rows about to be placed against the request's budget and reports the
+        lists cut at their bound, as the relation resolver does row by row; False where the
+        budget is spent (the request then answers no data, so one row carries the error)."""
+        context = self.run.context
+        # A to-one field's outcome is its loaded rows, or None where the row had no join value.
+        placed = sum(len(rows) if entry.many else int(bool(rows)) for _, rows in loaded)
+        try:
+            deliver(context, self.widths[entry], placed)
+        except LimitExceeded as error:
+            if loaded:
+                self._fail(entry, [(loaded[0][0], error)])
+                for index, _ in loaded[1:]:
+                    self.objects[index][entry.key] = None
+                self._done(index for index, _ in loaded)
+            return False
+        if entry.many:
+            for index, rows in loaded:
+                if type(rows) is CutRows:
+                    context.truncated.add(tuple(self._field_path(entry, index).as_list()))
+        return True
 
     def _nest(
         self,

@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 
 from hub.authz.plan import Decision
 from hub.authz.release import Released
+from hub.budget import values_per_row
 from hub.catalog import EntityInfo, RelationInfo
 from hub.reader import JOIN, PageArgs
 from schema.context import RequestContext
@@ -138,6 +139,18 @@ class RelationField:
 RELATION_FIELDS: WeakKeyDictionary[Callable[..., Any], RelationField] = WeakKeyDictionary()
 
 
+class CutRows(list[dict[Any, Any]]):
+    """A relation list's rows under one parent, cut at the relation's bound: more rows matched.
+    The loader hands these out; the field's completion reports the list as truncated."""
+
+
+def deliver(context: RequestContext, width: int, placed: int) -> None:
+    """Counts `placed` related rows about to be placed under parents against the request's
+    value budget, before they are shaped: each placement is a copy in the answer."""
+    if placed:
+        context.current.budget.charge(placed, width)
+
+
 @dataclass(frozen=True)
 class RelationLoad:
     """How one relation field at one list path loads: the target fields its selection needs
@@ -148,6 +161,11 @@ class RelationLoad:
     joins: tuple[str, ...]
     # The field's path with list indices as `*`, as errors and withheld paths name it.
     path: tuple[str | int, ...]
+
+    @property
+    def width(self) -> int:
+        """The values each related row counts for in the request's budget."""
+        return values_per_row(self.names, self.joins)
 
     def loader(self, context: RequestContext) -> DataLoader[Hashable, list[dict[Any, Any]]]:
         relation = self.relation
@@ -191,7 +209,13 @@ def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
         raw = _raw(info)
         load = relation_load(field, raw.field_nodes, raw.fragments, raw.variable_values, _list_path(info))
         rows = await load.loader(context).load(value)
-        return rows if relation.many else (rows[0] if rows else None)
+        deliver(context, load.width, len(rows))
+        if not relation.many:
+            return rows[0] if rows else None
+        if type(rows) is CutRows:
+            context.truncated.add(tuple(info.path.as_list()))
+            return list(rows)
+        return rows
 
     RELATION_FIELDS[resolve] = field
     return resolve
@@ -205,16 +229,11 @@ def _loader(
     path: tuple[str | int, ...],
 ) -> DataLoader[Hashable, list[dict[Any, Any]]]:
     async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
-        grouped, released = await context.reader.related(
-            context.current,
-            relation,
-            names,
-            joins,
-            values,
-        )
+        found = await context.reader.related(context.current, relation, names, joins, values)
         base = (*path, "*") if relation.many else path
-        report(context, base, released)
-        return [grouped.get(value, []) for value in values]
+        report(context, base, found.released)
+        grouped, cut = found.grouped, found.cut
+        return [CutRows(grouped[value]) if value in cut else grouped.get(value, []) for value in values]
 
     return DataLoader(load_fn=load)
 

@@ -65,6 +65,7 @@ assert UNGRANTED in load_purposes() and UNGRANTED not in GRANTED
 PURPOSES: tuple[str | None, ...] = (None, *GRANTED, UNGRANTED)
 
 PAGE = 100  # rows of a list page; a second page starts at this offset
+RELATION_PAGE = 100  # rows of a relation's list under one parent (HUB_RELATION_PAGE_SIZE)
 PARENTS = 10  # parent rows under which every relation is followed
 FEW_PARENTS = {"population.District": 1}  # a district has about 1,500 residents
 NARROWED = 5  # rows asked of a filtered or ordered list
@@ -538,7 +539,8 @@ def visit(
                 join = true[relation.field]
                 matches = [] if join is None else truth.matching(target, relation.target_field, join)
                 inner = v.only_visible(target, matches, truth)
-                inner = inner if relation.many else inner[:1]
+                # A relation's list holds its first rows by key, up to the bound per parent.
+                inner = inner[:RELATION_PAGE] if relation.many else inner[:1]
             nested = (value or []) if relation.many else ([value] if value is not None else [])
             visit(reading, exchange, truth, path, target, follow.fields, (), nested, inner)
 

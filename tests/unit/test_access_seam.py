@@ -108,6 +108,8 @@ def test_withheld_field_is_null_with_one_forbidden_error_per_list(guarded: Any) 
         "policyVersion": "test-1",
         "masked": [],
         "withheld": ["registryPersons/nodes/*/income"],
+        "truncated": [],
+        "truncatedCount": 0,
     }
 
 
