@@ -307,6 +307,7 @@ def policy_test(file: Path, policy_file: Path | None, manifests: Path | None) ->
     import yaml
 
     from hub.authz.snapshot import SnapshotError, parse_seed
+    from hub.authz.terms import load_terms
     from hub.authz.truth import TruthTableError, run_file
 
     settings, catalog = _catalog(manifests)
@@ -315,7 +316,8 @@ def policy_test(file: Path, policy_file: Path | None, manifests: Path | None) ->
             snapshot = parse_seed(yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {})
         else:
             snapshot = _current_snapshot(settings, catalog)
-        total, mismatches = run_file(file, snapshot, catalog)
+        terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+        total, mismatches = run_file(file, snapshot, catalog, terms)
     except (SnapshotError, TruthTableError) as exc:
         _fail(str(exc))
     for m in mismatches:
