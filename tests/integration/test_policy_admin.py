@@ -109,16 +109,24 @@ class Attempt:
     prepare: list[dict[str, Any]] = field(default_factory=list)  # edits the admin applies first
 
     def now(self) -> dict[str, Any]:
-        """The variables with a grant's window moved to start a minute before now, as it did
-        when the attempt was written (at collection, which may be minutes before it runs)."""
-        given = self.variables.get("grant")
-        if not isinstance(given, dict):
-            return self.variables
-        start = datetime.fromisoformat(given["validFrom"])
+        """The variables with every grant's window moved to start a minute before now, as it
+        did when the attempt was written (at collection, which may be minutes before it runs)."""
+        moved: dict[str, Any] = _moved(self.variables)
+        return moved
+
+
+def _moved(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _moved(v) for k, v in value.items()}
+    if "validFrom" in out and "validUntil" in out:
+        start = datetime.fromisoformat(out["validFrom"])
         shift = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1) - start
-        until = datetime.fromisoformat(given["validUntil"]) + shift
-        moved = given | {"validFrom": (start + shift).isoformat(), "validUntil": until.isoformat()}
-        return self.variables | {"grant": moved}
+        out["validFrom"] = (start + shift).isoformat()
+        out["validUntil"] = (datetime.fromisoformat(out["validUntil"]) + shift).isoformat()
+    return out
 
 
 def steward_grant(**overrides: Any) -> dict[str, Any]:
