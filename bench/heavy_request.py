@@ -165,7 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "hub-bench-demo")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--after", type=float, default=30.0, help="seconds to wait before the last RSS reading")
+    parser.add_argument("--only", help="run only the request of this name (e.g. 'finding 6'): its own before and after")
     args = parser.parse_args(argv)
+    requests = [(n, q) for n, q in REQUESTS if args.only in (None, n)]
+    if not requests:
+        parser.error(f"--only takes one of: {', '.join(n for n, _ in REQUESTS)}")
     base = f"http://127.0.0.1:{args.port}"
     process = _start(args.data_dir, args.port)
     try:
@@ -182,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hub pid {pid}; RSS at idle {idle / MB:.0f} MB")
             print(f"{'request':<24}{'time':>8}{'body':>10}{'peak':>10}{'growth':>9}{'small max':>11}  answer")
             outcomes = []
-            for name, query in REQUESTS:
+            for name, query in requests:
                 outcome = _measure(client, pid, name, query, headers)
                 outcomes.append(outcome)
                 print(
