@@ -19,6 +19,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -37,6 +38,8 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from hub.apps.cache import PrincipalCache
+from hub.authz.plan import AccessPolicy, Verdict
+from hub.catalog import EntityInfo
 from hub.documents.service import is_document_id
 from hub.errors import LimitExceeded
 from hub.memory import LARGE_REQUEST_VALUES, give_back
@@ -44,7 +47,6 @@ from hub.principal import Principal
 from hub.quota import LookupCounter, Refusal
 from hub.services import Services
 from schema import BuiltSchema, build_schema
-from schema.access import selection_for
 from schema.context import RequestContext
 from schema.documents import Compiled, TrustedDocuments
 from schema.errors import code_of, format_error
@@ -291,11 +293,23 @@ async def _within_quota(
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
         return None  # refused as BAD_PURPOSE next, before any SQL
-    context = _context(services, built, principal, purpose, compiled)
-    selection = selection_for(context, built.schema._schema, compiled.document)
-    plan = services.planner.plan(principal, purpose, selection)
-    refusal = await quota.admit(principal, lookups.supplied(compiled, name, body.get("variables"), plan))
+    verdicts = _PolicyVerdicts(services.planner.policy, principal, purpose)
+    refusal = await quota.admit(principal, lookups.supplied(compiled, name, body.get("variables"), verdicts))
     return None if refusal is None else _quota_exceeded(refusal)
+
+
+@dataclass(frozen=True)
+class _PolicyVerdicts:
+    """Decisions on the few fields a request's lookups name, asked of the policy directly: the
+    ones the request's plan will hold, without planning its whole selection twice."""
+
+    policy: AccessPolicy
+    principal: Principal
+    purpose: str | None
+
+    def verdict(self, entity: EntityInfo, name: str) -> Verdict | None:
+        item = entity.fields.get(name)
+        return None if item is None else self.policy.field(self.principal, self.purpose, entity, item)
 
 
 def _quota_exceeded(refusal: Refusal) -> Response:

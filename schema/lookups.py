@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -46,7 +46,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Undefined
 
-from hub.authz.plan import AccessPlan, Decision
+from hub.authz.plan import Decision, Verdict
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.model import FieldInfo
 from hub.crypto.blind_index import normaliser
@@ -94,7 +94,7 @@ class Lookups:
         self._sites: WeakKeyDictionary[Compiled, dict[str | None, Sites | None]] = WeakKeyDictionary()
 
     def supplied(
-        self, compiled: Compiled, operation_name: str | None, inputs: Mapping[str, Any] | None, plan: AccessPlan
+        self, compiled: Compiled, operation_name: str | None, inputs: Mapping[str, Any] | None, plan: FieldVerdicts
     ) -> list[tuple[str, str]]:
         """(scope, value) of every value the request supplies on a field `plan` does not release
         plain; empty where the request will not run (graphql-core then refuses it unread)."""
@@ -227,6 +227,12 @@ class Lookups:
         return None if isinstance(coerced, list) else coerced
 
 
+class FieldVerdicts(Protocol):
+    """The caller's decision on one field (None: not decided, counted to be safe)."""
+
+    def verdict(self, entity: EntityInfo, name: str) -> Verdict | None: ...
+
+
 def _arguments(site: Site, variables: VariableValues) -> dict[str, Any]:
     try:
         return get_argument_values(site.field, site.node, variables)
@@ -235,16 +241,16 @@ def _arguments(site: Site, variables: VariableValues) -> dict[str, Any]:
         return {}
 
 
-def _counts(plan: AccessPlan, entity: EntityInfo, name: str) -> bool:
+def _counts(plan: FieldVerdicts, entity: EntityInfo, name: str) -> bool:
     """Whether values on the field are guesses the hub would answer: it is not released plain,
     but may be searched. A field that is neither is refused (FORBIDDEN) in any filter or
     by-key read before SQL runs (AccessPlan.require_plain), so that request reveals nothing,
     and costs nothing."""
-    verdict = plan.fields.get((entity.id, name))
+    verdict = plan.verdict(entity, name)
     return verdict is None or (verdict.decision is not Decision.PLAIN and verdict.lookup)
 
 
-def _filter_values(plan: AccessPlan, entity: EntityInfo, spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _filter_values(plan: FieldVerdicts, entity: EntityInfo, spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     # Coerced input objects hold every field, those not given as None.
     for key, value in spec.items():
         if value is None:
