@@ -38,7 +38,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from hub.apps.cache import PrincipalCache
-from hub.authz.plan import AccessPolicy, Verdict
+from hub.authz.plan import Planner, Verdict
 from hub.catalog import EntityInfo
 from hub.documents.service import is_document_id
 from hub.errors import LimitExceeded
@@ -293,23 +293,23 @@ async def _within_quota(
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
         return None  # refused as BAD_PURPOSE next, before any SQL
-    verdicts = _PolicyVerdicts(services.planner.policy, principal, purpose)
+    verdicts = _PolicyVerdicts(services.planner, principal, purpose)
     refusal = await quota.admit(principal, lookups.supplied(compiled, name, body.get("variables"), verdicts))
     return None if refusal is None else _quota_exceeded(refusal)
 
 
 @dataclass(frozen=True)
 class _PolicyVerdicts:
-    """Decisions on the few fields a request's lookups name, asked of the policy directly: the
-    ones the request's plan will hold, without planning its whole selection twice."""
+    """Decisions on the few fields a request's lookups name, from the planner's cache: the ones
+    the request's plan will hold, without planning its whole selection twice."""
 
-    policy: AccessPolicy
+    planner: Planner
     principal: Principal
     purpose: str | None
 
     def verdict(self, entity: EntityInfo, name: str) -> Verdict | None:
         item = entity.fields.get(name)
-        return None if item is None else self.policy.field(self.principal, self.purpose, entity, item)
+        return None if item is None else self.planner.field(self.principal, self.purpose, entity, item)
 
 
 def _quota_exceeded(refusal: Refusal) -> Response:

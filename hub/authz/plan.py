@@ -197,6 +197,17 @@ class Planner:
         decided.plans[id(selection)] = (selection, plan)
         return plan
 
+    def field(self, principal: Principal, purpose: str | None, entity: EntityInfo, item: FieldInfo) -> Verdict:
+        """One field's decision, from the cache plans use (and expiring with it): for checks
+        that need a few fields before the request is planned (the lookup quota)."""
+        policy = self._source()
+        decided = self._decided(policy, principal, purpose)
+        key = (entity.id, item.name)
+        found = decided.fields.get(key)
+        if found is None:
+            found = decided.fields[key] = policy.field(principal, purpose, entity, item)
+        return found
+
     def _make(
         self, policy: AccessPolicy, decided: _Decided, principal: Principal, purpose: str | None, selection: Selection
     ) -> AccessPlan:
