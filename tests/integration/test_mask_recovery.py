@@ -19,22 +19,18 @@ from hub.config import load_settings
 from hub.demo.workspace import Workspace
 from tests.conftest import Hub
 from tests.integration.policy_fixtures import own_hub
+from tests.resident_ids import check_digit
 
 HEALTH = "health-app"
 PERSON = """
 { populationPersons(first: 1) {
     nodes { idNumber mobile birthDate gender districtCode } } }"""
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ALIASES = 30
 
 
 @pytest.fixture
 def hub(demo_workspace: Workspace, tmp_path: Path) -> Iterator[Hub]:
     yield from own_hub(demo_workspace, tmp_path)
-
-
-def check_digit(first17: str) -> str:
-    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
 def id_candidates(masked: str, year: int, district: str, male: bool) -> Iterator[str]:

@@ -20,16 +20,12 @@ from hub.authz.terms import load_terms
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.manifest import PartialMask
 from hub.principal import Principal
+from tests.resident_ids import check_digit
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 SEED = load_seed(now=NOW)
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def check_digit(first17: str) -> str:
-    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
 def brute_force(real: str, visible: set[int], year_known: bool, sex_known: bool, area_known: bool) -> int:
