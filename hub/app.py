@@ -19,7 +19,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -293,19 +292,27 @@ async def _within_quota(
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
         return None  # refused as BAD_PURPOSE next, before any SQL
-    verdicts = _PolicyVerdicts(services.planner, principal, purpose)
-    refusal = await quota.admit(principal, lookups.supplied(compiled, name, body.get("variables"), verdicts))
+    variables = body.get("variables")
+    # Most requests repeat values already counted this hour. Where every value the request
+    # gives at a lookup site is counted already, so is every one that counts, whatever the
+    # policy decides: such a request is settled without decisions, a coroutine or the database.
+    if quota.counted(principal, lookups.supplied(compiled, name, variables, None)):
+        return None
+    supplied = lookups.supplied(compiled, name, variables, _PolicyVerdicts(services.planner, principal, purpose))
+    refusal = await quota.admit(principal, supplied)
     return None if refusal is None else _quota_exceeded(refusal)
 
 
-@dataclass(frozen=True)
 class _PolicyVerdicts:
     """Decisions on the few fields a request's lookups name, from the planner's cache: the ones
     the request's plan will hold, without planning its whole selection twice."""
 
-    planner: Planner
-    principal: Principal
-    purpose: str | None
+    __slots__ = ("planner", "principal", "purpose")
+
+    def __init__(self, planner: Planner, principal: Principal, purpose: str | None) -> None:
+        self.planner = planner
+        self.principal = principal
+        self.purpose = purpose
 
     def verdict(self, entity: EntityInfo, name: str) -> Verdict | None:
         item = entity.fields.get(name)

@@ -94,10 +94,15 @@ class Lookups:
         self._sites: WeakKeyDictionary[Compiled, dict[str | None, Sites | None]] = WeakKeyDictionary()
 
     def supplied(
-        self, compiled: Compiled, operation_name: str | None, inputs: Mapping[str, Any] | None, plan: FieldVerdicts
+        self,
+        compiled: Compiled,
+        operation_name: str | None,
+        inputs: Mapping[str, Any] | None,
+        plan: FieldVerdicts | None,
     ) -> list[tuple[str, str]]:
         """(scope, value) of every value the request supplies on a field `plan` does not release
-        plain; empty where the request will not run (graphql-core then refuses it unread)."""
+        plain (without a plan: on every field, a superset); empty where the request will not run
+        (graphql-core then refuses it unread)."""
         found = self.sites(compiled, operation_name)
         if found is None or not found.sites:
             return []
@@ -241,16 +246,20 @@ def _arguments(site: Site, variables: VariableValues) -> dict[str, Any]:
         return {}
 
 
-def _counts(plan: FieldVerdicts, entity: EntityInfo, name: str) -> bool:
+def _counts(plan: FieldVerdicts | None, entity: EntityInfo, name: str) -> bool:
     """Whether values on the field are guesses the hub would answer: it is not released plain,
     but may be searched. A field that is neither is refused (FORBIDDEN) in any filter or
     by-key read before SQL runs (AccessPlan.require_plain), so that request reveals nothing,
     and costs nothing."""
+    if plan is None:
+        return True
     verdict = plan.verdict(entity, name)
     return verdict is None or (verdict.decision is not Decision.PLAIN and verdict.lookup)
 
 
-def _filter_values(plan: FieldVerdicts, entity: EntityInfo, spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _filter_values(
+    plan: FieldVerdicts | None, entity: EntityInfo, spec: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     # Coerced input objects hold every field, those not given as None.
     for key, value in spec.items():
         if value is None:

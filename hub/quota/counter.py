@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -60,6 +61,9 @@ class LookupCounter:
         self.settings = settings
         self.clock = clock
         self._key = key
+        # A keyed hash made once and copied per value (copying is cheaper than keying anew);
+        # made again if the key source hands out another key.
+        self._keyed: tuple[bytes, Any] | None = None
         self._hour = -1
         # Subject -> digests already counted in the current window: repeats touch no database.
         self._counted: dict[str, set[bytes]] = {}
@@ -70,8 +74,27 @@ class LookupCounter:
 
     def digest(self, supplied: Supplied) -> bytes:
         scope, value = supplied
-        text = scope.encode() + b"\x00" + value.encode()
-        return hashlib.blake2b(text, key=self._key(), digest_size=DIGEST_BYTES).digest()
+        key = self._key()
+        keyed = self._keyed
+        if keyed is None or keyed[0] is not key:
+            keyed = self._keyed = (key, hashlib.blake2b(key=key, digest_size=DIGEST_BYTES))
+        hashed = keyed[1].copy()
+        hashed.update(scope.encode() + b"\x00" + value.encode())
+        return bytes(hashed.digest())
+
+    def counted(self, principal: Principal, supplied: Sequence[Supplied]) -> bool:
+        """Whether every value was already counted for `principal` in the current window (or
+        there is nothing to count): such a request is admitted without `admit`, touching no
+        database. Checked on every request, so kept synchronous."""
+        if not supplied or not self.enabled:
+            return True
+        if int(self.clock() // WINDOW_SECONDS) != self._hour:
+            return False
+        counted = self._counted.get(principal.subject)
+        if counted is None:
+            return False
+        digest = self.digest
+        return all(digest(s) in counted for s in supplied)
 
     async def admit(self, principal: Principal, supplied: Sequence[Supplied]) -> Refusal | None:
         """Count what `principal` supplies; a Refusal (and nothing counted) where the new values

@@ -247,6 +247,23 @@ def test_a_guess_repeated_in_any_form_counts_once(roomy: QuotaHub) -> None:
     assert (first, again) == (1, [0, 0, 0, 0, 0])
 
 
+def test_a_request_repeating_counted_values_still_counts_the_new_one_it_brings(roomy: QuotaHub) -> None:
+    old, new = guesses(2)
+    assert counted(roomy, BY_KEY, {"key": old}) == 1
+    # Requests whose values are all counted already are settled early; one new value among
+    # them must still be counted.
+    assert counted(roomy, by_keys(old, new)) == 1
+    assert counted(roomy, by_keys(new, old)) == 0
+
+
+def test_a_value_given_on_a_plain_field_counts_when_given_again_on_a_masked_one(roomy: QuotaHub) -> None:
+    (guess,) = guesses(1)
+    # Health reads its own visits' patient numbers plain: not counted, so not settled early
+    # when the same caller tries the value on the registry's masked ID number.
+    assert counted(roomy, total("healthVisits", f'{{patientIdNumber: {{eq: "{guess}"}}}}')) == 0
+    assert counted(roomy, BY_KEY, {"key": guess}) == 1
+
+
 def test_values_on_fields_the_caller_reads_plain_are_not_counted(roomy: QuotaHub) -> None:
     (guess,) = guesses(1)
     # Health reads its own visits' patient numbers plain; civil affairs, under its grant, persons.
