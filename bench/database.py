@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub.cells import FieldCells, row_keys
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.keyring import Keyring
 from hub.demo.catalog import demo_catalog
 from hub.demo.generate import generate

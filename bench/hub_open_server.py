@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from hub.access.plan import ReleaseEverything
 from hub.app import create_app
-from hub.authz.plan import ReleaseEverything
 from hub.config import SettingsError, load_settings
 from hub.services import build_services
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     app = create_app(build_services(settings, policy=ReleaseEverything()))
     print(f"serving the hub WITH ACCESS CHECKS OFF at http://{args.host}:{args.port}/graphql (benchmark only)")
-    # As `hub serve` runs it (hub/cli.py): one worker, uvicorn's defaults, no access log.
+    # As `hub serve` runs it (hub/cli/): one worker, uvicorn's defaults, no access log.
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from hub.apps.service import create_app
+from hub.auth import registry
 from hub.crypto.keyring import Keyring
 from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace, open_workspace_keyring, retarget_manifests, share_keys
@@ -67,7 +67,7 @@ async def register_app(
     engine = hub_engine(database_url)
     try:
         async with sessions(engine)() as session, session.begin():
-            issued = await create_app(session, name, department, tuple(roles), {}, valid_days=1)
+            issued = await registry.register_app(session, name, department, tuple(roles), {}, valid_days=1)
     finally:
         await engine.dispose()
     return issued.token

@@ -11,11 +11,11 @@ import statistics
 import time
 from pathlib import Path
 
-from hub.authz.plan import Planner, PolicySource, Selection
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import load_seed
+from hub.access.plan import Planner, PolicySource, Selection
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, load_catalog
-from hub.principal import Principal
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import load_seed
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "hub" / "demo" / "manifests"
 SAMPLES = 50

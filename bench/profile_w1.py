@@ -47,12 +47,12 @@ WARMUPS = 3
 # gone (renamed by later work) is left out with a note rather than failing the run.
 PARTS = [
     ("GraphQL execution (all of it)", "strawberry", "Schema.execute"),
-    ("  reader: one list", "hub.reader", "Reader.page"),
+    ("  reader: one list", "hub.access.read", "Reader.page"),
     ("    connector: statement, driver, rows", "connectors.sql", "SqlConnector._execute"),
     ("    connector: values read column-wise", "connectors.sql", "SqlConnector._columns"),
-    ("    release: decrypt, mask, row dicts", "hub.authz.release", "Releaser.release"),
-    ("      of which decrypting", "hub.authz.release", "Releaser._decrypt"),
-    ("  completion: shaper", "schema.shaper", "Shaper.many"),
+    ("    release: decrypt, mask, row dicts", "hub.access.release", "Releaser.release"),
+    ("      of which decrypting", "hub.access.release", "Releaser._decrypt"),
+    ("  completion: shaper", "schema.execution.shaper", "Shaper.many"),
     ("payload: orjson", "hub.app", "JSON.render"),
 ]
 

@@ -29,12 +29,12 @@ from sqlalchemy.engine import URL
 
 from bench.fast_path import Samples, TimedReader
 from connectors.memory import MemoryConnector
-from hub.authz.plan import ReleaseEverything
+from hub.access.plan import ReleaseEverything
+from hub.access.read import Reader
+from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.config import load_settings
 from hub.migrate import upgrade
-from hub.principal import Principal
-from hub.reader import Reader
 from hub.services import Services, build_services
 from schema import build_schema
 from schema.context import RequestContext

@@ -20,17 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.authz.plan import Planner, ReleaseEverything, Selection
-from hub.authz.record import AccessRecord
-from hub.authz.release import Releaser
+from hub.access.plan import Planner, ReleaseEverything, Selection
+from hub.access.record import AccessRecord
+from hub.access.release import Releaser
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, load_catalog
 from hub.catalog.manifest import Storage
 from hub.catalog.model import table_spec
-from hub.cells import FieldCells, row_keys
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.fields import DataKeys
 from hub.crypto.keyring import Keyring
 from hub.demo.generate import generate
-from hub.principal import Principal
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "hub" / "demo" / "manifests"
 ENTITY = "civil_affairs.ServiceDelivery"

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.statements [--fetches 2000] [--rounds 5]
 
 Times `--fetches` reads of one civil affairs service delivery by its key (the 12 columns the
-catalog declares, `Compare(key, EQ, ...)` with limit 1, as `hub.reader`'s `by_key` asks) through
+catalog declares, `Compare(key, EQ, ...)` with limit 1, as `hub.access.read`'s `by_key` asks) through
 `SqlConnector.fetch`, one after another on one client, rotating through W6's keys in the
 database `bench` (loaded by `bench.run`). The baseline is the floor of the same read: an asyncpg
 pool's `fetchrow` of the statement the connector sends. What is reported is this process's CPU

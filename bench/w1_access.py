@@ -22,7 +22,7 @@ import orjson
 
 from bench.measure import Contender, client
 from bench.w1 import FIELD, FIELDS, QUERY, ROWS, Mismatch, fetch
-from hub.authz.plan import ReleaseEverything
+from hub.access.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.catalog.manifest import PartialMask, RoundMask
 

@@ -36,7 +36,7 @@ NAMES = ("bare route (raw asyncpg)", "hub, normal path", "hub, trusted document"
 
 
 class TrustedDocumentsMissing(RuntimeError):
-    """hub.documents is not importable, so contender (c) cannot be set up."""
+    """hub.trusted is not importable, so contender (c) cannot be set up."""
 
 
 async def delivery_ids(url: URL, count: int = KEYS) -> list[str]:
@@ -57,11 +57,11 @@ async def delivery_ids(url: URL, count: int = KEYS) -> list[str]:
 async def register_query(database_url: URL, text: str = QUERY) -> str:
     """Register W6's operation as a trusted document in the hub database; its id."""
     try:
-        from hub.documents import register_document
+        from hub.trusted import register_document
     except ImportError as error:
         raise TrustedDocumentsMissing(
             f"W6 contender (c), the hub with a trusted document, cannot be set up: "
-            f"`from hub.documents import register_document` failed ({error}). Trusted documents "
+            f"`from hub.trusted import register_document` failed ({error}). Trusted documents "
             "are not in this tree yet."
         ) from error
     engine = hub_engine(database_url)

@@ -36,15 +36,15 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from hub.apps.cache import PrincipalCache
-from hub.authz.plan import Planner, Verdict
+from hub.access.memory import LARGE_REQUEST_VALUES, give_back
+from hub.access.plan import Planner, Verdict
+from hub.auth.cache import PrincipalCache
+from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
-from hub.documents.service import is_document_id
 from hub.errors import LimitExceeded
-from hub.memory import LARGE_REQUEST_VALUES, give_back
-from hub.principal import Principal
 from hub.quota import LookupCounter, Refusal
 from hub.services import Services
+from hub.trusted.service import is_document_id
 from schema import BuiltSchema, build_schema
 from schema.context import RequestContext
 from schema.documents import Compiled, TrustedDocuments

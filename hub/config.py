@@ -47,7 +47,7 @@ class Settings:
     # The longest grant anyone may give (admins included).
     max_grant_days: int = 90
     # A masked person identifier must stay one of at least this many values for every kind
-    # of caller, given what else it is released (hub.authz.mask_strength).
+    # of caller, given what else it is released (hub.policy.mask_strength).
     min_mask_candidates: int = 10_000
     # Seals page cursors; instances behind one load balancer need the same key. Without one,
     # each process makes its own and cursors do not outlive it.

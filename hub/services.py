@@ -11,24 +11,24 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
-from hub.authz.admin import PolicyAdmin
-from hub.authz.live import LivePolicy
-from hub.authz.mask_strength import WeakMask
-from hub.authz.plan import AccessPolicy, Planner, PolicySource
-from hub.authz.release import Releaser
-from hub.authz.snapshot import SnapshotError, validate
-from hub.authz.store import PolicyStore, principals, seed
-from hub.authz.terms import Purpose, Terms, load_terms
+from hub.access.cursor import Cursors
+from hub.access.plan import AccessPolicy, Planner, PolicySource
+from hub.access.read import Reader
+from hub.access.release import Releaser
 from hub.catalog import Catalog, load_catalog
-from hub.cells import key_scopes
+from hub.catalog.connections import open_connectors
 from hub.config import Settings
-from hub.connections import open_connectors
+from hub.crypto.cells import key_scopes
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
-from hub.cursor import Cursors
 from hub.db.engine import hub_engine, sessions
+from hub.policy.admin import PolicyAdmin
+from hub.policy.live import LivePolicy
+from hub.policy.mask_strength import WeakMask
+from hub.policy.snapshot import SnapshotError, validate
+from hub.policy.store import PolicyStore, principals, seed
+from hub.policy.terms import Purpose, Terms, load_terms
 from hub.quota import LookupCounter
-from hub.reader import Reader
 
 log = logging.getLogger("hub.services")
 

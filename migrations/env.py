@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import URL, Connection
 
 from hub.config import load_settings
-from hub.db.base import all_metadata
 from hub.db.engine import hub_engine
+from hub.db.metadata import all_metadata
 
 config = context.config
 target_metadata = all_metadata()

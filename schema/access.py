@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from graphql import DocumentNode, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
-from hub.authz.plan import Selection
-from hub.authz.record import AccessRecord
+from hub.access.plan import Selection
+from hub.access.read import Request
+from hub.access.record import AccessRecord
 from hub.catalog import Catalog
-from hub.reader import Request
 from schema.context import RequestContext
 from schema.selection import reachable_fields
 

@@ -1,5 +1,5 @@
 """The admin part of the schema: read and change the access policy, assign roles, list the
-change history, and explain decisions. Resolvers are thin: `hub.authz.admin` decides who may do
+change history, and explain decisions. Resolvers are thin: `hub.policy.admin` decides who may do
 what and carries the change out."""
 
 import enum
@@ -9,12 +9,12 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.authz.admin import Explained, PolicyAdmin
-from hub.authz.changes import Exposure, parse_edits
-from hub.authz.grants import Grant
-from hub.authz.models import PolicyChangeRow
-from hub.authz.store import Outcome
 from hub.errors import Internal
+from hub.policy.admin import Explained, PolicyAdmin
+from hub.policy.changes import Exposure, parse_edits
+from hub.policy.grants import Grant
+from hub.policy.models import PolicyChangeRow
+from hub.policy.store import Outcome
 from schema.context import RequestContext
 
 

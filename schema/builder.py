@@ -16,11 +16,11 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
-from schema.direct import DirectPlans
 from schema.documents import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
-from schema.fast_path import fast_executor
+from schema.execution.direct import DirectPlans
+from schema.execution.fast_path import fast_executor
 from schema.limits import limits_rule
 from schema.parsing import Documents
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
@@ -63,7 +63,7 @@ class BuiltSchema:
 
 
 def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_path: bool = True) -> BuiltSchema:
-    """The schema of `catalog`. `fast_path`: complete entity rows with shapers (schema/fast_path.py);
+    """The schema of `catalog`. `fast_path`: complete entity rows with shapers (schema/execution/fast_path.py);
     off, every field takes graphql-core's normal path (the differential test compares the two)."""
     max_depth = settings.max_depth if settings else 12
     max_aliases = settings.max_aliases if settings else 30

@@ -7,11 +7,11 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from hub.authz.admin import PolicyAdmin
-from hub.authz.plan import AccessPlan, Planner
-from hub.authz.record import AccessRecord
-from hub.principal import Principal
-from hub.reader import Reader, Request
+from hub.access.plan import AccessPlan, Planner
+from hub.access.read import Reader, Request
+from hub.access.record import AccessRecord
+from hub.auth.principal import Principal
+from hub.policy.admin import PolicyAdmin
 from schema.documents import Compiled
 
 

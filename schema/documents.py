@@ -3,7 +3,7 @@ document text; trusted documents looked up by id and kept compiled.
 
 A free-text request pays for parsing and validation the first time its text is seen; after
 that its compiled form comes from a bounded cache. A trusted document is registered by id
-(hub/documents) and compiled when first asked for; requests that name it skip parsing and
+(hub/trusted) and compiled when first asked for; requests that name it skip parsing and
 validation entirely, and the access planner's walk of the document is done once too.
 """
 
@@ -19,15 +19,15 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.schema.schema import validate_document
 
-from hub.authz.plan import Selection
-from hub.documents.service import find_document
+from hub.access.plan import Selection
+from hub.trusted.service import find_document
 from schema.selection import reachable_fields
 
 
 @dataclass(eq=False)
 class Compiled:
     """One document text, parsed and validated against the schema. Compared and hashed by
-    identity: plans compiled from it are kept per object (schema/direct.py)."""
+    identity: plans compiled from it are kept per object (schema/execution/direct.py)."""
 
     text: str
     # None when the text does not parse; `errors` then holds the syntax error.

@@ -46,7 +46,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Undefined
 
-from hub.authz.plan import Decision, Verdict
+from hub.access.plan import Decision, Verdict
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.model import FieldInfo
 from hub.crypto.blind_index import normaliser

@@ -14,11 +14,11 @@ import strawberry
 from graphql import FieldNode, FragmentDefinitionNode
 from strawberry.dataloader import DataLoader
 
-from hub.authz.plan import Decision
-from hub.authz.release import Released
-from hub.budget import values_per_row
+from hub.access.budget import values_per_row
+from hub.access.plan import Decision
+from hub.access.read import JOIN, PageArgs
+from hub.access.release import Released
 from hub.catalog import EntityInfo, RelationInfo
-from hub.reader import JOIN, PageArgs
 from schema.context import RequestContext
 from schema.selection import child_fields
 
@@ -109,7 +109,7 @@ async def lookup(
 ) -> dict[Any, Any] | None:
     """The released row of `entity` whose key is `key`, with the fields `names` (and the
     join values `joins`), or None; what it masked or withheld is reported at `path`. The by-key
-    resolver and direct plans (schema/direct.py) both read through it."""
+    resolver and direct plans (schema/execution/direct.py) both read through it."""
     value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
     released = await context.reader.by_key(context.current, entity, value, names, joins)
     report(context, path, released)

@@ -18,9 +18,9 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 from connectors.memory import MemoryConnector
+from hub.access.plan import ReleaseEverything
 from hub.app import create_app
-from hub.apps.service import create_app as register_app
-from hub.authz.plan import ReleaseEverything
+from hub.auth.registry import register_app
 from hub.catalog import Catalog, load_catalog
 from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.catalog import EntityInfo, load_catalog
-from hub.cells import FieldCells, row_keys
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.fields import Failure, key_version
 from hub.crypto.keyring import Keyring, load_keyring, provision, rotate_data_key
 from hub.crypto.master import MasterKey

@@ -25,11 +25,11 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
-from hub.authz.plan import Decision
-from hub.authz.snapshot import Grant, Snapshot
+from hub.access.plan import Decision
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.catalog.manifest import Tier
-from hub.principal import Principal
+from hub.policy.snapshot import Grant, Snapshot
 
 Outcome = Literal["allow", "deny", "none"]
 

@@ -40,7 +40,7 @@ class FieldInfo:
     # Set for an encrypted, blind-indexed field: the column holding its index.
     index_column: str | None = None
     stored_as: Storage = Storage.BINARY
-    # For the mask-strength check (hub.authz.mask_strength): the identifier kind this field
+    # For the mask-strength check (hub.policy.mask_strength): the identifier kind this field
     # holds, and the person attribute it tells.
     identifier: str | None = None
     person_attribute: str | None = None

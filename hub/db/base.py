@@ -18,14 +18,3 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-def all_metadata() -> MetaData:
-    """The metadata with every hub table registered (imports the model modules)."""
-    import hub.apps.models
-    import hub.authz.models
-    import hub.crypto.models
-    import hub.documents.models
-    import hub.quota.models  # noqa: F401  (each import registers its tables)
-
-    return Base.metadata

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.apps.service import AppError, authenticate, create_app, rotate_token
+from hub.auth.registry import AppError, authenticate, register_app, rotate_token
 
 DEMO_TOKEN_DAYS = 365
 
@@ -75,7 +75,7 @@ def _read_tokens(token_file: Path) -> dict[str, str]:
 
 async def _issue(session: AsyncSession, caller: Caller) -> str:
     try:
-        issued = await create_app(
+        issued = await register_app(
             session, caller.name, caller.department, caller.roles, caller.attributes, DEMO_TOKEN_DAYS
         )
     except AppError:  # registered before, but its token file was lost or its token expired

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.manifest import Storage
-from hub.cells import FieldCells, row_keys
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.keyring import Keyring
 from hub.demo.catalog import demo_catalog
 from hub.demo.generate import Rows, generate
@@ -40,7 +40,7 @@ async def load_demo(
 ) -> dict[str, int]:
     """Create and fill the demo tables of each department in `urls` (department -> async URL),
     encrypting under `keyring`, which must hold the data keys of those departments and the
-    blind-index keys of the demo's domains (hub.cells.open_keyring makes them).
+    blind-index keys of the demo's domains (hub.crypto.cells.open_keyring makes them).
 
     `progress(department, rows done, rows total)` is called after each batch. Returns the
     number of rows written per table."""

@@ -21,8 +21,8 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
-from hub.cells import open_keyring
 from hub.crypto.backup import backup_keys, restore_keys
+from hub.crypto.cells import open_keyring
 from hub.crypto.errors import KeyringError
 from hub.crypto.keyring import Keyring
 from hub.crypto.master import MasterKey, create_master_key_file, read_master_key_file

@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.writer import Change, Form, NewColumn, TableShape, TableWriter
+from connectors.sql.writer import Change, Form, NewColumn, TableShape, TableWriter
 from hub.catalog import EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, Storage
-from hub.cells import FieldCells, index_bytes, row_key_text
+from hub.crypto.cells import FieldCells, index_bytes, row_key_text
 from hub.crypto.fields import Failure
 from hub.crypto.keyring import Keyring
 from hub.maintenance.base import MaintenanceError, Progress, no_progress

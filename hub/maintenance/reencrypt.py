@@ -28,10 +28,10 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from connectors.writer import Change, TableWriter
+from connectors.sql.writer import Change, TableWriter
 from hub.catalog import EntityInfo, FieldInfo
 from hub.catalog.manifest import Tier
-from hub.cells import FieldCells, row_keys
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.fields import Failure, key_version
 from hub.crypto.keyring import Keyring
 from hub.maintenance.base import MaintenanceError, Progress, no_progress

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.auth.principal import Principal
 from hub.config import Settings
-from hub.principal import Principal
 from hub.quota.models import DIGEST_BYTES
 from hub.quota.store import count, purge
 

@@ -33,7 +33,7 @@ async def test_postgresql_prepares_each_statement_shape_once_per_connection(tmp_
         mine = [text for text in prepared if people.table.name in text]
         # One text, prepared twice at most: by SQLAlchemy for the shape's first read, which
         # shows the driver's rows need no processing, and by asyncpg for the direct reads
-        # after it (connectors/sql_direct.py); never once per read.
+        # after it (connectors/sql/direct.py); never once per read.
         assert len(set(mine)) == 1, mine
         assert len(mine) <= 2, mine
     finally:

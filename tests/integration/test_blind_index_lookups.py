@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from hub.access.plan import ReleaseEverything
 from hub.app import create_app
-from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog, EntityInfo
 from hub.demo.generate import generate
 from hub.demo.workspace import Workspace

@@ -20,12 +20,10 @@ import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
+from hub.access.plan import Decision
 from hub.app import create_app
-from hub.apps.service import create_app as register_app
-from hub.authz.coverage import about_persons
-from hub.authz.plan import Decision
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import load_seed
+from hub.auth.principal import Principal
+from hub.auth.registry import register_app
 from hub.catalog import Catalog, EntityInfo, RelationInfo
 from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
@@ -33,7 +31,9 @@ from hub.demo.callers import CALLERS
 from hub.demo.catalog import demo_catalog
 from hub.demo.generate import generate
 from hub.demo.workspace import Workspace
-from hub.principal import Principal
+from hub.policy.coverage import about_persons
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import load_seed
 from hub.services import Services, build_services
 from tests.conftest import Hub
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from hub.authz.models import PolicySnapshotRow
-from hub.authz.store import latest
 from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace
+from hub.policy.models import PolicySnapshotRow
+from hub.policy.store import latest
 from hub.services import StartupRefused
 from tests.conftest import Hub
 from tests.integration.policy_fixtures import (

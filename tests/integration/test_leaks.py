@@ -38,15 +38,15 @@ import orjson
 import pytest
 from sqlalchemy import event
 
-from hub.authz.masks import column_mask
-from hub.authz.plan import Decision
-from hub.authz.snapshot import Snapshot, load_purposes, load_seed
+from hub.access.plan import Decision
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, HashMask, RoundMask
 from hub.crypto.keyring import Keyring
+from hub.crypto.masks import column_mask
 from hub.demo.callers import CALLERS, Caller
 from hub.demo.generate import generate
-from hub.principal import Principal
+from hub.policy.snapshot import Snapshot, load_purposes, load_seed
 from hub.services import Services
 from tests.conftest import Hub
 from tests.integration.queries import Condition, Follow, Root, batches, render

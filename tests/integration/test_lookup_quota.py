@@ -33,10 +33,10 @@ from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
 from hub.demo.callers import ensure_callers
 from hub.demo.workspace import Workspace, share_keys
-from hub.documents import register_document
 from hub.migrate import upgrade
 from hub.quota.counter import WINDOW_SECONDS
 from hub.services import Services, build_services
+from hub.trusted import register_document
 from tests.integration.policy_fixtures import fresh_hub_database
 from tests.servers import fresh_database
 

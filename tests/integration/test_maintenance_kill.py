@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub.cells import FieldCells
+from hub.crypto.cells import FieldCells
 from hub.crypto.fields import key_version
 from tests.maintenance_department import (
     ENCRYPTED,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from hub.authz.models import PolicySnapshotRow
-from hub.authz.snapshot import load_seed
 from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace
+from hub.policy.models import PolicySnapshotRow
+from hub.policy.snapshot import load_seed
 from hub.services import StartupRefused
 from tests.conftest import Hub
 from tests.integration.policy_fixtures import (

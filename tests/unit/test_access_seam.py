@@ -14,11 +14,11 @@ from starlette.testclient import TestClient
 
 from connectors.base import Compare, Filter, Op, Page, Query, TableSpec
 from connectors.memory import MemoryConnector
+from hub.access.plan import PLAIN, Decision, Verdict
 from hub.app import create_app
-from hub.authz.plan import PLAIN, Decision, Verdict
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.config import load_settings
-from hub.principal import Principal
 from hub.services import build_services
 from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
 
@@ -168,9 +168,9 @@ def test_related_rows_pass_their_own_row_rule(guarded: Any) -> None:
 
 
 def test_access_record_counts_released_values_and_persons(hub_db: URL, small_catalog: Catalog) -> None:
-    from hub.authz.plan import Planner, ReleaseEverything, Selection
-    from hub.authz.record import AccessRecord
-    from hub.authz.release import Releaser
+    from hub.access.plan import Planner, ReleaseEverything, Selection
+    from hub.access.record import AccessRecord
+    from hub.access.release import Releaser
     from hub.crypto.blind_index import BlindIndex
     from hub.crypto.keyring import Keyring
 

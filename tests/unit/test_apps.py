@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
-from hub.apps.models import AppToken
-from hub.apps.service import AppError, digest
+from hub.auth.models import AppToken
+from hub.auth.registry import AppError, digest
 from hub.cli import main
 from hub.db.engine import hub_engine, sessions
 from tests.conftest import Hub, register

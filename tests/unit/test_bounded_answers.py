@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 import hub.app
 from connectors.base import Filter, Page, Query, TableSpec
 from connectors.memory import MemoryConnector
-from hub.authz.plan import ReleaseEverything
+from hub.access.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.config import SettingsError, load_settings
 from hub.services import build_services

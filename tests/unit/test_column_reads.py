@@ -15,12 +15,12 @@ import pytest
 
 from connectors.base import ColumnSpec, Kind, Page
 from connectors.values import read_column, reader
-from hub.authz.plan import Decision, Planner, ReleaseEverything, Selection
-from hub.authz.record import AccessRecord
-from hub.authz.release import Releaser
+from hub.access.plan import Decision, Planner, ReleaseEverything, Selection
+from hub.access.record import AccessRecord
+from hub.access.release import Releaser
+from hub.auth.principal import Principal
 from hub.catalog import Catalog
 from hub.crypto.keyring import Keyring
-from hub.principal import Principal
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -27,7 +27,7 @@ from sqlalchemy.types import LargeBinary
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.loader import load_catalog
 from hub.catalog.manifest import FieldType, LineageRole, PartialMask, Storage, Tier, YearOnlyMask
-from hub.cells import FieldCells, key_scopes, row_keys
+from hub.crypto.cells import FieldCells, key_scopes, row_keys
 from hub.crypto.fields import DataKeys
 from hub.crypto.keyring import Keyring
 from hub.demo.deliveries import reference
@@ -377,7 +377,7 @@ def test_manifests_protect_personal_data() -> None:
             assert field.blind_index == "resident_id"
             assert field.encrypted
             # The area code's first half only: the birth date, sequence and check digit stay
-            # hidden (hub.authz.mask_strength explains why 6+4 is not enough).
+            # hidden (hub.policy.mask_strength explains why 6+4 is not enough).
             assert field.mask == PartialMask(kind="partial", keep_first=3, keep_last=0)
         for field in entity.fields.values():
             if "mobile" in field.column:

@@ -20,9 +20,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 
 import hub.cli
+import hub.cli.serve
 from hub.catalog import Catalog, EntityInfo
-from hub.cells import FieldCells, row_keys
 from hub.config import Settings
+from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.fields import Failure
 from hub.crypto.keyring import Keyring
 from hub.demo.catalog import demo_catalog
@@ -45,7 +46,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Started:
     root = tmp_path_factory.mktemp("demo") / "demo-data"
     served: list[Settings] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(hub.cli, "_serve", lambda settings, host, port: served.append(settings))
+        patch.setattr(hub.cli.serve, "_serve", lambda settings, host, port: served.append(settings))
         result = CliRunner().invoke(hub.cli.main, ["demo", "--data-dir", str(root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return Started(Workspace(root), result.output, served[0])

@@ -1,4 +1,4 @@
-"""Direct plans (schema/direct.py): documents made only of lookups by key run without
+"""Direct plans (schema/execution/direct.py): documents made only of lookups by key run without
 graphql-core's execution, and answer exactly as graphql-core's normal path does.
 
 The hub pair of the fast-path differential test serves both sides: `fast` (direct plans and the
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from hub.authz.plan import PLAIN
+from hub.access.plan import PLAIN
 from schema.builder import HubSchema
-from schema.direct import DirectPlans
+from schema.execution.direct import DirectPlans
 from tests.unit.test_fast_path_differential import (
     CI,
     PLAIN_FIELDS,

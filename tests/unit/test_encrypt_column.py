@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from connectors.writer import Change, TableWriter
+from connectors.sql.writer import Change, TableWriter
 from hub.catalog import EntityInfo, load_catalog
 from hub.catalog.manifest import Storage
-from hub.cells import FieldCells, index_bytes
 from hub.cli import main
+from hub.crypto.cells import FieldCells, index_bytes
 from hub.maintenance.base import MaintenanceError
 from hub.maintenance.encrypt_column import EncryptionPlan, Mismatch, encrypt_column, plan_encryption
 from tests.maintenance_department import (
@@ -457,7 +457,7 @@ def test_the_command_fails_in_one_line_without_a_write_url_or_a_table(dept: Depa
 def test_request_paths_cannot_reach_the_write_capability() -> None:
     probe = (
         "import sys, hub.app, hub.services, schema; "
-        "print(sorted(m for m in sys.modules if m.startswith(('connectors.writer', 'hub.maintenance'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('connectors.sql.writer', 'hub.maintenance'))))"
     )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"

@@ -23,16 +23,16 @@ from starlette.testclient import TestClient
 
 from connectors.base import Filter, Page, Query, TableSpec
 from connectors.memory import MemoryConnector
+from hub.access.plan import PLAIN, Decision, Verdict
 from hub.app import create_app
-from hub.authz.plan import PLAIN, Decision, Verdict
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo, load_catalog
-from hub.cells import FieldCells, open_keyring, row_key_text
 from hub.config import load_settings
+from hub.crypto.cells import FieldCells, open_keyring, row_key_text
 from hub.crypto.fields import FieldCipher
 from hub.crypto.keyring import Keyring, rotate_data_key
 from hub.crypto.master import MasterKey
 from hub.db.engine import hub_engine, sessions
-from hub.principal import Principal
 from hub.services import build_services
 from tests.conftest import TEST_MASTER_KEY, Hub, register
 

@@ -11,8 +11,8 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
+from hub.access.plan import ReleaseEverything
 from hub.app import create_app
-from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services

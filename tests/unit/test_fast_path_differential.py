@@ -10,7 +10,7 @@ hold, and ciphertext that fails its integrity check. The two bodies must be the 
 selection order, `extensions` with the withheld paths in the order they were reported; errors
 are compared sorted by path.
 
-The fast path completes relation fields per list (schema/relations.py), so one generator leans
+The fast path completes relation fields per list (schema/execution/relations.py), so one generator leans
 on relations: several root fields, relations two deep, to-one and to-many, under fragments,
 aliases and directives, join values that are null or match nothing, with relations and fields
 withheld more often, where the order of what is reported depends on when each list's relations
@@ -38,14 +38,14 @@ from starlette.testclient import TestClient
 import hub.app
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
 from connectors.memory import MemoryConnector
-from hub.authz.plan import PLAIN, Decision, Verdict
+from hub.access.plan import PLAIN, Decision, Verdict
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo, load_catalog
 from hub.config import load_settings
 from hub.migrate import upgrade
-from hub.principal import Principal
 from hub.services import build_services
 from schema import build_schema
-from schema.shaper import Shaper
+from schema.execution.shaper import Shaper
 from tests.conftest import CASES, FIXTURES, PEOPLE, TEST_MASTER_KEY, register
 from tests.unit.test_encrypted_fields import CASES as SEALED_CASES
 from tests.unit.test_encrypted_fields import CATALOG_DIR as SEALED_DIR

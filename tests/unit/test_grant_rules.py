@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from hub.authz.changes import Edit, apply, authorize, stamp
-from hub.authz.grants import Grant
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import SnapshotError, load_seed, validate
-from hub.authz.terms import load_terms
+from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.catalog.manifest import Tier
 from hub.errors import Forbidden
-from hub.principal import Principal
+from hub.policy.changes import Edit, apply, authorize, stamp
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.grants import Grant
+from hub.policy.snapshot import SnapshotError, load_seed, validate
+from hub.policy.terms import load_terms
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from hub.authz.changes import Edit
-from hub.authz.grants import Grant
-from hub.authz.mask_strength import Seen, WeakMask, caller_kinds, candidates, check, weaknesses
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import load_seed
-from hub.authz.terms import load_terms
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.manifest import PartialMask
-from hub.principal import Principal
+from hub.policy.changes import Edit
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.grants import Grant
+from hub.policy.mask_strength import Seen, WeakMask, caller_kinds, candidates, check, weaknesses
+from hub.policy.snapshot import load_seed
+from hub.policy.terms import load_terms
 from tests.resident_ids import check_digit
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")

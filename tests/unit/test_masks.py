@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from hub.authz.masks import column_mask
 from hub.catalog.manifest import HashMask, NullifyMask, PartialMask, RoundMask, YearOnlyMask
+from hub.crypto.masks import column_mask
 
 
 def test_partial_keeps_first_and_last_characters() -> None:

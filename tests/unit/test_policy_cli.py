@@ -68,9 +68,9 @@ def test_truth_table_mismatch_fails_and_names_the_case(env: dict[str, str], tmp_
 
 
 def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) -> None:
-    from hub.authz.snapshot import load_seed, prune
-    from hub.authz.terms import load_terms
     from hub.catalog import load_catalog
+    from hub.policy.snapshot import load_seed, prune
+    from hub.policy.terms import load_terms
     from tests.conftest import FIXTURES
 
     catalog = load_catalog(FIXTURES / "manifests")
@@ -82,9 +82,9 @@ def test_seeding_on_another_catalog_keeps_the_tier_wide_lines(tmp_path: Path) ->
 
 
 def test_role_hierarchy_deeper_than_casbin_follows_is_refused() -> None:
-    from hub.authz.snapshot import Inheritance, Snapshot, SnapshotError, validate
-    from hub.authz.terms import load_terms
     from hub.catalog import load_catalog
+    from hub.policy.snapshot import Inheritance, Snapshot, SnapshotError, validate
+    from hub.policy.terms import load_terms
 
     chain = tuple(Inheritance(role=f"r{i}", inherits=f"r{i + 1}") for i in range(10))
     with pytest.raises(SnapshotError, match="more than 8 levels"):
@@ -95,10 +95,10 @@ def test_role_hierarchy_deeper_than_casbin_follows_is_refused() -> None:
 
 
 def test_row_rules_of_inherited_roles_apply() -> None:
-    from hub.authz.policy import SnapshotPolicy
-    from hub.authz.snapshot import Inheritance, RowRule, Snapshot
+    from hub.auth.principal import Principal
     from hub.catalog import load_catalog
-    from hub.principal import Principal
+    from hub.policy.decisions import SnapshotPolicy
+    from hub.policy.snapshot import Inheritance, RowRule, Snapshot
 
     catalog = load_catalog(DEMO)
     snapshot = Snapshot(

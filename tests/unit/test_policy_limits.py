@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from connectors.base import In
-from hub.authz.changes import Edit, authorize
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Grant, RowRule, Snapshot, SnapshotError, load_seed, validate
-from hub.authz.terms import load_terms
+from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.errors import Forbidden
-from hub.principal import Principal
+from hub.policy.changes import Edit, authorize
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import Grant, RowRule, Snapshot, SnapshotError, load_seed, validate
+from hub.policy.terms import load_terms
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)

@@ -16,12 +16,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hub.authz.plan import Decision
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Grant, Inheritance, Rule, Snapshot
+from hub.access.plan import Decision
+from hub.auth.principal import Principal
 from hub.catalog import EntityInfo, FieldInfo, load_catalog
 from hub.catalog.manifest import Mask, NullifyMask, Tier
-from hub.principal import Principal
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import Grant, Inheritance, Rule, Snapshot
 from tests import policy_oracle as oracle
 
 settings.register_profile(

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from hub.authz.plan import Decision, Planner, Selection, Verdict
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import Grant, Inheritance, Rule, Snapshot, load_purposes, load_seed
+from hub.access.plan import Decision, Planner, Selection, Verdict
+from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, load_catalog
 from hub.catalog.manifest import NullifyMask, Tier
 from hub.demo.callers import CALLERS
-from hub.principal import Principal
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import Grant, Inheritance, Rule, Snapshot, load_purposes, load_seed
 from tests import policy_oracle as oracle
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"

@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from connectors.writer import Change, TableWriter
+from connectors.sql.writer import Change, TableWriter
 from hub.catalog import EntityInfo
-from hub.cells import FieldCells
 from hub.cli import main
+from hub.crypto.cells import FieldCells
 from hub.crypto.fields import Failure, key_version
 from hub.crypto.keyring import Keyring
 from hub.maintenance.reencrypt import RETRIES, FieldReport, encrypted_fields, reencrypt_field

@@ -19,20 +19,20 @@ from graphql import ExecutionResult
 from sqlalchemy.engine import URL
 from strawberry.dataloader import DataLoader
 
-import schema.relations
+import schema.execution.relations
 import schema.resolvers
 from connectors.base import Page, Query, UnavailableError
 from connectors.memory import MemoryConnector
-from hub.authz.plan import Decision, Verdict
+from hub.access.plan import Decision, Verdict
+from hub.access.read import Reader
+from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.config import load_settings
 from hub.migrate import upgrade
-from hub.principal import Principal
-from hub.reader import Reader
 from hub.services import Services, build_services
 from schema import build_schema
 from schema.context import RequestContext
-from schema.shaper import Shaper
+from schema.execution.shaper import Shaper
 from tests.conftest import FIXTURES, TEST_MASTER_KEY
 from tests.unit.test_fast_path_differential import Policy
 
@@ -147,7 +147,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return spy
 
     monkeypatch.setattr(schema.resolvers, "relation_load", count("per row", schema.resolvers.relation_load))
-    monkeypatch.setattr(schema.relations, "relation_load", count("per list", schema.relations.relation_load))
+    monkeypatch.setattr(
+        schema.execution.relations, "relation_load", count("per list", schema.execution.relations.relation_load)
+    )
     monkeypatch.setattr(DataLoader, "load", count("load", DataLoader.load))
     monkeypatch.setattr(Reader, "related", count("related", Reader.related))
     monkeypatch.setattr(Shaper, "objects", count("objects", Shaper.objects))

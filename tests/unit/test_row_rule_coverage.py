@@ -14,10 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import URL
 
 from connectors.base import In, Or
-from hub.authz.coverage import about_persons, uncovered
-from hub.authz.plan import Decision
-from hub.authz.policy import SnapshotPolicy
-from hub.authz.snapshot import (
+from hub.access.plan import Decision
+from hub.access.semijoin import within
+from hub.auth.principal import Principal
+from hub.cli import main
+from hub.policy.coverage import about_persons, uncovered
+from hub.policy.decisions import SnapshotPolicy
+from hub.policy.snapshot import (
     Inheritance,
     RowRule,
     Rule,
@@ -28,10 +31,7 @@ from hub.authz.snapshot import (
     to_seed,
     validate,
 )
-from hub.authz.terms import load_terms
-from hub.cli import main
-from hub.principal import Principal
-from hub.semijoin import within
+from hub.policy.terms import load_terms
 from tests.unit.test_policy_properties import CATALOG, CI, DEPARTMENTS, ROLES, grants, inheritances, rules
 
 DEMO = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"

@@ -29,11 +29,11 @@ from connectors.base import (
     Query,
     TableSpec,
 )
-from connectors.dialect_sqlite import SqliteDialect
 from connectors.memory import MemoryConnector
 from connectors.sql import SqlConnector
-from connectors.sql_shape import QueryShapes
-from connectors.sql_statements import STATEMENT_CACHE_SIZE, Statements
+from connectors.sql.dialects.sqlite import SqliteDialect
+from connectors.sql.shape import QueryShapes
+from connectors.sql.statements import STATEMENT_CACHE_SIZE, Statements
 from connectors.values import load_zone
 from tests.contract.conftest import PEOPLE_ROWS, Backend
 

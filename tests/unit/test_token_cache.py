@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from hub.apps.cache import PrincipalCache
-from hub.apps.service import create_app, revoke_tokens
+from hub.auth.cache import PrincipalCache
+from hub.auth.registry import register_app, revoke_tokens
 from hub.db.engine import hub_engine, sessions
 
 
@@ -34,7 +34,7 @@ def scenario(url: URL, steps: list[tuple[float, str]], reads: list[int] | None =
         cache._read = counted  # type: ignore[method-assign]
         try:
             async with make() as session, session.begin():
-                issued = await create_app(session, "cached-app", "welfare", ("department_app",), {}, 1)
+                issued = await register_app(session, "cached-app", "welfare", ("department_app",), {}, 1)
             seen: list[bool] = []
             for at, action in steps:
                 clock[0] = at
@@ -75,7 +75,7 @@ def test_unknown_token_is_refused_and_not_remembered(hub_db: URL) -> None:
             # The same token refused first, then registered: accepted at once.
             refused = await cache.principal("hub_not-yet-issued") is None
             async with make() as session, session.begin():
-                issued = await create_app(session, "later-app", "welfare", ("department_app",), {}, 1)
+                issued = await register_app(session, "later-app", "welfare", ("department_app",), {}, 1)
             return refused, await cache.principal(issued.token) is not None
         finally:
             await engine.dispose()
@@ -98,7 +98,7 @@ def test_requests_that_miss_together_share_one_read(hub_db: URL) -> None:
         cache._read = counted  # type: ignore[method-assign]
         try:
             async with make() as session, session.begin():
-                issued = await create_app(session, "busy-app", "welfare", ("department_app",), {}, 1)
+                issued = await register_app(session, "busy-app", "welfare", ("department_app",), {}, 1)
             found = await asyncio.gather(*(cache.principal(issued.token) for _ in range(20)))
             return sum(p is not None for p in found), len(reads)
         finally:

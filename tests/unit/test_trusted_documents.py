@@ -16,14 +16,14 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 import schema.documents as documents_module
+from hub.access.plan import ReleaseEverything
 from hub.app import create_app
-from hub.authz.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.cli import main
 from hub.config import load_settings
 from hub.db.engine import hub_engine, sessions
-from hub.documents import find_document, list_documents, register_document, remove_document
 from hub.services import build_services
+from hub.trusted import find_document, list_documents, register_document, remove_document
 from schema import build_schema
 from schema.documents import TrustedDocuments
 from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register

@@ -1,0 +1,319 @@
+"""The SQL connector: one read-only SQLAlchemy async engine per department database.
+
+Every call runs exactly one statement (one per chunk for `fetch_by`) on an AUTOCOMMIT
+connection, so no BEGIN or ROLLBACK travels with it. Sessions are read-only and time-limited
+by the database itself (see the dialect modules). A statement is built once per query shape
+(`sql_shape`, `sql_statements`) and run again with each read's values; on PostgreSQL, reads
+of a shape after its first go to the driver directly (`sql_direct`). Driver errors become
+`UnavailableError` when the database did not answer and `QueryError` when it answered with a refusal; their
+messages carry no SQL, URL or path, and bound values never reach a message or a log (the
+log names the error's class and code; driver messages may quote citizens' values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
+
+from connectors.base import (
+    BATCH_CHUNK,
+    ConnectorError,
+    Filter,
+    Page,
+    Query,
+    QueryError,
+    Row,
+    TableSpec,
+    UnavailableError,
+)
+from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
+from connectors.sql.dialects.mysql import MysqlDialect
+from connectors.sql.dialects.postgresql import PostgresDialect
+from connectors.sql.dialects.sqlite import SqliteDialect
+from connectors.sql.direct import DirectForm, direct_form, fetch_direct
+from connectors.sql.shape import QueryShapes, Shape, Values
+from connectors.sql.statements import STATEMENT_CACHE_SIZE, Built, Statements
+from connectors.values import ColumnReader, column_reader, filter_value, load_zone
+
+logger = logging.getLogger(__name__)
+
+# What a connection attempt raises when the database cannot be reached or refuses the login.
+_NO_ANSWER = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError, TimeoutError)
+
+_DIALECTS: dict[str, type[SqlDialect]] = {
+    "postgresql": PostgresDialect,
+    "mysql": MysqlDialect,
+    "mariadb": MysqlDialect,
+    "sqlite": SqliteDialect,
+}
+
+
+class SqlConnector:
+    """A read-only connector over SQLite, PostgreSQL or MariaDB/MySQL.
+
+    `timezone` is the zone of the database's naive date-times; `statement_timeout_ms` bounds
+    each statement on the server; at most `pool_size` connections are held (SQLite in memory
+    holds one).
+    """
+
+    def __init__(
+        self,
+        url: str | sa.URL,
+        *,
+        timezone: str = "Asia/Shanghai",
+        statement_timeout_ms: int = 5000,
+        pool_size: int = 5,
+    ) -> None:
+        if statement_timeout_ms <= 0 or pool_size <= 0:
+            raise ValueError("statement_timeout_ms and pool_size must be positive")
+        parsed = sa.make_url(url)
+        try:
+            self._dialect = _DIALECTS[parsed.get_backend_name()]()
+        except KeyError:
+            raise ValueError(f"unsupported database {parsed.get_backend_name()!r}") from None
+        self._zone = load_zone(timezone)
+        self._timeout_ms = statement_timeout_ms
+        settings = ConnectionSettings(timezone, statement_timeout_ms, pool_size)
+        # asyncio's semaphore is fair (first come, first served) and binds no loop until used.
+        self._slots = asyncio.Semaphore(pool_size)
+        self._engine = create_async_engine(
+            parsed,
+            isolation_level="AUTOCOMMIT",
+            # Filter values are citizens' data: keep them out of error messages and logs.
+            hide_parameters=True,
+            # Every connection is AUTOCOMMIT and read-only, so no transaction is ever open to
+            # roll back when a read ends; SQLAlchemy would still call the driver's rollback(),
+            # which on MariaDB is a round trip and on SQLite a hop to its thread (asyncpg skips
+            # it itself). Skipped only where the driver confirms autocommit (every dialect
+            # here can), which pool_reset_on_return=None would not check.
+            skip_autocommit_rollback=True,
+            **self._dialect.engine_options(parsed, settings),
+        )
+        self._dialect.install(self._engine, settings)
+        self._shapes = QueryShapes(self._dialect, self._zone)
+        self._statements = Statements(self._dialect)
+        # The binary collation strings compare in, known from the first connection on.
+        self._collation: str | None = None
+        # (table name, columns) -> the table, and how each column of such a read is read.
+        self._readers: dict[tuple[str, tuple[str, ...]], tuple[TableSpec, list[tuple[str, ColumnReader]]]] = {}
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for instrumentation such as counting statements; reads go through
+        the connector's methods."""
+        return self._engine
+
+    @property
+    def statements(self) -> Statements:
+        """The statements built so far, by shape, for instrumentation."""
+        return self._statements
+
+    async def fetch(self, query: Query) -> Page:
+        rows = await self._execute(query.table, *self._shapes.fetch(query))
+        has_more = query.limit is not None and len(rows) > query.limit
+        if has_more:
+            rows = rows[: query.limit]
+        cut = () if query.per_group is None else self._cut(query, rows)
+        columns, unreadable = self._columns(query.table, query.columns, rows)
+        return Page.of_columns(columns, len(rows), has_more, unreadable, cut)
+
+    async def count(self, table: TableSpec, where: Filter | None) -> int:
+        rows = await self._execute(table, *self._shapes.count(table, where))
+        return int(rows[0][0])
+
+    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
+        spec = table.column(column)
+        for name in columns:
+            table.column(name)
+        # Sorted before chunking, so each chunk's rows follow the previous chunk's and the
+        # concatenation is ordered by `column` as one statement would order it. NULL matches
+        # nothing, as in SQL.
+        keys = sorted({filter_value(spec, v, self._zone) for v in values if v is not None})
+        found: list[Row] = []
+        for start in range(0, len(keys), BATCH_CHUNK):
+            chunk = keys[start : start + BATCH_CHUNK]
+            rows = await self._execute(table, *self._shapes.fetch_by(column, chunk, columns))
+            found.extend(Page.of_columns(self._columns(table, columns, rows)[0], len(rows)).rows)
+        return found
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def _execute(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        try:
+            return await self._run(table, shape, values)
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise self._refused(error) from None
+        # The server dropped a pooled connection (a restart, an idle cut-off); SQLAlchemy has
+        # emptied the pool. A read is safe to repeat, so one more try on a fresh connection
+        # hides the restart, where pinging at every checkout would slow every request.
+        try:
+            return await self._run(table, shape, values)
+        except sa.exc.DBAPIError as error:
+            raise self._refused(error) from None
+
+    async def _run(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        """One statement on one connection; a failure to connect or to hear back is
+        UnavailableError, and the database's own errors are left to the caller."""
+        # Requests queue for a connection in arrival order. The pool's own queue lets a newly
+        # arriving request take a connection ahead of one that has waited, which under load
+        # left a few requests waiting seconds (bench W6: p99 ~900 ms at a 15 ms median).
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await self._slots.acquire()
+            except TimeoutError as error:
+                raise self._unavailable(error) from None
+        else:
+            # A free slot and nobody waiting: taken at once, without arming a timer.
+            await self._slots.acquire()
+        try:
+            # One trip into SQLAlchemy's greenlet for the checkout, the statement, its rows and
+            # the checkin, where AsyncConnection makes three (start, execute, close): about a
+            # seventh of a by-key read's CPU on PostgreSQL and MariaDB (bench/statements.py).
+            return await greenlet_spawn(self._read, table, shape, values)
+        except (sa.exc.TimeoutError, OSError, TimeoutError) as error:
+            raise self._unavailable(error) from None
+        finally:
+            self._slots.release()
+
+    def _read(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        """The rows of one statement on one pooled connection; run by `greenlet_spawn`, so the
+        driver's awaits go back to the event loop. A failure to connect is UnavailableError."""
+        if self._collation is not None:
+            built = self._statements.get(table, self._collation, shape)
+            if built.direct:
+                return self._read_direct(built.direct, table, shape, values)
+        return self._read_through_sqlalchemy(table, shape, values)
+
+    def _read_through_sqlalchemy(self, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        try:
+            conn = self._engine.sync_engine.connect()
+        except _NO_ANSWER as error:
+            raise self._unavailable(error) from None
+        with conn:
+            # Found once connected: MariaDB and MySQL name their binary collation apart,
+            # and which one answers is known only now (the same on every later connection).
+            self._collation = self._dialect.collation(conn.dialect)
+            built = self._statements.get(table, self._collation, shape)
+            rows = self._values(conn.execute(built.statement, values), built, conn.dialect)
+            # The first read of a statement shows whether the driver's rows need SQLAlchemy;
+            # where they do not, later reads of it go to the driver directly (sql_direct).
+            if built.direct is None and self._dialect.direct_reads and built.processed is not None:
+                built.direct = False if built.processed[1] else (direct_form(built.statement, conn.dialect) or False)
+            return rows
+
+    def _read_direct(self, form: DirectForm, table: TableSpec, shape: Shape, values: Values) -> Sequence[Sequence[Any]]:
+        engine = self._engine.sync_engine
+        try:
+            connection = engine.raw_connection()
+        except _NO_ANSWER as error:
+            raise self._unavailable(error) from None
+        try:
+            return fetch_direct(engine, connection, form, values)
+        except Exception as error:
+            if self._dialect.is_timeout(error):
+                raise self._unavailable(error) from None
+            # Anything else (a refusal, a dropped connection) is read again through
+            # SQLAlchemy, whose errors the connector already tells apart and retries: a read
+            # is safe to repeat, and such failures are rare enough not to need a second map.
+            return self._read_through_sqlalchemy(table, shape, values)
+
+    def _values(self, result: sa.CursorResult[Any], built: Built, dialect: Dialect) -> Sequence[Sequence[Any]]:
+        """The rows of `result` as positional sequences. Where SQLAlchemy would change no value
+        (as on asyncpg, for every kind a manifest declares on its own column type), the driver's
+        rows as they are: a large page then costs no Row object per row, nor the collector's
+        time to walk them. Otherwise SQLAlchemy's rows, processed."""
+        cursor = result.cursor
+        description = None if cursor is None else cursor.description
+        if description is None:
+            return result.all()
+        reported = tuple(column[1] for column in description)
+        # Decided once per cached statement and the types the driver reported: asking each
+        # column's type costs more than a one-row read.
+        known = built.processed
+        if known is None or known[0] != reported:
+            known = built.processed = (reported, _processes(built.statement, description, dialect))
+        if known[1]:
+            return result.all()
+        rows: Sequence[Sequence[Any]] = cursor.fetchall()
+        result.close()
+        return rows
+
+    def _cut(self, query: Query, rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
+        """The groups of a per-group read that had more rows: those whose last row returned
+        (numbered at the bound) has a row after it. The number and that mark follow the
+        selected columns (sql_select `_grouped`)."""
+        group = query.per_group
+        assert group is not None
+        readers = self._readers_of(query.table, query.columns)
+        place = next(i for i, (name, _) in enumerate(readers) if name == group.column)
+        number, following = len(readers), len(readers) + 1
+        raw = [row[place] for row in rows if row[number] == group.limit and row[following] is not None]
+        values, _ = readers[place][1](raw)
+        return tuple(values)
+
+    def _columns(
+        self, table: TableSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[dict[str, Sequence[Any]], frozenset[str]]:
+        """The rows' values column by column, each read as its kind, and the columns holding
+        an UNREADABLE value. A statement of no columns reads a constant, which is no column."""
+        readers = self._readers_of(table, columns)
+        # One pass per column: transposing with zip(*rows) would hold an iterator per row at
+        # once, enough objects for the collector to promote and later walk in full.
+        out: dict[str, Sequence[Any]] = {}
+        unreadable: list[str] = []
+        for i, (name, read) in enumerate(readers):
+            out[name], bad = read([*map(itemgetter(i), rows)])
+            if bad:
+                unreadable.append(name)
+        return out, frozenset(unreadable)
+
+    def _readers_of(self, table: TableSpec, columns: Sequence[str]) -> list[tuple[str, ColumnReader]]:
+        """The column readers of a selection, made once per table and columns: working them
+        out cost a one-row read more than reading its values."""
+        key = (table.name, tuple(columns))
+        found = self._readers.get(key)
+        if found is not None and (found[0] is table or found[0] == table):
+            return found[1]
+        readers = [(name, column_reader(table.column(name), self._zone)) for name in dict.fromkeys(columns)]
+        if len(self._readers) >= STATEMENT_CACHE_SIZE:
+            self._readers.clear()
+        self._readers[key] = (table, readers)
+        return readers
+
+    def _refused(self, error: sa.exc.DBAPIError) -> ConnectorError:
+        """An error from running a statement: the database refused it, unless the connection
+        broke or the statement ran out of time."""
+        if error.connection_invalidated or self._dialect.is_timeout(error):
+            return self._unavailable(error)
+        logger.warning("the department database refused a query: %s", describe(error))
+        return QueryError("the department database refused the query")
+
+    def _unavailable(self, error: BaseException) -> UnavailableError:
+        if self._dialect.is_timeout(error):
+            logger.warning("a department database statement timed out")
+            return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms")
+        logger.warning("a department database is unavailable: %s", describe(error))
+        return UnavailableError("the department database is unavailable")
+
+
+def _processes(statement: sa.Select[Any], description: Sequence[Sequence[Any]], dialect: Dialect) -> bool:
+    """Whether SQLAlchemy would change any value of the statement's rows: a selected column whose
+    type has a result processor for the type the driver reported."""
+    columns = statement.selected_columns
+    if len(columns) != len(description):
+        return True
+    return any(
+        column.type.dialect_impl(dialect).result_processor(dialect, reported[1]) is not None
+        for column, reported in zip(columns, description, strict=True)
+    )

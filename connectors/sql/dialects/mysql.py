@@ -1,0 +1,60 @@
+"""MariaDB and MySQL through asyncmy: session settings on connect, a binary NO PAD collation.
+
+MariaDB is the one tested; MySQL 8 differs in the timeout variable and the collation's name,
+both chosen from the server's version. String columns must be utf8mb4 (the binary collation
+belongs to that character set). DATETIME columns are naive and read in the connector's zone;
+TIMESTAMP columns are converted by the server to its session time zone, which the connector
+leaves as the server's (named zones need the server's time zone tables).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
+
+# ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) and ER_QUERY_TIMEOUT (MySQL
+# max_execution_time).
+_TIMEOUT_CODES = frozenset({1969, 3024})
+
+
+class MysqlDialect(SqlDialect):
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
+        options = super().engine_options(url, settings)
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        # The server closes idle connections after wait_timeout (8 hours by default).
+        options["pool_recycle"] = 3600
+        return options
+
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
+        def on_connect(dbapi_connection: Any, record: Any) -> None:
+            mariadb = "mariadb" in dbapi_connection.driver_connection.get_server_info().lower()
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                if mariadb:
+                    seconds = settings.statement_timeout_ms / 1000
+                    cursor.execute("SET SESSION max_statement_time = %s", (seconds,))
+                else:
+                    cursor.execute("SET SESSION max_execution_time = %s", (settings.statement_timeout_ms,))
+            finally:
+                cursor.close()
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+
+    def collation(self, dialect: Dialect) -> str:
+        # NO PAD: the PAD SPACE collations (utf8mb4_bin among them) find 'a' equal to 'a '.
+        if getattr(dialect, "is_mariadb", False):
+            return "utf8mb4_nopad_bin"
+        return "utf8mb4_0900_bin"
+
+    def is_timeout(self, error: BaseException) -> bool:
+        if super().is_timeout(error):
+            return True
+        args: tuple[Any, ...] = getattr(driver_error(error), "args", ())
+        return bool(args) and args[0] in _TIMEOUT_CODES

@@ -1,0 +1,61 @@
+"""PostgreSQL through asyncpg: session settings at connect time, "C" collation, arrays for IN."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
+
+# SQLSTATE query_canceled: what statement_timeout raises.
+_QUERY_CANCELED = "57014"
+
+# asyncpg's own timer is a backstop for a server that stops answering altogether; the server's
+# statement_timeout, which fires first, is the real limit.
+_CLIENT_GRACE_S = 5
+
+
+class PostgresDialect(SqlDialect):
+    # asyncpg takes positional values and prepares each statement text once per connection.
+    direct_reads = True
+
+    def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
+        options = super().engine_options(url, settings)
+        # Server settings travel in the startup packet: no statement is spent per connection,
+        # and no session can start without them.
+        options["connect_args"] = {
+            "server_settings": {
+                "default_transaction_read_only": "on",
+                "statement_timeout": str(settings.statement_timeout_ms),
+                # timestamptz columns then compare with naive filter values, and read, in
+                # the connector's zone.
+                "TimeZone": settings.timezone,
+                "application_name": "department-hub",
+            },
+            "timeout": CONNECT_TIMEOUT_S,
+            "command_timeout": settings.statement_timeout_ms / 1000 + _CLIENT_GRACE_S,
+        }
+        return options
+
+    def collation(self, dialect: Dialect) -> str:
+        # Byte order of UTF-8 is code point order.
+        return "C"
+
+    def order(self, expr: sa.ColumnElement[Any], descending: bool) -> list[sa.ColumnElement[Any]]:
+        if descending:
+            return [expr.desc().nulls_first()]
+        return [expr.asc().nulls_last()]
+
+    def in_(self, exprs: Sequence[sa.ColumnElement[Any]], name: str) -> sa.ColumnElement[bool]:
+        # One array parameter, sent once for every form of the column: the statement text is
+        # the same for any number of values, so asyncpg's prepared statement cache serves
+        # every batch.
+        array = sa.bindparam(name, type_=postgresql.ARRAY(exprs[0].type))
+        return sa.and_(*(expr == sa.any_(array) for expr in exprs))
+
+    def is_timeout(self, error: BaseException) -> bool:
+        return super().is_timeout(error) or getattr(driver_error(error), "sqlstate", None) == _QUERY_CANCELED

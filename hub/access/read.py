@@ -1,0 +1,393 @@
+"""Reading entity data for a request: the plan's decisions turned into connector queries.
+
+One statement per list (plus one for a selected total count) and one per chunk of related keys.
+Only the columns the caller selected and may see are fetched; filters, row rules, order and
+page are pushed into the statement, never applied after the fetch. A relation's rows are
+bounded per parent in that statement, and every read is counted against the request's value
+budget (hub/access/budget.py) before its rows are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import (
+    BATCH_CHUNK,
+    UNREADABLE,
+    Compare,
+    Connector,
+    ConnectorError,
+    Filter,
+    In,
+    Op,
+    OrderKey,
+    Page,
+    PerGroup,
+    Query,
+    QueryError,
+    conjoin,
+)
+from hub.access.budget import ValueBudget, values_per_row
+from hub.access.cursor import Cursors
+from hub.access.plan import AccessPlan, Decision
+from hub.access.record import AccessRecord
+from hub.access.release import Released, ReleasedRow, Releaser
+from hub.access.semijoin import DEFAULT_MAX_KEYS, KeySets, Scoped
+from hub.catalog import Catalog, EntityInfo, RelationInfo
+from hub.catalog.filters import FilterSpec, compile_filter, compile_order
+from hub.catalog.model import FieldInfo
+from hub.crypto.cells import index_bytes, index_form
+from hub.crypto.live import LiveKeyring
+from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
+
+# Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
+# allowed where the field itself is not released, and string-keyed readers never see them.
+JOIN = "join"
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    first: int | None = None
+    after: str | None = None
+    offset: int | None = None
+
+
+@dataclass
+class ListResult:
+    released: Released
+    has_next: bool
+    end_cursor: str | None
+    total: int | None
+
+
+@dataclass
+class Request:
+    """What one GraphQL request carries into the reader."""
+
+    plan: AccessPlan
+    record: AccessRecord
+    budget: ValueBudget
+    # The key sets of row rules that follow relations, fetched once per request when needed.
+    key_sets: KeySets | None = None
+
+
+@dataclass
+class RelatedRows:
+    """A relation's rows for a batch of join values: grouped by value, their release, and the
+    values whose lists were cut at the relation's bound."""
+
+    grouped: dict[Hashable, list[ReleasedRow]]
+    released: Released
+    cut: set[Hashable]
+
+
+class Reader:
+    def __init__(
+        self,
+        catalog: Catalog,
+        connectors: Mapping[str, Connector],
+        releaser: Releaser,
+        keys: LiveKeyring,
+        cursors: Cursors,
+        default_page: int = 100,
+        max_page: int = 10_000,
+        max_semijoin_keys: int = DEFAULT_MAX_KEYS,
+        *,
+        relation_page: int = 100,
+        max_values: int = 1_000_000,
+    ) -> None:
+        self.catalog = catalog
+        self.cursors = cursors
+        self.connectors = connectors
+        self.releaser = releaser
+        self.keys = keys
+        self.default_page = default_page
+        self.max_page = max_page
+        self.max_semijoin_keys = max_semijoin_keys
+        self.relation_page = relation_page
+        self.max_values = max_values
+
+    def budget(self) -> ValueBudget:
+        """A fresh value budget, for one request."""
+        return ValueBudget(self.max_values)
+
+    async def page(
+        self,
+        request: Request,
+        entity: EntityInfo,
+        names: Sequence[str],
+        joins: Sequence[str],
+        filter_spec: FilterSpec | None,
+        order: Sequence[tuple[str, bool]],
+        page: PageArgs,
+        want_total: bool,
+        want_cursor: bool,
+    ) -> ListResult:
+        plan = request.plan
+        plan.require_readable(entity)
+        limit = self._limit(page)
+        if page.offset is not None and page.offset < 0:
+            raise BadUserInput("`offset` must not be negative")
+        if page.offset and page.after is not None:
+            raise BadUserInput("give `after` or `offset`, not both")
+        compiled = compile_filter(entity, filter_spec, self._index_value)
+        keys, order_fields = compile_order(entity, order)
+        plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
+        plan.require_plain(entity, sorted(order_fields), "ordering")
+        rule = plan.row_rule(entity.id)
+        if isinstance(rule, Scoped):
+            rule = await self._scoped(request, rule)
+        where = conjoin(compiled.where, rule)
+        columns = self._columns(plan, entity, names, joins)
+        query = Query(entity.table, (), where, keys, limit, page.offset or 0)
+        full_order = query.full_order()
+        tag = f"{plan.principal.subject}|{_order_tag(entity, full_order)}"
+        after = self.cursors.decode(tag, page.after) if page.after is not None else None
+        if want_cursor:
+            columns = _union(columns, [k.column for k in full_order])
+        connector = self.connectors[entity.department]
+        width = values_per_row(names, joins)
+        async with request.budget.reading(limit, width) as allowed:
+            # Fewer rows than the page asks for when the budget has less left: a row past
+            # them is then not a next page but a refusal.
+            capped = allowed < limit
+            query = Query(entity.table, columns, where, keys, allowed if capped else limit, page.offset or 0, after)
+            if want_total:
+                fetched, total = await asyncio.gather(
+                    self._run(entity, connector.fetch(query)),
+                    self._run(entity, connector.count(entity.table, where)),
+                )
+            else:
+                fetched, total = await self._run(entity, connector.fetch(query)), None
+            page_rows: Page = fetched
+            request.budget.charge(page_rows.count + int(capped and page_rows.has_more), width)
+        released = await self._release(request, entity, page_rows, names, joins)
+        end_cursor = None
+        if want_cursor and page_rows.count:
+            # From the last row fetched, left out or not, so the next page starts after it.
+            at = _last_readable(page_rows, [k.column for k in full_order])
+            if at is not None:
+                end_cursor = self.cursors.encode(tag, [page_rows.column(k.column)[at] for k in full_order])
+        return ListResult(released, page_rows.has_more, end_cursor, total)
+
+    async def by_key(
+        self, request: Request, entity: EntityInfo, key: Any, names: Sequence[str], joins: Sequence[str]
+    ) -> Released:
+        plan = request.plan
+        # A by-key read is an equality filter on the key: without it a caller could confirm
+        # guesses of a masked key (an ID number) one request at a time.
+        plan.require_readable(entity)
+        verdict = plan.field(entity.id, entity.key)
+        if verdict.decision is not Decision.PLAIN and not verdict.lookup:
+            plan.require_plain(entity, [entity.key], "a lookup by key", {entity.key: {"eq"}})
+        key_info = entity.fields[entity.key]
+        if key_info.encrypted:
+            # An encrypted key is found by its blind index, never by decrypting the column.
+            key = self._index_value(key_info, str(key))
+        rule = plan.row_rule(entity.id)
+        if isinstance(rule, Scoped):
+            rule = await self._scoped(request, rule)
+        where = conjoin(Compare(entity.table.key, Op.EQ, key), rule)
+        query = Query(entity.table, self._columns(plan, entity, names, joins), where, (), 1)
+        # One row at most: counted after the read, without a reservation (a by-key request
+        # is small, and its every step is paid on each of many requests).
+        request.budget.check()
+        # `_run` inlined: a by-key read is the whole of a small request, and each coroutine
+        # layer between the request and the driver is paid on every suspension and resumption.
+        try:
+            page = await self.connectors[entity.department].fetch(query)
+        except (QueryError, ConnectorError) as error:
+            raise _failure(entity, error) from None
+        request.budget.charge(page.count, values_per_row(names, joins))
+        return await self._release(request, entity, page, names, joins)
+
+    async def related(
+        self,
+        request: Request,
+        relation: RelationInfo,
+        names: Sequence[str],
+        joins: Sequence[str],
+        values: Sequence[Hashable],
+    ) -> RelatedRows:
+        """Rows of the relation's target whose target field is one of `values`, grouped by
+        that value, and the release (what was withheld or masked); one statement per chunk of
+        at most BATCH_CHUNK values. A list keeps its first `relation_page` rows by key (a
+        to-one relation its first row); the values whose lists were cut are named."""
+        plan = request.plan
+        verdict = plan.relation(relation.source, relation.name)
+        if verdict.decision is Decision.DENIED:
+            raise Forbidden(verdict.reason or f"following {relation.name} is not allowed")
+        target = self.catalog.entity(relation.target)
+        source_field = self.catalog.entity(relation.source).fields[relation.field]
+        target_field = target.fields[relation.target_field]
+        match_column = target_field.searchable_column
+        columns = _union(self._columns(plan, target, names, joins), [match_column])
+        scope = plan.row_rule(target.id)
+        rule = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
+        order = (OrderKey(match_column),)
+        # The value each join value is looked up by. Encrypted fields join on blind indexes of
+        # one domain; a plain source joining an encrypted target is indexed here.
+        wanted: dict[Hashable, Hashable] = {}
+        for value in values:
+            if value is None or value in wanted:
+                continue
+            if target_field.index_column is None:
+                wanted[value] = value
+            elif source_field.encrypted:
+                wanted[value] = index_form(target_field, value)  # type: ignore[arg-type]
+            else:
+                wanted[value] = self._index_value(target_field, str(value))
+        unique = list(dict.fromkeys(wanted.values()))
+        pages: list[Page] = []
+        connector = self.connectors[target.department]
+        chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
+        bound = self.relation_page if relation.many else 1
+        per_group = PerGroup(match_column, bound)
+        width = values_per_row(names, joins)
+        budget = request.budget
+        async with budget.reading(len(unique) * bound, width) as allowed:
+            capped = allowed < len(unique) * bound
+            left = allowed
+            for chunk in chunks:
+                where = conjoin(In(match_column, tuple(chunk)), rule)
+                query = Query(target.table, columns, where, order, left if capped else None, per_group=per_group)
+                page = await self._run(target, connector.fetch(query))
+                budget.charge(page.count + int(page.has_more), width)
+                left -= page.count
+                pages.append(page)
+        # One chunk (the usual case) is released as read, column-wise; more are joined as rows.
+        rows = pages[0] if len(pages) == 1 else _joined(pages)
+        # A to-one relation reads its first row: more rows behind it are no list cut short.
+        cut_matches = {_join_value(target_field, m) for page in pages for m in page.cut} if relation.many else set()
+        # The match value travels outside the released row: the caller may not be allowed it.
+        released = await self._release(request, target, rows, names, joins)
+        by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
+        for match, out in zip(_kept(released, rows.column(match_column)), released.rows, strict=True):
+            by_match[_join_value(target_field, match)].append(out)
+        grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
+        cut = {value for value, match in wanted.items() if _join_value(target_field, match) in cut_matches}
+        return RelatedRows(grouped, released, cut)
+
+    async def _release(
+        self,
+        request: Request,
+        entity: EntityInfo,
+        rows: Page,
+        names: Sequence[str],
+        joins: Sequence[str],
+    ) -> Released:
+        record = request.record
+        released = self.releaser.release(request.plan, record, entity, rows, names)
+        if released.unknown_keys and await self.keys.refresh():
+            # Values under a data-key version made since the keyring was loaded (a rotation while
+            # serving): release again with the reloaded keyring, counting the rows once.
+            record.undo_columns(entity.id, released.recorded, len(released.rows))
+            released = self.releaser.release(request.plan, record, entity, rows, names)
+        for name in joins:
+            item = entity.fields[name]
+            column = item.searchable_column
+            values = _kept(released, rows.column(column))
+            if column in rows.unreadable:
+                # A join value that did not parse joins nothing (the field reports it).
+                values = [None if value is UNREADABLE else value for value in values]
+            for out, value in zip(released.rows, values, strict=True):
+                out[(JOIN, name)] = _join_value(item, value)
+        return released
+
+    async def _scoped(self, request: Request, scope: Scoped) -> Filter | None:
+        """A row rule that follows relations, as a filter: its key sets are read once per
+        request (under the bound; past it the request is refused, never cut)."""
+        if request.key_sets is None:
+            request.key_sets = KeySets(self._fetch, self.max_semijoin_keys)
+        return await request.key_sets.resolve(scope)
+
+    async def _fetch(self, entity: EntityInfo, query: Query) -> Page:
+        page: Page = await self._run(entity, self.connectors[entity.department].fetch(query))
+        return page
+
+    def _index_value(self, item: FieldInfo, value: str) -> Any:
+        """`value`'s blind index as `item`'s index column stores it."""
+        domain = item.blind_index
+        if domain is None:
+            raise BadUserInput(f"{item.name} is encrypted and cannot be searched")
+        return index_form(item, self.keys.keyring.blind_index(domain).digest(value))
+
+    def _limit(self, page: PageArgs) -> int:
+        if page.first is None:
+            return self.default_page
+        if page.first < 0:
+            raise BadUserInput("`first` must not be negative")
+        if page.first > self.max_page:
+            raise LimitExceeded(f"`first` may be at most {self.max_page}")
+        return page.first
+
+    @staticmethod
+    def _columns(plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]) -> tuple[str, ...]:
+        # Withheld fields are never fetched: what is not read cannot leak. Join values are
+        # fetched for relations, which have their own decision.
+        wanted = [entity.table.key, *(entity.fields[name].searchable_column for name in joins)]
+        # Persons touched are recorded whether or not their identifying field is selected (by
+        # its blind index where it is encrypted: recording never decrypts).
+        wanted.extend(entity.person_columns)
+        entity_id, items = entity.id, entity.fields
+        for name in names:
+            if plan.field(entity_id, name).decision is not Decision.DENIED:
+                wanted.append(items[name].column)
+        return tuple(dict.fromkeys(wanted))
+
+    @staticmethod
+    async def _run(entity: EntityInfo, work: Any) -> Any:
+        try:
+            return await work
+        except (QueryError, ConnectorError) as error:
+            raise _failure(entity, error) from None
+
+
+def _failure(entity: EntityInfo, error: QueryError | ConnectorError) -> Exception:
+    """What a connector's failure is to the caller."""
+    if isinstance(error, QueryError):
+        return Internal("the hub built a query the department database refused")
+    return DepartmentUnavailable(
+        f"the {entity.department} department's database is unavailable; try again later",
+        {"department": entity.department},
+    )
+
+
+def _join_value(item: FieldInfo, value: Any) -> Any:
+    # Blind indexes join as bytes, whichever form each department stores them in.
+    return index_bytes(value) if item.index_column is not None else value
+
+
+def _kept(released: Released, values: Sequence[Any]) -> Sequence[Any]:
+    """`values`, one per row fetched, for the rows the release kept."""
+    kept = released.kept
+    return values if kept is None else [values[i] for i in kept]
+
+
+def _joined(pages: Sequence[Page]) -> Page:
+    """The rows of several chunks' pages as one page."""
+    unreadable = frozenset().union(*(page.unreadable for page in pages))
+    return Page([row for page in pages for row in page.rows], unreadable=unreadable)
+
+
+def _last_readable(page: Page, columns: Sequence[str]) -> int | None:
+    """The last row of `page` whose `columns` all read (a cursor holds their values), or None."""
+    if not page.unreadable.intersection(columns):
+        return page.count - 1
+    values = [page.column(name) for name in columns]
+    for at in range(page.count - 1, -1, -1):
+        if all(column[at] is not UNREADABLE for column in values):
+            return at
+    return None
+
+
+def _union(columns: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*columns, *extra]))
+
+
+def _order_tag(entity: EntityInfo, order: Sequence[OrderKey]) -> str:
+    return entity.id + "|" + ",".join(("-" if k.descending else "") + k.column for k in order)

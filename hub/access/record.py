@@ -1,0 +1,64 @@
+"""The access record of one request: what was released, at which level, and whom it touched.
+
+Produced by the release step while it processes columns (never by a second pass over rows);
+the audit trail stores it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.access.plan import Decision
+
+
+@dataclass
+class AccessRecord:
+    subject: str
+    department: str
+    purpose: str | None
+    policy_version: str
+    # (entity id, field, decision) -> how many values were released so.
+    released: Counter[tuple[str, str, Decision]] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)
+    # Persons touched, by the hex blind index of their resident ID number (never the number).
+    persons: set[str] = field(default_factory=set)
+
+    def add_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
+        """Count `count` values released of each (field, decision) of one read."""
+        if count:
+            released = self.released
+            # get-and-set rather than `+=`: Counter's missing-key hook is a Python call.
+            for name, decision in columns:
+                key = (entity_id, name, decision)
+                released[key] = released.get(key, 0) + count
+
+    def undo_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
+        """Take back one read's `add_columns` (and its rows), for a release that is done again."""
+        self.rows[entity_id] -= count
+        if not count:
+            return
+        released = self.released
+        for name, decision in columns:
+            key = (entity_id, name, decision)
+            left = released.get(key, 0) - count
+            if left > 0:
+                released[key] = left
+            else:
+                released.pop(key, None)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "department": self.department,
+            "purpose": self.purpose,
+            "policyVersion": self.policy_version,
+            "rows": dict(self.rows),
+            "released": [
+                {"entity": e, "field": f, "level": d.value, "count": n}
+                for (e, f, d), n in sorted(self.released.items(), key=lambda i: (i[0][0], i[0][1], i[0][2].value))
+            ],
+            "personsTouched": len(self.persons),
+        }

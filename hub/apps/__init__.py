@@ -1,1 +1,0 @@
-"""Registered department apps and their API tokens."""

@@ -1,0 +1,74 @@
+"""Authenticated principals remembered for a moment, so a busy app's requests do not each
+cost a hub-database read.
+
+A revoked token therefore keeps working on an instance for at most `ttl_s`
+(HUB_TOKEN_CACHE_SECONDS, 1 s by default) after `hub apps revoke` or a rotation; an expired
+token never does, since each entry also carries the token's own expiry. Entries are keyed by
+the token's SHA-256, never by the token itself, and unknown tokens are not remembered, so a
+new token works at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.auth.principal import Principal
+from hub.auth.registry import authenticate_until, digest
+
+MAX_ENTRIES = 10_000
+
+
+class PrincipalCache:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ttl_s: float,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions = sessions
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self.now = now
+        # digest -> (principal, the token's expiry, when it was read)
+        self._entries: OrderedDict[str, tuple[Principal, datetime, float]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future[tuple[Principal, datetime] | None]] = {}
+
+    async def principal(self, token: str) -> Principal | None:
+        """The principal `token` stands for, or None if unknown, expired or revoked."""
+        if self.ttl_s <= 0:
+            found = await self._read(token)
+            return None if found is None else found[0]
+        key = digest(token)
+        entry = self._entries.get(key)
+        if entry is not None:
+            principal, expires_at, read_at = entry
+            if self.clock() - read_at < self.ttl_s and self.now() < expires_at:
+                return principal
+            del self._entries[key]
+        # Requests that miss together share one read: when an entry ages out under load, every
+        # request of that app misses at once, and each reading the hub database on its own
+        # made a queue there (bench W6: p99 from ~50 to ~120 ms).
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._read(token))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        found = await asyncio.shield(reading)
+        if found is None:
+            return None
+        self._entries[key] = (found[0], found[1], self.clock())
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return found[0]
+
+    async def _read(self, token: str) -> tuple[Principal, datetime] | None:
+        async with self.sessions() as session:
+            return await authenticate_until(session, token)

@@ -1,1 +1,0 @@
-"""Access decisions: the plan made once per request, and the release of values under it."""

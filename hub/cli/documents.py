@@ -1,0 +1,113 @@
+"""`hub documents`: register, list and remove trusted documents.
+
+Part of the command line (the composition root): registering checks each document against
+the schema built from the manifests, so a document that could not run is refused at the door
+with the validation errors, not at its first request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hub.catalog import ManifestError, load_catalog
+from hub.cli.base import fail, hub_database, run, settings_from_env
+from hub.trusted.service import DocumentError, document_id, list_documents, register_document, remove_document
+from schema import build_schema
+
+MAX_DOCUMENT_BYTES = 100_000
+
+
+@click.group(help="Register GraphQL documents that apps may then run by id (trusted documents).")
+def documents() -> None:
+    pass
+
+
+def _read(file: Path) -> str:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    if len(data) > MAX_DOCUMENT_BYTES:
+        fail(f"{file} is over {MAX_DOCUMENT_BYTES} bytes; a trusted document is one operation document")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text")
+
+
+@documents.command("register", help="Check FILE(s) against the schema and register each; prints the ids.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", help="A name for the document (default: the file's name without .graphql).")
+@click.option("--dry-run", is_flag=True, help="Check only; register nothing.")
+def documents_register(files: tuple[Path, ...], name: str | None, dry_run: bool) -> None:
+    if name is not None and len(files) > 1:
+        fail("--name names one document; register several files without it")
+    settings = settings_from_env()
+    try:
+        compiler = build_schema(load_catalog(settings.manifests_dir), settings).compiler
+    except ManifestError as exc:
+        fail(str(exc))
+    texts: list[tuple[Path, str]] = []
+    problems: list[str] = []
+    for file in files:
+        text = _read(file)
+        compiled = compiler.compile_uncached(text)
+        for error in compiled.errors:
+            where = "".join(f":{loc.line}:{loc.column}" for loc in (error.locations or [])[:1])
+            problems.append(f"{file}{where}: {error.message}")
+        texts.append((file, text))
+    if problems:
+        fail("nothing registered; fix these first:\n" + "\n".join(problems))
+    if dry_run:
+        for file, text in texts:
+            click.echo(f"{document_id(text)}\t{file} (valid; not registered: --dry-run)")
+        return
+
+    async def work() -> list[str]:
+        async with hub_database(settings) as db, db() as session, session.begin():
+            return [
+                await register_document(session, text, name=name or file.name.removesuffix(".graphql"))
+                for file, text in texts
+            ]
+
+    try:
+        ids = run(work)
+    except DocumentError as exc:
+        fail(str(exc))
+    for (file, _), id_ in zip(texts, ids, strict=True):
+        click.echo(f"{id_}\t{file}")
+
+
+@documents.command("list", help="List the trusted documents (with --all, removed ones too).")
+@click.option("--all", "show_all", is_flag=True)
+def documents_list(show_all: bool) -> None:
+    settings = settings_from_env()
+
+    async def work() -> list[str]:
+        async with hub_database(settings) as db, db() as session:
+            listing = await list_documents(session, removed=show_all)
+        return [
+            f"{d.id}\t{d.name}\t{d.size} bytes\tregistered {d.registered_at:%Y-%m-%d %H:%M}"
+            + (f"\tremoved {d.removed_at:%Y-%m-%d %H:%M}" if d.removed_at else "")
+            for d in listing
+        ]
+
+    lines = run(work)
+    click.echo("\n".join(lines) if lines else "no trusted documents")
+
+
+@documents.command("remove", help="Stop running the document ID (running instances stop within 5 s).")
+@click.argument("id_", metavar="ID")
+def documents_remove(id_: str) -> None:
+    settings = settings_from_env()
+
+    async def work() -> None:
+        async with hub_database(settings) as db, db() as session, session.begin():
+            await remove_document(session, id_)
+
+    try:
+        run(work)
+    except DocumentError as exc:
+        fail(str(exc))
+    click.echo(f"removed {id_}")

@@ -1,0 +1,191 @@
+"""`hub serve`, `hub demo`, `hub load-demo`, `hub migrate` and `hub schema`: running the hub and
+preparing what it runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hub.catalog import ManifestError, load_catalog
+from hub.catalog.connections import ConnectionSetupError
+from hub.cli.base import fail, run, settings_from_env
+from hub.config import Settings
+from hub.db.engine import hub_engine, sessions
+
+SDL_PATH = Path(__file__).resolve().parent.parent.parent / "schema" / "schema.graphql"
+
+T = TypeVar("T")
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from hub.app import create_app as create_http_app
+    from hub.services import build_services
+
+    try:
+        services = build_services(settings)
+        app = create_http_app(services)
+    except (ManifestError, ConnectionSetupError) as exc:
+        fail(str(exc))
+    click.echo(f"serving GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+@click.command(help="Serve the hub over the manifests in HUB_MANIFESTS.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--manifests", type=click.Path(path_type=Path), help="Manifest folder (default HUB_MANIFESTS).")
+def serve(host: str, port: int, manifests: Path | None) -> None:
+    settings = settings_from_env(manifests_dir=manifests)
+    _serve(settings, host, port)
+
+
+@click.command(help="Create (first time) and serve the demo: seven department databases with synthetic data.")
+@click.option("--data-dir", default="demo-data", show_default=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(data_dir: Path, host: str, port: int) -> None:
+    import os
+
+    from hub.config import SettingsError, load_settings
+    from hub.demo.callers import ensure_callers
+    from hub.demo.workspace import Workspace, create_workspace
+
+    root = data_dir.resolve()
+    workspace = Workspace(root)
+    if not workspace.ready:
+        click.echo(f"creating the demo department databases in {root} (first start only)")
+    run(lambda: create_workspace(root, _progress_bar()))
+    click.echo(
+        f"the demo's master key is in {workspace.master_key_file} (readable by its owner only); "
+        f"without it and {workspace.hub_database.database} the demo's encrypted data cannot be read"
+    )
+    # The demo serves with its own master key, whatever HUB_MASTER_KEY* may say.
+    environ = {k: v for k, v in os.environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")}
+    try:
+        settings = load_settings(
+            environ,
+            database_url=workspace.hub_database.render_as_string(),
+            manifests_dir=workspace.manifests,
+            master_key_file=workspace.master_key_file,
+        )
+    except SettingsError as exc:
+        fail(str(exc))
+
+    async def register() -> dict[str, str]:
+        engine = hub_engine(settings.database_url)
+        try:
+            return await ensure_callers(sessions(engine), workspace.token_file)
+        finally:
+            await engine.dispose()
+
+    tokens = run(register)
+    click.echo(f"demo callers' bearer tokens ({len(tokens)}) are in {workspace.token_file}")
+    _serve(settings, host, port)
+
+
+def _progress_bar() -> Callable[[str, int, int], None]:
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm[Any]] = {}
+
+    def report(department: str, done: int, total: int) -> None:
+        bar = bars.get(department)
+        if bar is None:
+            bar = bars[department] = tqdm(total=total, desc=f"{department:>16}", unit=" rows", leave=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+@click.command(
+    "load-demo",
+    help="Load the demo data, encrypted, into another database (for benchmarks and tests), one URL for all "
+    "departments. Its keys go into the hub database (HUB_DATABASE_URL) under the master key "
+    "(HUB_MASTER_KEY or HUB_MASTER_KEY_FILE): serve it with the same two.",
+)
+@click.argument("url")
+def load_demo_command(url: str) -> None:
+    from hub.crypto.cells import open_keyring
+    from hub.crypto.errors import MasterKeyError
+    from hub.crypto.master import master_key_from_settings
+    from hub.demo.catalog import demo_catalog
+    from hub.demo.load import load_demo
+    from hub.demo.workspace import DEPARTMENTS
+    from hub.migrate import upgrade
+
+    settings = settings_from_env()
+    try:
+        master = master_key_from_settings(settings)
+    except MasterKeyError as exc:
+        fail(str(exc))
+    upgrade(settings.database_url)
+
+    async def work() -> tuple[dict[str, int], list[str]]:
+        engine = hub_engine(settings.database_url)
+        try:
+            keyring, made = await open_keyring(sessions(engine), master, list(demo_catalog()))
+        finally:
+            await engine.dispose()
+        return await load_demo(dict.fromkeys(DEPARTMENTS, url), keyring, progress=_progress_bar()), made
+
+    counts, made = run(work)
+    if made:
+        click.echo(f"made {', '.join(made)} in the hub database")
+    click.echo(
+        f"loaded {sum(counts.values())} rows into {len(counts)} tables, encrypted under the keys of "
+        f"{settings.database_url.render_as_string()} (master key {master.id})"
+    )
+
+
+# --- the hub database ---------------------------------------------------------------------
+
+
+@click.command(help="Migrate the hub database (HUB_DATABASE_URL) to the newest revision.")
+@click.option("--check", is_flag=True, help="Only check that models and migrations agree.")
+def migrate(check: bool) -> None:
+    from hub.migrate import check as check_migrations
+    from hub.migrate import upgrade
+
+    settings = settings_from_env()
+    if check:
+        check_migrations(settings.database_url)
+        click.echo("migrations match the models")
+    else:
+        upgrade(settings.database_url)
+        click.echo("the hub database is at the newest revision")
+
+
+# --- the schema snapshot ------------------------------------------------------------------
+
+
+@click.command(help="Write the GraphQL SDL of the demo manifests to schema/schema.graphql.")
+@click.option("--manifests", type=click.Path(path_type=Path), help="Manifest folder (default: the demo's).")
+@click.option("--output", type=click.Path(path_type=Path), default=SDL_PATH, show_default=True)
+@click.option("--check", is_flag=True, help="Fail if the file differs instead of writing it.")
+def schema(manifests: Path | None, output: Path, check: bool) -> None:
+    from hub.demo.workspace import manifest_templates
+    from schema import build_schema
+
+    folder = manifests or manifest_templates()[0].parent
+    try:
+        sdl = build_schema(load_catalog(folder)).sdl()
+    except ManifestError as exc:
+        fail(str(exc))
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != sdl:
+            fail(f"{output} is stale: run `hub schema` and commit it")
+        click.echo(f"{output} is current")
+        return
+    output.write_text(sdl, encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+# --- the access policy --------------------------------------------------------------------
