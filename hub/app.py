@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import OperationDefinitionNode
 from graphql import OperationType as Kind
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -32,24 +32,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.graphql import OperationType
 
-from hub.access.memory import LARGE_REQUEST_VALUES, give_back
+from hub.access.memory import give_back
 from hub.access.plan import Planner, Verdict
 from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
-from hub.errors import LimitExceeded
 from hub.quota import LookupCounter, Refusal
 from hub.services import Services
 from hub.trusted.service import is_document_id
-from schema import BuiltSchema, build_schema
-from schema.context import RequestContext
-from schema.documents import Compiled, TrustedDocuments
-from schema.errors import code_of, format_error
-from schema.lookups import Lookups
+from schema import BuiltSchema, Caller, Compiled, Lookups, Operation, TrustedDocuments, build_schema, run
 
 log = logging.getLogger("hub.app")
 
@@ -349,38 +341,15 @@ async def _execute(
         return _error(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
-    variables = body.get("variables")
-    plan = None
-    if document is not None and built.direct is not None:
-        plan = built.direct.plan(document)
-        name = body.get("operationName")
-        if plan is not None and name is not None and (plan.operation.name is None or plan.operation.name.value != name):
-            plan = None
-    if plan is not None:
-        assert built.direct is not None
-        context = _context(services, built, principal, purpose, document)
-        outcome = await built.direct.run(plan, context, variables)
-        if outcome is not None:
-            data, raised = outcome
-            built.schema.process_errors(raised)
-            return _answer(context, data, raised, ran=True)
-    context = _context(services, built, principal, purpose, document)
-    is_get = request.method == "GET"
-    try:
-        result = await built.schema.execute(
-            body["query"],
-            variable_values=variables,
-            context_value=context,
-            operation_name=body.get("operationName"),
-            allowed_operation_types={OperationType.QUERY} if is_get else None,
-        )
-    except (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError):
-        # `_refuse_operation` answers these first; strawberry raising them would be a 500.
-        return _error(400, "BAD_USER_INPUT", "the request names no operation that can run here")
-    # 400 only for a document that never ran (syntax, validation, limits); errors while
-    # resolving leave the rest of the data standing.
-    ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
-    return _answer(context, result.data, result.errors or [], ran)
+    operation = Operation(
+        body["query"], document, body.get("variables"), body.get("operationName"), read_only=request.method == "GET"
+    )
+    answer = await run(built, operation, Caller(services, principal, purpose))
+    response = JSON(answer.body, answer.status)
+    if answer.large:
+        # After the response is sent: the memory of a large request is given back at once.
+        response.background = BackgroundTask(give_back)
+    return response
 
 
 def _refuse_operation(document: Compiled, name: str | None, is_get: bool) -> Response | None:
@@ -403,83 +372,3 @@ def _refuse_operation(document: Compiled, name: str | None, is_get: bool) -> Res
         # A GET must not change anything: a link or an image can make a browser send one.
         return _error(405, "BAD_USER_INPUT", "GET runs queries only: send this operation as POST", {"Allow": "POST"})
     return None
-
-
-def _context(
-    services: Services, built: BuiltSchema, principal: Principal, purpose: str | None, document: Compiled | None
-) -> RequestContext:
-    context = RequestContext(
-        principal, purpose, services.reader, services.planner, built.entity_types, built.root_fields, services.admin
-    )
-    context.document = document
-    return context
-
-
-def _answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Response:
-    """The response body: errors (the resolvers', then withheld and unreadable fields, then
-    rows left out), data, and the access decision. A request past its value budget answers no
-    data and one error."""
-    response = _answer_body(context, data, raised, ran)
-    budget = None if context.request is None else context.request.budget
-    if budget is not None and (budget.spent >= LARGE_REQUEST_VALUES or budget.exceeded is not None):
-        # After the response is sent: the memory of a large request is given back at once.
-        response.background = BackgroundTask(give_back)
-    return response
-
-
-def _answer_body(
-    context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool
-) -> Response:
-    exceeded = None if context.request is None else context.request.budget.exceeded
-    if exceeded is not None:
-        return _refused(context, exceeded)
-    errors = [format_error(e) for e in raised]
-    for withheld in context.withheld.values():
-        errors.append(
-            {
-                "message": f"{withheld.path[-1]} is withheld: {withheld.reason}",
-                "path": list(withheld.path),
-                "extensions": {"code": "FORBIDDEN", "reason": withheld.reason, "count": withheld.count},
-            }
-        )
-    for path, count in context.unreadable.items():
-        errors.append(
-            {
-                "message": f"{path[-1]}: {count} value(s) failed their integrity check and are null",
-                "path": list(path),
-                "extensions": {"code": "DATA_INTEGRITY", "count": count},
-            }
-        )
-    for path, count in context.left_out.items():
-        errors.append(
-            {
-                "message": f"{'/'.join(map(str, path))}: {count} row(s) left out: their key is missing or failed its "
-                "integrity check",
-                "path": list(path),
-                "extensions": {"code": "DATA_INTEGRITY", "count": count},
-            }
-        )
-    payload: dict[str, Any] = {}
-    if errors:
-        payload["errors"] = errors
-    payload["data"] = data
-    if context.request is not None:
-        payload["extensions"] = {
-            "access": {
-                "policyVersion": context.request.plan.policy_version,
-                "masked": sorted("/".join(map(str, path)) for path in context.masked),
-                "withheld": sorted("/".join(map(str, w.path)) for w in context.withheld.values()),
-                "truncated": [list(path) for path in context.truncated.paths],
-                "truncatedCount": context.truncated.count,
-            }
-        }
-    return JSON(payload, 200 if ran else 400)
-
-
-def _refused(context: RequestContext, exceeded: LimitExceeded) -> Response:
-    """The answer of a request past its value budget: whatever was read stays in the hub."""
-    assert context.request is not None
-    error = {"message": exceeded.message, "extensions": {**exceeded.extensions, "code": exceeded.code}}
-    access: dict[str, Any] = {"policyVersion": context.request.plan.policy_version, "masked": [], "withheld": []}
-    access.update(truncated=[], truncatedCount=0)
-    return JSON({"errors": [error], "data": None, "extensions": {"access": access}})

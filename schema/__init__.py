@@ -1,5 +1,22 @@
-"""The GraphQL surface: built from the catalog at start-up, plus its fixed parts."""
+"""The GraphQL surface: built from the catalog at start-up, plus its fixed parts.
+
+The package's face, all hub/app.py imports: the built schema, its compiled documents (free
+text and trusted), the identifier values a request supplies (for the lookup quota), and `run`,
+the one entry point that executes an operation into its answer."""
 
 from schema.builder import BuiltSchema, build_schema
+from schema.documents import Compiled, TrustedDocuments
+from schema.execution.run import Answer, Caller, Operation, run
+from schema.lookups import Lookups
 
-__all__ = ["BuiltSchema", "build_schema"]
+__all__ = [
+    "Answer",
+    "BuiltSchema",
+    "Caller",
+    "Compiled",
+    "Lookups",
+    "Operation",
+    "TrustedDocuments",
+    "build_schema",
+    "run",
+]
