@@ -9,7 +9,7 @@ from graphql import DocumentNode, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
 from hub.access.plan import Selection
-from hub.access.read import Request
+from hub.access.read import RequestAccess
 from hub.access.record import AccessRecord
 from hub.catalog import Catalog
 from schema.context import RequestContext
@@ -53,7 +53,7 @@ def begin(context: RequestContext, selection: Selection) -> None:
     and its value budget: once per request, before any resolver runs."""
     plan = context.planner.plan(context.principal, context.purpose, selection)
     record = AccessRecord(context.principal.subject, context.principal.department, context.purpose, plan.policy_version)
-    context.request = Request(plan, record, context.reader.budget())
+    context.request = RequestAccess(plan, record, context.reader.budget())
 
 
 class AccessPlanning(SchemaExtension):

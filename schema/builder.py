@@ -22,7 +22,7 @@ from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import fast_executor
 from schema.limits import limits_rule
-from schema.parsing import Documents
+from schema.parsing import DocumentParsing
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
 from schema.scalars import PYTHON_TYPE
 
@@ -89,7 +89,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
         # Factories: each request gets fresh extension objects.
         extensions=[
-            lambda: Documents(compiler),
+            lambda: DocumentParsing(compiler),
             AccessPlanning,
         ],
         execution_context_class=fast_executor(names, _default_resolver) if fast_path else None,

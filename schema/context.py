@@ -8,7 +8,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from hub.access.plan import AccessPlan, Planner
-from hub.access.read import Reader, Request
+from hub.access.read import Reader, RequestAccess
 from hub.access.record import AccessRecord
 from hub.auth.principal import Principal
 from hub.policy.admin import PolicyAdmin
@@ -61,7 +61,7 @@ class RequestContext:
     root_fields: dict[str, str]
     # Policy administration; None on a hub with a fixed policy (tests of the spine).
     admin: PolicyAdmin | None = None
-    request: Request | None = None
+    request: RequestAccess | None = None
     # The request's document, compiled: set by the app for a trusted document, else on parsing.
     document: Compiled | None = None
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
@@ -78,7 +78,7 @@ class RequestContext:
     truncated: Truncated = field(default_factory=Truncated)
 
     @property
-    def current(self) -> Request:
+    def current(self) -> RequestAccess:
         """The request's plan and record; made by AccessPlanning before execution starts."""
         assert self.request is not None, "the access plan is made before execution starts"
         return self.request

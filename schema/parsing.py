@@ -11,7 +11,7 @@ from schema.context import RequestContext
 from schema.documents import Compiled, DocumentCompiler
 
 
-class Documents(SchemaExtension):
+class DocumentParsing(SchemaExtension):
     """A trusted document arrives compiled in `context.document` (set by the app); a free text
     is compiled here, through the compiler's cache, and left in the context for the access
     planner, which reads the fields the document reaches from it."""

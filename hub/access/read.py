@@ -65,7 +65,7 @@ class ListResult:
 
 
 @dataclass
-class Request:
+class RequestAccess:
     """What one GraphQL request carries into the reader."""
 
     plan: AccessPlan
@@ -117,7 +117,7 @@ class Reader:
 
     async def page(
         self,
-        request: Request,
+        request: RequestAccess,
         entity: EntityInfo,
         names: Sequence[str],
         joins: Sequence[str],
@@ -175,7 +175,7 @@ class Reader:
         return ListResult(released, page_rows.has_more, end_cursor, total)
 
     async def by_key(
-        self, request: Request, entity: EntityInfo, key: Any, names: Sequence[str], joins: Sequence[str]
+        self, request: RequestAccess, entity: EntityInfo, key: Any, names: Sequence[str], joins: Sequence[str]
     ) -> Released:
         plan = request.plan
         # A by-key read is an equality filter on the key: without it a caller could confirm
@@ -207,7 +207,7 @@ class Reader:
 
     async def related(
         self,
-        request: Request,
+        request: RequestAccess,
         relation: RelationInfo,
         names: Sequence[str],
         joins: Sequence[str],
@@ -274,7 +274,7 @@ class Reader:
 
     async def _release(
         self,
-        request: Request,
+        request: RequestAccess,
         entity: EntityInfo,
         rows: Page,
         names: Sequence[str],
@@ -298,7 +298,7 @@ class Reader:
                 out[(JOIN, name)] = _join_value(item, value)
         return released
 
-    async def _scoped(self, request: Request, scope: Scoped) -> Filter | None:
+    async def _scoped(self, request: RequestAccess, scope: Scoped) -> Filter | None:
         """A row rule that follows relations, as a filter: its key sets are read once per
         request (under the bound; past it the request is refused, never cut)."""
         if request.key_sets is None:

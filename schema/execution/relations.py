@@ -71,7 +71,7 @@ class Related:
         return found
 
 
-class Shape(Protocol):
+class RowShaper(Protocol):
     """What a job needs of a shaper (schema/execution/shaper.py): the objects of rows, and its relations."""
 
     parent: GraphQLObjectType
@@ -85,7 +85,7 @@ class Run:
     """One request's executor, its shapers and its context, as jobs use them."""
 
     executor: Executor[Any]
-    shaper: Callable[[GraphQLObjectType, FieldDetailsList], Shape | None]
+    shaper: Callable[[GraphQLObjectType, FieldDetailsList], RowShaper | None]
     context: RequestContext
 
 
@@ -101,7 +101,7 @@ class Job:
         self,
         run: Run,
         completion: Completion,
-        shape: Shape,
+        shape: RowShaper,
         rows: list[dict[Any, Any]],
         objects: list[dict[str, Any]],
         at: Rows,
@@ -283,7 +283,7 @@ class Job:
     def _nest(
         self,
         entry: Related,
-        child: Shape,
+        child: RowShaper,
         flat: list[dict[Any, Any]],
         shaped: list[dict[str, Any]],
         origins: list[tuple[int, int | None]],
@@ -381,7 +381,7 @@ class Pending:
 
 
 def pending(
-    run: Run, shape: Shape, rows: list[dict[Any, Any]], objects: list[dict[str, Any]], at: Rows, position: Any
+    run: Run, shape: RowShaper, rows: list[dict[Any, Any]], objects: list[dict[str, Any]], at: Rows, position: Any
 ) -> Pending:
     """The relations of `rows` (shaped in `objects`) to complete, as one list or one object."""
     one = isinstance(at, OneRow)
