@@ -16,7 +16,7 @@ from strawberry.dataloader import DataLoader
 
 from hub.access.budget import values_per_row
 from hub.access.plan import Decision
-from hub.access.read import JOIN, PageArgs
+from hub.access.read import JOIN, ListRead, PageArgs
 from hub.access.release import Released
 from hub.catalog import EntityInfo, RelationInfo
 from schema.context import RequestContext
@@ -68,8 +68,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
         page_info = child_fields(top.get("pageInfo", []), raw.fragments, raw.variable_values)
         names, joins = needs(entity, nodes)
         order = [member.value for member in orderBy or []]
-        result = await context.reader.page(
-            context.current,
+        read = ListRead(
             entity,
             names,
             joins,
@@ -79,6 +78,7 @@ def list_resolver(entity: EntityInfo, filter_type: type, order_type: type[Enum])
             want_total="totalCount" in top,
             want_cursor="endCursor" in page_info,
         )
+        result = await context.reader.page(context.current, read)
         rows = result.released.rows
         report(context, (*_list_path(info), "nodes", "*"), result.released)
         return {

@@ -56,6 +56,22 @@ class PageArgs:
     offset: int | None = None
 
 
+@dataclass(frozen=True)
+class ListRead:
+    """One list field as its resolver asks for it: the entity, the fields and join columns its
+    rows need, its filter, order and page, and whether `totalCount` and `endCursor` are
+    selected (each costs work only when it is)."""
+
+    entity: EntityInfo
+    names: Sequence[str]
+    joins: Sequence[str]
+    filter_spec: FilterSpec | None = None
+    order: Sequence[tuple[str, bool]] = ()
+    page: PageArgs = PageArgs()
+    want_total: bool = False
+    want_cursor: bool = False
+
+
 @dataclass
 class ListResult:
     released: Released
@@ -115,18 +131,9 @@ class Reader:
         """A fresh value budget, for one request."""
         return ValueBudget(self.max_values)
 
-    async def page(
-        self,
-        request: RequestAccess,
-        entity: EntityInfo,
-        names: Sequence[str],
-        joins: Sequence[str],
-        filter_spec: FilterSpec | None,
-        order: Sequence[tuple[str, bool]],
-        page: PageArgs,
-        want_total: bool,
-        want_cursor: bool,
-    ) -> ListResult:
+    async def page(self, request: RequestAccess, read: ListRead) -> ListResult:
+        entity, names, joins, page = read.entity, read.names, read.joins, read.page
+        filter_spec, order, want_total, want_cursor = read.filter_spec, read.order, read.want_total, read.want_cursor
         plan = request.plan
         plan.require_readable(entity)
         limit = self._limit(page)
