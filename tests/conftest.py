@@ -147,7 +147,7 @@ class Hub:
 @pytest.fixture
 def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
     # Tokens are read on every request here (revocation tests see it at once); the token
-    # cache has its own tests (tests/unit/test_token_cache.py).
+    # cache has its own tests (tests/unit/auth/test_cache.py).
     settings = load_settings(
         {},
         database_url=hub_db.render_as_string(),

@@ -11,7 +11,7 @@ The fields the manifests mark `encrypted` are binary columns holding stored valu
 (docs/stored-format.md), and each blind-indexed one has its 32-byte index beside it in
 `<column>_bidx`. Ciphertext is never indexed or unique (a fresh nonce makes every value
 differ); the index column carries what the plain column did: the index, the uniqueness, or
-the primary key. tests/unit/test_demo_data.py holds these tables to the manifests.
+the primary key. tests/unit/demo/test_generate.py holds these tables to the manifests.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ one query operation, every root field a by-key lookup whose selection is plain f
 `__typename` (aliases and fragments allowed), no directive anywhere. Anything a plan would
 have to report differently (variables that do not coerce, an unknown operation name, a value
 the shaper refuses) makes it step aside, and the request runs on the normal path, which
-reports it. tests/unit/test_direct_plans.py compares the two byte for byte.
+reports it. tests/unit/schema/execution/test_direct_plans.py compares the two byte for byte.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ graphql-core's normal path. The rows arrive released: the reader has decided eac
 and decrypted and masked it column-wise, so nothing here runs per field or per row; relation
 fields are loaded and shaped per list (schema/execution/relations.py).
 
-The response is the normal path's, byte for byte: tests/unit/test_fast_path_differential.py
-runs generated queries through both and compares them.
+The response is the normal path's, byte for byte:
+tests/unit/schema/execution/test_fast_path_differential.py runs generated queries through both
+and compares them.
 """
 
 from __future__ import annotations

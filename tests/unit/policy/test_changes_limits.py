@@ -17,7 +17,7 @@ from hub.policy.decisions import SnapshotPolicy
 from hub.policy.snapshot import Grant, RowRule, Snapshot, SnapshotError, load_seed, validate
 from hub.policy.terms import load_terms
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 STEWARD = Principal("civil-affairs-steward", "civil_affairs", ("data_steward",))

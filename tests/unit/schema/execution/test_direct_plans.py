@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hub.access.plan import PLAIN
 from schema.builder import HubSchema
 from schema.execution.direct import DirectPlans
-from tests.unit.test_fast_path_differential import (
+from tests.unit.schema.execution.test_fast_path_differential import (
     CI,
     PLAIN_FIELDS,
     SEALED_FIELDS,

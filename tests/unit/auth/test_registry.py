@@ -79,7 +79,7 @@ def test_browser_get_gets_graphiql_without_token_and_no_external_urls(hub: Hub) 
     assert script.status_code == 200
 
 
-DEMO_MANIFESTS = str(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+DEMO_MANIFESTS = str(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 
 
 def test_cli_create_list_rotate_revoke(hub: Hub, monkeypatch: Any) -> None:

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hub.crypto.blind_index import BlindIndex
 from hub.crypto.fields import DataKeys, FieldCipher, context, key_version
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "stored-format.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[3] / "docs" / "stored-format.md").read_text(encoding="utf-8")
 AAD = "6875622d6669656c642f3100000a706f70756c6174696f6e0006506572736f6e000869644e756d62657201000000015231"
 BINARY = "0100000001000102030405060708090a0b7633e62af5d0f322b574a7b981db4d5bb48ee6c72d3ce2b952a14343052dba405274"
 TEXT = "hub1:AQAAAAEAAQIDBAUGBwgJCgt2M-Yq9dDzIrV0p7mB201btI7mxy084rlSoUNDBS26QFJ0"

@@ -32,9 +32,9 @@ from hub.policy.snapshot import (
     validate,
 )
 from hub.policy.terms import load_terms
-from tests.unit.test_policy_properties import CATALOG, CI, DEPARTMENTS, ROLES, grants, inheritances, rules
+from tests.unit.policy.test_decisions_properties import CATALOG, CI, DEPARTMENTS, ROLES, grants, inheritances, rules
 
-DEMO = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"
+DEMO = Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests"
 SEED = load_seed()
 PURPOSES = load_purposes()
 TERMS = load_terms(CATALOG)

@@ -10,8 +10,8 @@ from sqlalchemy.engine import URL
 
 from hub.cli import main
 
-DEMO = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+DEMO = Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests"
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
 
 
 @pytest.fixture

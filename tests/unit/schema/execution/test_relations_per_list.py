@@ -34,7 +34,7 @@ from schema import build_schema
 from schema.context import RequestContext
 from schema.execution.shaper import Shaper
 from tests.conftest import FIXTURES, TEST_MASTER_KEY
-from tests.unit.test_fast_path_differential import Policy
+from tests.unit.schema.execution.test_fast_path_differential import Policy
 
 PERSONS = 30
 DENIED = Verdict(Decision.DENIED, "not for tests")

@@ -47,10 +47,10 @@ from hub.services import build_services
 from schema import build_schema
 from schema.execution.shaper import Shaper
 from tests.conftest import CASES, FIXTURES, PEOPLE, TEST_MASTER_KEY, register
-from tests.unit.test_encrypted_fields import CASES as SEALED_CASES
-from tests.unit.test_encrypted_fields import CATALOG_DIR as SEALED_DIR
-from tests.unit.test_encrypted_fields import PEOPLE as SEALED_PEOPLE
-from tests.unit.test_encrypted_fields import REFERRALS, encrypt_rows, make_keyring
+from tests.unit.access.test_release_encrypted_fields import CASES as SEALED_CASES
+from tests.unit.access.test_release_encrypted_fields import CATALOG_DIR as SEALED_DIR
+from tests.unit.access.test_release_encrypted_fields import PEOPLE as SEALED_PEOPLE
+from tests.unit.access.test_release_encrypted_fields import REFERRALS, encrypt_rows, make_keyring
 
 settings.register_profile(
     "fast-path-ci", max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -22,7 +22,7 @@ from hub.policy.snapshot import load_seed
 from hub.policy.terms import load_terms
 from tests.resident_ids import check_digit
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 SEED = load_seed(now=NOW)

@@ -22,7 +22,7 @@ from hub.policy.decisions import SnapshotPolicy
 from hub.policy.snapshot import Grant, Inheritance, Rule, Snapshot, load_purposes, load_seed
 from tests import policy_oracle as oracle
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests"
 CATALOG = load_catalog(MANIFESTS)
 SEED = load_seed()
 PURPOSE_CODES = tuple(load_purposes())

@@ -29,7 +29,7 @@ settings.register_profile(
 )
 CI = settings.get_profile("policy-ci")
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 ENTITIES = [
     CATALOG.entity(e) for e in ("population.Person", "health.Visit", "hotline.Request", "civil_affairs.ServiceDelivery")
 ]

@@ -2,7 +2,7 @@
 integrity across departments, manifests that match the tables, and a load into SQLite.
 
 The generated rows are plain; the tables store the fields the manifests encrypt as binary
-values with their blind indexes beside them (tests/unit/test_demo_encrypted.py checks the
+values with their blind indexes beside them (tests/unit/demo/test_workspace_encrypted.py checks the
 stored data itself)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from hub.demo.timeline import NOW, REFERENCE_DATE, age_on
 
 Data = dict[str, dict[str, list[dict[str, Any]]]]
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests"
 DELIVERY_TABLES = {
     "civil_affairs": ("ca_service_delivery", "recipient_id_number"),
     "human_resources": ("hr_service_delivery", "id_number"),
@@ -140,7 +140,7 @@ def test_generation_does_not_depend_on_the_hash_seed(data: Data) -> None:
         "text = json.dumps(generate(), sort_keys=True, default=str, ensure_ascii=False);"
         "print(hashlib.sha256(text.encode()).hexdigest())"
     )
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=root)
     assert result.stdout.strip() == digest(data)

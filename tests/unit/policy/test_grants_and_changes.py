@@ -23,7 +23,7 @@ from hub.policy.grants import Grant
 from hub.policy.snapshot import SnapshotError, load_seed, validate
 from hub.policy.terms import load_terms
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "hub" / "demo" / "manifests")
+CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 TERMS = load_terms(CATALOG)
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 SEED = load_seed(now=NOW)

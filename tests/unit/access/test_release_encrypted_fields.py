@@ -36,7 +36,7 @@ from hub.db.engine import hub_engine, sessions
 from hub.services import build_services
 from tests.conftest import TEST_MASTER_KEY, Hub, register
 
-CATALOG_DIR = Path(__file__).parent.parent / "fixtures" / "encrypted"
+CATALOG_DIR = Path(__file__).parents[2] / "fixtures" / "encrypted"
 
 PEOPLE = [
     {"id_number": "110105199001011234", "name": "王小明", "mobile": "13812341234", "district": "Chaoyang"},
