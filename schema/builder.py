@@ -20,7 +20,7 @@ from schema.documents import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
 from schema.execution.direct import DirectPlans
-from schema.execution.fast_path import fast_executor
+from schema.execution.fast_path import HubExecutor, fast_executor
 from schema.limits import limits_rule
 from schema.parsing import DocumentParsing
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
@@ -92,7 +92,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
             lambda: DocumentParsing(compiler),
             AccessPlanning,
         ],
-        execution_context_class=fast_executor(names, _default_resolver) if fast_path else None,
+        execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
     )
     compiler.bind(schema._schema)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}

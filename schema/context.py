@@ -1,5 +1,6 @@
 """The per-request context resolvers read: the caller, the services, the plan and the record."""
 
+import asyncio
 from bisect import insort
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class RequestContext:
     masked: set[tuple[str | int, ...]] = field(default_factory=set)
     # Relation lists cut at their bound, by their full paths (list indices and response keys).
     truncated: Truncated = field(default_factory=Truncated)
+    # Work the executor left running after an error nulled its parent (graphql-core's
+    # background futures): the answer waits for it, so its reports always land.
+    background: set[asyncio.Future[Any]] = field(default_factory=set)
 
     @property
     def current(self) -> RequestAccess:
@@ -96,6 +100,12 @@ class RequestContext:
         if found is None:
             found = self.loaders[key] = make()
         return found
+
+    async def settled(self) -> None:
+        """Waits until the work the executor left running has ended."""
+        background = self.background
+        while background:
+            await asyncio.wait(list(background))
 
     def withhold(self, path: tuple[str | int, ...], reason: str, count: int) -> None:
         entry = self.withheld.get(path)

@@ -30,8 +30,22 @@ from schema.execution.shaper import Shaper, prepare
 DICTS = {dict}
 
 
-class FastExecutor(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's executor, with entity rows completed by shapers; made by `fast_executor`."""
+class HubExecutor(StrawberryGraphQLCoreExecutionContext):
+    """strawberry's executor, which hands the request the work it leaves running: what
+    graphql-core settles in the background after an error nulled its parent. The answer is
+    assembled once that work has settled too (schema/execution/run.py), so what it reports
+    never depends on when it ends."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        context = self.context_value
+        if isinstance(context, RequestContext):
+            # Shared with graphql-core's sub-executors, which copy the executor shallowly.
+            context.background = self.background_futures
+
+
+class FastExecutor(HubExecutor):
+    """The hub's executor, with entity rows completed by shapers; made by `fast_executor`."""
 
     # Set on the subclass `fast_executor` makes for one schema.
     entity_types: Collection[str] = frozenset()

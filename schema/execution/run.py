@@ -103,6 +103,9 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
             operation_name=operation.name,
             allowed_operation_types={OperationType.QUERY} if operation.read_only else None,
         )
+        # Work left running under a nulled position still reports what it read (withheld,
+        # masked, unreadable values); waiting for it makes that part of every answer alike.
+        await context.settled()
     except (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError):
         # hub/app.py refuses these before running; strawberry raising them would be a 500.
         error = {

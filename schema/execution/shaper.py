@@ -17,7 +17,7 @@ executor then completes that list the normal way, which produces the error exact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -44,7 +44,7 @@ from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinit
 from strawberry.types.field import StrawberryField
 
 from schema.execution.positions import ListRows, OneRow
-from schema.execution.relations import Pending, Related, Run, pending
+from schema.execution.relations import Related, Run, pending
 from schema.resolvers import RELATION_FIELDS
 
 # strawberry keeps each GraphQL field's StrawberryField under this extension key.
@@ -148,7 +148,7 @@ class Shaper:
 
     def many(
         self, run: Run | None, rows: list[dict[Any, Any]], path: Path, position: Any
-    ) -> list[dict[str, Any]] | Pending | None:
+    ) -> list[dict[str, Any]] | Awaitable[Any] | None:
         """The completed list of `rows` (pending while relations load), or None to leave it to
         the normal path."""
         objects = self.objects(rows)
@@ -157,7 +157,9 @@ class Shaper:
         # Relations need the request's context; a schema executed without one has no `run`.
         return None if run is None else pending(run, self, rows, objects, ListRows(path), position)
 
-    def one(self, run: Run | None, row: dict[Any, Any], path: Path, position: Any) -> dict[str, Any] | Pending | None:
+    def one(
+        self, run: Run | None, row: dict[Any, Any], path: Path, position: Any
+    ) -> dict[str, Any] | Awaitable[Any] | None:
         """The completed object of one row (a by-key field, a to-one relation), or None."""
         values: list[Any] = []
         get = row.get
