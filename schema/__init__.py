@@ -5,7 +5,7 @@ text and trusted), the identifier values a request supplies (for the lookup quot
 the one entry point that executes an operation into its answer."""
 
 from schema.builder import BuiltSchema, build_schema
-from schema.documents import Compiled, TrustedDocuments
+from schema.compiled import Compiled, TrustedDocuments
 from schema.execution.run import Answer, Caller, Operation, run
 from schema.lookups import Lookups
 

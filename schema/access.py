@@ -40,12 +40,13 @@ def selection_for(context: RequestContext, schema: GraphQLSchema, document: Docu
     document (the same object every request, which the planner's cache of plans keys on)."""
     compiled = context.document
     catalog = context.planner.catalog
+
+    def of(reached: dict[str, set[str]]) -> Selection:
+        return selection_of(catalog, context.entity_types, context.root_fields, reached)
+
     if compiled is not None and compiled.document is document:
-        if compiled.selection is None:
-            reached = compiled.reached(schema)
-            compiled.selection = selection_of(catalog, context.entity_types, context.root_fields, reached)
-        return compiled.selection
-    return selection_of(catalog, context.entity_types, context.root_fields, reachable_fields(schema, document))
+        return compiled.selection(schema, of)
+    return of(reachable_fields(schema, document))
 
 
 def begin(context: RequestContext, selection: Selection) -> None:

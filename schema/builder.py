@@ -16,7 +16,7 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
-from schema.documents import DocumentCompiler
+from schema.compiled import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
 from schema.execution.direct import DirectPlans

@@ -13,7 +13,7 @@ from hub.access.read import Reader, RequestAccess
 from hub.access.record import AccessRecord
 from hub.auth.principal import Principal
 from hub.policy.admin import PolicyAdmin
-from schema.documents import Compiled
+from schema.compiled import Compiled
 
 
 @dataclass

@@ -50,7 +50,7 @@ from hub.access.plan import Decision, Verdict
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.model import FieldInfo
 from hub.crypto.blind_index import normaliser
-from schema.documents import Compiled
+from schema.compiled import Compiled
 from schema.resolvers import input_spec
 
 # Filter operators whose values are not guesses at a value (they test presence).

@@ -1,5 +1,5 @@
 """The schema extension that stands in for strawberry's parse and validate steps: it hands
-over the request's compiled document (schema/documents.py) instead."""
+over the request's compiled document (schema/compiled.py) instead."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 from schema.context import RequestContext
-from schema.documents import Compiled, DocumentCompiler
+from schema.compiled import Compiled, DocumentCompiler
 
 
 class DocumentParsing(SchemaExtension):
-    """A trusted document arrives compiled in `context.document` (set by the app); a free text
-    is compiled here, through the compiler's cache, and left in the context for the access
-    planner, which reads the fields the document reaches from it."""
+    """The request's document arrives compiled in `context.document` (set by
+    schema/execution/run.py, the one writer); the access planner reads the fields the document
+    reaches from it."""
 
     def __init__(self, compiler: DocumentCompiler) -> None:
         self.compiler = compiler
@@ -25,11 +25,11 @@ class DocumentParsing(SchemaExtension):
         context = execution.context
         # The token limit also binds strawberry's own parse, below.
         execution.parse_options["max_tokens"] = self.compiler.max_tokens
+        # schema/execution/run.py compiles every request it runs before execution; a schema
+        # executed bare (tests, tools) compiles its text here, through the same cache.
         compiled = context.document if isinstance(context, RequestContext) else None
         if compiled is None and execution.query is not None:
             compiled = self.compiler.compile(execution.query)
-            if isinstance(context, RequestContext):
-                context.document = compiled
         # A text that does not parse is left to strawberry, which parses it again (under the
         # same token limit) and reports the syntax error its usual way: a cost only wrong
         # documents pay.

@@ -49,9 +49,9 @@ from graphql.pyutils import Undefined
 from hub.catalog import Catalog, EntityInfo
 from schema.access import begin, selection_for
 from schema.context import RequestContext
-from schema.documents import Compiled
+from schema.compiled import Compiled
 from schema.execution.shaper import Shaper, prepare
-from schema.resolvers import lookup, needs
+from schema.loading import lookup, needs
 from schema.selection import child_fields
 
 # Collection without directives does not read variables; graphql-core wants the holder anyway.

@@ -4,7 +4,7 @@ one shaping of all the related rows, and nested relations the same way, a list a
 The normal path calls the relation resolver once per row; each call works out its selection,
 asks the request's loader for one value and completes its own list. A `Job` does for all rows
 of a list what those calls do (the same decisions, the same loader, the same reports through
-schema/resolvers.py), with what is per (relation, selection) worked out once. Whatever a job
+schema/loading.py), with what is per (relation, selection) worked out once. Whatever a job
 cannot shape in one piece (a related row the normal path would report an error for) is
 completed row by row by the executor's own `complete_value`.
 
@@ -29,7 +29,7 @@ from hub.access.read import JOIN
 from hub.errors import LimitExceeded
 from schema.context import RequestContext
 from schema.execution.positions import ChildRows, OneRow, Rows
-from schema.resolvers import CutRows, RelationField, RelationLoad, deliver, refusal, relation_load
+from schema.loading import CutRows, RelationField, RelationLoad, deliver, refusal, relation_load
 
 
 class Related:

@@ -45,7 +45,7 @@ from strawberry.types.field import StrawberryField
 
 from schema.execution.positions import ListRows, OneRow
 from schema.execution.relations import Related, Run, pending
-from schema.resolvers import RELATION_FIELDS
+from schema.loading import RELATION_FIELDS
 
 # strawberry keeps each GraphQL field's StrawberryField under this extension key.
 DEFINITION = "strawberry-definition"

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
-import schema.documents as documents_module
+import schema.compiled as documents_module
 from hub.access.plan import ReleaseEverything
 from hub.app import create_app
 from hub.catalog import Catalog
@@ -25,7 +25,7 @@ from hub.db.engine import hub_engine, sessions
 from hub.services import build_services
 from hub.trusted import find_document, list_documents, register_document, remove_document
 from schema import build_schema
-from schema.documents import TrustedDocuments
+from schema.compiled import TrustedDocuments
 from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
 
 PEOPLE = "query People($first: Int) { registryPersons(first: $first, orderBy: [NAME_ASC]) { nodes { idNumber name } } }"

@@ -35,8 +35,8 @@ class Compiled:
     errors: tuple[GraphQLError, ...]
     # Type name -> the field names the document can reach; computed on first use.
     _reached: dict[str, set[str]] | None = field(default=None, repr=False)
-    # The same as the access planner takes it (entity ids); set by schema/access.py.
-    selection: Selection | None = field(default=None, repr=False)
+    # The same as the access planner takes it (entity ids); computed on first use.
+    _selection: Selection | None = field(default=None, repr=False)
 
     @property
     def runnable(self) -> bool:
@@ -47,6 +47,12 @@ class Compiled:
             assert self.document is not None
             self._reached = reachable_fields(schema, self.document)
         return self._reached
+
+    def selection(self, schema: GraphQLSchema, of: Callable[[dict[str, set[str]]], Selection]) -> Selection:
+        """What the document reaches as the planner takes it: `of` the reached fields, once."""
+        if self._selection is None:
+            self._selection = of(self.reached(schema))
+        return self._selection
 
 
 class DocumentCompiler:

@@ -1,0 +1,145 @@
+"""What both executors share to load entity rows for a selection: the fields a selection
+needs, lookups by key, relation loads and the request's loaders that batch them, refusals of
+relations, the value budget's charge for placed rows, and the reports of what the release step
+masked or withheld.
+
+graphql-core's normal path reaches these through the strawberry resolvers in
+schema/resolvers.py; the fast path (schema/execution/) and direct plans call them for a whole
+list or lookup at once. Either way a request makes the same reads and the same reports.
+"""
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from graphql import FieldNode, FragmentDefinitionNode
+from strawberry.dataloader import DataLoader
+
+from hub.access.budget import values_per_row
+from hub.access.plan import Decision
+from hub.access.release import Released
+from hub.catalog import EntityInfo, RelationInfo
+from schema.context import RequestContext
+from schema.selection import child_fields
+
+
+def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Entity fields selected, and fields relations need as join values."""
+    names = [name for name in fields if name in entity.fields]
+    joins = [entity.relations[name].field for name in fields if name in entity.relations]
+    return names, list(dict.fromkeys(joins))
+
+
+def report(context: RequestContext, base: tuple[str | int, ...], released: Released) -> None:
+    for name, reason in released.withheld.items():
+        context.withhold((*base, name), reason, len(released.rows))
+    context.masked.update((*base, name) for name in released.masked)
+    for name, count in released.unreadable.items():
+        path = (*base, name)
+        context.unreadable[path] = context.unreadable.get(path, 0) + count
+    if released.left_out:
+        # At the list the rows are missing from (`*` is its rows), or at a single row's field.
+        at = base[:-1] if base and base[-1] == "*" else base
+        context.left_out[at] = context.left_out.get(at, 0) + released.left_out
+
+
+async def lookup(
+    context: RequestContext,
+    entity: EntityInfo,
+    key: Any,
+    names: Sequence[str],
+    joins: Sequence[str],
+    path: tuple[str | int, ...],
+) -> dict[Any, Any] | None:
+    """The released row of `entity` whose key is `key`, with the fields `names` (and the
+    join values `joins`), or None; what it masked or withheld is reported at `path`. The by-key
+    resolver and direct plans (schema/execution/direct.py) both read through it."""
+    value = int(key) if entity.fields[entity.key].type.value == "Int" else str(key)
+    released = await context.reader.by_key(context.current, entity, value, names, joins)
+    report(context, path, released)
+    return released.rows[0] if released.rows else None
+
+
+@dataclass(frozen=True)
+class RelationField:
+    """What a generated relation field follows; the fast path reads it to load per list."""
+
+    relation: RelationInfo
+    target: EntityInfo
+
+
+# The relation resolvers, by function: strawberry keeps the function as the field's resolver,
+# so the fast path finds a field's relation without calling it (schema/resolvers.py fills it).
+RELATION_FIELDS: WeakKeyDictionary[Callable[..., Any], RelationField] = WeakKeyDictionary()
+
+
+class CutRows(list[dict[Any, Any]]):
+    """A relation list's rows under one parent, cut at the relation's bound: more rows matched.
+    The loader hands these out; the field's completion reports the list as truncated."""
+
+
+def deliver(context: RequestContext, width: int, placed: int) -> None:
+    """Counts `placed` related rows about to be placed under parents against the request's
+    value budget, before they are shaped: each placement is a copy in the answer."""
+    if placed:
+        context.current.budget.charge(placed, width)
+
+
+@dataclass(frozen=True)
+class RelationLoad:
+    """How one relation field at one list path loads: the target fields its selection needs
+    and the request's loader for them. The same for every row of every list at that path."""
+
+    relation: RelationInfo
+    names: tuple[str, ...]
+    joins: tuple[str, ...]
+    # The field's path with list indices as `*`, as errors and withheld paths name it.
+    path: tuple[str | int, ...]
+
+    @property
+    def width(self) -> int:
+        """The values each related row counts for in the request's budget."""
+        return values_per_row(self.names, self.joins)
+
+    def loader(self, context: RequestContext) -> DataLoader[Hashable, list[dict[Any, Any]]]:
+        relation = self.relation
+        # One loader per field path and selection: lists at one path batch together.
+        key = (relation.source, relation.name, tuple(k for k in self.path if k != "*"), self.names, self.joins)
+        return context.loader(key, lambda: request_loader(context, relation, self.names, self.joins, self.path))
+
+
+def relation_load(
+    field: RelationField,
+    nodes: Iterable[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Any,
+    path: tuple[str | int, ...],
+) -> RelationLoad:
+    names, joins = needs(field.target, child_fields(nodes, fragments, variables))
+    return RelationLoad(field.relation, tuple(names), tuple(joins), path)
+
+
+def refusal(context: RequestContext, relation: RelationInfo) -> str | None:
+    """Why following `relation` is not released to this request, or None if it is."""
+    verdict = context.plan.relation(relation.source, relation.name)
+    if verdict.decision is Decision.DENIED:
+        return verdict.reason or "not released to you"
+    return None
+
+
+def request_loader(
+    context: RequestContext,
+    relation: RelationInfo,
+    names: Sequence[str],
+    joins: Sequence[str],
+    path: tuple[str | int, ...],
+) -> DataLoader[Hashable, list[dict[Any, Any]]]:
+    async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
+        found = await context.reader.related(context.current, relation, names, joins, values)
+        base = (*path, "*") if relation.many else path
+        report(context, base, found.released)
+        grouped, cut = found.grouped, found.cut
+        return [CutRows(grouped[value]) if value in cut else grouped.get(value, []) for value in values]
+
+    return DataLoader(load_fn=load)
