@@ -281,15 +281,16 @@ async def _within_quota(
     sites = lookups.sites(compiled, name)
     if sites is None or not sites.sites or compiled.document is None:
         return None
-    purpose = request.headers.get("x-hub-purpose") or None
-    if purpose is not None and purpose not in services.purposes:
-        return None  # refused as BAD_PURPOSE next, before any SQL
     variables = body.get("variables")
     # Most requests repeat values already counted this hour. Where every value the request
     # gives at a lookup site is counted already, so is every one that counts, whatever the
-    # policy decides: such a request is settled without decisions, a coroutine or the database.
+    # policy decides (or the purpose): such a request is settled without reading the purpose,
+    # decisions, a coroutine or the database.
     if quota.counted(principal, lookups.supplied(compiled, name, variables, None)):
         return None
+    purpose = request.headers.get("x-hub-purpose") or None
+    if purpose is not None and purpose not in services.purposes:
+        return None  # refused as BAD_PURPOSE next, before any SQL
     supplied = lookups.supplied(compiled, name, variables, _PolicyVerdicts(services.planner, principal, purpose))
     refusal = await quota.admit(principal, supplied)
     return None if refusal is None else _quota_exceeded(refusal)
