@@ -23,8 +23,6 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from graphql import OperationDefinitionNode
-from graphql import OperationType as Kind
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -41,7 +39,18 @@ from hub.catalog import EntityInfo
 from hub.quota import LookupCounter, Refusal
 from hub.services import Services
 from hub.trusted.service import is_document_id
-from schema import BuiltSchema, Caller, Compiled, Lookups, Operation, TrustedDocuments, build_schema, run
+from schema import (
+    BuiltSchema,
+    Caller,
+    Compiled,
+    Lookups,
+    Operation,
+    TrustedDocuments,
+    build_schema,
+    prepare,
+    refusal,
+    run,
+)
 
 log = logging.getLogger("hub.app")
 
@@ -68,7 +77,6 @@ def create_app(services: Services) -> Starlette:
     built = build_schema(services.catalog, services.settings)
     trusted = TrustedDocuments(built.compiler, services.sessions)
     principals = PrincipalCache(services.sessions, services.settings.token_cache_seconds)
-    lookups = Lookups(built.schema._schema, services.catalog, built.root_fields, built.entity_types)
     quota = services.quota
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
@@ -124,18 +132,22 @@ def create_app(services: Services) -> Starlette:
         document = await _document(services, trusted, body)
         if isinstance(document, Response):
             return document
-        if document is None:
-            # Free text goes through the same compiled-document cache the parsing extension
-            # reads; compiled here, its operation is checked (before it is counted against
-            # the lookup quota), and a text made of lookups by key can take its direct plan too.
-            document = built.compiler.compile(body["query"])
-        refused = _refuse_operation(document, body.get("operationName"), request.method == "GET")
+        operation = prepare(
+            built,
+            body["query"],
+            document,
+            body.get("variables"),
+            body.get("operationName"),
+            read_only=request.method == "GET",
+        )
+        # Checked before the quota counts what the request supplies.
+        refused = refusal(operation)
         if refused is not None:
-            return refused
-        refused = await _within_quota(services, built, lookups, quota, principal, request, body, document)
-        if refused is not None:
-            return refused
-        return await _execute(services, built, principal, request, body, document)
+            return JSON(refused.body, refused.status, refused.headers)
+        over = await _within_quota(services, built.lookups, quota, principal, request, operation)
+        if over is not None:
+            return over
+        return await _execute(services, built, principal, request, operation)
 
     routes = [
         # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
@@ -263,25 +275,21 @@ async def _document(services: Services, trusted: TrustedDocuments, body: dict[st
 
 async def _within_quota(
     services: Services,
-    built: BuiltSchema,
     lookups: Lookups,
     quota: LookupCounter,
     principal: Principal,
     request: Request,
-    body: dict[str, Any],
-    document: Compiled | None,
+    operation: Operation,
 ) -> Response | None:
     """The lookup quota's refusal (429), made before any SQL, of a request whose new identifier
-    values would pass the caller's quota; None when it may run. The request is compiled here
-    (the compiler's cache hands the same object to the execution that follows)."""
+    values would pass the caller's quota; None when it may run."""
     if not quota.enabled:
         return None
-    compiled = document if document is not None else built.compiler.compile(body["query"])
-    name = body.get("operationName")
+    compiled, name = operation.document, operation.name
     sites = lookups.sites(compiled, name)
     if sites is None or not sites.sites or compiled.document is None:
         return None
-    variables = body.get("variables")
+    variables = operation.variables
     # Most requests repeat values already counted this hour. Where every value the request
     # gives at a lookup site is counted already, so is every one that counts, whatever the
     # policy decides (or the purpose): such a request is settled without reading the purpose,
@@ -292,8 +300,8 @@ async def _within_quota(
     if purpose is not None and purpose not in services.purposes:
         return None  # refused as BAD_PURPOSE next, before any SQL
     supplied = lookups.supplied(compiled, name, variables, _PolicyVerdicts(services.planner, principal, purpose))
-    refusal = await quota.admit(principal, supplied)
-    return None if refusal is None else _quota_exceeded(refusal)
+    over = await quota.admit(principal, supplied)
+    return None if over is None else _quota_exceeded(over)
 
 
 class _PolicyVerdicts:
@@ -330,46 +338,16 @@ def _quota_exceeded(refusal: Refusal) -> Response:
 
 
 async def _execute(
-    services: Services,
-    built: BuiltSchema,
-    principal: Principal,
-    request: Request,
-    body: dict[str, Any],
-    document: Compiled | None,
+    services: Services, built: BuiltSchema, principal: Principal, request: Request, operation: Operation
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
         return _error(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
-    operation = Operation(
-        body["query"], document, body.get("variables"), body.get("operationName"), read_only=request.method == "GET"
-    )
     answer = await run(built, operation, Caller(services, principal, purpose))
     response = JSON(answer.body, answer.status)
     if answer.large:
         # After the response is sent: the memory of a large request is given back at once.
         response.background = BackgroundTask(give_back)
     return response
-
-
-def _refuse_operation(document: Compiled, name: str | None, is_get: bool) -> Response | None:
-    """Why the operation the request names cannot run here, as a response; None if it can (or
-    if the text does not parse, which execution reports its own way)."""
-    if document.document is None:
-        return None
-    operations = [d for d in document.document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        if len(operations) > 1:
-            return _error(400, "BAD_USER_INPUT", "the document has several operations: name one in `operationName`")
-        chosen = operations[0] if operations else None
-    else:
-        chosen = next((o for o in operations if o.name is not None and o.name.value == name), None)
-    if chosen is None:
-        if name is None:
-            return _error(400, "BAD_USER_INPUT", "the document has no operation to run")
-        return _error(400, "BAD_USER_INPUT", f"the document has no operation named {name[:80]!r}")
-    if is_get and chosen.operation is not Kind.QUERY:
-        # A GET must not change anything: a link or an image can make a browser send one.
-        return _error(405, "BAD_USER_INPUT", "GET runs queries only: send this operation as POST", {"Allow": "POST"})
-    return None

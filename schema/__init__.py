@@ -1,12 +1,14 @@
 """The GraphQL surface: built from the catalog at start-up, plus its fixed parts.
 
 The package's face, all hub/app.py imports: the built schema, its compiled documents (free
-text and trusted), the identifier values a request supplies (for the lookup quota), and `run`,
-the one entry point that executes an operation into its answer."""
+text and trusted), the identifier values a request supplies (for the lookup quota), `prepare`
+and `refusal` (the operation a request names, and why it cannot run), and `run`, the one entry
+point that executes an operation into its answer."""
 
 from schema.builder import BuiltSchema, build_schema
 from schema.compiled import Compiled, TrustedDocuments
-from schema.execution.run import Answer, Caller, Operation, run
+from schema.execution.operation import Answer, Operation, prepare, refusal
+from schema.execution.run import Caller, run
 from schema.lookups import Lookups
 
 __all__ = [
@@ -18,5 +20,7 @@ __all__ = [
     "Operation",
     "TrustedDocuments",
     "build_schema",
+    "prepare",
+    "refusal",
     "run",
 ]

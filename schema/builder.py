@@ -22,6 +22,7 @@ from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
 from schema.limits import limits_rule
+from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
 from schema.scalars import PYTHON_TYPE
@@ -57,6 +58,8 @@ class BuiltSchema:
     # The direct plans of compiled documents made only of lookups by key; None when the fast
     # path is off, so that everything runs on graphql-core's normal path.
     direct: DirectPlans | None
+    # The identifier values a request supplies, for the lookup quota.
+    lookups: Lookups
 
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
@@ -97,7 +100,8 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     compiler.bind(schema._schema)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None
-    return BuiltSchema(schema, names, roots, compiler, direct)
+    lookups = Lookups(schema._schema, catalog, roots, names)
+    return BuiltSchema(schema, names, roots, compiler, direct, lookups)
 
 
 def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from schema.context import RequestContext
 from schema.compiled import Compiled, DocumentCompiler
+from schema.context import RequestContext
 
 
 class DocumentParsing(SchemaExtension):

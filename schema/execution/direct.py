@@ -48,8 +48,8 @@ from graphql.pyutils import Undefined
 
 from hub.catalog import Catalog, EntityInfo
 from schema.access import begin, selection_for
-from schema.context import RequestContext
 from schema.compiled import Compiled
+from schema.context import RequestContext
 from schema.execution.shaper import Shaper, prepare
 from schema.loading import lookup, needs
 from schema.selection import child_fields

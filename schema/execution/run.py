@@ -21,24 +21,13 @@ from hub.access.memory import LARGE_REQUEST_VALUES
 from hub.auth.principal import Principal
 from hub.errors import LimitExceeded
 from hub.services import Services
-from schema.context import RequestContext
 from schema.compiled import Compiled
+from schema.context import RequestContext
 from schema.errors import code_of, format_error
+from schema.execution.operation import Answer, Operation
 
 if TYPE_CHECKING:
     from schema.builder import BuiltSchema
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What a request asks to run: the document's text (compiled where it is known already),
-    its variables, the operation it names, and whether it may only read (a GET)."""
-
-    text: str
-    document: Compiled | None
-    variables: dict[str, Any] | None
-    name: str | None
-    read_only: bool
 
 
 @dataclass(frozen=True)
@@ -48,16 +37,6 @@ class Caller:
     services: Services
     principal: Principal
     purpose: str | None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The HTTP status and the GraphQL body of a run, and whether the request held enough
-    values that the app should give their memory back once the answer is sent."""
-
-    status: int
-    body: dict[str, Any]
-    large: bool
 
 
 def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestContext:
@@ -77,11 +56,7 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
 
 async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answer:
     """Runs `operation` for `caller` and assembles its answer."""
-    # Compiled once, here: a trusted document arrives compiled, free text through the
-    # compiler's cache (the app compiled it already to check it, so this is a cache hit).
     document = operation.document
-    if document is None:
-        document = built.compiler.compile(operation.text)
     plan = None
     if built.direct is not None:
         plan = built.direct.plan(document)
@@ -116,7 +91,7 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
             "message": "the request names no operation that can run here",
             "extensions": {"code": "BAD_USER_INPUT"},
         }
-        return Answer(400, {"errors": [error]}, False)
+        return Answer(400, {"errors": [error]})
     # 400 only for a document that never ran (syntax, validation, limits); errors while
     # resolving leave the rest of the data standing.
     ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
