@@ -129,7 +129,7 @@ async def serve_and_race(running: Running) -> tuple[dict[int, str], list[tuple[i
                 await asyncio.gather(*(read() for _ in range(READERS)))
                 # On a loaded machine the reads can outrun the edits: keep reading (bounded)
                 # until a few edits have run among them, so the race is really run.
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 15
                 while moves < 3 and time.monotonic() < deadline:
                     await asyncio.gather(*(read() for _ in range(IN_FLIGHT)))
             finally:
@@ -143,11 +143,12 @@ def test_requests_during_edits_see_exactly_one_consistent_state(running: Running
 
     states, seen, moves = asyncio.run(serve_and_race(running))
 
-    assert len(seen) == READERS
+    # Every read answered (more than READERS where the edits were slow to start).
+    assert len(seen) >= READERS
     assert {s for _, s in seen} <= {"A", "B"}, [s for _, s in seen if s not in ("A", "B")]
     mismatched = [(v, s, states.get(v)) for v, s in seen if states.get(v) != s]
     assert not mismatched, mismatched
     # The race happened: changes were applied while the reads ran, and they saw several.
     assert moves >= 3, f"only {moves} changes ran during the reads"
     assert len({v for v, _ in seen}) >= 3, "the reads did not span several policy versions"
-    assert time.monotonic() - began < 30
+    assert time.monotonic() - began < 60
