@@ -4,7 +4,7 @@ what and carries the change out."""
 
 import enum
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -92,6 +92,10 @@ class ExposureView:
 class PolicyChangeResult:
     applied: bool
     version: int
+    replayed: bool = strawberry.field(
+        description="True when this answers a retry: the change was applied earlier under the same idempotency "
+        "key, nothing was applied now, and `version` is the version it made (exposures are not repeated)."
+    )
     exposures: list[ExposureView] = strawberry.field(description="Who gains or loses which fields, gains first.")
 
 
@@ -203,6 +207,7 @@ def _result(outcome: Outcome) -> PolicyChangeResult:
     return PolicyChangeResult(
         applied=outcome.applied,
         version=outcome.snapshot.version,
+        replayed=outcome.replayed,
         exposures=[_exposure(e) for e in outcome.exposures],
     )
 
@@ -320,6 +325,13 @@ class AdminQuery:
         )
 
 
+# A client that lost an answer sends the change again with the same key: it applies once.
+IDEMPOTENCY_KEY = strawberry.argument(
+    description="Your key for this change (1-100 of A-Z a-z 0-9 . _ : -): sent again with the same key, "
+    "the change applies once and the retry answers with replayed: true."
+)
+
+
 @strawberry.type(name="Mutation", description="Policy administration; every change is recorded.")
 class AdminMutation:
     @strawberry.mutation(
@@ -327,28 +339,51 @@ class AdminMutation:
         "with dryRun, only report who would gain or lose which fields."
     )
     async def changePolicy(
-        self, info: strawberry.Info, edits: list[PolicyEditInput], reason: str, dryRun: bool = False
+        self,
+        info: strawberry.Info,
+        edits: list[PolicyEditInput],
+        reason: str,
+        dryRun: bool = False,
+        idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     ) -> PolicyChangeResult:
         context, admin = _admin(info)
         parsed = parse_edits([_edit_dict(e, context.principal.subject, reason) for e in edits])
-        return _result(await admin.change(context.principal, parsed, reason, dryRun))
+        return _result(await admin.change(context.principal, parsed, reason, dryRun, idempotencyKey))
 
     @strawberry.mutation(description="Grant a department conditional access (a change of one edit).")
     async def grantAccess(
-        self, info: strawberry.Info, grant: GrantInput, reason: str, dryRun: bool = False
+        self,
+        info: strawberry.Info,
+        grant: GrantInput,
+        reason: str,
+        dryRun: bool = False,
+        idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     ) -> PolicyChangeResult:
         context, admin = _admin(info)
         edit = PolicyEditInput(op=EditOp.GRANT, grant=grant)
         parsed = parse_edits([_edit_dict(edit, context.principal.subject, reason)])
-        return _result(await admin.change(context.principal, parsed, reason, dryRun))
+        return _result(await admin.change(context.principal, parsed, reason, dryRun, idempotencyKey))
 
     @strawberry.mutation(description="Revoke a grant (a change of one edit).")
-    async def revokeGrant(self, info: strawberry.Info, id: strawberry.ID, reason: str) -> PolicyChangeResult:
+    async def revokeGrant(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,
+        reason: str,
+        idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+    ) -> PolicyChangeResult:
         context, admin = _admin(info)
         parsed = parse_edits([{"op": "revoke", "grant_id": str(id)}])
-        return _result(await admin.change(context.principal, parsed, reason, False))
+        return _result(await admin.change(context.principal, parsed, reason, False, idempotencyKey))
 
     @strawberry.mutation(description="Set an app's roles (admins only); recorded, and it bumps the policy version.")
-    async def assignRoles(self, info: strawberry.Info, app: str, roles: list[str], reason: str) -> list[str]:
+    async def assignRoles(
+        self,
+        info: strawberry.Info,
+        app: str,
+        roles: list[str],
+        reason: str,
+        idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+    ) -> list[str]:
         context, admin = _admin(info)
-        return await admin.assign_roles(context.principal, app, roles, reason)
+        return await admin.assign_roles(context.principal, app, roles, reason, idempotencyKey)

@@ -23,6 +23,7 @@ from hub.errors import BadUserInput, Forbidden
 from hub.policy.changes import ADMIN, STEWARD, Edit, Exposure
 from hub.policy.decisions import Explanation, SnapshotPolicy
 from hub.policy.grants import Grant
+from hub.policy.idempotency import RequestKey, earlier, request_key
 from hub.policy.live import LivePolicy
 from hub.policy.models import PolicyChangeRow, PolicySnapshotRow
 from hub.policy.snapshot import Snapshot
@@ -57,17 +58,25 @@ class PolicyAdmin:
         _require(actor, ADMIN, STEWARD)
         return self.live.current().snapshot
 
-    async def change(self, actor: Principal, edits: Sequence[Edit], reason: str, dry_run: bool) -> Outcome:
+    async def change(
+        self, actor: Principal, edits: Sequence[Edit], reason: str, dry_run: bool, idempotency_key: str | None = None
+    ) -> Outcome:
         current = self.live.current()
-        outcome = await self.store.propose(actor, edits, reason, current, dry_run)
-        if outcome.applied:
+        outcome = await self.store.propose(actor, edits, reason, current, dry_run, idempotency_key)
+        if outcome.applied and not outcome.replayed:
             self.live.install(outcome.snapshot)
         return outcome
 
-    async def assign_roles(self, actor: Principal, app_name: str, roles: Sequence[str], reason: str) -> list[str]:
-        """Set an app's roles: admins only, recorded, and it bumps the policy version."""
+    async def assign_roles(
+        self, actor: Principal, app_name: str, roles: Sequence[str], reason: str, idempotency_key: str | None = None
+    ) -> list[str]:
+        """Set an app's roles: admins only, recorded, and it bumps the policy version. Sent
+        again under the same idempotency key, it answers as the first time and changes nothing."""
         wanted = sorted(set(roles))
         edits = _role_edit(app_name, wanted)
+        retry = request_key(idempotency_key, "assign_roles", {"edits": edits, "reason": reason})
+        if retry is not None and await self._applied(actor, retry):
+            return wanted
         if ADMIN not in actor.roles:
             version = self.live.current().snapshot.version
             await self.store.record_refusal(actor, edits, reason, "only admins assign roles", version)
@@ -91,11 +100,17 @@ class PolicyAdmin:
                 session.add(
                     PolicySnapshotRow(version=bumped.version, created_at=datetime.now(UTC), content=bumped.to_json())
                 )
-                session.add(self.store.row(actor, edits, reason, "applied", "", bumped.version))
+                session.add(self.store.row(actor, edits, reason, "applied", "", bumped.version, retry))
         except IntegrityError:
+            if retry is not None and await self._applied(actor, retry):
+                return wanted
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
         self.live.install(bumped)
         return wanted
+
+    async def _applied(self, actor: Principal, retry: RequestKey) -> bool:
+        async with self.store.sessions() as session:
+            return await earlier(session, actor.subject, retry) is not None
 
     async def assignments(self, actor: Principal) -> list[Principal]:
         """Registered apps with their roles: admins see all, stewards their department's."""

@@ -8,6 +8,7 @@ from the absence of an allow, so deny wins across a principal's roles too.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,13 @@ from casbin.util import key_match
 
 from hub.policy.snapshot import Snapshot
 from hub.policy.terms import POLICIES
+
+# pycasbin parses its matcher with `ast.parse` on every question, and CPython 3.11 keeps the
+# AST converter's recursion depth per interpreter, not per thread: two threads asking at once
+# (a request's decisions on the event loop, a policy change's mask-strength check in a worker
+# thread) can fail with "SystemError: AST constructor recursion depth mismatch". One question at
+# a time, process-wide; uncontended, the lock costs well under a microsecond.
+_ASKING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class Enforcer:
 
     def outcome(self, ask: Ask) -> tuple[str, list[str]]:
         """`allow`, `deny` (an explicit deny line) or `none`, with the deciding line."""
-        allowed, line = self._casbin.enforce_ex(*_values(ask))
+        with _ASKING:
+            allowed, line = self._casbin.enforce_ex(*_values(ask))
         parts = [str(part) for part in line]
         if allowed:
             return "allow", parts

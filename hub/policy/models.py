@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db.base import Base
@@ -27,6 +27,9 @@ class PolicyChangeRow(Base):
     """Who asked for which change, when and why, and whether it was applied or refused."""
 
     __tablename__ = "hub_policy_change"
+    # One applied change per caller and idempotency key (NULLs, changes sent without a key and
+    # refusals, do not collide): a retry racing its original finds it instead of applying twice.
+    __table_args__ = (Index("uq_hub_policy_change_actor_key", "actor", "idempotency_key", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -41,3 +44,7 @@ class PolicyChangeRow(Base):
     # Refused attempts by the same caller past the per-minute bound, counted on the last
     # recorded one instead of stored each: the record stays complete in number, not floodable.
     repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The caller's idempotency key of an applied change, and the digest of what it asked
+    # (hub/policy/idempotency.py); None for changes sent without one, and for refusals.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    request_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -29,6 +29,7 @@ from hub.errors import BadUserInput, Forbidden
 from hub.policy import mask_strength
 from hub.policy.changes import Edit, Exposure, apply, authorize, preview, stamp
 from hub.policy.decisions import SnapshotPolicy
+from hub.policy.idempotency import RequestKey, earlier, request_key
 from hub.policy.mask_strength import WeakMask, caller_kinds
 from hub.policy.models import PolicyChangeRow, PolicySnapshotRow
 from hub.policy.snapshot import Snapshot, SnapshotError, load_seed, prune, validate
@@ -89,6 +90,9 @@ class Outcome:
     snapshot: Snapshot
     exposures: list[Exposure]
     applied: bool
+    # A retry of a change applied before under the same idempotency key: nothing was applied
+    # now; `snapshot` is the version that change made, and no exposures are recomputed.
+    replayed: bool = False
 
 
 @dataclass
@@ -98,8 +102,21 @@ class PolicyStore:
     terms: Terms
 
     async def propose(
-        self, actor: Principal, edits: Sequence[Edit], reason: str, current: SnapshotPolicy, dry_run: bool = False
+        self,
+        actor: Principal,
+        edits: Sequence[Edit],
+        reason: str,
+        current: SnapshotPolicy,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
     ) -> Outcome:
+        retry = request_key(idempotency_key, "change", {"edits": _dump(edits), "reason": reason})
+        if retry is not None and not dry_run:
+            # Before any check: the policy the change made may refuse the same change again
+            # (a grant that exists already), and the caller must learn it was applied.
+            replay = await self._replay(actor, retry)
+            if replay is not None:
+                return replay
         edits = stamp(actor, edits)
         try:
             self.check_reason(reason, "a policy change")
@@ -126,11 +143,25 @@ class PolicyStore:
         try:
             async with self.sessions() as session, session.begin():
                 session.add(PolicySnapshotRow(version=changed.version, created_at=_now(), content=changed.to_json()))
-                session.add(self.row(actor, _dump(edits), reason, "applied", "", changed.version))
+                session.add(self.row(actor, _dump(edits), reason, "applied", "", changed.version, retry))
         except IntegrityError:
+            # The same change retried meanwhile under the same key: that one applied it.
+            replay = None if retry is None else await self._replay(actor, retry)
+            if replay is not None:
+                return replay
             # Another change took this version first; the caller decides again on the new one.
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
         return Outcome(changed, exposures, applied=True)
+
+    async def _replay(self, actor: Principal, retry: RequestKey) -> Outcome | None:
+        """The outcome of the change `actor` applied under `retry`'s key before, if any."""
+        async with self.sessions() as session:
+            row = await earlier(session, actor.subject, retry)
+            if row is None:
+                return None
+            made = await session.get(PolicySnapshotRow, row.version)
+        assert made is not None, "an applied change's snapshot is never deleted"
+        return Outcome(Snapshot.from_json(made.version, made.content), [], applied=True, replayed=True)
 
     async def replace(self, actor: Principal, snapshot: Snapshot, reason: str) -> Snapshot:
         """Make `snapshot` the whole policy, as one new version (an import)."""
@@ -203,9 +234,17 @@ class PolicyStore:
 
     @staticmethod
     def row(
-        actor: Principal, edits: list[dict[str, Any]], reason: str, outcome: str, detail: str, version: int
+        actor: Principal,
+        edits: list[dict[str, Any]],
+        reason: str,
+        outcome: str,
+        detail: str,
+        version: int,
+        retry: RequestKey | None = None,
     ) -> PolicyChangeRow:
         return PolicyChangeRow(
+            idempotency_key=None if retry is None else retry.key,
+            request_digest=None if retry is None else retry.digest,
             at=_now(),
             actor=actor.subject,
             actor_department=actor.department,
