@@ -37,6 +37,7 @@ from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
 from hub.quota import LookupCounter, Refusal
+from hub.quota.rates import RateRefusal
 from hub.services import Services
 from hub.trusted.service import is_document_id
 from schema import (
@@ -126,6 +127,11 @@ def create_app(services: Services) -> Starlette:
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 {"WWW-Authenticate": 'Bearer realm="hub"'},
             )
+        # Before the body is read: a caller over its rate costs the hub as little as can be.
+        if services.rates is not None:
+            over_rate = await services.rates.admit(principal)
+            if over_rate is not None:
+                return _rate_exceeded(over_rate)
         body = await _operation(request)
         if isinstance(body, Response):
             return body
@@ -318,6 +324,27 @@ class _PolicyVerdicts:
     def verdict(self, entity: EntityInfo, name: str) -> Verdict | None:
         item = entity.fields.get(name)
         return None if item is None else self.planner.field(self.principal, self.purpose, entity, item)
+
+
+def _rate_exceeded(refusal: RateRefusal) -> Response:
+    """The lookup quota's 429, for a rate: the same body, with whose rate it was."""
+    window = {"start": refusal.window_start.isoformat(), "end": refusal.window_end.isoformat()}
+    whose = "your" if refusal.scope == "caller" else "your department's"
+    message = (
+        f"rate limit exceeded: {whose} limit is {refusal.limit} requests per {refusal.period} s; "
+        f"try again in {refusal.retry_after} s"
+    )
+    extensions = {
+        "code": "LIMIT_EXCEEDED",
+        "limit": refusal.limit,
+        "used": refusal.used,
+        "requested": 1,
+        "window": window,
+        "scope": refusal.scope,
+        "period": refusal.period,
+    }
+    body = {"errors": [{"message": message, "extensions": extensions}], "data": None}
+    return JSON(body, 429, {"Retry-After": str(refusal.retry_after)})
 
 
 def _quota_exceeded(refusal: Refusal) -> Response:

@@ -13,10 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
 # 24 x 200 = 4,800 a day: below half of the 10,000 candidates a mask must leave.
 DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office": 100, "data_steward": 100}
+# Requests per caller: 50 a second for an app, 5 for the public caller; roles not listed get
+# the default. A department's apps together get HUB_DEPARTMENT_RATE_LIMIT.
+DEFAULT_RATE_LIMITS = {"public": "300/minute"}
 
 
 class SettingsError(Exception):
@@ -75,6 +79,14 @@ class Settings:
     lookup_quota_default: int = 50
     # Off only to price the counter (bench W6-quota); a hub serving callers keeps it on.
     lookup_quota_enabled: bool = True
+    # Request rate limits (hub/quota/rates.py): per caller by role (the most generous of its
+    # roles'), and per department for all its apps together; `limits` rate strings.
+    rate_limit_enabled: bool = True
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_default: str = "3000/minute"
+    department_rate_limit: str = "20000/minute"
+    # Where counts live: memory:// for one instance, redis://host:port/db for several.
+    limits_storage: str = field(default="memory://", repr=False)
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -110,6 +122,11 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "lookup_quotas": environ.get("HUB_LOOKUP_QUOTAS"),
         "lookup_quota_default": environ.get("HUB_LOOKUP_QUOTA_DEFAULT", "50"),
         "lookup_quota_enabled": environ.get("HUB_LOOKUP_QUOTA", "on"),
+        "rate_limit_enabled": environ.get("HUB_RATE_LIMIT", "on"),
+        "rate_limits": environ.get("HUB_RATE_LIMITS"),
+        "rate_limit_default": environ.get("HUB_RATE_LIMIT_DEFAULT", "3000/minute"),
+        "department_rate_limit": environ.get("HUB_DEPARTMENT_RATE_LIMIT", "20000/minute"),
+        "limits_storage": environ.get("HUB_LIMITS_STORAGE", "memory://"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -153,7 +170,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     quota_default = _int("HUB_LOOKUP_QUOTA_DEFAULT", values["lookup_quota_default"])
     if quota_default < 0:
         raise SettingsError("HUB_LOOKUP_QUOTA_DEFAULT must not be negative")
+    storage = str(values["limits_storage"]).strip()
+    if storage not in ("memory", "memory://") and not storage.startswith(("redis://", "rediss://")):
+        raise SettingsError("HUB_LIMITS_STORAGE must be memory:// or a redis:// URL")
     return Settings(
+        rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
+        rate_limits=_rates(values["rate_limits"]),
+        rate_limit_default=_rate("HUB_RATE_LIMIT_DEFAULT", values["rate_limit_default"]),
+        department_rate_limit=_rate("HUB_DEPARTMENT_RATE_LIMIT", values["department_rate_limit"]),
+        limits_storage=storage,
         lookup_quotas=_quotas(values["lookup_quotas"]),
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
@@ -205,6 +230,35 @@ def _quotas(value: object) -> dict[str, int]:
     if any(n < 0 for n in quotas.values()):
         raise SettingsError("HUB_LOOKUP_QUOTAS must not hold a negative quota")
     return quotas
+
+
+def _rate(name: str, value: object) -> str:
+    """A rate such as `600/minute` (checked here, so a typo stops the start, not a request)."""
+    text = str(value).strip()
+    try:
+        item = parse_rate(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a rate such as 600/minute, not {text[:40]!r}") from None
+    if item.amount < 1:
+        raise SettingsError(f"{name} must allow at least one request")
+    return text
+
+
+def _rates(value: object) -> dict[str, str]:
+    """`role=600/minute,role=10/second`; None keeps the defaults."""
+    if value is None:
+        return dict(DEFAULT_RATE_LIMITS)
+    if isinstance(value, Mapping):
+        return {str(role): _rate("HUB_RATE_LIMITS", text) for role, text in value.items()}
+    rates: dict[str, str] = {}
+    for item in str(value).split(","):
+        if not item.strip():
+            continue
+        role, equals, text = item.partition("=")
+        if not equals or not role.strip():
+            raise SettingsError("HUB_RATE_LIMITS must read role=rate,role=rate (rates such as 600/minute)")
+        rates[role.strip()] = _rate("HUB_RATE_LIMITS", text)
+    return rates
 
 
 def _int(name: str, value: object) -> int:

@@ -29,6 +29,7 @@ from hub.policy.snapshot import SnapshotError, validate
 from hub.policy.store import PolicyStore, principals, seed
 from hub.policy.terms import Purpose, Terms, load_terms
 from hub.quota import LookupCounter
+from hub.quota.rates import RateLimits, rate
 
 log = logging.getLogger("hub.services")
 
@@ -54,6 +55,8 @@ class Services:
     keys: LiveKeyring
     # Lookup quotas, counted in the hub database (hub/quota).
     quota: LookupCounter
+    # Request rate limits (hub/quota/rates.py); None when switched off.
+    rates: RateLimits | None = None
 
     @property
     def purposes(self) -> Mapping[str, Purpose]:
@@ -155,4 +158,16 @@ def build_services(
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
         quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
+        rates=_rates(settings),
+    )
+
+
+def _rates(settings: Settings) -> RateLimits | None:
+    if not settings.rate_limit_enabled:
+        return None
+    return RateLimits(
+        {role: rate(text, "HUB_RATE_LIMITS") for role, text in settings.rate_limits.items()},
+        rate(settings.rate_limit_default, "HUB_RATE_LIMIT_DEFAULT"),
+        rate(settings.department_rate_limit, "HUB_DEPARTMENT_RATE_LIMIT"),
+        settings.limits_storage,
     )

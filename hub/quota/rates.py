@@ -1,0 +1,123 @@
+"""Request rate limits: how many requests each caller, and each department's apps together,
+may send per period, through the `limits` library.
+
+One instance keeps its counts in memory; several instances behind a load balancer share them in
+Redis (`HUB_LIMITS_STORAGE=redis://...`), so a caller cannot multiply its rate by the number of
+instances. A caller with several roles gets the most generous of its roles' limits.
+
+When the shared store cannot be reached the request is let through and the failure logged: a
+rate limit guards capacity, and refusing every caller because Redis is down would be the outage
+it exists to prevent. (The lookup quota, which guards masked data, fails closed instead.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from hub.auth.principal import Principal
+
+log = logging.getLogger("hub.alert")
+
+
+@dataclass(frozen=True)
+class RateRefusal:
+    """Why a request was refused: whose limit (`caller` or `department`), the limit per
+    `period` seconds, how many requests the window holds, and when to try again."""
+
+    scope: str
+    limit: int
+    period: int
+    used: int
+    window_start: datetime
+    window_end: datetime
+    retry_after: int
+
+
+def rate(text: str, name: str) -> RateLimitItem:
+    """`600/minute`, `10/second`, `5000 per hour` as a limit; ValueError naming `name`."""
+    try:
+        item = parse(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a rate such as 600/minute") from None
+    if item.amount < 1:
+        raise ValueError(f"{name}: a rate allows at least one request")
+    return item
+
+
+class RateLimits:
+    """Admits requests within their caller's and department's rates."""
+
+    def __init__(
+        self,
+        per_role: Mapping[str, RateLimitItem],
+        default: RateLimitItem,
+        per_department: RateLimitItem | None,
+        storage: str = "memory://",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.per_role = dict(per_role)
+        self.default = default
+        self.per_department = per_department
+        self.clock = clock
+        self._storage: Storage = _storage(storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+
+    def limit_of(self, principal: Principal) -> RateLimitItem:
+        """The caller's limit: the most generous of its roles' (per second, to compare)."""
+        items = [self.per_role.get(role, self.default) for role in principal.roles] or [self.default]
+        return max(items, key=lambda item: item.amount / item.get_expiry())
+
+    async def admit(self, principal: Principal) -> RateRefusal | None:
+        """Count one request of `principal`; a RateRefusal (nothing counted) where it would pass
+        the caller's or its department's rate."""
+        checks = [("caller", self.limit_of(principal), principal.subject)]
+        if self.per_department is not None:
+            checks.append(("department", self.per_department, principal.department))
+        try:
+            for scope, item, who in checks:
+                if not await self._limiter.test(item, scope, who):
+                    return await self._refusal(scope, item, who)
+            for scope, item, who in checks:
+                await self._limiter.hit(item, scope, who)
+        except Exception as error:  # the store, not the request, failed: see the module's note
+            log.error("rate limits: the store cannot be reached (%s); request let through", type(error).__name__)
+        return None
+
+    async def _refusal(self, scope: str, item: RateLimitItem, who: str) -> RateRefusal:
+        stats = await self._limiter.get_window_stats(item, scope, who)
+        now = self.clock()
+        reset = max(stats.reset_time, now + 1)
+        period = item.get_expiry()
+        log.warning("rate limit: refused a request of %s %s (%s per %ss)", scope, who, item.amount, period)
+        return RateRefusal(
+            scope=scope,
+            limit=item.amount,
+            period=period,
+            used=item.amount - stats.remaining,
+            window_start=datetime.fromtimestamp(reset - period, UTC),
+            window_end=datetime.fromtimestamp(reset, UTC),
+            retry_after=max(1, math.ceil(reset - now)),
+        )
+
+    async def reset(self) -> None:
+        """Forget every count (tests, and an operator lifting a block)."""
+        await self._storage.reset()
+
+
+def _storage(uri: str) -> Storage:
+    if uri.startswith(("redis://", "rediss://")):
+        # redis-py's asyncio client: the well-kept one, already the hub's Redis client.
+        # Short timeouts: a store that does not answer must not hold requests up (see above).
+        return RedisStorage(f"async+{uri}", implementation="redispy", socket_timeout=0.25, socket_connect_timeout=0.25)
+    if uri in ("memory", "memory://"):
+        return MemoryStorage()
+    raise ValueError(f"HUB_LIMITS_STORAGE: {uri!r} is neither memory:// nor a redis:// URL")

@@ -1,0 +1,110 @@
+"""Request rate limits per caller (by role) and per department, in memory and in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+import pytest
+import redis
+
+from hub.auth.principal import Principal
+from hub.quota.rates import RateLimits, rate
+
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+def limits(caller: str = "3/minute", department: str | None = "5/minute", storage: str = "memory://") -> RateLimits:
+    return RateLimits(
+        {"department_app": rate(caller, "t")},
+        rate("2/minute", "t"),
+        rate(department, "t") if department else None,
+        storage,
+    )
+
+
+def app(name: str, department: str = "health", roles: tuple[str, ...] = ("department_app",)) -> Principal:
+    return Principal(name, department, roles)
+
+
+async def admitted(rates: RateLimits, caller: Principal, times: int) -> list[bool]:
+    return [await rates.admit(caller) is None for _ in range(times)]
+
+
+def test_a_caller_is_refused_past_its_rate_with_when_to_retry() -> None:
+    async def run() -> None:
+        rates = limits(department=None)
+        assert await admitted(rates, app("a"), 4) == [True, True, True, False]
+        refusal = await rates.admit(app("a"))
+        assert refusal is not None
+        assert (refusal.scope, refusal.limit, refusal.period, refusal.used) == ("caller", 3, 60, 3)
+        assert 1 <= refusal.retry_after <= 60
+        assert refusal.window_end > refusal.window_start
+
+    asyncio.run(run())
+
+
+def test_a_department_s_apps_share_its_rate_and_other_departments_do_not() -> None:
+    async def run() -> None:
+        rates = limits(caller="100/minute", department="5/minute")
+        assert await admitted(rates, app("a"), 3) == [True] * 3
+        assert await admitted(rates, app("b"), 3) == [True, True, False]
+        refusal = await rates.admit(app("c"))
+        assert refusal is not None and refusal.scope == "department"
+        assert await admitted(rates, app("d", department="finance"), 2) == [True, True]
+
+    asyncio.run(run())
+
+
+def test_a_refused_request_is_not_counted_against_the_department() -> None:
+    # The caller's own limit refuses first; the department's count is left as it was.
+    async def run() -> None:
+        rates = limits(caller="2/minute", department="3/minute")
+        assert await admitted(rates, app("greedy"), 10) == [True, True] + [False] * 8
+        assert await admitted(rates, app("other"), 2) == [True, False]
+
+    asyncio.run(run())
+
+
+def test_the_most_generous_role_counts_and_unlisted_roles_get_the_default() -> None:
+    rates = limits(caller="3/minute")
+    assert rates.limit_of(app("x", roles=("public",))).amount == 2
+    assert rates.limit_of(app("x", roles=("public", "department_app"))).amount == 3
+    assert rates.limit_of(app("x", roles=())).amount == 2
+
+
+def test_instances_sharing_redis_count_one_caller_together() -> None:
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        # Like the databases: skipped with the reason locally, a failure in CI.
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Redis is not running at 127.0.0.1:6379")
+
+    async def run() -> None:
+        # Two hub instances: a caller cannot multiply its rate by spreading over them.
+        one, two = limits(department=None, storage=REDIS), limits(department=None, storage=REDIS)
+        caller = app(f"app-{uuid.uuid4().hex}")
+        assert await admitted(one, caller, 2) == [True, True]
+        assert await admitted(two, caller, 2) == [True, False]
+
+    asyncio.run(run())
+
+
+def test_an_unreachable_store_lets_requests_through_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> list[bool]:
+        rates = limits(caller="1/minute", department=None, storage="redis://127.0.0.1:1/0")
+        return await admitted(rates, app("a"), 3)
+
+    with caplog.at_level(logging.ERROR, logger="hub.alert"):
+        assert asyncio.run(run()) == [True, True, True]
+    assert "the store cannot be reached" in caplog.text
+
+
+@pytest.mark.parametrize("text", ["", "lots", "0/minute", "5/fortnight", "-1/second"])
+def test_a_malformed_rate_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        rate(text, "HUB_RATE_LIMITS")
