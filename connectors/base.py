@@ -9,7 +9,7 @@ literal `%` and `_` in `contains`) are pinned down by the contract suite in `tes
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -345,9 +345,23 @@ class Connector(Protocol):
         """The number of rows matching `where`, in one statement."""
         ...
 
-    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
-        """Rows whose `column` is one of `values`: one statement per chunk of at most
-        `BATCH_CHUNK` values, ordered by `column` then key."""
+    async def fetch_by(
+        self,
+        table: TableSpec,
+        column: str,
+        values: Sequence[Any],
+        columns: Sequence[str],
+        *,
+        where: Filter | None = None,
+        per_value: int | None = None,
+        limit: int | None = None,
+        on_chunk: Callable[[Page], None] | None = None,
+    ) -> Page:
+        """Rows whose `column` is one of `values` and that match `where`, ordered by `column`
+        then key: one statement per chunk of at most `BATCH_CHUNK` values, joined into the page
+        one statement would give. `per_value` bounds the rows of each value (`Page.cut` names
+        the values cut), `limit` the rows in all; `on_chunk` sees each chunk's page before the
+        next statement runs. Every connector implements it with `connectors.batch`."""
         ...
 
     async def close(self) -> None: ...

@@ -42,6 +42,7 @@ from connectors.base import (
     after_filter,
     conjoin,
 )
+from connectors.batch import OnChunk, fetch_in_chunks
 from connectors.values import filter_value, load_zone, reader
 
 # True, False or None for SQL's unknown.
@@ -101,15 +102,30 @@ class MemoryConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return len(self._matching(table, where))
 
-    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
-        spec = table.column(column)
-        wanted = _columns(table, columns)
-        keys = {filter_value(spec, v, self._zone) for v in values if v is not None}
-        if not keys:
-            return []
-        rows = [row for row in self._rows(table) if self._stored(spec, row) in keys]
-        order = (OrderKey(column), OrderKey(table.key))
-        return self._project(table, self._sorted(table, rows, order), wanted)
+    async def fetch_by(
+        self,
+        table: TableSpec,
+        column: str,
+        values: Sequence[Any],
+        columns: Sequence[str],
+        *,
+        where: Filter | None = None,
+        per_value: int | None = None,
+        limit: int | None = None,
+        on_chunk: OnChunk | None = None,
+    ) -> Page:
+        return await fetch_in_chunks(
+            self.fetch,
+            self._zone,
+            table,
+            column,
+            values,
+            columns,
+            where=where,
+            per_value=per_value,
+            limit=limit,
+            on_chunk=on_chunk,
+        )
 
     async def close(self) -> None:
         return None
@@ -211,8 +227,10 @@ class MemoryConnector:
         return predicate
 
     def _in(self, spec: ColumnSpec, values: list[Any]) -> Predicate:
-        present = [v for v in values if v is not None]
-        has_null = len(present) < len(values)
+        # A set: a batch read's IN holds thousands of values (filter values are all hashable,
+        # and equal ones hash alike, so membership is equality as before).
+        present = frozenset(v for v in values if v is not None)
+        has_null = any(v is None for v in values)
 
         def predicate(row: Row) -> Truth:
             if not values:

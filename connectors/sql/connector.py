@@ -24,16 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from connectors.base import (
-    BATCH_CHUNK,
     ConnectorError,
     Filter,
     Page,
     Query,
     QueryError,
-    Row,
     TableSpec,
     UnavailableError,
 )
+from connectors.batch import OnChunk, fetch_in_chunks
 from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
 from connectors.sql.dialects.mysql import MysqlDialect
 from connectors.sql.dialects.postgresql import PostgresDialect
@@ -41,7 +40,7 @@ from connectors.sql.dialects.sqlite import SqliteDialect
 from connectors.sql.direct import DirectForm, direct_form, fetch_direct
 from connectors.sql.shape import QueryShapes, Shape, Values
 from connectors.sql.statements import STATEMENT_CACHE_SIZE, Built, Statements
-from connectors.values import ColumnReader, column_reader, filter_value, load_zone
+from connectors.values import ColumnReader, column_reader, load_zone
 
 logger = logging.getLogger(__name__)
 
@@ -129,20 +128,32 @@ class SqlConnector:
         rows = await self._execute(table, *self._shapes.count(table, where))
         return int(rows[0][0])
 
-    async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
-        spec = table.column(column)
-        for name in columns:
-            table.column(name)
-        # Sorted before chunking, so each chunk's rows follow the previous chunk's and the
-        # concatenation is ordered by `column` as one statement would order it. NULL matches
-        # nothing, as in SQL.
-        keys = sorted({filter_value(spec, v, self._zone) for v in values if v is not None})
-        found: list[Row] = []
-        for start in range(0, len(keys), BATCH_CHUNK):
-            chunk = keys[start : start + BATCH_CHUNK]
-            rows = await self._execute(table, *self._shapes.fetch_by(column, chunk, columns))
-            found.extend(Page.of_columns(self._columns(table, columns, rows)[0], len(rows)).rows)
-        return found
+    async def fetch_by(
+        self,
+        table: TableSpec,
+        column: str,
+        values: Sequence[Any],
+        columns: Sequence[str],
+        *,
+        where: Filter | None = None,
+        per_value: int | None = None,
+        limit: int | None = None,
+        on_chunk: OnChunk | None = None,
+    ) -> Page:
+        # Each chunk is a `fetch` of an IN list: one statement per chunk, and every chunk
+        # shares the statement of its shape (the list is one expanding or array parameter).
+        return await fetch_in_chunks(
+            self.fetch,
+            self._zone,
+            table,
+            column,
+            values,
+            columns,
+            where=where,
+            per_value=per_value,
+            limit=limit,
+            on_chunk=on_chunk,
+        )
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -47,10 +47,6 @@ class SelectBuilder:
             case (sql_shape.COUNT, where):
                 statement = sa.select(sa.func.count()).select_from(self._table)
                 return statement if where is None else statement.where(self._where(where))
-            case (sql_shape.BY, column, columns, values):
-                order = (OrderKey(column), OrderKey(self._spec.key))
-                test = self._in(self._spec.column(column), values)
-                return self._select(columns).where(test).order_by(*self._order(order))
         raise AssertionError(f"not a statement shape: {shape!r}")
 
     def _fetch(

@@ -13,7 +13,6 @@ cached statement would never see is still checked on every read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -44,7 +43,6 @@ FETCH: Final = "fetch"  # (FETCH, columns, filter | None, order, limit slot | No
 # (GROUPED, columns, filter | None, order, group column, group limit slot, limit slot | None)
 GROUPED: Final = "grouped"
 COUNT: Final = "count"  # (COUNT, filter | None)
-BY: Final = "by"  # (BY, column, columns, values slot)
 COMPARE: Final = "compare"  # (COMPARE, column, op, slot)
 IN: Final = "in"  # (IN, column, slot): the slot holds a non-empty list
 NOTHING: Final = "nothing"  # (NOTHING,): an IN of no values
@@ -90,12 +88,6 @@ class QueryShapes:
     def count(self, table: TableSpec, where: Filter | None) -> tuple[Shape, Values]:
         values: Values = {}
         return (COUNT, None if where is None else self._filter(table, where, values)), values
-
-    def fetch_by(self, column: str, values: Sequence[Any], columns: Sequence[str]) -> tuple[Shape, Values]:
-        """Rows whose `column` is one of `values` (never empty, given as `filter_value`
-        returns them): one list, however many values, so every chunk shares the statement."""
-        bound: Values = {}
-        return (BY, column, tuple(columns), _slot(bound, list(values))), bound
 
     def _filter(self, table: TableSpec, where: Filter, values: Values) -> Shape:
         match where:

@@ -1,10 +1,10 @@
 """Reading entity data for a request: the plan's decisions turned into connector queries.
 
-One statement per list (plus one for a selected total count) and one per chunk of related keys.
-Only the columns the caller selected and may see are fetched; filters, row rules, order and
-page are pushed into the statement, never applied after the fetch. A relation's rows are
-bounded per parent in that statement, and every read is counted against the request's value
-budget (hub/access/budget.py) before its rows are released.
+One statement per list (plus one for a selected total count) and one per chunk of related keys
+(the connector's `fetch_by`). Only the columns the caller selected and may see are fetched;
+filters, row rules, order and page are pushed into the statement, never applied after the
+fetch. A relation's rows are bounded per parent in that statement, and every read is counted
+against the request's value budget (hub/access/budget.py) before its rows are released.
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import (
-    BATCH_CHUNK,
     UNREADABLE,
     Compare,
     Connector,
     ConnectorError,
     Filter,
-    In,
     Op,
     OrderKey,
     Page,
-    PerGroup,
     Query,
     QueryError,
     conjoin,
@@ -221,9 +218,10 @@ class Reader:
         values: Sequence[Hashable],
     ) -> RelatedRows:
         """Rows of the relation's target whose target field is one of `values`, grouped by
-        that value, and the release (what was withheld or masked); one statement per chunk of
-        at most BATCH_CHUNK values. A list keeps its first `relation_page` rows by key (a
-        to-one relation its first row); the values whose lists were cut are named."""
+        that value, and the release (what was withheld or masked); read by the connector's
+        `fetch_by`, one statement per chunk of at most BATCH_CHUNK values with the target's
+        row rule in each. A list keeps its first `relation_page` rows by key (a to-one
+        relation its first row); the values whose lists were cut are named."""
         plan = request.plan
         verdict = plan.relation(relation.source, relation.name)
         if verdict.decision is Decision.DENIED:
@@ -235,7 +233,6 @@ class Reader:
         columns = _union(self._columns(plan, target, names, joins), [match_column])
         scope = plan.row_rule(target.id)
         rule = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
-        order = (OrderKey(match_column),)
         # The value each join value is looked up by. Encrypted fields join on blind indexes of
         # one domain; a plain source joining an encrypted target is indexed here.
         wanted: dict[Hashable, Hashable] = {}
@@ -249,27 +246,34 @@ class Reader:
             else:
                 wanted[value] = self._index_value(target_field, str(value))
         unique = list(dict.fromkeys(wanted.values()))
-        pages: list[Page] = []
         connector = self.connectors[target.department]
-        chunks = [unique[i : i + BATCH_CHUNK] for i in range(0, len(unique), BATCH_CHUNK)]
         bound = self.relation_page if relation.many else 1
-        per_group = PerGroup(match_column, bound)
         width = values_per_row(names, joins)
         budget = request.budget
+
+        def charge(page: Page) -> None:
+            # Each chunk is counted as it is read: a request refused here (or by a read
+            # running beside this one) sends no further chunk's statement. A row past a
+            # capped read's limit is counted too, and is what passes the budget.
+            budget.charge(page.count + int(page.has_more), width)
+
         async with budget.reading(len(unique) * bound, width) as allowed:
             capped = allowed < len(unique) * bound
-            left = allowed
-            for chunk in chunks:
-                where = conjoin(In(match_column, tuple(chunk)), rule)
-                query = Query(target.table, columns, where, order, left if capped else None, per_group=per_group)
-                page = await self._run(target, connector.fetch(query))
-                budget.charge(page.count + int(page.has_more), width)
-                left -= page.count
-                pages.append(page)
-        # One chunk (the usual case) is released as read, column-wise; more are joined as rows.
-        rows = pages[0] if len(pages) == 1 else _joined(pages)
+            rows: Page = await self._run(
+                target,
+                connector.fetch_by(
+                    target.table,
+                    match_column,
+                    unique,
+                    columns,
+                    where=rule,
+                    per_value=bound,
+                    limit=allowed if capped else None,
+                    on_chunk=charge,
+                ),
+            )
         # A to-one relation reads its first row: more rows behind it are no list cut short.
-        cut_matches = {_join_value(target_field, m) for page in pages for m in page.cut} if relation.many else set()
+        cut_matches = {_join_value(target_field, m) for m in rows.cut} if relation.many else set()
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
@@ -373,12 +377,6 @@ def _kept(released: Released, values: Sequence[Any]) -> Sequence[Any]:
     """`values`, one per row fetched, for the rows the release kept."""
     kept = released.kept
     return values if kept is None else [values[i] for i in kept]
-
-
-def _joined(pages: Sequence[Page]) -> Page:
-    """The rows of several chunks' pages as one page."""
-    unreadable = frozenset().union(*(page.unreadable for page in pages))
-    return Page([row for page in pages for row in page.rows], unreadable=unreadable)
 
 
 def _last_readable(page: Page, columns: Sequence[str]) -> int | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from connectors.base import BATCH_CHUNK, Compare, Like, Match, Op, OrderKey, Query
+import pytest
+
+from connectors.base import BATCH_CHUNK, Compare, Like, Match, Op, OrderKey, Page, Query
 
 if TYPE_CHECKING:
     from tests.contract.conftest import Backend, Loaded, StatementLog
@@ -62,10 +64,52 @@ async def test_fetch_by_is_one_statement_per_chunk(sql_backend: Backend, stateme
     assert len(log) == 3
 
 
+async def test_fetch_by_with_a_rule_bound_and_cap_is_one_statement_per_chunk(
+    sql_people: Loaded, statements: Statements
+) -> None:
+    assert sql_people.engine is not None
+    log = statements(sql_people.engine)
+    rule = Compare("age", Op.GT, 20)
+    values = list(range(BATCH_CHUNK + 1))
+    page = await sql_people.connector.fetch_by(
+        sql_people.table, "id", values, ["id"], where=rule, per_value=1, limit=BATCH_CHUNK
+    )
+    assert (page.count, page.has_more) == (9, False)
+    assert len(log) == 2
+
+
+async def test_fetch_by_sends_no_statement_past_a_chunk_that_overflows_its_cap(
+    sql_people: Loaded, statements: Statements
+) -> None:
+    assert sql_people.engine is not None
+    log = statements(sql_people.engine)
+    values = list(range(BATCH_CHUNK + 1))
+    page = await sql_people.connector.fetch_by(sql_people.table, "id", values, ["id"], limit=2)
+    assert (page.count, page.has_more) == (2, True)
+    assert len(log) == 1
+
+
+async def test_fetch_by_sends_no_statement_after_its_chunk_callback_raises(
+    sql_people: Loaded, statements: Statements
+) -> None:
+    assert sql_people.engine is not None
+    log = statements(sql_people.engine)
+
+    def refuse(page: Page) -> None:
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        await sql_people.connector.fetch_by(
+            sql_people.table, "id", list(range(BATCH_CHUNK + 1)), ["id"], on_chunk=refuse
+        )
+    assert len(log) == 1
+
+
 async def test_fetch_by_no_values_sends_no_statement(sql_people: Loaded, statements: Statements) -> None:
     assert sql_people.engine is not None
     log = statements(sql_people.engine)
-    assert await sql_people.connector.fetch_by(sql_people.table, "id", [], ["id"]) == []
+    page = await sql_people.connector.fetch_by(sql_people.table, "id", [None], ["id"], per_value=1, limit=3)
+    assert (page.rows, page.has_more, page.cut) == ([], False, ())
     assert len(log) == 0
 
 

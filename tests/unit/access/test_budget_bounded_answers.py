@@ -18,8 +18,10 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 import hub.app
-from connectors.base import Filter, Page, Query, TableSpec
+from connectors.base import BATCH_CHUNK, Filter, Page, Query, TableSpec
+from connectors.batch import fetch_in_chunks
 from connectors.memory import MemoryConnector
+from connectors.values import load_zone
 from hub.access.plan import ReleaseEverything
 from hub.catalog import Catalog
 from hub.config import SettingsError, load_settings
@@ -27,13 +29,18 @@ from hub.services import build_services
 from schema import build_schema
 from tests.conftest import CASES, FIXTURES, PEOPLE, TEST_MASTER_KEY, Hub, register
 
+# The memory connectors' zone (their default).
+ZONE = load_zone("Asia/Shanghai")
+
 
 class Recording:
-    """A memory connector that keeps the queries it was asked."""
+    """A memory connector that keeps the queries it was asked, and the options of each batch
+    read by value (a relation's rows)."""
 
     def __init__(self, inner: MemoryConnector) -> None:
         self.inner = inner
         self.queries: list[Query] = []
+        self.batches: list[dict[str, Any]] = []
 
     async def fetch(self, query: Query) -> Page:
         self.queries.append(query)
@@ -42,8 +49,11 @@ class Recording:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return await self.inner.count(table, where)
 
-    async def fetch_by(self, *args: Any) -> Any:
-        return await self.inner.fetch_by(*args)
+    async def fetch_by(self, *args: Any, **options: Any) -> Page:
+        # Chunked over this connector's own `fetch`, as every connector's is, so that each
+        # chunk's statement is kept too.
+        self.batches.append(options)
+        return await fetch_in_chunks(self.fetch, ZONE, *args, **options)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -124,8 +134,8 @@ def test_a_list_within_its_bound_is_complete_and_not_named(serve: Any) -> None:
 def test_the_default_bound_is_100_rows_per_parent(serve: Any) -> None:
     hub, connectors = serve()
     hub.query("{ registryPersons { nodes { cases { caseId } } } }")
-    (related,) = [q for q in connectors["welfare"].queries if q.per_group is not None]
-    assert related.per_group is not None and related.per_group.limit == 100
+    (related,) = connectors["welfare"].batches
+    assert related["per_value"] == 100
 
 
 def test_aliases_of_one_relation_are_each_cut_under_their_response_key(serve: Any) -> None:
@@ -152,8 +162,8 @@ def test_a_to_one_relation_reads_one_row_and_is_never_named_truncated(serve: Any
     body = hub.query("{ welfareCases { nodes { caseId recipient { idNumber } } } }")
     assert "errors" not in body
     assert access(body)["truncatedCount"] == 0
-    (related,) = [q for q in connectors["registry"].queries if q.per_group is not None]
-    assert related.per_group is not None and related.per_group.limit == 1
+    (related,) = connectors["registry"].batches
+    assert related["per_value"] == 1
 
 
 def test_the_truncated_list_is_bounded_and_counts_the_rest(serve: Any) -> None:
@@ -165,6 +175,32 @@ def test_the_truncated_list_is_bounded_and_counts_the_rest(serve: Any) -> None:
     # The first hundred in path order, whichever order the lists completed in.
     assert listed == sorted(listed)
     assert listed[0] == ["registryPersons", "nodes", 1, "cases"]
+
+
+def test_a_relation_over_more_parents_than_a_chunk_is_one_statement_per_chunk_and_cut_alike(serve: Any) -> None:
+    hub, connectors = serve(more_people=BATCH_CHUNK, relation_page_size=1)
+    body = hub.query(f"{{ registryPersons(first: {BATCH_CHUNK + 3}) {{ nodes {{ idNumber cases {{ caseId }} }} }} }}")
+    assert "errors" not in body
+    cases = {node["idNumber"]: node["cases"] for node in body["data"]["registryPersons"]["nodes"]}
+    assert len(cases) == BATCH_CHUNK + 3
+    assert cases["110105199001011234"] == [{"caseId": "C1"}]
+    assert cases["330102200512120021"] == [{"caseId": "C3"}]
+    assert all(cases[f"5000000000{n:08d}"] == [{"caseId": f"X{n:05d}a"}] for n in range(BATCH_CHUNK))
+    # The fixture's person with two cases, and every added person: each list cut at one.
+    assert access(body)["truncatedCount"] == BATCH_CHUNK + 1
+    assert len(connectors["welfare"].batches) == 1
+    assert len([q for q in connectors["welfare"].queries if q.per_group is not None]) == 2
+
+
+def test_a_relation_refused_in_its_first_chunk_sends_no_second_statement(serve: Any) -> None:
+    # The list costs one value a row (the join value), BATCH_CHUNK + 3 of them; 3,000 more
+    # leave the relation a read capped at 3,000 rows, which its first chunk passes.
+    hub, connectors = serve(more_people=BATCH_CHUNK, max_values=BATCH_CHUNK + 3 + 3000)
+    body = hub.query(f"{{ registryPersons(first: {BATCH_CHUNK + 3}) {{ nodes {{ cases {{ caseId }} }} }} }}")
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["LIMIT_EXCEEDED"]
+    (related,) = [q for q in connectors["welfare"].queries if q.per_group is not None]
+    assert related.limit == 3000
 
 
 def test_an_answer_past_the_value_budget_is_refused_with_no_data(serve: Any) -> None:

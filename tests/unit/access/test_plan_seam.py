@@ -56,7 +56,8 @@ class RecordingPolicy:
 
 
 class CountingConnector:
-    """Wraps a memory connector and keeps every query it answers."""
+    """Wraps a memory connector and keeps every query `fetch` answers (batch reads by value
+    pass to the memory connector as they are)."""
 
     def __init__(self, inner: MemoryConnector) -> None:
         self.inner = inner
@@ -71,8 +72,8 @@ class CountingConnector:
         self.counts += 1
         return await self.inner.count(table, where)
 
-    async def fetch_by(self, *args: Any) -> Any:
-        raise AssertionError("the reader pages relations through fetch")
+    async def fetch_by(self, *args: Any, **options: Any) -> Page:
+        return await self.inner.fetch_by(*args, **options)
 
     async def close(self) -> None:
         await self.inner.close()

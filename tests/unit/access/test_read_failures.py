@@ -29,7 +29,7 @@ class Broken:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         raise self.error
 
-    async def fetch_by(self, *args: Any) -> Any:
+    async def fetch_by(self, *args: Any, **options: Any) -> Page:
         raise self.error
 
     async def close(self) -> None:

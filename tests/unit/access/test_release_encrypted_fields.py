@@ -87,8 +87,8 @@ class CountingConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return await self.inner.count(table, where)
 
-    async def fetch_by(self, *args: Any) -> Any:
-        raise AssertionError("not used")
+    async def fetch_by(self, *args: Any, **options: Any) -> Page:
+        return await self.inner.fetch_by(*args, **options)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -141,8 +141,8 @@ async def test_counts_and_batches_reuse_their_statements(people: People) -> None
             people.table, Compare("age", Op.GTE, age)
         )
     for names in (["apple"], ["apple", "Zebra", "张三"], ["nobody", "a%b"]):
-        rows = await people.sql.fetch_by(people.table, "name", names, ["id", "name"])
-        assert rows == await people.memory.fetch_by(people.table, "name", names, ["id", "name"])
+        page = await people.sql.fetch_by(people.table, "name", names, ["id", "name"])
+        assert page.rows == (await people.memory.fetch_by(people.table, "name", names, ["id", "name"])).rows
     assert people.built == 2
 
 

@@ -99,9 +99,9 @@ class Switchable:
         self._check()
         return await self.inner.count(table, where)
 
-    async def fetch_by(self, *args: Any) -> Any:
+    async def fetch_by(self, *args: Any, **options: Any) -> Page:
         self._check()
-        return await self.inner.fetch_by(*args)
+        return await self.inner.fetch_by(*args, **options)
 
     async def close(self) -> None:
         await self.inner.close()
