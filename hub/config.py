@@ -75,6 +75,12 @@ class Settings:
     lookup_quota_default: int = 50
     # Off only to price the counter (bench W6-quota); a hub serving callers keeps it on.
     lookup_quota_enabled: bool = True
+    # Each department's circuit breaker (hub/health): this many failed reads in a row, within
+    # the window, open it; open, it refuses reads at once for the cool-down, then lets one
+    # probe through. (Each read's deadline is the manifest's statement_timeout_ms.)
+    breaker_failures: int = 5
+    breaker_window_seconds: float = 30.0
+    breaker_cooldown_seconds: float = 10.0
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -110,6 +116,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "lookup_quotas": environ.get("HUB_LOOKUP_QUOTAS"),
         "lookup_quota_default": environ.get("HUB_LOOKUP_QUOTA_DEFAULT", "50"),
         "lookup_quota_enabled": environ.get("HUB_LOOKUP_QUOTA", "on"),
+        "breaker_failures": environ.get("HUB_BREAKER_FAILURES", "5"),
+        "breaker_window_seconds": environ.get("HUB_BREAKER_WINDOW_SECONDS", "30"),
+        "breaker_cooldown_seconds": environ.get("HUB_BREAKER_COOLDOWN_SECONDS", "10"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -153,7 +162,13 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     quota_default = _int("HUB_LOOKUP_QUOTA_DEFAULT", values["lookup_quota_default"])
     if quota_default < 0:
         raise SettingsError("HUB_LOOKUP_QUOTA_DEFAULT must not be negative")
+    breaker_failures = _int("HUB_BREAKER_FAILURES", values["breaker_failures"])
+    if breaker_failures < 1:
+        raise SettingsError("HUB_BREAKER_FAILURES must be at least 1")
     return Settings(
+        breaker_failures=breaker_failures,
+        breaker_window_seconds=_seconds("HUB_BREAKER_WINDOW_SECONDS", values["breaker_window_seconds"]),
+        breaker_cooldown_seconds=_seconds("HUB_BREAKER_COOLDOWN_SECONDS", values["breaker_cooldown_seconds"]),
         lookup_quotas=_quotas(values["lookup_quotas"]),
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
@@ -212,6 +227,17 @@ def _int(name: str, value: object) -> int:
         return int(str(value))
     except ValueError:
         raise SettingsError(f"{name} must be a whole number") from None
+
+
+def _seconds(name: str, value: object) -> float:
+    """A positive number of seconds, at most a day."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise SettingsError(f"{name} must be a number of seconds above 0, at most 86400")
+    return seconds
 
 
 def _key(name: str, value: str | None) -> bytes | None:

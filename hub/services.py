@@ -17,11 +17,14 @@ from hub.access.read import Reader
 from hub.access.release import Releaser
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
+from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
 from hub.crypto.cells import key_scopes
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
 from hub.db.engine import hub_engine, sessions
+from hub.health.breaker import Breaker, BreakerSettings
+from hub.health.guard import GuardedConnector
 from hub.policy.admin import PolicyAdmin
 from hub.policy.live import LivePolicy
 from hub.policy.mask_strength import WeakMask
@@ -31,6 +34,8 @@ from hub.policy.terms import Purpose, Terms, load_terms
 from hub.quota import LookupCounter
 
 log = logging.getLogger("hub.services")
+
+DEFAULT_TIMEOUT_MS: int = ConnectionDecl.model_fields["statement_timeout_ms"].default
 
 
 class StartupRefused(Exception):
@@ -54,6 +59,8 @@ class Services:
     keys: LiveKeyring
     # Lookup quotas, counted in the hub database (hub/quota).
     quota: LookupCounter
+    # Each department's circuit breaker, which the reader's connectors answer to (hub/health).
+    breakers: Mapping[str, Breaker]
 
     @property
     def purposes(self) -> Mapping[str, Purpose]:
@@ -119,9 +126,10 @@ def build_services(
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
+    guarded = guard(catalog, connectors, settings)
     reader = Reader(
         catalog,
-        connectors,
+        guarded,
         releaser,
         keys,
         cursors,
@@ -155,4 +163,19 @@ def build_services(
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
         quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
+        breakers={name: connector.breaker for name, connector in guarded.items()},
     )
+
+
+def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings) -> dict[str, GuardedConnector]:
+    """Each department's connector behind a breaker and a deadline of its statement timeout."""
+    breaker = BreakerSettings(
+        settings.breaker_failures, settings.breaker_window_seconds, settings.breaker_cooldown_seconds
+    )
+    guarded: dict[str, GuardedConnector] = {}
+    for name, connector in connectors.items():
+        department = catalog.departments.get(name)
+        # A connector for a department the catalog lacks (a test's) gets the manifest default.
+        timeout_ms = department.connection.statement_timeout_ms if department is not None else DEFAULT_TIMEOUT_MS
+        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms)
+    return guarded
