@@ -59,8 +59,13 @@ class Services:
     keys: LiveKeyring
     # Lookup quotas, counted in the hub database (hub/quota).
     quota: LookupCounter
-    # Each department's circuit breaker, which the reader's connectors answer to (hub/health).
-    breakers: Mapping[str, Breaker]
+    # Each department's connector as the reader uses it: behind its deadline and its circuit
+    # breaker (hub/health); `connectors` holds the bare ones, for instrumentation.
+    departments: Mapping[str, GuardedConnector]
+
+    @property
+    def breakers(self) -> Mapping[str, Breaker]:
+        return {name: department.breaker for name, department in self.departments.items()}
 
     @property
     def purposes(self) -> Mapping[str, Purpose]:
@@ -106,8 +111,9 @@ class Services:
             raise StartupRefused(message) from None
 
     async def close(self) -> None:
-        for connector in self.connectors.values():
-            await connector.close()
+        # Each closes the bare connector inside it.
+        for department in self.departments.values():
+            await department.close()
         await self.engine.dispose()
 
 
@@ -163,7 +169,7 @@ def build_services(
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
         quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
-        breakers={name: connector.breaker for name, connector in guarded.items()},
+        departments=guarded,
     )
 
 

@@ -82,6 +82,8 @@ class Breaker:
         self._first_failure = -math.inf
         self._opened_at = -math.inf
         self._probing = False
+        # The ticket of every call while closed in this epoch: made once, not per read.
+        self._closed = Ticket(False, self._epoch)
 
     @property
     def circuit(self) -> Circuit:
@@ -106,7 +108,7 @@ class Breaker:
     def admit(self) -> Ticket:
         """A ticket for one call, or CircuitOpen when the call must not be made."""
         if self._circuit is Circuit.CLOSED:
-            return Ticket(False, self._epoch)
+            return self._closed
         if self._circuit is Circuit.OPEN:
             if not self._cooled():
                 raise CircuitOpen(self.name, self._opened_at + self.settings.cooldown_s - self._clock())
@@ -158,6 +160,7 @@ class Breaker:
         self._circuit = circuit
         self._epoch += 1
         self._failures = 0
+        self._closed = Ticket(False, self._epoch)
 
     def _cooled(self) -> bool:
         return self._clock() >= self._opened_at + self.settings.cooldown_s

@@ -3,24 +3,25 @@
 Every call is bounded by the department's statement timeout plus a margin, whatever it waits for
 (a pool slot, a connection, the statement, its rows): the database's own timeout stops a slow
 statement, but not a network that stopped delivering, a server that accepts connections and
-never answers, or a queue for a pool that slow statements hold. Past the deadline the call is
-cancelled (the connector gives its connection back, or drops it) and the department is
-unavailable for that read. Unavailable reads count towards the department's breaker; once it
+never answers, or a queue for a pool that slow statements hold. Past the deadline (watched by
+`deadline.py`) the call is cancelled (the connector gives its connection back, or drops it)
+and the department is unavailable for that read. Unavailable reads count towards the department's breaker; once it
 is open, reads are refused at once, without touching the database, until a probe gets through.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from connectors.base import Connector, ConnectorError, Filter, Page, Query, Row, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
+from hub.health.deadline import Deadlines
 
 # Time past the statement timeout for what the database's own limit does not cover: reaching
 # the server and carrying the rows back. The database stops its statement first, so a read that
-# is merely slow still ends with the database's answer, not the hub's deadline.
+# is merely slow still ends with the database's answer, not the hub's deadline. (The watcher
+# may add up to WATCH_PERIOD_S.)
 DEADLINE_MARGIN_S = 0.5
 
 
@@ -36,42 +37,46 @@ class GuardedConnector:
         self.inner = inner
         self.breaker = breaker
         self.timeout_ms = timeout_ms
-        self.deadline_s = timeout_ms / 1000 + DEADLINE_MARGIN_S
+        self.deadlines = Deadlines(timeout_ms / 1000 + DEADLINE_MARGIN_S)
 
     # Each method spells the guard out rather than passing the call to a shared wrapper: a
     # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
     # again on each suspension.
     async def fetch(self, query: Query) -> Page:
         ticket = self._admit()
+        read = self.deadlines.start()
         try:
-            async with asyncio.timeout(self.deadline_s):
-                page = await self.inner.fetch(query)
+            page = await self.inner.fetch(query)
         except BaseException as error:
-            raise self._failure(ticket, error) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
         return page
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         ticket = self._admit()
+        read = self.deadlines.start()
         try:
-            async with asyncio.timeout(self.deadline_s):
-                total = await self.inner.count(table, where)
+            total = await self.inner.count(table, where)
         except BaseException as error:
-            raise self._failure(ticket, error) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
         return total
 
     async def fetch_by(self, table: TableSpec, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Row]:
         ticket = self._admit()
+        read = self.deadlines.start()
         try:
-            async with asyncio.timeout(self.deadline_s):
-                rows = await self.inner.fetch_by(table, column, values, columns)
+            rows = await self.inner.fetch_by(table, column, values, columns)
         except BaseException as error:
-            raise self._failure(ticket, error) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
         return rows
 
     async def close(self) -> None:
+        self.deadlines.stop()
         await self.inner.close()
 
     def _admit(self) -> Ticket:
@@ -83,13 +88,14 @@ class GuardedConnector:
                 f"circuit open, next probe in {max(refused.retry_after, 0.0):.1f} s",
             ) from None
 
-    def _failure(self, ticket: Ticket, error: BaseException) -> BaseException:
-        """What a failed call raises, having told the breaker what it showed."""
-        if isinstance(error, TimeoutError):
+    def _failure(self, ticket: Ticket, error: BaseException, late: bool) -> BaseException:
+        """What a failed call raises (`late`: cancelled for its deadline), having told the
+        breaker what it showed."""
+        if late or isinstance(error, TimeoutError):
             self.breaker.failed(ticket)
             return UnavailableError(
                 f"the department database did not answer within {self.timeout_ms} ms",
-                f"no answer within the hub's deadline of {self.deadline_s:g} s",
+                f"no answer within the hub's deadline of {self.deadlines.seconds:g} s",
             )
         if isinstance(error, UnavailableError):
             self.breaker.failed(ticket)
