@@ -5,8 +5,9 @@ Every call is bounded by the department's statement timeout plus a margin, whate
 statement, but not a network that stopped delivering, a server that accepts connections and
 never answers, or a queue for a pool that slow statements hold. Past the deadline (watched by
 `deadline.py`) the call is cancelled (the connector gives its connection back, or drops it)
-and the department is unavailable for that read. Unavailable reads count towards the department's breaker; once it
-is open, reads are refused at once, without touching the database, until a probe gets through.
+and the department is unavailable for that read. Unavailable reads count towards the
+department's breaker; once it is open, reads are refused at once, without touching the
+database, until a probe gets through.
 """
 
 from __future__ import annotations
