@@ -331,7 +331,13 @@ class QueryError(ConnectorError):
 
 
 class UnavailableError(ConnectorError):
-    """The department database could not be reached or did not answer in time."""
+    """The department database could not be reached, did not answer in time, or could not run
+    the statement now (a lock, a shortage). `reason` says why for the server's log: the driver
+    error's class and code and what they mean, never its message or the statement."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class Connector(Protocol):

@@ -1,4 +1,5 @@
-"""The HTTP application: /graphql (GraphiQL on a browser's GET), /healthz.
+"""The HTTP application: /graphql (GraphiQL on a browser's GET), /healthz (liveness), /readyz
+(the hub database and each department's state).
 
 /graphql takes a free-text operation (`query`) or a trusted document's id (`documentId`,
 registered with `hub documents register`), which runs without parsing or validation.
@@ -36,6 +37,7 @@ from hub.access.plan import Planner, Verdict
 from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
+from hub.health.readiness import readiness
 from hub.quota import LookupCounter, Refusal
 from hub.quota.rates import RateRefusal
 from hub.services import Services
@@ -107,6 +109,12 @@ def create_app(services: Services) -> Starlette:
             return JSON({"status": "starting"}, 503)
         return JSON({"status": "ok", "departments": sorted(services.catalog.departments)})
 
+    async def readyz(_: Request) -> Response:
+        if not state["ready"]:
+            return JSON({"status": "starting"}, 503)
+        status, body = await readiness(services.engine, services.breakers)
+        return JSON(body, status)
+
     async def graphql(request: Request) -> Response:
         if request.method not in ("GET", "POST"):
             return _error(
@@ -159,6 +167,7 @@ def create_app(services: Services) -> Starlette:
         # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
         Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -87,6 +87,12 @@ class Settings:
     department_rate_limit: str = "20000/minute"
     # Where counts live: memory:// for one instance, redis://host:port/db for several.
     limits_storage: str = field(default="memory://", repr=False)
+    # Each department's circuit breaker (hub/health): this many failed reads in a row, within
+    # the window, open it; open, it refuses reads at once for the cool-down, then lets one
+    # probe through. (Each read's deadline is the manifest's statement_timeout_ms.)
+    breaker_failures: int = 5
+    breaker_window_seconds: float = 30.0
+    breaker_cooldown_seconds: float = 10.0
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -127,6 +133,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "rate_limit_default": environ.get("HUB_RATE_LIMIT_DEFAULT", "3000/minute"),
         "department_rate_limit": environ.get("HUB_DEPARTMENT_RATE_LIMIT", "20000/minute"),
         "limits_storage": environ.get("HUB_LIMITS_STORAGE", "memory://"),
+        "breaker_failures": environ.get("HUB_BREAKER_FAILURES", "5"),
+        "breaker_window_seconds": environ.get("HUB_BREAKER_WINDOW_SECONDS", "30"),
+        "breaker_cooldown_seconds": environ.get("HUB_BREAKER_COOLDOWN_SECONDS", "10"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -173,12 +182,18 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     storage = str(values["limits_storage"]).strip()
     if storage not in ("memory", "memory://") and not storage.startswith(("redis://", "rediss://")):
         raise SettingsError("HUB_LIMITS_STORAGE must be memory:// or a redis:// URL")
+    breaker_failures = _int("HUB_BREAKER_FAILURES", values["breaker_failures"])
+    if breaker_failures < 1:
+        raise SettingsError("HUB_BREAKER_FAILURES must be at least 1")
     return Settings(
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
         rate_limit_default=_rate("HUB_RATE_LIMIT_DEFAULT", values["rate_limit_default"]),
         department_rate_limit=_rate("HUB_DEPARTMENT_RATE_LIMIT", values["department_rate_limit"]),
         limits_storage=storage,
+        breaker_failures=breaker_failures,
+        breaker_window_seconds=_seconds("HUB_BREAKER_WINDOW_SECONDS", values["breaker_window_seconds"]),
+        breaker_cooldown_seconds=_seconds("HUB_BREAKER_COOLDOWN_SECONDS", values["breaker_cooldown_seconds"]),
         lookup_quotas=_quotas(values["lookup_quotas"]),
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
@@ -266,6 +281,17 @@ def _int(name: str, value: object) -> int:
         return int(str(value))
     except ValueError:
         raise SettingsError(f"{name} must be a whole number") from None
+
+
+def _seconds(name: str, value: object) -> float:
+    """A positive number of seconds, at most a day."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise SettingsError(f"{name} must be a number of seconds above 0, at most 86400")
+    return seconds
 
 
 def _key(name: str, value: str | None) -> bytes | None:

@@ -17,11 +17,14 @@ from hub.access.read import Reader
 from hub.access.release import Releaser
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
+from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
 from hub.crypto.cells import key_scopes
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
 from hub.db.engine import hub_engine, sessions
+from hub.health.breaker import Breaker, BreakerSettings
+from hub.health.guard import GuardedConnector
 from hub.policy.admin import PolicyAdmin
 from hub.policy.live import LivePolicy
 from hub.policy.mask_strength import WeakMask
@@ -32,6 +35,8 @@ from hub.quota import LookupCounter
 from hub.quota.rates import RateLimits, rate
 
 log = logging.getLogger("hub.services")
+
+DEFAULT_TIMEOUT_MS: int = ConnectionDecl.model_fields["statement_timeout_ms"].default
 
 
 class StartupRefused(Exception):
@@ -55,8 +60,15 @@ class Services:
     keys: LiveKeyring
     # Lookup quotas, counted in the hub database (hub/quota).
     quota: LookupCounter
+    # Each department's connector as the reader uses it: behind its deadline and its circuit
+    # breaker (hub/health); `connectors` holds the bare ones, for instrumentation.
+    departments: Mapping[str, GuardedConnector]
     # Request rate limits (hub/quota/rates.py); None when switched off.
     rates: RateLimits | None = None
+
+    @property
+    def breakers(self) -> Mapping[str, Breaker]:
+        return {name: department.breaker for name, department in self.departments.items()}
 
     @property
     def purposes(self) -> Mapping[str, Purpose]:
@@ -102,8 +114,9 @@ class Services:
             raise StartupRefused(message) from None
 
     async def close(self) -> None:
-        for connector in self.connectors.values():
-            await connector.close()
+        # Each closes the bare connector inside it.
+        for department in self.departments.values():
+            await department.close()
         await self.engine.dispose()
 
 
@@ -122,9 +135,10 @@ def build_services(
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
     releaser = Releaser(lambda: keys.keyring)
+    guarded = guard(catalog, connectors, settings)
     reader = Reader(
         catalog,
-        connectors,
+        guarded,
         releaser,
         keys,
         cursors,
@@ -158,6 +172,7 @@ def build_services(
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
         quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
+        departments=guarded,
         rates=_rates(settings),
     )
 
@@ -171,3 +186,17 @@ def _rates(settings: Settings) -> RateLimits | None:
         rate(settings.department_rate_limit, "HUB_DEPARTMENT_RATE_LIMIT"),
         settings.limits_storage,
     )
+
+
+def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings) -> dict[str, GuardedConnector]:
+    """Each department's connector behind a breaker and a deadline of its statement timeout."""
+    breaker = BreakerSettings(
+        settings.breaker_failures, settings.breaker_window_seconds, settings.breaker_cooldown_seconds
+    )
+    guarded: dict[str, GuardedConnector] = {}
+    for name, connector in connectors.items():
+        department = catalog.departments.get(name)
+        # A connector for a department the catalog lacks (a test's) gets the manifest default.
+        timeout_ms = department.connection.statement_timeout_ms if department is not None else DEFAULT_TIMEOUT_MS
+        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms)
+    return guarded

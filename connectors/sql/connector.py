@@ -7,7 +7,9 @@ by the database itself (see the dialect modules). A statement is built once per 
 of a shape after its first go to the driver directly (`sql_direct`). Driver errors become
 `UnavailableError` when the database did not answer and `QueryError` when it answered with a refusal; their
 messages carry no SQL, URL or path, and bound values never reach a message or a log (the
-log names the error's class and code; driver messages may quote citizens' values).
+log names the error's class and code; driver messages may quote citizens' values). A database
+that cannot run a statement now (a lock held by another writer, a timeout, a shortage) is
+unavailable too: the department's outage, not the hub's bug.
 """
 
 from __future__ import annotations
@@ -232,7 +234,7 @@ class SqlConnector:
         try:
             return fetch_direct(engine, connection, form, values)
         except Exception as error:
-            if self._dialect.is_timeout(error):
+            if self._dialect.busy(error) is not None:
                 raise self._unavailable(error) from None
             # Anything else (a refusal, a dropped connection) is read again through
             # SQLAlchemy, whose errors the connector already tells apart and retries: a read
@@ -304,18 +306,20 @@ class SqlConnector:
 
     def _refused(self, error: sa.exc.DBAPIError) -> ConnectorError:
         """An error from running a statement: the database refused it, unless the connection
-        broke or the statement ran out of time."""
-        if error.connection_invalidated or self._dialect.is_timeout(error):
+        broke or the database could not run it now (out of time, a lock, a shortage)."""
+        if error.connection_invalidated or self._dialect.busy(error) is not None:
             return self._unavailable(error)
         logger.warning("the department database refused a query: %s", describe(error))
         return QueryError("the department database refused the query")
 
     def _unavailable(self, error: BaseException) -> UnavailableError:
+        # Logged by the hub, which knows the department and the entity read (hub.access.read);
+        # the reason travels with the error and never reaches a caller.
+        reason = f"{describe(error)}: {self._dialect.busy(error) or 'unreachable'}"
+        logger.debug("a department database is unavailable: %s", reason)
         if self._dialect.is_timeout(error):
-            logger.warning("a department database statement timed out")
-            return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms")
-        logger.warning("a department database is unavailable: %s", describe(error))
-        return UnavailableError("the department database is unavailable")
+            return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms", reason)
+        return UnavailableError("the department database is unavailable", reason)
 
 
 def _processes(statement: sa.Select[Any], description: Sequence[Sequence[Any]], dialect: Dialect) -> bool:

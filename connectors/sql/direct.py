@@ -66,10 +66,12 @@ def fetch_direct(
         assert driver is not None
         rows: Sequence[Sequence[Any]] = await_only(driver.fetch(form.sql, *arguments))
         return rows
-    except BaseException:
-        # A connection the driver has closed (a dropped socket) must not go back to the pool.
+    except BaseException as error:
+        # A connection the driver has closed (a dropped socket) must not go back to the pool,
+        # nor one whose read was cancelled (the hub's deadline, a request gone): its answer
+        # may still be on the way, or never come over a network that stopped delivering.
         driver = connection.driver_connection
-        if driver is not None and driver.is_closed():
+        if not isinstance(error, Exception) or (driver is not None and driver.is_closed()):
             connection.invalidate()
         raise
     finally:

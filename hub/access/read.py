@@ -10,6 +10,7 @@ against the request's value budget (hub/access/budget.py) before its rows are re
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from connectors.base import (
     Page,
     Query,
     QueryError,
+    UnavailableError,
     conjoin,
 )
 from hub.access.budget import ValueBudget, values_per_row
@@ -40,6 +42,9 @@ from hub.catalog.model import FieldInfo
 from hub.crypto.cells import index_bytes, index_form
 from hub.crypto.live import LiveKeyring
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
+from hub.health.guard import CircuitOpenError
+
+log = logging.getLogger("hub.access")
 
 # Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
 # allowed where the field itself is not released, and string-keyed readers never see them.
@@ -362,6 +367,13 @@ def _failure(entity: EntityInfo, error: QueryError | ConnectorError) -> Exceptio
     """What a connector's failure is to the caller."""
     if isinstance(error, QueryError):
         return Internal("the hub built a query the department database refused")
+    # The operator's record of the outage: which department, which read, and the driver's
+    # reason (its class and code); the caller is told only that the department is unavailable.
+    # A read refused by an open circuit is one of many while it stays open: the breaker logs
+    # its changes of state instead.
+    reason = error.reason if isinstance(error, UnavailableError) else type(error).__name__
+    level = logging.DEBUG if isinstance(error, CircuitOpenError) else logging.WARNING
+    log.log(level, "department %s unavailable reading %s: %s", entity.department, entity.id, reason)
     return DepartmentUnavailable(
         f"the {entity.department} department's database is unavailable; try again later",
         {"department": entity.department},

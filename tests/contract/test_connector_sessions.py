@@ -4,6 +4,8 @@ UnavailableError with a message that gives away no SQL, URL, password or file pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -86,6 +88,39 @@ async def test_a_cancelled_read_gives_its_connection_back(sql_backend: Backend) 
         await slow.connector.fetch(Query(slow.table, ("id", "name")))
     assert "did not answer" in str(caught.value)
     assert time.monotonic() - started < 2.5
+
+
+# What the log gives as the reason a read of a table another session holds locked failed: the
+# servers stop the waiting statement at its time limit, SQLite stops waiting for the lock.
+LOCKED_REASONS = {"postgresql": "statement timeout", "mariadb": "statement timeout", "sqlite": "database is locked"}
+
+
+async def test_a_table_another_session_holds_locked_is_unavailable_within_the_timeout(sql_backend: Backend) -> None:
+    people = await sql_backend.load_people(statement_timeout_ms=300)
+    assert sql_backend.url is not None
+    name = people.table.name
+    async with contextlib.AsyncExitStack() as held:
+        if sql_backend.name == "sqlite":
+            writer = held.enter_context(
+                contextlib.closing(sqlite3.connect(sa.make_url(sql_backend.url).database or "", isolation_level=None))
+            )
+            writer.execute("BEGIN EXCLUSIVE")
+        else:
+            conn = await held.enter_async_context(sql_backend.write.connect())
+            if sql_backend.name == "postgresql":
+                await conn.begin()
+                await conn.execute(sa.text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
+            else:
+                await conn.execute(sa.text(f"LOCK TABLES {name} WRITE"))
+                held.push_async_callback(conn.execute, sa.text("UNLOCK TABLES"))
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as caught:
+            await people.connector.count(people.table, None)
+        assert time.monotonic() - started < 2.0
+    assert LOCKED_REASONS[sql_backend.name] in caught.value.reason
+    assert_tells_nothing(caught.value, name)
+    # The lock released, the same connector reads again.
+    assert await people.connector.count(people.table, None) == 14
 
 
 async def test_concurrent_reads_hold_at_most_pool_size_connections(sql_backend: Backend) -> None:

@@ -105,6 +105,14 @@ class SqlDialect(abc.ABC):
         ran out of time rather than that the database went away."""
         return isinstance(error, TimeoutError)
 
+    def busy(self, error: BaseException) -> str | None:
+        """Why the database could not run a statement now, as a short phrase for the log: it ran
+        out of time, waited too long for a lock, chose it as a deadlock's victim, or is short of
+        memory or connections; None when it refused the statement itself. A busy database is
+        the department's outage (DEPARTMENT_UNAVAILABLE), a refused statement the hub's bug
+        (INTERNAL). A connection that broke is not told here: the connector retries it once."""
+        return "no answer in time" if self.is_timeout(error) else None
+
 
 _TYPES: dict[Kind, sa.types.TypeEngine[Any]] = {
     Kind.STRING: sa.String(),
@@ -129,7 +137,11 @@ def describe(error: BaseException) -> str:
     """The class and code of a driver error, for logs: never its message, which may quote
     the values of a row or a filter."""
     driver = driver_error(error)
-    code = getattr(driver, "sqlstate", None)
+    code = getattr(driver, "sqlstate", None) or getattr(driver, "sqlite_errorname", None)
     if code is None and driver.args and isinstance(driver.args[0], int):
         code = driver.args[0]  # MySQL error numbers
+    cause = driver.__cause__
+    if cause is not None and code is not None and getattr(cause, "sqlstate", None) == code:
+        # SQLAlchemy's asyncpg adapter raises its own `Error` from asyncpg's, which names it.
+        driver = cause
     return type(driver).__name__ if code is None else f"{type(driver).__name__} ({code})"

@@ -22,6 +22,22 @@ from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDi
 # max_execution_time).
 _TIMEOUT_CODES = frozenset({1969, 3024})
 
+# Server error numbers of a server too busy to run a statement now, by what the log says of them.
+_BUSY = {
+    1969: "statement timeout",
+    3024: "statement timeout",
+    1205: "lock wait timeout",
+    1213: "deadlock victim",
+    1317: "query interrupted",
+    1040: "too many connections",
+    1203: "too many connections for the account",
+    1226: "account resource limit",
+    1037: "out of memory",
+    1038: "out of sort memory",
+    1041: "out of memory",
+    1135: "cannot create a thread",
+}
+
 
 class MysqlDialect(SqlDialect):
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
@@ -58,3 +74,9 @@ class MysqlDialect(SqlDialect):
             return True
         args: tuple[Any, ...] = getattr(driver_error(error), "args", ())
         return bool(args) and args[0] in _TIMEOUT_CODES
+
+    def busy(self, error: BaseException) -> str | None:
+        args: tuple[Any, ...] = getattr(driver_error(error), "args", ())
+        if args and isinstance(args[0], int) and args[0] in _BUSY:
+            return _BUSY[args[0]]
+        return super().busy(error)

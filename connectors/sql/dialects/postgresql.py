@@ -6,13 +6,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
 
 # SQLSTATE query_canceled: what statement_timeout raises.
 _QUERY_CANCELED = "57014"
+
+# The SQLSTATEs of a server too busy to run a statement now, by what the log says of them.
+# Class 53 is a shortage (memory, disk, connections); 40001 is also what a standby answers when
+# replaying the primary's changes cancels a read.
+_BUSY = {
+    _QUERY_CANCELED: "statement timeout",
+    "55P03": "lock timeout",
+    "40P01": "deadlock victim",
+    "40001": "cancelled by a conflict (serialization or standby recovery)",
+}
+_SHORTAGE_CLASS = "53"
 
 # asyncpg's own timer is a backstop for a server that stops answering altogether; the server's
 # statement_timeout, which fires first, is the real limit.
@@ -41,6 +54,19 @@ class PostgresDialect(SqlDialect):
         }
         return options
 
+    def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
+        def on_invalidate(dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
+            # SQLAlchemy closes an invalidated asyncpg connection gracefully, waiting up to 2 s
+            # for the server to answer; a connection given up because its read was cancelled
+            # (a network that stopped delivering, the hub's deadline) would hold its request
+            # that long past the deadline. A read-only AUTOCOMMIT session has nothing to end
+            # cleanly: the socket is closed at once.
+            driver = record.driver_connection
+            if driver is not None and not driver.is_closed():
+                driver.terminate()
+
+        event.listen(engine.sync_engine, "invalidate", on_invalidate)
+
     def collation(self, dialect: Dialect) -> str:
         # Byte order of UTF-8 is code point order.
         return "C"
@@ -59,3 +85,12 @@ class PostgresDialect(SqlDialect):
 
     def is_timeout(self, error: BaseException) -> bool:
         return super().is_timeout(error) or getattr(driver_error(error), "sqlstate", None) == _QUERY_CANCELED
+
+    def busy(self, error: BaseException) -> str | None:
+        state = getattr(driver_error(error), "sqlstate", None)
+        if isinstance(state, str):
+            if state in _BUSY:
+                return _BUSY[state]
+            if state.startswith(_SHORTAGE_CLASS):
+                return "out of resources"
+        return super().busy(error)

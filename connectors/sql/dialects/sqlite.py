@@ -32,6 +32,19 @@ from connectors.sql.dialects import ConnectionSettings, SqlDialect, driver_error
 # stop a statement within milliseconds of its deadline, seldom enough to cost nothing.
 _PROGRESS_STEPS = 1000
 
+# SQLite's result codes (sqlite3's `sqlite_errorname`, extended codes share the prefix) of a
+# file it cannot read now: another connection holds a lock, the statement ran past its
+# deadline, or the disk or memory failed it. What the log says of each.
+_BUSY = {
+    "SQLITE_BUSY": "database is locked",
+    "SQLITE_LOCKED": "database table is locked",
+    "SQLITE_INTERRUPT": "statement timeout",
+    "SQLITE_IOERR": "disk I/O error",
+    "SQLITE_FULL": "disk full",
+    "SQLITE_NOMEM": "out of memory",
+    "SQLITE_PROTOCOL": "locking protocol error",
+}
+
 
 class SqliteDecimal(sa.types.TypeDecorator[decimal.Decimal]):
     """A decimal column SQLite stores as a float: bound as a float, since sqlite3 cannot bind
@@ -96,7 +109,12 @@ class SqliteDialect(SqlDialect):
         # has no size); a file gets a queue pool like the servers.
         if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
             return {}
-        return super().engine_options(url, settings)
+        options = super().engine_options(url, settings)
+        # How long a statement waits for another connection's lock on the file (sqlite3's own
+        # default is 5 s): no longer than the statement itself may run, after which the
+        # department is busy ("database is locked"), not broken.
+        options["connect_args"] = {"timeout": settings.statement_timeout_ms / 1000}
+        return options
 
     def install(self, engine: AsyncEngine, settings: ConnectionSettings) -> None:
         timeout_s = settings.statement_timeout_ms / 1000
@@ -168,3 +186,11 @@ class SqliteDialect(SqlDialect):
 
     def is_timeout(self, error: BaseException) -> bool:
         return super().is_timeout(error) or "interrupted" in str(driver_error(error))
+
+    def busy(self, error: BaseException) -> str | None:
+        name = getattr(driver_error(error), "sqlite_errorname", None)
+        if isinstance(name, str):
+            for prefix, reason in _BUSY.items():
+                if name.startswith(prefix):
+                    return reason
+        return super().busy(error)

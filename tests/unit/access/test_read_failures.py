@@ -3,7 +3,12 @@ data still arrives, and nothing internal (SQL, paths, tracebacks) leaks."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +16,13 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
+from connectors.sql import SqlConnector
 from hub.access.plan import ReleaseEverything
 from hub.app import create_app
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services
-from tests.conftest import FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
+from tests.conftest import CASES, FIXTURES, TEST_MASTER_KEY, Hub, memory_connectors, register
 
 
 class Broken:
@@ -82,3 +88,50 @@ def test_unexpected_error_is_internal_without_details(welfare_buggy: Hub) -> Non
     assert '"code":"INTERNAL"' in body
     for leak in ("SELECT", "/var/lib", "Traceback", "RuntimeError"):
         assert leak not in body
+
+
+@pytest.fixture
+def welfare_file(tmp_path: Path) -> Path:
+    path = tmp_path / "welfare.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE welfare_case (case_id TEXT PRIMARY KEY, recipient_id_number TEXT, amount REAL, status TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO welfare_case VALUES (?, ?, ?, ?)",
+            [(c["case_id"], c["recipient_id_number"], float(c["amount"]), c["status"]) for c in CASES],
+        )
+        db.commit()
+    return path
+
+
+def test_a_locked_sqlite_department_is_unavailable_quickly_and_the_log_says_why(
+    hub_db: URL, small_catalog: Catalog, welfare_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    welfare = SqlConnector(f"sqlite+aiosqlite:///{welfare_file}", statement_timeout_ms=300)
+    hub = serve(hub_db, small_catalog, welfare)
+    served = next(hub)
+    try:
+        assert served.query("{ welfareCases { nodes { caseId } } }")["data"]["welfareCases"]["nodes"]
+        # Another writer holds the file: in SQLite's default journal mode nobody may read it.
+        with contextlib.closing(sqlite3.connect(welfare_file, isolation_level=None)) as writer:
+            writer.execute("BEGIN EXCLUSIVE")
+            started = time.monotonic()
+            with caplog.at_level(logging.WARNING, logger="hub.access"):
+                result = served.query("{ welfareCases { nodes { caseId } } registryPersons { totalCount } }")
+            elapsed = time.monotonic() - started
+            writer.execute("ROLLBACK")
+        assert result["data"] == {"welfareCases": None, "registryPersons": {"totalCount": 3}}
+        (error,) = result["errors"]
+        assert error["extensions"] == {"code": "DEPARTMENT_UNAVAILABLE", "department": "welfare"}
+        assert error["path"] == ["welfareCases"]
+        assert elapsed < 1.5  # the lock is waited for as long as a statement may run (300 ms)
+        for leak in ("locked", "SQLITE", "welfare.db", str(welfare_file.parent)):
+            assert leak not in str(result)
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "hub.access"]
+        assert line.startswith("department welfare unavailable reading welfare.Case:")
+        assert "SQLITE_BUSY" in line and "database is locked" in line
+        # Once the writer is done, the department answers again.
+        assert served.query("{ welfareCases { nodes { caseId } } }")["data"]["welfareCases"]["nodes"]
+    finally:
+        hub.close()

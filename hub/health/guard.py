@@ -1,0 +1,124 @@
+"""A department's connector behind its deadline and its circuit breaker: what the reader calls.
+
+Every call is bounded by the department's statement timeout plus a margin, whatever it waits for
+(a pool slot, a connection, the statement, its rows): the database's own timeout stops a slow
+statement, but not a network that stopped delivering, a server that accepts connections and
+never answers, or a queue for a pool that slow statements hold. Past the deadline (watched by
+`deadline.py`) the call is cancelled (the connector gives its connection back, or drops it)
+and the department is unavailable for that read. Unavailable reads count towards the
+department's breaker; once it is open, reads are refused at once, without touching the
+database, until a probe gets through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from connectors.base import Connector, ConnectorError, Filter, Page, Query, TableSpec, UnavailableError
+from hub.health.breaker import Breaker, CircuitOpen, Ticket
+from hub.health.deadline import Deadlines
+
+# Time past the statement timeout for what the database's own limit does not cover: reaching
+# the server and carrying the rows back. The database stops its statement first, so a read that
+# is merely slow still ends with the database's answer, not the hub's deadline. (The watcher
+# may add up to WATCH_PERIOD_S.)
+DEADLINE_MARGIN_S = 0.5
+
+
+class CircuitOpenError(UnavailableError):
+    """A read refused by an open circuit: the database was not asked."""
+
+
+class GuardedConnector:
+    """`inner`, one department's connector, with a deadline on each call and a breaker."""
+
+    def __init__(self, department: str, inner: Connector, breaker: Breaker, timeout_ms: int) -> None:
+        self.department = department
+        self.inner = inner
+        self.breaker = breaker
+        self.timeout_ms = timeout_ms
+        self.deadlines = Deadlines(timeout_ms / 1000 + DEADLINE_MARGIN_S)
+
+    # Each method spells the guard out rather than passing the call to a shared wrapper: a
+    # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
+    # again on each suspension.
+    async def fetch(self, query: Query) -> Page:
+        ticket = self._admit()
+        read = self.deadlines.start()
+        try:
+            page = await self.inner.fetch(query)
+        except BaseException as error:
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
+        self.breaker.succeeded(ticket)
+        return page
+
+    async def count(self, table: TableSpec, where: Filter | None) -> int:
+        ticket = self._admit()
+        read = self.deadlines.start()
+        try:
+            total = await self.inner.count(table, where)
+        except BaseException as error:
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
+        self.breaker.succeeded(ticket)
+        return total
+
+    async def fetch_by(
+        self,
+        table: TableSpec,
+        column: str,
+        values: Sequence[Any],
+        columns: Sequence[str],
+        *,
+        where: Filter | None = None,
+        per_value: int | None = None,
+        limit: int | None = None,
+        on_chunk: Callable[[Page], None] | None = None,
+    ) -> Page:
+        # One read under one deadline, whatever the chunks: the request as a whole is what
+        # must end within the department's timeout.
+        ticket = self._admit()
+        read = self.deadlines.start()
+        try:
+            rows = await self.inner.fetch_by(
+                table, column, values, columns, where=where, per_value=per_value, limit=limit, on_chunk=on_chunk
+            )
+        except BaseException as error:
+            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+        self.deadlines.finish(read)
+        self.breaker.succeeded(ticket)
+        return rows
+
+    async def close(self) -> None:
+        self.deadlines.stop()
+        await self.inner.close()
+
+    def _admit(self) -> Ticket:
+        try:
+            return self.breaker.admit()
+        except CircuitOpen as refused:
+            raise CircuitOpenError(
+                "the department database is unavailable",
+                f"circuit open, next probe in {max(refused.retry_after, 0.0):.1f} s",
+            ) from None
+
+    def _failure(self, ticket: Ticket, error: BaseException, late: bool) -> BaseException:
+        """What a failed call raises (`late`: cancelled for its deadline), having told the
+        breaker what it showed."""
+        if late or isinstance(error, TimeoutError):
+            self.breaker.failed(ticket)
+            return UnavailableError(
+                f"the department database did not answer within {self.timeout_ms} ms",
+                f"no answer within the hub's deadline of {self.deadlines.seconds:g} s",
+            )
+        if isinstance(error, UnavailableError):
+            self.breaker.failed(ticket)
+        elif isinstance(error, ConnectorError):
+            # The database answered, with a refusal of the query: it is there.
+            self.breaker.succeeded(ticket)
+        else:
+            # Cancelled with its request, or a fault of the hub's: nothing learnt of the database.
+            self.breaker.abandoned(ticket)
+        return error
