@@ -31,7 +31,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         app = create_http_app(services)
     except (ManifestError, ConnectionSetupError) as exc:
         fail(str(exc))
-    click.echo(f"serving GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    on = {True: "on", False: "off"}
+    shown = f"GraphiQL {on[settings.graphiql]}, introspection {on[settings.introspection]}"
+    click.echo(f"serving GraphQL at http://{host}:{port}/graphql ({shown})")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
@@ -64,8 +66,13 @@ def demo(data_dir: Path, host: str, port: int) -> None:
         f"the demo's master key is in {workspace.master_key_file} (readable by its owner only); "
         f"without it and {workspace.hub_database.database} the demo's encrypted data cannot be read"
     )
-    # The demo serves with its own master key, whatever HUB_MASTER_KEY* may say.
-    environ = {k: v for k, v in os.environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")}
+    # The demo serves with its own master key, whatever HUB_MASTER_KEY* may say; it shows its
+    # schema (introspection, GraphiQL) unless the environment turns that off.
+    environ = {
+        "HUB_INTROSPECTION": "on",
+        "HUB_GRAPHIQL": "on",
+        **{k: v for k, v in os.environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")},
+    }
     try:
         settings = load_settings(
             environ,
