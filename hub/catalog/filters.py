@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,9 @@ MAX_NODES = 200
 # every department database compares. Past that, PostgreSQL refuses the parameter and MariaDB
 # compares against a truncated value (asyncmy writes 1e999999999 out in full, a gigabyte).
 DECIMAL_EXPONENTS = range(-38, 38)
+# Date-times with an offset lie a day inside what Python holds, in UTC: every department's zone
+# (within a day of UTC) can then read them on its clock.
+EARLIEST, LATEST = datetime.min + timedelta(days=1), datetime.max - timedelta(days=1)
 
 
 @dataclass
@@ -136,6 +140,13 @@ def _comparable(entity: EntityInfo, name: str, value: Any) -> Any:
             f"{entity.type_name}.{name} compares with finite decimals below 10^38 in magnitude "
             "(and, unless zero, at least 10^-38)"
         )
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            utc = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            utc = datetime.max
+        if not EARLIEST <= utc <= LATEST:
+            raise BadUserInput(f"{entity.type_name}.{name} compares with date-times from year 1 to 9999 (in UTC)")
     return value
 
 
