@@ -285,6 +285,25 @@ def test_a_decimal_no_database_can_compare_is_bad_input(hub: Hub, value: str) ->
     assert response.json()["data"] in (None, {"registryPersons": None})
 
 
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"])
+def test_a_date_time_past_year_9999_or_before_year_1_in_utc_is_bad_input(hub: Hub, value: str) -> None:
+    response = post(hub, {"query": BY_FILTER, "variables": {"f": {"registeredAt": {"lt": value}}}})
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "year 1 to 9999" in error["message"]
+
+
+def test_date_times_and_decimals_at_the_edges_are_compared(hub: Hub) -> None:
+    for condition in (
+        {"registeredAt": {"lt": "9999-12-30T00:00:00+08:00"}},
+        {"income": {"lt": "9.9e37"}},
+        {"income": {"gt": "-1e-38"}},
+    ):
+        response = post(hub, {"query": BY_FILTER, "variables": {"f": condition}})
+        assert "errors" not in response.json(), response.text
+        assert response.json()["data"]["registryPersons"]["totalCount"] >= 2
+
+
 # --- the media type -----------------------------------------------------------------------
 
 
