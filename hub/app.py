@@ -1,13 +1,14 @@
-"""The HTTP application: /graphql (GraphiQL on a browser's GET), /healthz (liveness), /readyz
-(the hub database and each department's state).
+"""The HTTP application: /graphql, /healthz (liveness), /readyz (the hub database and each
+department's state), and GraphiQL where it is turned on.
 
 /graphql takes a free-text operation (`query`) or a trusted document's id (`documentId`,
 registered with `hub documents register`), which runs without parsing or validation.
 
-A request the hub cannot read as one GraphQL operation (a body that is not a JSON object, too
-large, or not the length it declares; a header or parameter given twice; a mutation sent as GET;
-an operation name the document lacks) is answered with a 4xx status and a GraphQL-shaped error,
-before anything runs.
+A request the hub cannot read as one GraphQL operation (hub/request.py: a body that is not a
+JSON object, too large, not UTF-8, of another content type or not the length it declares;
+variables past their bounds; a header or parameter given twice; then a mutation sent as GET or an
+operation name the document lacks) is answered with a 4xx status and a GraphQL-shaped error,
+before anything runs. So is a fault of the hub's own (500): never a page or a trace.
 
 The only hub module besides the command line that imports `schema`: it is the composition
 root. Authentication happens here, before any GraphQL work: a request without a valid token
@@ -27,7 +28,7 @@ import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -40,9 +41,11 @@ from hub.catalog import EntityInfo
 from hub.health.readiness import readiness
 from hub.quota import LookupCounter, Refusal
 from hub.quota.rates import RateRefusal
+from hub.request import BadRequest, Bounds, GraphQLRequest, read_request, repeated, response_media_type
 from hub.services import Services
 from hub.trusted.service import is_document_id
 from schema import (
+    INTERNAL_MESSAGE,
     BuiltSchema,
     Caller,
     Compiled,
@@ -57,11 +60,6 @@ from schema import (
 
 log = logging.getLogger("hub.app")
 
-MAX_BODY = 1_000_000
-# Headers and parameters a request may give once: with two, what the hub reads and what a proxy
-# in front of it checked (or logged) could be different values.
-SINGLE_HEADERS = ("authorization", "content-length", "content-type", "x-hub-purpose")
-SINGLE_PARAMS = ("query", "documentId", "operationName", "variables")
 STATIC = resources.files("hub") / "static" / "graphiql"
 
 
@@ -72,14 +70,29 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSON:
-    return JSON({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> JSON:
+    error = {"message": message, "extensions": {**(extensions or {}), "code": code}}
+    return JSON({"errors": [error]}, status, headers)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    """A fault of the hub's own: the caller gets INTERNAL and nothing else; the server logs the
+    traceback (Starlette re-raises the exception to the server after this answer is sent)."""
+    return _error(500, "INTERNAL", INTERNAL_MESSAGE)
 
 
 def create_app(services: Services) -> Starlette:
     built = build_schema(services.catalog, services.settings)
     trusted = TrustedDocuments(built.compiler, services.sessions)
     principals = PrincipalCache(services.sessions, services.settings.token_cache_seconds)
+    bounds = Bounds.of(services.settings)
+    graphiql = services.settings.graphiql
     quota = services.quota
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
@@ -116,16 +129,32 @@ def create_app(services: Services) -> Starlette:
         return JSON(body, status)
 
     async def graphql(request: Request) -> Response:
+        response = await _graphql(request)
+        # One media type for every answer of /graphql, refusals included (GraphQL over HTTP).
+        if response.media_type == JSON.media_type:
+            media = response_media_type(request.headers.get("accept"))
+            if media != JSON.media_type:
+                response.headers["content-type"] = media
+        return response
+
+    async def _graphql(request: Request) -> Response:
         if request.method not in ("GET", "POST"):
             return _error(
                 405, "BAD_USER_INPUT", "send operations as POST (queries also as GET)", {"Allow": "GET, POST"}
             )
-        repeated = _repeated(request)
-        if repeated is not None:
-            return _error(400, "BAD_USER_INPUT", f"{repeated} may be given only once")
+        twice = repeated(request)
+        if twice is not None:
+            return _error(400, "BAD_USER_INPUT", f"{twice} may be given only once")
         if request.method == "GET" and "query" not in request.query_params and "documentId" not in request.query_params:
             if "text/html" in request.headers.get("accept", ""):
-                return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+                if graphiql:
+                    return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+                # Production mode: no page, and an answer that says why rather than a bare 404.
+                return _error(
+                    404,
+                    "BAD_USER_INPUT",
+                    "GraphiQL is off on this hub (HUB_GRAPHIQL); send GraphQL operations as POST with a JSON body",
+                )
             return _error(400, "BAD_USER_INPUT", "send a GraphQL operation as POST with a JSON body")
         principal = await _principal(principals, request)
         if principal is None:
@@ -140,20 +169,15 @@ def create_app(services: Services) -> Starlette:
             over_rate = await services.rates.admit(principal)
             if over_rate is not None:
                 return _rate_exceeded(over_rate)
-        body = await _operation(request)
-        if isinstance(body, Response):
-            return body
+        try:
+            body = await read_request(request, bounds)
+        except BadRequest as bad:
+            return _error(bad.status, bad.code, bad.message, bad.headers, bad.extensions)
         document = await _document(services, trusted, body)
         if isinstance(document, Response):
             return document
-        operation = prepare(
-            built,
-            body["query"],
-            document,
-            body.get("variables"),
-            body.get("operationName"),
-            read_only=request.method == "GET",
-        )
+        assert body.query is not None  # a trusted document's text when the request named one
+        operation = prepare(built, body.query, document, body.variables, body.operation_name, body.read_only)
         # Checked before the quota counts what the request supplies.
         refused = refusal(operation)
         if refused is not None:
@@ -163,14 +187,15 @@ def create_app(services: Services) -> Starlette:
             return over
         return await _execute(services, built, principal, request, operation)
 
-    routes = [
+    routes: list[Route | Mount] = [
         # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
         Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if graphiql:
+        routes.append(Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"))
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal})
 
 
 async def _principal(principals: PrincipalCache, request: Request) -> Principal | None:
@@ -181,95 +206,9 @@ async def _principal(principals: PrincipalCache, request: Request) -> Principal 
     return await principals.principal(token.strip())
 
 
-async def _operation(request: Request) -> dict[str, Any] | Response:
-    if request.method == "GET":
-        params = request.query_params
-        raw: Any = {
-            "query": params.get("query"),
-            "documentId": params.get("documentId"),
-            "operationName": params.get("operationName"),
-        }
-        if params.get("variables"):
-            try:
-                raw["variables"] = orjson.loads(params["variables"])
-            except orjson.JSONDecodeError:
-                return _error(400, "BAD_USER_INPUT", "`variables` is not valid JSON")
-    else:
-        body = await _body(request)
-        if isinstance(body, Response):
-            return body
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return _error(400, "BAD_USER_INPUT", "the request body is not valid JSON")
-    if not isinstance(raw, dict):
-        return _error(400, "BAD_USER_INPUT", "the body must be a JSON object")
-    query, document_id = raw.get("query"), raw.get("documentId")
-    if query is not None and document_id is not None:
-        return _error(400, "BAD_USER_INPUT", "send either `query` or `documentId`, not both")
-    if document_id is not None and not isinstance(document_id, str):
-        return _error(400, "BAD_USER_INPUT", "`documentId` must be a string")
-    if document_id is None and not isinstance(query, str):
-        return _error(400, "BAD_USER_INPUT", "the body needs a `query` string or a trusted `documentId`")
-    variables = raw.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        return _error(400, "BAD_USER_INPUT", "`variables` must be an object")
-    name = raw.get("operationName")
-    if name is not None and not isinstance(name, str):
-        return _error(400, "BAD_USER_INPUT", "`operationName` must be a string")
-    return raw
-
-
-def _repeated(request: Request) -> str | None:
-    """The first header or query parameter that must be single and is given more than once."""
-    for name in SINGLE_HEADERS:
-        if len(request.headers.getlist(name)) > 1:
-            return f"the {name} header"
-    for name in SINGLE_PARAMS:
-        if len(request.query_params.getlist(name)) > 1:
-            return f"the {name} parameter"
-    return None
-
-
-async def _body(request: Request) -> bytes | Response:
-    """The JSON body of a POST, read as it streams in: a body past MAX_BODY is refused when it
-    gets there, whether or not it declared a length (a chunked body declares none), so no
-    request makes the hub hold more than MAX_BODY bytes of it."""
-    media = request.headers.get("content-type")
-    if media is not None and media.partition(";")[0].strip().lower() != "application/json":
-        return _error(415, "BAD_USER_INPUT", "the request body must be JSON (Content-Type: application/json)")
-    declared = request.headers.get("content-length")
-    expected: int | None = None
-    if declared is not None:
-        declared = declared.strip()
-        if not (declared.isascii() and declared.isdigit()):
-            return _error(400, "BAD_USER_INPUT", "the Content-Length header is not a number")
-        # Past a dozen digits it is too large anyway (and int() of thousands of digits raises).
-        expected = int(declared) if len(declared) <= 12 else MAX_BODY + 1
-        if expected > MAX_BODY:
-            return _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                return _too_large()
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return _error(400, "BAD_USER_INPUT", "the request body ended before it was complete")
-    if expected is not None and size != expected:
-        return _error(400, "BAD_USER_INPUT", "the request body is not as long as its Content-Length says")
-    return b"".join(chunks)
-
-
-def _too_large() -> Response:
-    return _error(413, "LIMIT_EXCEEDED", f"the request body may be at most {MAX_BODY} bytes")
-
-
-async def _document(services: Services, trusted: TrustedDocuments, body: dict[str, Any]) -> Compiled | Response | None:
+async def _document(services: Services, trusted: TrustedDocuments, body: GraphQLRequest) -> Compiled | Response | None:
     """The compiled trusted document a request names; None for a free-text request."""
-    document_id = body.get("documentId")
+    document_id = body.document_id
     if document_id is None:
         if services.settings.trusted_documents_only:
             return _error(403, "FORBIDDEN", "this hub runs registered documents only: send a `documentId`")
@@ -284,7 +223,7 @@ async def _document(services: Services, trusted: TrustedDocuments, body: dict[st
             f"no trusted document {document_id[:80]!r}; ids are 'sha256:' and 64 hex digits, "
             "registered with `hub documents register`",
         )
-    body["query"] = compiled.text
+    body.query = compiled.text
     return compiled
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
+DEFAULT_MAX_BODY_BYTES = 1_000_000
 # 24 x 200 = 4,800 a day: below half of the 10,000 candidates a mask must leave.
 DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office": 100, "data_steward": 100}
 # Requests per caller: 50 a second for an app, 5 for the public caller; roles not listed get
@@ -93,6 +94,18 @@ class Settings:
     breaker_failures: int = 5
     breaker_window_seconds: float = 30.0
     breaker_cooldown_seconds: float = 10.0
+    # Production mode is the default: the schema is not served to whoever asks (introspection
+    # off, and with it the "Did you mean" suggestions that would spell it out field by field)
+    # and /graphql serves no GraphiQL page. `hub demo` turns both on.
+    introspection: bool = False
+    graphiql: bool = False
+    # The request body is refused past this many bytes, as it streams in.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Bounds on a request's variables, checked before GraphQL reads them: values counted over
+    # every list and object (four `in` lists at their 5,000 fit), and levels of nesting (ten
+    # levels of and/or/not filters fit).
+    max_variable_values: int = 20_000
+    max_variable_depth: int = 32
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -110,7 +123,10 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
-    """Build settings from an environment mapping; keyword overrides win (the command line)."""
+    """Build settings from an environment mapping; keyword overrides win (the command line).
+    HUB_SETTINGS_FILE names a file of `NAME=value` lines read under the environment: a
+    variable set in both takes the environment's value."""
+    environ = _with_settings_file(environ)
     values: dict[str, object] = {
         "database_url": environ.get("HUB_DATABASE_URL", "sqlite+aiosqlite:///hub.db"),
         "manifests_dir": environ.get("HUB_MANIFESTS", "manifests"),
@@ -136,6 +152,11 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "breaker_failures": environ.get("HUB_BREAKER_FAILURES", "5"),
         "breaker_window_seconds": environ.get("HUB_BREAKER_WINDOW_SECONDS", "30"),
         "breaker_cooldown_seconds": environ.get("HUB_BREAKER_COOLDOWN_SECONDS", "10"),
+        "introspection": environ.get("HUB_INTROSPECTION", "off"),
+        "graphiql": environ.get("HUB_GRAPHIQL", "off"),
+        "max_body_bytes": environ.get("HUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
+        "max_variable_values": environ.get("HUB_MAX_VARIABLE_VALUES", "20000"),
+        "max_variable_depth": environ.get("HUB_MAX_VARIABLE_DEPTH", "32"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -185,6 +206,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     breaker_failures = _int("HUB_BREAKER_FAILURES", values["breaker_failures"])
     if breaker_failures < 1:
         raise SettingsError("HUB_BREAKER_FAILURES must be at least 1")
+    max_body = _int("HUB_MAX_BODY_BYTES", values["max_body_bytes"])
+    if max_body < 1:
+        raise SettingsError("HUB_MAX_BODY_BYTES must be at least 1")
+    max_variable_values = _int("HUB_MAX_VARIABLE_VALUES", values["max_variable_values"])
+    if max_variable_values < 1:
+        raise SettingsError("HUB_MAX_VARIABLE_VALUES must be at least 1")
+    max_variable_depth = _int("HUB_MAX_VARIABLE_DEPTH", values["max_variable_depth"])
+    if max_variable_depth < 1:
+        raise SettingsError("HUB_MAX_VARIABLE_DEPTH must be at least 1")
     return Settings(
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
@@ -194,6 +224,11 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         breaker_failures=breaker_failures,
         breaker_window_seconds=_seconds("HUB_BREAKER_WINDOW_SECONDS", values["breaker_window_seconds"]),
         breaker_cooldown_seconds=_seconds("HUB_BREAKER_COOLDOWN_SECONDS", values["breaker_cooldown_seconds"]),
+        introspection=_flag("HUB_INTROSPECTION", values["introspection"]),
+        graphiql=_flag("HUB_GRAPHIQL", values["graphiql"]),
+        max_body_bytes=max_body,
+        max_variable_values=max_variable_values,
+        max_variable_depth=max_variable_depth,
         lookup_quotas=_quotas(values["lookup_quotas"]),
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
@@ -215,6 +250,37 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         max_relation_page_size=max_relation_page,
         max_values=max_values,
     )
+
+
+def _with_settings_file(environ: Mapping[str, str]) -> Mapping[str, str]:
+    path = environ.get("HUB_SETTINGS_FILE")
+    if not path:
+        return environ
+    return {**read_settings_file(Path(path)), **environ}
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (blank lines and `#` comments skipped, `export ` and one pair of
+    quotes around a value allowed): the form systemd's EnvironmentFile and docker's --env-file
+    read, so one file serves all three. Errors name the line, never its value (it may be a
+    secret)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise SettingsError("HUB_SETTINGS_FILE cannot be read (a UTF-8 text file of NAME=value lines)") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or not name.isidentifier():
+            raise SettingsError(f"HUB_SETTINGS_FILE line {number} must read NAME=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[name] = value
+    return values
 
 
 def _flag(name: str, value: object) -> bool:

@@ -7,11 +7,13 @@ point that executes an operation into its answer."""
 
 from schema.builder import BuiltSchema, build_schema
 from schema.compiled import Compiled, TrustedDocuments
+from schema.errors import INTERNAL_MESSAGE
 from schema.execution.operation import Answer, Operation, prepare, refusal
 from schema.execution.run import Caller, run
 from schema.lookups import Lookups
 
 __all__ = [
+    "INTERNAL_MESSAGE",
     "Answer",
     "BuiltSchema",
     "Caller",

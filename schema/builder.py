@@ -38,6 +38,20 @@ def _default_resolver(source: Any, name: str) -> Any:
 
 
 class HubSchema(strawberry.Schema):
+    # Whether errors about variables leave out "Did you mean ..." (validation errors do where
+    # the DocumentCompiler is told to): in production mode, suggestions would spell out the
+    # schema that introspection keeps to itself.
+    hide_suggestions = True
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        # strawberry passes these on to graphql-core's execute(), the one place that takes
+        # hide_suggestions for the coercion of variables (strawberry has no setting for it).
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        kwargs["hide_suggestions"] = self.hide_suggestions
+        return kwargs
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, forbidden, unavailable) are the caller's business; only
         # internal ones are logged, with their traceback, on the server.
@@ -71,7 +85,15 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     max_depth = settings.max_depth if settings else 12
     max_aliases = settings.max_aliases if settings else 30
     max_tokens = settings.max_tokens if settings else 20_000
-    compiler = DocumentCompiler([limits_rule(max_depth, max_aliases)], max_tokens)
+    # Production mode without settings; suggestions are shown only where the schema is
+    # public anyway (introspection on).
+    introspection = settings.introspection if settings else False
+    compiler = DocumentCompiler(
+        [limits_rule(max_depth, max_aliases)],
+        max_tokens,
+        introspection=introspection,
+        hide_suggestions=not introspection,
+    )
     generated = entity_types(catalog)
     _add_relations(catalog, generated)
     query_fields: list[StrawberryField] = []
@@ -97,6 +119,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         ],
         execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
     )
+    schema.hide_suggestions = not introspection
     compiler.bind(schema._schema)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None

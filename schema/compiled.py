@@ -15,13 +15,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from strawberry.schema.schema import validate_document
 
 from hub.access.plan import Selection
 from hub.trusted.service import find_document
 from schema.selection import reachable_fields
+from schema.validation import document_rules
 
 
 @dataclass(eq=False)
@@ -56,10 +56,21 @@ class Compiled:
 
 
 class DocumentCompiler:
-    """Parses and validates document texts for one schema, keeping the last `cache_size`."""
+    """Parses and validates document texts for one schema, keeping the last `cache_size`.
+    `rules` are the hub's own (the limits); with `introspection` off, `__schema` and `__type`
+    are refused; `hide_suggestions` leaves "Did you mean ..." out of validation errors."""
 
-    def __init__(self, rules: Sequence[type[ASTValidationRule]], max_tokens: int, cache_size: int = 1024) -> None:
-        self.rules = (*specified_rules, *rules)
+    def __init__(
+        self,
+        rules: Sequence[type[ASTValidationRule]],
+        max_tokens: int,
+        cache_size: int = 1024,
+        *,
+        introspection: bool = False,
+        hide_suggestions: bool = True,
+    ) -> None:
+        self.rules = document_rules(list(rules), introspection)
+        self.hide_suggestions = hide_suggestions
         self.max_tokens = max_tokens
         self.cache_size = cache_size
         self.schema: GraphQLSchema | None = None
@@ -87,7 +98,7 @@ class DocumentCompiler:
             document = parse(text, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return Compiled(text, None, (error,))
-        errors = validate_document(self.schema, document, self.rules)
+        errors = validate(self.schema, document, self.rules, hide_suggestions=self.hide_suggestions)
         return Compiled(text, document, tuple(errors))
 
 

@@ -144,21 +144,25 @@ class Hub:
         return Hub(self.client, self.tokens[name], self.url, self.tokens, purpose)
 
 
-@pytest.fixture
-def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
+def serve_small_hub(hub_db: URL, catalog: Catalog, environ: dict[str, str] | None = None) -> Iterator[Hub]:
+    """A hub over the small catalog's in-memory data, with settings read from `environ` (a
+    production-mode hub without one)."""
     # Tokens are read on every request here (revocation tests see it at once); the token
     # cache has its own tests (tests/unit/auth/test_cache.py).
     settings = load_settings(
-        {},
+        environ or {},
         database_url=hub_db.render_as_string(),
         manifests_dir=FIXTURES / "manifests",
         master_key=TEST_MASTER_KEY,
         token_cache_seconds=0,
     )
     # The spine's tests run with everything released; policies have their own tests.
-    services = build_services(
-        settings, catalog=small_catalog, connectors=memory_connectors(), policy=ReleaseEverything()
-    )
+    services = build_services(settings, catalog=catalog, connectors=memory_connectors(), policy=ReleaseEverything())
     token = register(hub_db)
     with TestClient(create_app(services)) as client:
         yield Hub(client, token, hub_db)
+
+
+@pytest.fixture
+def hub(hub_db: URL, small_catalog: Catalog) -> Iterator[Hub]:
+    yield from serve_small_hub(hub_db, small_catalog)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import And, Compare, Filter, In, IsNull, Like, Match, Not, Op, Or, OrderKey
@@ -22,6 +24,13 @@ OPS = {"eq": Op.EQ, "ne": Op.NE, "lt": Op.LT, "lte": Op.LTE, "gt": Op.GT, "gte":
 MATCHES = {"contains": Match.CONTAINS, "startsWith": Match.STARTS_WITH, "endsWith": Match.ENDS_WITH}
 MAX_IN = 5000
 MAX_NODES = 200
+# Decimal filter values lie below 10^38 in magnitude and, unless zero, at or above 10^-38: what
+# every department database compares. Past that, PostgreSQL refuses the parameter and MariaDB
+# compares against a truncated value (asyncmy writes 1e999999999 out in full, a gigabyte).
+DECIMAL_EXPONENTS = range(-38, 38)
+# Date-times with an offset lie a day inside what Python holds, in UTC: every department's zone
+# (within a day of UTC) can then read them on its clock.
+EARLIEST, LATEST = datetime.min + timedelta(days=1), datetime.max - timedelta(days=1)
 
 
 @dataclass
@@ -108,11 +117,11 @@ def _field(
         if value is None:
             continue
         if op in OPS:
-            out.append(Compare(column, OPS[op], value))
+            out.append(Compare(column, OPS[op], _comparable(entity, name, value)))
         elif op == "in":
             if len(value) > MAX_IN:
                 raise LimitExceeded(f"an `in` list may hold at most {MAX_IN} values")
-            out.append(In(column, tuple(value)))
+            out.append(In(column, tuple(_comparable(entity, name, v) for v in value)))
         elif op in MATCHES:
             out.append(Like(column, MATCHES[op], str(value)))
         elif op == "isNull":
@@ -120,6 +129,25 @@ def _field(
         else:
             raise BadUserInput(f"unknown filter operator {op} on {entity.type_name}.{name}")
     return out
+
+
+def _comparable(entity: EntityInfo, name: str, value: Any) -> Any:
+    """`value`, if every department database can compare a column with it; BadUserInput if not."""
+    if isinstance(value, Decimal) and not (
+        value.is_finite() and (value.is_zero() or value.adjusted() in DECIMAL_EXPONENTS)
+    ):
+        raise BadUserInput(
+            f"{entity.type_name}.{name} compares with finite decimals below 10^38 in magnitude "
+            "(and, unless zero, at least 10^-38)"
+        )
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            utc = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            utc = datetime.max
+        if not EARLIEST <= utc <= LATEST:
+            raise BadUserInput(f"{entity.type_name}.{name} compares with date-times from year 1 to 9999 (in UTC)")
+    return value
 
 
 def _encrypted(entity: EntityInfo, item: FieldInfo, ops: Mapping[str, Any], indexer: Indexer | None) -> list[Filter]:

@@ -3,7 +3,7 @@ preparing what it runs on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         app = create_http_app(services)
     except (ManifestError, ConnectionSetupError) as exc:
         fail(str(exc))
-    click.echo(f"serving GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    on = {True: "on", False: "off"}
+    shown = f"GraphiQL {on[settings.graphiql]}, introspection {on[settings.introspection]}"
+    click.echo(f"serving GraphQL at http://{host}:{port}/graphql ({shown})")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
@@ -64,11 +66,9 @@ def demo(data_dir: Path, host: str, port: int) -> None:
         f"the demo's master key is in {workspace.master_key_file} (readable by its owner only); "
         f"without it and {workspace.hub_database.database} the demo's encrypted data cannot be read"
     )
-    # The demo serves with its own master key, whatever HUB_MASTER_KEY* may say.
-    environ = {k: v for k, v in os.environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")}
     try:
         settings = load_settings(
-            environ,
+            demo_environ(os.environ),
             database_url=workspace.hub_database.render_as_string(),
             manifests_dir=workspace.manifests,
             master_key_file=workspace.master_key_file,
@@ -86,6 +86,17 @@ def demo(data_dir: Path, host: str, port: int) -> None:
     tokens = run(register)
     click.echo(f"demo callers' bearer tokens ({len(tokens)}) are in {workspace.token_file}")
     _serve(settings, host, port)
+
+
+def demo_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the demo reads its settings from: its own master key, whatever
+    HUB_MASTER_KEY* may say, and its schema shown (introspection, GraphiQL) unless the
+    environment turns that off."""
+    return {
+        "HUB_INTROSPECTION": "on",
+        "HUB_GRAPHIQL": "on",
+        **{k: v for k, v in environ.items() if k not in ("HUB_MASTER_KEY", "HUB_MASTER_KEY_FILE")},
+    }
 
 
 def _progress_bar() -> Callable[[str, int, int], None]:

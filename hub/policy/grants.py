@@ -48,7 +48,11 @@ class Grant(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("give a time with its offset, e.g. 2026-01-01T00:00:00+08:00")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:59:59-23:59 is a valid ISO time past the last representable one.
+            raise ValueError("give a time between the years 1 and 9999 in UTC") from None
 
     @model_validator(mode="after")
     def _window(self) -> Grant:

@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hub.app import create_app
-from hub.config import load_settings
+from hub.config import Settings, load_settings
 from hub.db.engine import hub_engine, sessions
 from hub.demo.callers import ensure_callers
 from hub.demo.load import load_demo
@@ -69,7 +69,9 @@ def demo_hub(demo_services: Services, demo_workspace: Workspace) -> Iterator[Hub
     yield from _serve(demo_services, _tokens(demo_workspace))
 
 
-def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[Hub]:
+def _loaded_demo(server: str, demo_workspace: Workspace) -> str:
+    """The URL of a fresh database on `server` holding the demo's data, encrypted under the
+    workspace's keys."""
     url = fresh_database(server, "hub_it_demo")
     rendered = url.render_as_string(hide_password=False)
 
@@ -78,21 +80,44 @@ def _loaded_hub(server: str, demo_workspace: Workspace, tmp: Path) -> Iterator[H
         await load_demo(dict.fromkeys(DEPARTMENTS, rendered), keyring)
 
     asyncio.run(load())
+    return rendered
+
+
+@pytest.fixture(scope="session")
+def postgres_demo(demo_workspace: Workspace) -> str:
+    return _loaded_demo("postgresql", demo_workspace)
+
+
+@pytest.fixture(scope="session")
+def mariadb_demo(demo_workspace: Workspace) -> str:
+    return _loaded_demo("mariadb", demo_workspace)
+
+
+def loaded_demo_settings(
+    url: str, demo_workspace: Workspace, tmp: Path, environ: dict[str, str] | None = None
+) -> Settings:
+    """Settings of a hub over the demo loaded at `url` (every department in one database),
+    with the workspace's hub database unless `environ` names another, and more settings from
+    `environ`."""
     manifests = retarget_manifests(tmp, {"url_env": "HUB_IT_URL"})
-    settings = load_settings(
-        {"HUB_IT_URL": rendered},
-        database_url=demo_workspace.hub_database.render_as_string(),
+    return load_settings(
+        {"HUB_DATABASE_URL": demo_workspace.hub_database.render_as_string(), **(environ or {}), "HUB_IT_URL": url},
         manifests_dir=manifests,
         master_key_file=demo_workspace.master_key_file,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_hub(
+    postgres_demo: str, demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hub]:
+    settings = loaded_demo_settings(postgres_demo, demo_workspace, tmp_path_factory.mktemp("pg-manifests"))
     yield from _serve(build_services(settings), _tokens(demo_workspace))
 
 
 @pytest.fixture(scope="session")
-def postgres_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    yield from _loaded_hub("postgresql", demo_workspace, tmp_path_factory.mktemp("pg-manifests"))
-
-
-@pytest.fixture(scope="session")
-def mariadb_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    yield from _loaded_hub("mariadb", demo_workspace, tmp_path_factory.mktemp("maria-manifests"))
+def mariadb_hub(
+    mariadb_demo: str, demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hub]:
+    settings = loaded_demo_settings(mariadb_demo, demo_workspace, tmp_path_factory.mktemp("maria-manifests"))
+    yield from _serve(build_services(settings), _tokens(demo_workspace))

@@ -70,15 +70,6 @@ def test_healthz_answers_without_token(hub: Hub) -> None:
     assert response.json()["status"] == "ok"
 
 
-def test_browser_get_gets_graphiql_without_token_and_no_external_urls(hub: Hub) -> None:
-    page = hub.client.get("/graphql", headers={"Accept": "text/html"})
-    assert page.status_code == 200
-    assert "graphiql" in page.text.lower()
-    assert "https://" not in page.text and "http://" not in page.text
-    script = hub.client.get("/graphiql/static/graphiql.min.js")
-    assert script.status_code == 200
-
-
 DEMO_MANIFESTS = str(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
 
 

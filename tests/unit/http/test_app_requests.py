@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.app import MAX_BODY
+from hub.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY
 from tests.conftest import Hub
 
 COUNT = "{ registryPersons { totalCount } }"

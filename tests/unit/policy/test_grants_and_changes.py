@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from hub.auth.principal import Principal
 from hub.catalog import load_catalog
@@ -225,3 +226,18 @@ def test_the_seed_grants_keep_the_invariants_whenever_the_seed_is_loaded() -> No
     for when in (NOW, datetime(2031, 1, 1, tzinfo=UTC)):
         validate(load_seed(now=when), CATALOG, TERMS)
         assert all(g.active(when) for g in load_seed(now=when).grants)
+
+
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_grant_time_past_the_representable_range_is_refused_as_input(edge: str) -> None:
+    # Valid ISO times whose UTC form falls outside years 1-9999: a clear refusal, not a fault.
+    with pytest.raises(ValidationError, match="between the years 1 and 9999"):
+        Grant(
+            id="edge",
+            department="health",
+            entity="civil_affairs.ServiceDelivery",
+            purpose="health_care",
+            valid_from=datetime.fromisoformat(edge),
+            valid_until=datetime.fromisoformat(edge),
+            granted_by="someone",
+        )

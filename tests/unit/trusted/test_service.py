@@ -69,7 +69,7 @@ def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Calls]:
         return call
 
     monkeypatch.setattr(documents_module, "parse", counting("parse", documents_module.parse))
-    monkeypatch.setattr(documents_module, "validate_document", counting("validate", documents_module.validate_document))
+    monkeypatch.setattr(documents_module, "validate", counting("validate", documents_module.validate))
     monkeypatch.setattr(strawberry_schema, "parse", counting("strawberry_parse", strawberry_schema.parse))
     monkeypatch.setattr(
         strawberry_schema, "validate_document", counting("strawberry_validate", strawberry_schema.validate_document)
