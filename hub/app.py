@@ -155,7 +155,7 @@ def create_app(services: Services) -> Starlette:
             read_only=request.method == "GET",
         )
         # Checked before the quota counts what the request supplies.
-        refused = refusal(operation)
+        refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
         if refused is not None:
             return JSON(refused.body, refused.status, refused.headers)
         over = await _within_quota(services, built.lookups, quota, principal, request, operation)
