@@ -5,14 +5,17 @@ role may run is refused when it is compiled, before validation."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
-from graphql import get_introspection_query
+from graphql import get_introspection_query, parse
 
 import schema.compiled as compiled_module
 from hub.catalog import Catalog
 from hub.config import load_settings
+from hub.demo.catalog import demo_catalog
 from schema import BuiltSchema, build_schema, prepare
 from schema.execution.operation import Answer
 
@@ -203,3 +206,66 @@ def test_a_chain_of_fragments_doubling_sixty_times_is_refused_for_its_cost(built
     text = chain + " fragment F60 on RegistryPersonConnection { totalCount } { registryPersons { ...F0 } }"
     error = exceeded(refused(built, text))
     assert (error["limit"], error["value"]) == ("cost", 1 + 2**60)
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+RESIDENTS_TWICE = (
+    "{ populationDistricts { nodes { residents { district { a: residents { districtCode idNumber name } "
+    "b: residents { districtCode idNumber name } } } } } }"
+)
+DEMO_PRICES = [
+    ("the auditor's widest district listing", RESIDENTS_TWICE, 6_030_102),
+    (
+        "one level of residents deeper",
+        "{ populationDistricts { nodes { residents { district { residents { district { residents "
+        "{ districtCode } } } } } } } }",
+        102_020_102,
+    ),
+    (
+        "thirty aliases over every district",
+        "{ populationDistricts { nodes { "
+        + " ".join(f"r{n}: residents {{ district {{ residents {{ districtCode idNumber }} }} }}" for n in range(30))
+        + " } } }",
+        60_603_002,
+    ),
+    (
+        "eight 10,000-row lists",
+        "{ "
+        + " ".join(
+            f"l{n}: civilAffairsServiceDeliveries(first: 10000) {{ nodes {{ deliveryId caseId recipientName "
+            "recipientIdNumber recipientMobile serviceType deliveredAt amount districtCode status requestId "
+            "expenditureId } }"
+            for n in range(8)
+        )
+        + " }",
+        960_016,
+    ),
+    ("the standard introspection query", get_introspection_query(), 761_471),
+    (
+        "the README's curl-sized listing",
+        "{ populationPersons(first: 10000) { nodes { name healthVisits { diagnosis } } } }",
+        1_020_002,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def demo() -> BuiltSchema:
+    return build_schema(demo_catalog(), load_settings({}))
+
+
+@pytest.mark.parametrize(("what", "text", "price"), DEMO_PRICES, ids=[p[0] for p in DEMO_PRICES])
+def test_the_readme_prices_demo_queries_as_the_hub_does(demo: BuiltSchema, what: str, text: str, price: int) -> None:
+    (demand,) = demo.limits.measure(parse(text))
+    assert demo.limits.pages is not None
+    assert demand.cost(demo.limits.pages, {}) == price
+    assert f"{price:,}" in README.read_text(encoding="utf-8"), what
+
+
+def test_the_readme_examples_cost_what_the_readme_says(demo: BuiltSchema) -> None:
+    built = demo
+    assert built.limits.pages is not None
+    examples = re.findall(r"```graphql\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    costs = [built.limits.measure(parse(example))[0].cost(built.limits.pages, {}) for example in examples[:2]]
+    assert costs == [102_014, 70_505]
+    assert all(f"| {cost:,} |" in README.read_text(encoding="utf-8") for cost in costs)
