@@ -153,3 +153,17 @@ def test_a_limit_for_a_role_the_policy_does_not_know_stops_the_start(hub_db: URL
     _start(hub_db, small_catalog, {"HUB_MAX_COST": "1000000,auditor=5000000"})
     with pytest.raises(StartupRefused, match=r"HUB_MAX_COST names the role 'auditr'.*known: admin, auditor"):
         _start(hub_db, small_catalog, {"HUB_MAX_COST": "1000000,auditr=5000000"})
+
+
+def test_circular_fragments_are_refused_as_a_wrong_document(hub_db: URL, small_catalog: Catalog) -> None:
+    cycle = """
+        { registryPersons(filter: {idNumber: {eq: "1"}}) { ...A } }
+        fragment A on RegistryPersonConnection { totalCount ...B }
+        fragment B on RegistryPersonConnection { nodes { name } ...A }
+    """
+    with serving(hub_db, small_catalog, {}) as callers:
+        status, body = callers["department_app"].post(cycle)
+    assert status == 400
+    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
+        ("Cannot spread fragment 'A' within itself via 'B'.", "BAD_USER_INPUT")
+    ]
