@@ -179,7 +179,7 @@ def create_app(services: Services) -> Starlette:
         assert body.query is not None  # a trusted document's text when the request named one
         operation = prepare(built, body.query, document, body.variables, body.operation_name, body.read_only)
         # Checked before the quota counts what the request supplies.
-        refused = refusal(operation)
+        refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
         if refused is not None:
             return JSON(refused.body, refused.status, refused.headers)
         over = await _within_quota(services, built.lookups, quota, principal, request, operation)

@@ -22,6 +22,13 @@ DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office
 # Requests per caller: 50 a second for an app, 5 for the public caller; roles not listed get
 # the default. A department's apps together get HUB_DEPARTMENT_RATE_LIMIT.
 DEFAULT_RATE_LIMITS = {"public": "300/minute"}
+# The auditor's widest district listing the value budget lets through (every district's
+# residents with their district's residents, twice: bench/heavy_request.py) costs 6,030,102;
+# one level deeper costs 102,020,102. The README gives more prices.
+DEFAULT_MAX_COST = 10_000_000
+# The limits that may differ per role: limit name -> the Settings field of its default (its
+# variable is that name in capitals after HUB_: HUB_MAX_COST).
+PER_ROLE_LIMITS = {"depth": "max_depth", "aliases": "max_aliases", "directives": "max_directives", "cost": "max_cost"}
 
 
 class SettingsError(Exception):
@@ -49,6 +56,14 @@ class Settings:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 20_000
+    # Demand control (schema/limits.py): directive uses and the cost (fields, multiplied by
+    # the rows each list may hold) of one operation, checked before anything runs.
+    max_directives: int = 50
+    max_cost: int = DEFAULT_MAX_COST
+    # Per-role overrides of the limits above: limit (depth, aliases, directives, cost) ->
+    # role -> maximum. Roles not listed get the default; a caller with several roles gets the
+    # largest of theirs.
+    limits_by_role: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # The longest grant anyone may give (admins included).
     max_grant_days: int = 90
     # A masked person identifier must stay one of at least this many values for every kind
@@ -117,6 +132,28 @@ class Settings:
             default=self.lookup_quota_default,
         )
 
+    def limit(self, name: str, roles: Iterable[str]) -> int:
+        """The `name` limit (depth, aliases, directives, cost) of a caller with `roles`: the
+        largest of their roles', the default for roles without an override."""
+        default: int = getattr(self, PER_ROLE_LIMITS[name])
+        overrides = self.limits_by_role.get(name, {})
+        return max((overrides.get(role, default) for role in roles), default=default)
+
+    def largest_limit(self, name: str) -> int:
+        """The `name` limit of the most generous role: what no caller may exceed."""
+        default: int = getattr(self, PER_ROLE_LIMITS[name])
+        return max([default, *self.limits_by_role.get(name, {}).values()])
+
+    def unknown_limit_role(self, known: set[str]) -> str | None:
+        """Why a per-role limit cannot apply: it names a role outside `known` (the policy's);
+        None when every role it names is known."""
+        for limit, roles in sorted(self.limits_by_role.items()):
+            for role in sorted(set(roles) - known):
+                variable = f"HUB_{PER_ROLE_LIMITS[limit].upper()}"
+                listing = ", ".join(sorted(known))
+                return f"{variable} names the role {role[:60]!r}, which the policy does not know (known: {listing})"
+        return None
+
     def max_daily_lookups(self) -> int:
         """The most lookups any caller can make in a day: 24 hours of the largest quota."""
         return 24 * max([self.lookup_quota_default, *self.lookup_quotas.values()])
@@ -157,6 +194,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "max_body_bytes": environ.get("HUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
         "max_variable_values": environ.get("HUB_MAX_VARIABLE_VALUES", "20000"),
         "max_variable_depth": environ.get("HUB_MAX_VARIABLE_DEPTH", "32"),
+        "max_tokens": environ.get("HUB_MAX_TOKENS", "20000"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -215,6 +253,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     max_variable_depth = _int("HUB_MAX_VARIABLE_DEPTH", values["max_variable_depth"])
     if max_variable_depth < 1:
         raise SettingsError("HUB_MAX_VARIABLE_DEPTH must be at least 1")
+    max_tokens = _int("HUB_MAX_TOKENS", values["max_tokens"])
+    if max_tokens < 1:
+        raise SettingsError("HUB_MAX_TOKENS must be at least 1")
+    limits, limits_by_role = _limits(environ, overrides)
     return Settings(
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
@@ -229,6 +271,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         max_body_bytes=max_body,
         max_variable_values=max_variable_values,
         max_variable_depth=max_variable_depth,
+        **limits,
+        limits_by_role=limits_by_role,
+        max_tokens=max_tokens,
         lookup_quotas=_quotas(values["lookup_quotas"]),
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
@@ -340,6 +385,37 @@ def _rates(value: object) -> dict[str, str]:
             raise SettingsError("HUB_RATE_LIMITS must read role=rate,role=rate (rates such as 600/minute)")
         rates[role.strip()] = _rate("HUB_RATE_LIMITS", text)
     return rates
+
+
+def _limits(
+    environ: Mapping[str, str], overrides: Mapping[str, object]
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """The per-role limits: `HUB_MAX_COST=1000000,auditor=5000000` is a default and
+    overrides written as HUB_LOOKUP_QUOTAS writes them; either part may be left out."""
+    defaults: dict[str, int] = {}
+    by_role: dict[str, dict[str, int]] = {}
+    for limit, attribute in PER_ROLE_LIMITS.items():
+        name = f"HUB_{attribute.upper()}"
+        given = overrides.get(attribute)
+        value = given if given is not None else environ.get(name)
+        if value is None:
+            continue
+        roles: dict[str, int] = {}
+        for item in str(value).split(","):
+            if not item.strip():
+                continue
+            role, equals, number = item.partition("=")
+            if not equals:
+                defaults[attribute] = _int(name, role.strip())
+            elif not role.strip():
+                raise SettingsError(f"{name} must read number,role=number,role=number")
+            else:
+                roles[role.strip()] = _int(name, number.strip())
+        if any(n < 0 for n in [*roles.values(), defaults.get(attribute, 0)]):
+            raise SettingsError(f"{name} must not hold a negative limit")
+        if roles:
+            by_role[limit] = roles
+    return defaults, by_role
 
 
 def _int(name: str, value: object) -> int:

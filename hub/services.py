@@ -98,6 +98,11 @@ class Services:
             await seed(session, self.catalog, self.terms)
         await self.live.refresh(self.sessions)
         current = self.live.current()
+        # A limit set for a misspelt role would silently leave that role on the default.
+        unknown = self.settings.unknown_limit_role(current.snapshot.role_names())
+        if unknown is not None:
+            log.error("%s", unknown)
+            raise StartupRefused(f"the hub will not start: {unknown}")
         try:
             # The stored policy against this hub's catalog (its manifests, just loaded) and
             # rules: one written by an older hub or by hand, or over a changed catalog, is not

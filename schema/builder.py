@@ -21,7 +21,7 @@ from schema.entities import EntityTypes, add_field, connection_class, entity_typ
 from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
-from schema.limits import limits_rule
+from schema.limits import DemandControl
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
@@ -74,6 +74,8 @@ class BuiltSchema:
     direct: DirectPlans | None
     # The identifier values a request supplies, for the lookup quota.
     lookups: Lookups
+    # Depth, aliases, directives and cost, checked per caller before anything runs.
+    limits: DemandControl
 
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
@@ -82,15 +84,13 @@ class BuiltSchema:
 def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_path: bool = True) -> BuiltSchema:
     """The schema of `catalog`. `fast_path`: complete entity rows with shapers (schema/execution/fast_path.py);
     off, every field takes graphql-core's normal path (the differential test compares the two)."""
-    max_depth = settings.max_depth if settings else 12
-    max_aliases = settings.max_aliases if settings else 30
-    max_tokens = settings.max_tokens if settings else 20_000
+    limits = DemandControl(settings)
     # Production mode without settings; suggestions are shown only where the schema is
     # public anyway (introspection on).
     introspection = settings.introspection if settings else False
     compiler = DocumentCompiler(
-        [limits_rule(max_depth, max_aliases)],
-        max_tokens,
+        [],
+        limits.settings.max_tokens,
         introspection=introspection,
         hide_suggestions=not introspection,
     )
@@ -120,11 +120,12 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
     )
     schema.hide_suggestions = not introspection
-    compiler.bind(schema._schema)
+    limits.bind(schema._schema, names)
+    compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None
     lookups = Lookups(schema._schema, catalog, roots, names)
-    return BuiltSchema(schema, names, roots, compiler, direct, lookups)
+    return BuiltSchema(schema, names, roots, compiler, direct, lookups, limits)
 
 
 def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:

@@ -15,13 +15,27 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, validate
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    parse,
+    validate,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.access.plan import Selection
 from hub.trusted.service import find_document
+from schema.demand import Demand
+from schema.errors import limit_exceeded
 from schema.selection import reachable_fields
 from schema.validation import document_rules
+
+# Measures a parsed document's operations before validation; with an error when one of them
+# is past what any caller may run (then validation is skipped: the document cannot run).
+Screen = Callable[[DocumentNode], tuple[tuple[Demand, ...], GraphQLError | None]]
 
 
 @dataclass(eq=False)
@@ -33,6 +47,8 @@ class Compiled:
     # None when the text does not parse; `errors` then holds the syntax error.
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
+    # What each operation demands (schema/demand.py), measured once, before validation.
+    demands: tuple[Demand, ...] = ()
     # Type name -> the field names the document can reach; computed on first use.
     _reached: dict[str, set[str]] | None = field(default=None, repr=False)
     # The same as the access planner takes it (entity ids); computed on first use.
@@ -41,6 +57,12 @@ class Compiled:
     @property
     def runnable(self) -> bool:
         return self.document is not None and not self.errors
+
+    def demand(self, name: str | None) -> Demand | None:
+        """The demand of the operation `name` (None: the only one), if the document has it."""
+        if name is None:
+            return self.demands[0] if len(self.demands) == 1 else None
+        return next((d for d in self.demands if d.operation == name), None)
 
     def reached(self, schema: GraphQLSchema) -> dict[str, set[str]]:
         if self._reached is None:
@@ -74,11 +96,13 @@ class DocumentCompiler:
         self.max_tokens = max_tokens
         self.cache_size = cache_size
         self.schema: GraphQLSchema | None = None
+        self.screen: Screen | None = None
         self._cache: OrderedDict[str, Compiled] = OrderedDict()
 
-    def bind(self, schema: GraphQLSchema) -> None:
+    def bind(self, schema: GraphQLSchema, screen: Screen | None = None) -> None:
         # The GraphQL schema exists only once strawberry has built it from the extensions list.
         self.schema = schema
+        self.screen = screen
 
     def compile(self, text: str) -> Compiled:
         """The compiled form of `text`, from the cache when it was seen before."""
@@ -97,9 +121,25 @@ class DocumentCompiler:
         try:
             document = parse(text, max_tokens=self.max_tokens)
         except GraphQLError as error:
-            return Compiled(text, None, (error,))
+            return Compiled(text, None, (self._past_tokens(error) or error,))
+        demands: tuple[Demand, ...] = ()
+        if self.screen is not None:
+            # Validation of a 20,000-token document can take seconds; a document past what
+            # any caller may run is refused before it.
+            demands, refused = self.screen(document)
+            if refused is not None:
+                return Compiled(text, document, (refused,), demands)
         errors = validate(self.schema, document, self.rules, hide_suggestions=self.hide_suggestions)
-        return Compiled(text, document, tuple(errors))
+        return Compiled(text, document, tuple(errors), demands)
+
+    def _past_tokens(self, error: GraphQLError) -> GraphQLError | None:
+        # The parser stops at the first token past the limit and never counts the rest: that
+        # is the point of the limit, so the value reported is the limit plus one.
+        if not (isinstance(error, GraphQLSyntaxError) and "more than" in error.message and "tokens" in error.message):
+            return None
+        most = self.max_tokens
+        message = f"the document has more than {most} tokens; at most {most} are allowed"
+        return limit_exceeded("tokens", most + 1, most, message)
 
 
 class TrustedDocuments:

@@ -27,6 +27,12 @@ def code_of(error: GraphQLError) -> str:
     return "INTERNAL"
 
 
+def limit_exceeded(limit: str, value: int, maximum: int, message: str) -> GraphQLError:
+    """A document past one of the limits checked before it runs: which limit, the value the
+    document has, and the maximum allowed."""
+    return GraphQLError(message, extensions={"code": "LIMIT_EXCEEDED", "limit": limit, "value": value, "max": maximum})
+
+
 def format_error(error: GraphQLError) -> dict[str, Any]:
     code = code_of(error)
     original = error.original_error

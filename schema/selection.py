@@ -65,10 +65,14 @@ def _walk(
         elif isinstance(selection, InlineFragmentNode):
             yield from _walk(selection.selection_set, fragments, variables, seen)
         elif isinstance(selection, FragmentSpreadNode):
+            # Each fragment is walked once per call, as graphql-core collects fields: spread
+            # again, it selects the same fields, and a chain of fragments each spreading the
+            # next twice would otherwise be walked two to the power of its length times.
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:
-                yield from _walk(fragment.selection_set, fragments, variables, seen | {name})
+                seen.add(name)
+                yield from _walk(fragment.selection_set, fragments, variables, seen)
 
 
 def reachable_fields(schema: GraphQLSchema, document: DocumentNode) -> dict[str, set[str]]:

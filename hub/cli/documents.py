@@ -2,7 +2,9 @@
 
 Part of the command line (the composition root): registering checks each document against
 the schema built from the manifests, so a document that could not run is refused at the door
-with the validation errors, not at its first request."""
+with the validation errors, not at its first request. Its cost (schema/demand.py) is computed
+once, here: printed beside its id, and a document costing more than the most generous role may
+run (HUB_MAX_COST and its per-role overrides) is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import click
 from hub.catalog import ManifestError, load_catalog
 from hub.cli.base import fail, hub_database, run, settings_from_env
 from hub.trusted.service import DocumentError, document_id, list_documents, register_document, remove_document
-from schema import build_schema
+from schema import BuiltSchema, Compiled, build_schema
 
 MAX_DOCUMENT_BYTES = 100_000
 
@@ -45,38 +47,68 @@ def documents_register(files: tuple[Path, ...], name: str | None, dry_run: bool)
         fail("--name names one document; register several files without it")
     settings = settings_from_env()
     try:
-        compiler = build_schema(load_catalog(settings.manifests_dir), settings).compiler
+        built = build_schema(load_catalog(settings.manifests_dir), settings)
     except ManifestError as exc:
         fail(str(exc))
-    texts: list[tuple[Path, str]] = []
+    texts: list[tuple[Path, str, str]] = []
     problems: list[str] = []
     for file in files:
         text = _read(file)
-        compiled = compiler.compile_uncached(text)
+        compiled = built.compiler.compile_uncached(text)
         for error in compiled.errors:
             where = "".join(f":{loc.line}:{loc.column}" for loc in (error.locations or [])[:1])
             problems.append(f"{file}{where}: {error.message}")
-        texts.append((file, text))
+        cost, too_costly = _cost(built, compiled)
+        if not compiled.errors and too_costly is not None:
+            problems.append(f"{file}: {too_costly}")
+        texts.append((file, text, cost))
     if problems:
         fail("nothing registered; fix these first:\n" + "\n".join(problems))
     if dry_run:
-        for file, text in texts:
-            click.echo(f"{document_id(text)}\t{file} (valid; not registered: --dry-run)")
+        for file, text, cost in texts:
+            click.echo(f"{document_id(text)}\t{file}\t{cost} (valid; not registered: --dry-run)")
         return
 
     async def work() -> list[str]:
         async with hub_database(settings) as db, db() as session, session.begin():
             return [
                 await register_document(session, text, name=name or file.name.removesuffix(".graphql"))
-                for file, text in texts
+                for file, text, _ in texts
             ]
 
     try:
         ids = run(work)
     except DocumentError as exc:
         fail(str(exc))
-    for (file, _), id_ in zip(texts, ids, strict=True):
-        click.echo(f"{id_}\t{file}")
+    for (file, _, cost), id_ in zip(texts, ids, strict=True):
+        click.echo(f"{id_}\t{file}\t{cost}")
+
+
+def _cost(built: BuiltSchema, compiled: Compiled) -> tuple[str, str | None]:
+    """The cost of each operation as printed, with its page-size variables at their defaults
+    (and at the largest page, where it has any); and why the document is refused, if one costs
+    more at its defaults than the most generous role may run."""
+    limits = built.limits
+    assert limits.pages is not None
+    most = limits.settings.largest_limit("cost")
+    printed: list[str] = []
+    refused: str | None = None
+    for demand in compiled.demands:
+        cost = demand.cost(limits.pages, {})
+        text = f"cost {cost}"
+        variables = sorted(demand.variable_pages())
+        if variables:
+            largest = demand.cost(limits.pages, dict.fromkeys(variables, limits.pages.max_page))
+            shown = ", ".join(f"${v}" for v in variables)
+            text += f" ({shown} at defaults; {largest} at {limits.pages.max_page})"
+        printed.append(text if len(compiled.demands) == 1 else f"{demand.operation}: {text}")
+        if cost > most and refused is None:
+            what = "the operation" if demand.operation is None else f"the operation {demand.operation!r}"
+            refused = (
+                f"{what} costs {cost} with its page sizes at their defaults; no caller may run more than {most} "
+                "(HUB_MAX_COST and its per-role overrides)"
+            )
+    return "; ".join(printed), refused
 
 
 @documents.command("list", help="List the trusted documents (with --all, removed ones too).")

@@ -3,8 +3,9 @@
 every resident of two districts under each of their residents (150 MB, +1.46 GB of hub memory).
 
 Relation lists now stop at 100 rows per parent, in the department's SQL, and say where they were
-cut; an answer that would pass the value budget (one million values) is refused whole. Run on
-the demo over SQLite, PostgreSQL and MariaDB.
+cut; nesting that multiplies them past the cost limit is refused before it runs, and an answer
+that would pass the value budget (one million values) is refused whole. Run on the demo over
+SQLite, PostgreSQL and MariaDB.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def test_a_list_inside_a_list_is_cut_under_each_parent_and_aliases_each_count(au
     assert access(body)["truncatedCount"] == 2
 
 
-def test_nesting_past_the_value_budget_is_refused_whole(auditor: Hub) -> None:
-    # 15 districts x 100 residents x 100 residents x 100 residents: fifteen million rows.
+def test_nesting_past_the_value_budget_is_refused_for_its_cost_before_it_runs(auditor: Hub) -> None:
+    # 100 districts (the default page) x 100 residents x 100 residents x 100 residents, priced
+    # before anything runs (it would read fifteen million rows: there are 15 districts).
     deeper = (
         "{ populationDistricts { nodes { residents { district { residents { district { residents "
         "{ districtCode } } } } } } } }"
@@ -71,15 +73,27 @@ def test_nesting_past_the_value_budget_is_refused_whole(auditor: Hub) -> None:
     assert body["data"] is None
     assert len(body["errors"]) == 1
     error = body["errors"][0]
-    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
-    assert error["extensions"]["limit"] == 1_000_000
-    assert error["extensions"]["value"] > 1_000_000
-    assert "residents" not in error["message"]
+    assert error["extensions"] == {"code": "LIMIT_EXCEEDED", "limit": "cost", "value": 102_020_102, "max": 10_000_000}
 
 
-def test_aliases_multiplying_one_relation_are_refused_past_the_budget(auditor: Hub) -> None:
+def test_aliases_multiplying_one_relation_are_refused_for_their_cost(auditor: Hub) -> None:
     inner = "district { residents { districtCode idNumber } }"
     aliases = " ".join(f"r{n}: residents {{ {inner} }}" for n in range(30))
     body = auditor.query(f"{{ populationDistricts {{ nodes {{ {aliases} }} }} }}")
     assert body["data"] is None
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["LIMIT_EXCEEDED"]
+    assert [(e["extensions"]["code"], e["extensions"]["limit"]) for e in body["errors"]] == [("LIMIT_EXCEEDED", "cost")]
+
+
+def test_a_request_within_its_cost_but_past_the_value_budget_is_refused_whole(auditor: Hub) -> None:
+    # Nine lists of 10,000 rows x 12 fields: 1,080,000 values, priced at 1,080,018, within the
+    # cost limit; the value budget stops it while it reads.
+    fields = "deliveryId caseId serviceType deliveredAt amount districtCode status requestId expenditureId"
+    fields += " recipientName recipientIdNumber recipientMobile"
+    lists = " ".join(f"l{n}: civilAffairsServiceDeliveries(first: 10000) {{ nodes {{ {fields} }} }}" for n in range(9))
+    body = auditor.query("{ " + lists + " }")
+    assert body["data"] is None
+    assert len(body["errors"]) == 1
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert error["extensions"]["limit"] == 1_000_000
+    assert error["extensions"]["value"] > 1_000_000

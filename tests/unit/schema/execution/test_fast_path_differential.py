@@ -179,7 +179,8 @@ def _comparable(error: dict[str, Any]) -> dict[str, Any]:
     it had reached when it stopped depends on how finely lists were counted (row by row on the
     normal path, list by list on the fast path): both must only have passed the same limit."""
     extensions = error.get("extensions", {})
-    if extensions.get("code") != "LIMIT_EXCEEDED" or "value" not in extensions:
+    # Limits checked before anything runs (`limit` names which) report the same value on both.
+    if extensions.get("code") != "LIMIT_EXCEEDED" or "value" not in extensions or "max" in extensions:
         return error
     assert extensions["value"] > extensions["limit"], error
     return {**error, "extensions": {**extensions, "value": "past the limit"}}
