@@ -35,6 +35,7 @@ from connectors.base import (
     UnavailableError,
 )
 from connectors.batch import OnChunk, fetch_in_chunks
+from connectors.pacing import SLICE_ROWS, Steps, run_paced, run_steps
 from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, describe
 from connectors.sql.dialects.mysql import MysqlDialect
 from connectors.sql.dialects.postgresql import PostgresDialect
@@ -123,7 +124,9 @@ class SqlConnector:
         if has_more:
             rows = rows[: query.limit]
         cut = () if query.per_group is None else self._cut(query, rows)
-        columns, unreadable = self._columns(query.table, query.columns, rows)
+        steps = self._columns(query.table, query.columns, rows)
+        # A large page's values are read a slice at a time, other requests served between.
+        columns, unreadable = run_steps(steps) if len(rows) <= SLICE_ROWS else await run_paced(steps)
         return Page.of_columns(columns, len(rows), has_more, unreadable, cut)
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
@@ -277,7 +280,7 @@ class SqlConnector:
 
     def _columns(
         self, table: TableSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> tuple[dict[str, Sequence[Any]], frozenset[str]]:
+    ) -> Steps[tuple[dict[str, Sequence[Any]], frozenset[str]]]:
         """The rows' values column by column, each read as its kind, and the columns holding
         an UNREADABLE value. A statement of no columns reads a constant, which is no column."""
         readers = self._readers_of(table, columns)
@@ -286,7 +289,10 @@ class SqlConnector:
         out: dict[str, Sequence[Any]] = {}
         unreadable: list[str] = []
         for i, (name, read) in enumerate(readers):
-            out[name], bad = read([*map(itemgetter(i), rows)])
+            if len(rows) <= SLICE_ROWS:
+                out[name], bad = read([*map(itemgetter(i), rows)])
+            else:
+                out[name], bad = yield from _read_sliced(read, rows, i)
             if bad:
                 unreadable.append(name)
         return out, frozenset(unreadable)
@@ -320,6 +326,18 @@ class SqlConnector:
         if self._dialect.is_timeout(error):
             return UnavailableError(f"the department database did not answer within {self._timeout_ms} ms", reason)
         return UnavailableError("the department database is unavailable", reason)
+
+
+def _read_sliced(read: ColumnReader, rows: Sequence[Sequence[Any]], i: int) -> Steps[tuple[list[Any], bool]]:
+    """Column `i` of `rows` read a slice at a time."""
+    values: list[Any] = []
+    bad = False
+    for start in range(0, len(rows), SLICE_ROWS):
+        part, part_bad = read([*map(itemgetter(i), rows[start : start + SLICE_ROWS])])
+        values.extend(part)
+        bad = bad or part_bad
+        yield
+    return values, bad
 
 
 def _processes(statement: sa.Select[Any], description: Sequence[Sequence[Any]], dialect: Dialect) -> bool:
