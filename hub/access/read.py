@@ -297,12 +297,12 @@ class Reader:
         joins: Sequence[str],
     ) -> Released:
         record = request.record
-        released = self.releaser.release(request.plan, record, entity, rows, names)
+        released = await self.releaser.release_paced(request.plan, record, entity, rows, names)
         if released.unknown_keys and await self.keys.refresh():
             # Values under a data-key version made since the keyring was loaded (a rotation while
             # serving): release again with the reloaded keyring, counting the rows once.
             record.undo_columns(entity.id, released.recorded, len(released.rows))
-            released = self.releaser.release(request.plan, record, entity, rows, names)
+            released = await self.releaser.release_paced(request.plan, record, entity, rows, names)
         for name in joins:
             item = entity.fields[name]
             column = item.searchable_column
