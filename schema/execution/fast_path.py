@@ -23,6 +23,7 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from connectors.pacing import SLICE_ROWS
 from schema.context import RequestContext
 from schema.execution.relations import Run
 from schema.execution.shaper import Shaper, prepare
@@ -97,10 +98,31 @@ class FastExecutor(HubExecutor):
         entity = self._entity(return_type.of_type) if self.fast and type(result) is list else None
         if entity is not None and set(map(type, result)) <= DICTS:
             shaper = self.shaper(entity, field_details_list)
+            if shaper is not None and len(result) > SLICE_ROWS:
+                # Shaped a slice at a time, other requests served between (connectors/pacing.py).
+                return self._paced(shaper, return_type, field_details_list, info, path, result, position_context)
             shaped = None if shaper is None else shaper.many(self.run, result, path, position_context)
             if shaped is not None:
                 return shaped
         return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+
+    async def _paced(
+        self,
+        shaper: Shaper,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: list[Any],
+        position_context: Any,
+    ) -> list[Any]:
+        shaped = await shaper.many_paced(self.run, result, path, position_context)
+        if shaped is not None:
+            return shaped
+        completed = super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+        if self.is_awaitable(completed):
+            return await completed  # type: ignore[no-any-return]
+        return completed  # type: ignore[return-value]
 
     def complete_object_value(
         self,

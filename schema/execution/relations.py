@@ -25,6 +25,7 @@ from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path, gather_with_cancel
 
+from connectors.pacing import SLICE_ROWS, due, turn
 from hub.access.read import JOIN
 from hub.errors import LimitExceeded
 from schema.context import RequestContext
@@ -73,6 +74,8 @@ class RowShaper(Protocol):
     related: list[Related]
 
     def objects(self, rows: list[dict[Any, Any]]) -> list[dict[str, Any]] | None: ...
+
+    async def objects_paced(self, rows: list[dict[Any, Any]]) -> list[dict[str, Any]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -168,23 +171,38 @@ class Job:
         values = [(index, _value(entry, value)) for index, value in loaded]
         flat: list[dict[Any, Any]] = []
         origins: list[tuple[int, int | None]] = []
+        # The lists of a relation under every row of a long list (a hundred residents under
+        # each of 1,500 rows) hold more rows than the largest page: gathered, shaped and placed
+        # in slices, with turns for the loop between (connectors/pacing.py).
+        since = 0
         for index, value in values:
             if entry.many:
                 flat.extend(value)
                 origins.extend((index, place) for place in range(len(value)))
+                since += len(value)
+                if since >= SLICE_ROWS:
+                    since = 0
+                    if due():
+                        await turn()
             elif value is not None:
                 flat.append(value)
                 origins.append((index, None))
         key, objects = entry.key, self.objects
         child = self.run.shaper(entry.target, entry.field_details) if flat else None
-        shaped = None if child is None else child.objects(flat)
+        shaped = None if child is None else await child.objects_paced(flat)
         if flat and (child is None or shaped is None):
             await self._complete_each(entry, values)
             return
         placed = iter(shaped or ())
+        since = 0
         for index, value in values:
             if entry.many:
                 objects[index][key] = [next(placed) for _ in value]
+                since += len(value)
+                if since >= SLICE_ROWS:
+                    since = 0
+                    if due():
+                        await turn()
             else:
                 objects[index][key] = None if value is None else next(placed)
         if child is not None and shaped and child.related:

@@ -13,6 +13,10 @@ its selection set to the normal path.
 Whatever the normal path would report as an error (a null in a non-null field, a value its
 scalar refuses) makes the shaper refuse the list before anything with an effect has run; the
 executor then completes that list the normal way, which produces the error exactly.
+
+A list longer than SLICE_ROWS is shaped a slice at a time (`objects_paced`), giving the event
+loop a turn between slices when one is due (connectors/pacing.py): shaping 10,000 rows of 12
+fields in one go held every other request up for tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition
 from strawberry.types.field import StrawberryField
 
+from connectors.pacing import SLICE_ROWS, Steps, run_paced
 from schema.execution.positions import ListRows, OneRow
 from schema.execution.relations import Related, Run, pending
 from schema.loading import RELATION_FIELDS
@@ -145,6 +150,37 @@ class Shaper:
         if not columns:
             return [{} for _ in rows]
         return [*map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))]
+
+    async def objects_paced(self, rows: list[dict[Any, Any]]) -> list[dict[str, Any]] | None:
+        """`objects`, a slice of SLICE_ROWS rows at a time, with turns for the loop between."""
+        if len(rows) <= SLICE_ROWS:
+            return self.objects(rows)
+        return await run_paced(self._sliced(rows))
+
+    def _sliced(self, rows: list[dict[Any, Any]]) -> Steps[list[dict[str, Any]] | None]:
+        # Each slice decides alone whether the normal path must take over: every check a
+        # column makes (a null in a non-null field, a value its scalar refuses) is per value.
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(rows), SLICE_ROWS):
+            part = self.objects(rows[start : start + SLICE_ROWS])
+            if part is None:
+                return None
+            out.extend(part)
+            yield
+        return out
+
+    async def many_paced(
+        self, run: Run | None, rows: list[dict[Any, Any]], path: Path, position: Any
+    ) -> list[dict[str, Any]] | None:
+        """`many` for a long list, shaped in slices; None to leave it to the normal path."""
+        if self.related and run is None:
+            return None
+        objects = await self.objects_paced(rows)
+        if not objects or not self.related:
+            return objects
+        assert run is not None
+        shaped: list[dict[str, Any]] = await pending(run, self, rows, objects, ListRows(path), position)
+        return shaped
 
     def many(
         self, run: Run | None, rows: list[dict[Any, Any]], path: Path, position: Any
