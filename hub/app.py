@@ -38,6 +38,7 @@ from hub.access.plan import Planner, Verdict
 from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
+from hub.encoding import encoded
 from hub.health.readiness import readiness
 from hub.quota import LookupCounter, Refusal
 from hub.quota.rates import RateRefusal
@@ -67,7 +68,8 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        # A large answer comes already encoded (hub/encoding.py).
+        return content if type(content) is bytes else orjson.dumps(content)
 
 
 def _error(
@@ -321,7 +323,8 @@ async def _execute(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
     answer = await run(built, operation, Caller(services, principal, purpose))
-    response = JSON(answer.body, answer.status)
+    # A large answer is encoded in pieces, other requests served between them.
+    response = JSON(await encoded(answer.body) if answer.large else answer.body, answer.status)
     if answer.large:
         # After the response is sent: the memory of a large request is given back at once.
         response.background = BackgroundTask(give_back)
