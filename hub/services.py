@@ -37,6 +37,7 @@ from hub.quota.rates import RateLimits, rate
 log = logging.getLogger("hub.services")
 
 DEFAULT_TIMEOUT_MS: int = ConnectionDecl.model_fields["statement_timeout_ms"].default
+DEFAULT_POOL_SIZE: int = ConnectionDecl.model_fields["pool_size"].default
 
 
 class StartupRefused(Exception):
@@ -201,7 +202,8 @@ def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Setti
     guarded: dict[str, GuardedConnector] = {}
     for name, connector in connectors.items():
         department = catalog.departments.get(name)
-        # A connector for a department the catalog lacks (a test's) gets the manifest default.
+        # A connector for a department the catalog lacks (a test's) gets the manifest defaults.
         timeout_ms = department.connection.statement_timeout_ms if department is not None else DEFAULT_TIMEOUT_MS
-        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms)
+        pool_size = department.connection.pool_size if department is not None else DEFAULT_POOL_SIZE
+        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms, pool_size)
     return guarded

@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import Connector, ConnectorError, Filter, Page, Query, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
 from hub.health.deadline import Deadlines
+from hub.health.share import Share, current_owner
 
 # Time past the statement timeout for what the database's own limit does not cover: reaching
 # the server and carrying the rows back. The database stops its statement first, so a read that
@@ -33,12 +34,17 @@ class CircuitOpenError(UnavailableError):
 class GuardedConnector:
     """`inner`, one department's connector, with a deadline on each call and a breaker."""
 
-    def __init__(self, department: str, inner: Connector, breaker: Breaker, timeout_ms: int) -> None:
+    def __init__(
+        self, department: str, inner: Connector, breaker: Breaker, timeout_ms: int, pool_size: int = 5
+    ) -> None:
         self.department = department
         self.inner = inner
         self.breaker = breaker
         self.timeout_ms = timeout_ms
         self.deadlines = Deadlines(timeout_ms / 1000 + DEADLINE_MARGIN_S)
+        # The department's connections, shared between requests (share.py); waiting for one is
+        # inside the read's deadline.
+        self.share = Share(pool_size)
 
     # Each method spells the guard out rather than passing the call to a shared wrapper: a
     # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
@@ -46,8 +52,14 @@ class GuardedConnector:
     async def fetch(self, query: Query) -> Page:
         ticket = self._admit()
         read = self.deadlines.start()
+        share, owner = self.share, current_owner()
         try:
-            page = await self.inner.fetch(query)
+            if not share.take(owner):
+                await share.wait(owner)
+            try:
+                page = await self.inner.fetch(query)
+            finally:
+                share.give(owner)
         except BaseException as error:
             raise self._failure(ticket, error, self.deadlines.finish(read)) from None
         self.deadlines.finish(read)
@@ -57,8 +69,14 @@ class GuardedConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         ticket = self._admit()
         read = self.deadlines.start()
+        share, owner = self.share, current_owner()
         try:
-            total = await self.inner.count(table, where)
+            if not share.take(owner):
+                await share.wait(owner)
+            try:
+                total = await self.inner.count(table, where)
+            finally:
+                share.give(owner)
         except BaseException as error:
             raise self._failure(ticket, error, self.deadlines.finish(read)) from None
         self.deadlines.finish(read)
@@ -81,10 +99,16 @@ class GuardedConnector:
         # must end within the department's timeout.
         ticket = self._admit()
         read = self.deadlines.start()
+        share, owner = self.share, current_owner()
         try:
-            rows = await self.inner.fetch_by(
-                table, column, values, columns, where=where, per_value=per_value, limit=limit, on_chunk=on_chunk
-            )
+            if not share.take(owner):
+                await share.wait(owner)
+            try:
+                rows = await self.inner.fetch_by(
+                    table, column, values, columns, where=where, per_value=per_value, limit=limit, on_chunk=on_chunk
+                )
+            finally:
+                share.give(owner)
         except BaseException as error:
             raise self._failure(ticket, error, self.deadlines.finish(read)) from None
         self.deadlines.finish(read)
