@@ -42,12 +42,14 @@ def bench_keyring(keys: Workspace = KEYS) -> Keyring:
 
 def hub_env(keys: Workspace = KEYS) -> dict[str, str]:
     """What a hub served over the bench data needs besides its database and manifests. The
-    load generators send thousands of requests a second from one caller: rate limits stay on
-    (their cost is part of what is measured) but far above the load."""
+    load generators send thousands of requests a second from one caller, with dozens in flight:
+    rate and concurrency limits stay on (their cost is part of what is measured) but far above
+    the load."""
     return {
         "HUB_MASTER_KEY_FILE": str(keys.master_key_file),
         "HUB_RATE_LIMIT_DEFAULT": "100000000/minute",
         "HUB_DEPARTMENT_RATE_LIMIT": "100000000/minute",
+        "HUB_CONCURRENCY_LIMIT_DEFAULT": "100000",
     }
 
 

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any
 
@@ -41,6 +42,7 @@ from hub.catalog import EntityInfo
 from hub.encoding import encoded
 from hub.health.readiness import readiness
 from hub.quota import LookupCounter, Refusal
+from hub.quota.concurrency import ConcurrencyRefusal
 from hub.quota.rates import RateRefusal
 from hub.request import BadRequest, Bounds, GraphQLRequest, read_request, repeated, response_media_type
 from hub.services import Services
@@ -184,10 +186,13 @@ def create_app(services: Services) -> Starlette:
         refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
         if refused is not None:
             return JSON(refused.body, refused.status, refused.headers)
-        over = await _within_quota(services, built.lookups, quota, principal, request, operation)
-        if over is not None:
-            return over
-        return await _execute(services, built, principal, request, operation)
+        async with _in_flight(services, principal) as too_many:
+            if too_many is not None:
+                return _concurrency_exceeded(too_many)
+            over = await _within_quota(services, built.lookups, quota, principal, request, operation)
+            if over is not None:
+                return over
+            return await _execute(services, built, principal, request, operation)
 
     routes: list[Route | Mount] = [
         # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
@@ -295,6 +300,30 @@ def _rate_exceeded(refusal: RateRefusal) -> Response:
     }
     body = {"errors": [{"message": message, "extensions": extensions}], "data": None}
     return JSON(body, 429, {"Retry-After": str(refusal.retry_after)})
+
+
+def _in_flight(services: Services, principal: Principal) -> AbstractAsyncContextManager[ConcurrencyRefusal | None]:
+    """One of the caller's slots for requests in flight, or its refusal (no limit: always one)."""
+    if services.in_flight is None:
+        return contextlib.nullcontext()
+    return services.in_flight.slot(principal)
+
+
+def _concurrency_exceeded(refusal: ConcurrencyRefusal) -> Response:
+    """The rate limit's 429, for requests in flight: the same body, scope `concurrency`."""
+    message = (
+        f"too many requests in flight: your limit is {refusal.limit} at once, and none of yours ended "
+        f"within {refusal.waited:g} s; wait for an answer before sending more"
+    )
+    extensions = {
+        "code": "LIMIT_EXCEEDED",
+        "limit": refusal.limit,
+        "used": refusal.limit,
+        "requested": 1,
+        "scope": "concurrency",
+    }
+    body = {"errors": [{"message": message, "extensions": extensions}], "data": None}
+    return JSON(body, 429, {"Retry-After": "1"})
 
 
 def _quota_exceeded(refusal: Refusal) -> Response:

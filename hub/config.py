@@ -29,6 +29,10 @@ DEFAULT_MAX_COST = 10_000_000
 # The limits that may differ per role: limit name -> the Settings field of its default (its
 # variable is that name in capitals after HUB_: HUB_MAX_COST).
 PER_ROLE_LIMITS = {"depth": "max_depth", "aliases": "max_aliases", "directives": "max_directives", "cost": "max_cost"}
+# Requests a caller may have in flight at once, per instance (hub/quota/concurrency.py): a
+# department's app serves many of its staff at once; any other caller (an auditor, the public)
+# gets the default.
+DEFAULT_CONCURRENCY_LIMITS = {"department_app": 16}
 
 
 class SettingsError(Exception):
@@ -121,6 +125,13 @@ class Settings:
     # levels of and/or/not filters fit).
     max_variable_values: int = 20_000
     max_variable_depth: int = 32
+    # Requests in flight per caller on this instance, by role (the largest of its roles'); past
+    # it a request waits up to concurrency_wait_seconds for one of the caller's own to end,
+    # then is refused with 429 (hub/quota/concurrency.py).
+    concurrency_limit_enabled: bool = True
+    concurrency_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY_LIMITS))
+    concurrency_limit_default: int = 4
+    concurrency_wait_seconds: float = 1.0
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -195,6 +206,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "max_variable_values": environ.get("HUB_MAX_VARIABLE_VALUES", "20000"),
         "max_variable_depth": environ.get("HUB_MAX_VARIABLE_DEPTH", "32"),
         "max_tokens": environ.get("HUB_MAX_TOKENS", "20000"),
+        "concurrency_limit_enabled": environ.get("HUB_CONCURRENCY_LIMIT", "on"),
+        "concurrency_limits": environ.get("HUB_CONCURRENCY_LIMITS"),
+        "concurrency_limit_default": environ.get("HUB_CONCURRENCY_LIMIT_DEFAULT", "4"),
+        "concurrency_wait_seconds": environ.get("HUB_CONCURRENCY_WAIT_SECONDS", "1"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -257,7 +272,17 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if max_tokens < 1:
         raise SettingsError("HUB_MAX_TOKENS must be at least 1")
     limits, limits_by_role = _limits(environ, overrides)
+    concurrency_default = _int("HUB_CONCURRENCY_LIMIT_DEFAULT", values["concurrency_limit_default"])
+    if concurrency_default < 1:
+        raise SettingsError("HUB_CONCURRENCY_LIMIT_DEFAULT must be at least 1")
+    concurrency_wait = _float("HUB_CONCURRENCY_WAIT_SECONDS", values["concurrency_wait_seconds"])
+    if not 0 <= concurrency_wait <= 60:
+        raise SettingsError("HUB_CONCURRENCY_WAIT_SECONDS must be a number of seconds from 0 to 60")
     return Settings(
+        concurrency_limit_enabled=_flag("HUB_CONCURRENCY_LIMIT", values["concurrency_limit_enabled"]),
+        concurrency_limits=_concurrency_limits(values["concurrency_limits"]),
+        concurrency_limit_default=concurrency_default,
+        concurrency_wait_seconds=concurrency_wait,
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
         rate_limit_default=_rate("HUB_RATE_LIMIT_DEFAULT", values["rate_limit_default"]),
@@ -416,6 +441,34 @@ def _limits(
         if roles:
             by_role[limit] = roles
     return defaults, by_role
+
+
+def _concurrency_limits(value: object) -> dict[str, int]:
+    """`role=n,role=n` (HUB_CONCURRENCY_LIMITS); None keeps the defaults."""
+    if value is None:
+        return dict(DEFAULT_CONCURRENCY_LIMITS)
+    name = "HUB_CONCURRENCY_LIMITS"
+    if isinstance(value, Mapping):
+        limits = {str(role): _int(name, number) for role, number in value.items()}
+    else:
+        limits = {}
+        for item in str(value).split(","):
+            if not item.strip():
+                continue
+            role, equals, number = item.partition("=")
+            if not equals or not role.strip():
+                raise SettingsError(f"{name} must read role=number,role=number")
+            limits[role.strip()] = _int(name, number.strip())
+    if any(n < 1 for n in limits.values()):
+        raise SettingsError(f"{name} must allow each role at least one request")
+    return limits
+
+
+def _float(name: str, value: object) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise SettingsError(f"{name} must be a number") from None
 
 
 def _int(name: str, value: object) -> int:

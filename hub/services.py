@@ -32,6 +32,7 @@ from hub.policy.snapshot import SnapshotError, validate
 from hub.policy.store import PolicyStore, principals, seed
 from hub.policy.terms import Purpose, Terms, load_terms
 from hub.quota import LookupCounter
+from hub.quota.concurrency import InFlight
 from hub.quota.rates import RateLimits, rate
 
 log = logging.getLogger("hub.services")
@@ -66,6 +67,8 @@ class Services:
     departments: Mapping[str, GuardedConnector]
     # Request rate limits (hub/quota/rates.py); None when switched off.
     rates: RateLimits | None = None
+    # Requests in flight per caller (hub/quota/concurrency.py); None when switched off.
+    in_flight: InFlight | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -180,6 +183,7 @@ def build_services(
         quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
         departments=guarded,
         rates=_rates(settings),
+        in_flight=_in_flight(settings),
     )
 
 
@@ -192,6 +196,12 @@ def _rates(settings: Settings) -> RateLimits | None:
         rate(settings.department_rate_limit, "HUB_DEPARTMENT_RATE_LIMIT"),
         settings.limits_storage,
     )
+
+
+def _in_flight(settings: Settings) -> InFlight | None:
+    if not settings.concurrency_limit_enabled:
+        return None
+    return InFlight(settings.concurrency_limits, settings.concurrency_limit_default, settings.concurrency_wait_seconds)
 
 
 def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings) -> dict[str, GuardedConnector]:
