@@ -16,7 +16,8 @@ from hub.db.engine import hub_engine, sessions
 
 def scenario(url: URL, steps: list[tuple[float, str]], reads: list[int] | None = None) -> list[bool]:
     """Run `steps` (clock reading, action) against one cache; 'ask' records whether the token
-    was accepted, 'revoke' revokes it in the hub database."""
+    was accepted, 'revoke' revokes it in the hub database, 'settle' waits for reads the cache
+    made in the background."""
     clock = [0.0]
     wall = [datetime.now(UTC)]
 
@@ -42,6 +43,8 @@ def scenario(url: URL, steps: list[tuple[float, str]], reads: list[int] | None =
                 if action == "revoke":
                     async with make() as session, session.begin():
                         await revoke_tokens(session, "cached-app")
+                elif action == "settle":
+                    await asyncio.gather(*cache._reading.values())
                 elif action == "expire":
                     wall[0] = issued.expires_at + timedelta(seconds=1)
                     seen.append(await cache.principal(issued.token) is not None)
@@ -57,6 +60,54 @@ def scenario(url: URL, steps: list[tuple[float, str]], reads: list[int] | None =
 def test_revoked_token_stops_working_once_the_cache_interval_has_passed(hub_db: URL) -> None:
     accepted = scenario(hub_db, [(0.0, "ask"), (0.1, "revoke"), (0.5, "ask"), (1.2, "ask"), (3.0, "ask")])
     assert accepted == [True, True, False, False]
+
+
+def test_a_token_in_use_is_read_again_in_the_background_before_its_entry_ages_out(hub_db: URL) -> None:
+    async def run() -> list[float]:
+        engine = hub_engine(hub_db)
+        make = sessions(engine)
+        clock = [0.0]
+        cache = PrincipalCache(make, ttl_s=1.0, clock=lambda: clock[0])
+        real_read = cache._read
+        gate = asyncio.Event()
+        reads: list[float] = []
+
+        async def slow(token: str) -> Any:
+            # A hub database slow to answer: reads wait until the test opens the gate.
+            reads.append(clock[0])
+            await gate.wait()
+            return await real_read(token)
+
+        cache._read = slow  # type: ignore[method-assign]
+        try:
+            async with make() as session, session.begin():
+                issued = await register_app(session, "busy-app", "welfare", ("department_app",), {}, 1)
+            gate.set()
+            assert await cache.principal(issued.token) is not None
+            gate.clear()
+            # Past half its second: answered from the entry at once, read again meanwhile.
+            clock[0] = 0.6
+            assert await asyncio.wait_for(cache.principal(issued.token), 1) is not None
+            gate.set()
+            await asyncio.gather(*cache._reading.values())
+            gate.clear()
+            # The entry read at 0.0 has aged out, but the one read from 0.6 answers: no request
+            # waited for the hub database (the gate is closed again).
+            clock[0] = 1.4
+            assert await asyncio.wait_for(cache.principal(issued.token), 1) is not None
+            gate.set()
+            return reads
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run())[:2] == [0.0, 0.6]
+
+
+def test_a_token_revoked_is_refused_after_a_background_read_finds_it_gone(hub_db: URL) -> None:
+    accepted = scenario(hub_db, [(0.0, "ask"), (0.1, "revoke"), (0.6, "ask"), (0.6, "settle"), (0.7, "ask")])
+    # At 0.6 the cached entry answers (within its second) and is read again: revoked, it is
+    # dropped, and the next request is refused before the second is out.
+    assert accepted == [True, True, False]
 
 
 def test_cached_token_is_read_again_once_it_expires(hub_db: URL) -> None:
