@@ -69,15 +69,16 @@ def fresh_hub_database(folder: Path) -> tuple[URL, dict[str, str]]:
     return url, asyncio.run(register())
 
 
-def hub_services(workspace: Workspace, url: URL) -> Services:
+def hub_services(workspace: Workspace, url: URL, **settings_: object) -> Services:
     """The hub's services over the demo's department databases and the hub database at `url`,
-    which gets the demo's keys unless it has keys already."""
+    which gets the demo's keys unless it has keys already; `settings_` override settings."""
     asyncio.run(share_keys(workspace, url))
     settings = load_settings(
         {},
         database_url=url.render_as_string(),
         manifests_dir=workspace.manifests,
         master_key_file=workspace.master_key_file,
+        **settings_,
     )
     return build_services(settings)
 
