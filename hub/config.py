@@ -16,6 +16,8 @@ from pathlib import Path
 from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
+from hub.observe.settings import ObserveSettings, ObserveSettingsError, observe_settings
+
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 # 24 x 200 = 4,800 a day: below half of the 10,000 candidates a mask must leave.
 DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office": 100, "data_steward": 100}
@@ -106,6 +108,8 @@ class Settings:
     # levels of and/or/not filters fit).
     max_variable_values: int = 20_000
     max_variable_depth: int = 32
+    # The access log (HUB_ACCESS_LOG) and tracing (the standard OTEL_* variables).
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -157,6 +161,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "max_body_bytes": environ.get("HUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
         "max_variable_values": environ.get("HUB_MAX_VARIABLE_VALUES", "20000"),
         "max_variable_depth": environ.get("HUB_MAX_VARIABLE_DEPTH", "32"),
+        "access_log": environ.get("HUB_ACCESS_LOG", "on"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -215,7 +220,12 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     max_variable_depth = _int("HUB_MAX_VARIABLE_DEPTH", values["max_variable_depth"])
     if max_variable_depth < 1:
         raise SettingsError("HUB_MAX_VARIABLE_DEPTH must be at least 1")
+    try:
+        observe = observe_settings(environ, _flag("HUB_ACCESS_LOG", values["access_log"]))
+    except ObserveSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(
+        observe=observe,
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
         rate_limit_default=_rate("HUB_RATE_LIMIT_DEFAULT", values["rate_limit_default"]),
