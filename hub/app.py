@@ -102,6 +102,7 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return _error(500, "INTERNAL", INTERNAL_MESSAGE, headers)
 
 
+REQUEST_ID_HEADER = REQUEST_ID.lower().encode("latin-1")
 # Where a request's Seen is kept in its ASGI scope, for the answer to a fault of the hub's.
 SEEN = "hub.seen"
 # Roles that may read /metrics.
@@ -176,7 +177,8 @@ def create_app(services: Services) -> Starlette:
             media = response_media_type(headers.get("accept"))
             if media != JSON.media_type:
                 response.headers["content-type"] = media
-        response.headers[REQUEST_ID] = seen.request_id
+        # Appended to the raw list: the answer has no such header, and MutableHeaders would scan for one.
+        response.raw_headers.append((REQUEST_ID_HEADER, seen.request_id.encode("latin-1")))
         observe.finish(seen, response.status_code, getattr(response, "code", None))
         return response
 

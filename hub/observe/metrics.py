@@ -21,7 +21,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from hub.access.plan import Decision
 from hub.health.breaker import Breaker, Circuit
 
 # Seconds; a lookup by key takes about a millisecond, a 10,000-row list a tenth of a second.
@@ -29,7 +28,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # How a department read that got no answer ended (hub/health/guard.py).
 READ_FAILURES = ("timeout", "unavailable", "circuit_open", "refused", "abandoned")
 LIMITS = ("rate_caller", "rate_department", "lookup_quota")
-LEVELS = {Decision.PLAIN: "plain", Decision.MASKED: "masked", Decision.DENIED: "withheld"}
+LEVELS = ("plain", "masked", "withheld")
 OTHER = "other"
 
 # A cache's (hits, misses) so far.
@@ -91,7 +90,7 @@ class Metrics:
         registry.register(self._scraped)
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
-        self._level_children = {decision: self._values.labels(level) for decision, level in LEVELS.items()}
+        self._plain, self._masked, self._withheld = (self._values.labels(level) for level in LEVELS)
         self._limit_children = {limit: self._limits.labels(limit) for limit in LIMITS}
 
     def request(self, document: str, outcome: str, code: str, seconds: float) -> None:
@@ -105,10 +104,14 @@ class Metrics:
             latency = self._latency_children[document] = self._latency.labels(document)
         latency.observe(seconds)
 
-    def released(self, levels: Mapping[Decision, int]) -> None:
-        for decision, count in levels.items():
-            if count:
-                self._level_children[decision].inc(count)
+    def released(self, plain: int, masked: int, withheld: int) -> None:
+        """Counts one answer's values by level."""
+        if plain:
+            self._plain.inc(plain)
+        if masked:
+            self._masked.inc(masked)
+        if withheld:
+            self._withheld.inc(withheld)
 
     def limit_refused(self, limit: str) -> None:
         self._limit_children[limit].inc()
