@@ -93,7 +93,7 @@ def _access_log(config: dict[str, Any]) -> None:
     """The access log to a file, as `hub serve` writes it to standard output; the code before
     observability has none."""
     try:
-        from hub.observe.requests import write_access_log
+        from hub.observe.access_log import write_access_log
     except ImportError:
         return
     if os.environ.get("HUB_ACCESS_LOG", "on") != "off":

@@ -36,7 +36,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     if settings.observe.access_log:
         import sys
 
-        from hub.observe.requests import write_access_log
+        from hub.observe.access_log import write_access_log
 
         # Standard output, one JSON line per request; uvicorn's own log goes to standard error.
         write_access_log(sys.stdout)

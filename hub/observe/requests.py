@@ -1,27 +1,19 @@
 """One /graphql request as an operator sees it: its id, its counts in the metrics, its line in
-the access log and its span.
+the access log (hub/observe/access_log.py) and its span.
 
 The request id is the caller's `X-Request-Id` when it is short and made of safe characters (so
 a proxy's id ties its log to the hub's), else one made here; the answer echoes it in the same
-header. The access log is one JSON line per request on the `hub.access_log` logger: the request
-id, the caller (its app name and department), the operation (the first 16 hex digits of the
-SHA-256 of its text, so the same text shows the same hash whether sent as text or as a
-registered document, and the text itself is never logged), the registered document's id,
-status, outcome, the first error's code and the duration.
+header.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
-import orjson
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind
@@ -32,12 +24,12 @@ from hub.access.record import AccessRecord
 from hub.access.release import Releaser
 from hub.auth.principal import Principal
 from hub.crypto.keyring import Keyring
+from hub.observe.access_log import AccessLog
 from hub.observe.departments import DepartmentWatch
 from hub.observe.metrics import OTHER, Metrics
 from hub.observe.settings import ObserveSettings
 from hub.observe.tracing import TracedReleaser, end_span, hub_tracer, tracer_provider
 
-access_log = logging.getLogger("hub.access_log")
 PLAIN, MASKED = Decision.PLAIN, Decision.MASKED
 
 HEADER = "X-Request-Id"
@@ -45,26 +37,6 @@ HEADER = "X-Request-Id"
 # a log line or a header.
 SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 PROPAGATOR = TraceContextTextMapPropagator()
-
-
-class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each record's message as one line: a formatter would only copy it, at a price paid
-    on every request."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(f"{record.msg}\n")
-            self.flush()
-        except Exception:
-            self.handleError(record)
-
-
-def write_access_log(stream: TextIO) -> None:
-    """Sends the access log's lines, as they are, to `stream` (the command line's choice; the
-    app only logs, so tests read the lines with caplog)."""
-    access_log.addHandler(_Lines(stream))
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False
 
 
 def request_id(given: str | None) -> str:
@@ -85,19 +57,6 @@ def outcome(status: int, code: str | None) -> str:
     if status >= 400:
         return "refused"
     return "ok" if code is None else "partial"
-
-
-_second: list[Any] = [0, ""]
-
-
-def _now() -> str:
-    """The time in UTC to the millisecond, ISO 8601; the part up to the second is formatted once
-    a second, not once a request."""
-    now = time.time()
-    second = int(now)
-    if _second[0] != second:
-        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
 
 
 class Seen:
@@ -124,7 +83,7 @@ class Observability:
         self.metrics = Metrics()
         self.provider = tracer_provider(settings.tracing, exporter)
         self.tracer = hub_tracer(self.provider)
-        self.access_log = settings.access_log
+        self.log = AccessLog(settings.access_log, settings.access_log_delay_s)
 
     def department(self, name: str) -> DepartmentWatch:
         return DepartmentWatch(name, self.metrics, self.tracer)
@@ -163,11 +122,7 @@ class Observability:
                 else:
                     withheld += count
             self.metrics.released(plain, masked, withheld)
-        if self.access_log and access_log.isEnabledFor(logging.INFO):
-            # The record made directly: Logger.info would walk the stack for the caller's file
-            # and line, which the line does not show, on every request.
-            line = self._line(seen, status, result, code, seconds)
-            access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
+        self.log.note(seen.request_id, seen.principal, seen.text, seen.document, status, result, code, seconds)
         if seen.scope is not None:
             span, token = seen.scope
             span.set_attribute("http.response.status_code", status)
@@ -178,25 +133,9 @@ class Observability:
             end_span(span, code if status >= 400 or code is not None else None)
             context.detach(token)
 
-    @staticmethod
-    def _line(seen: Seen, status: int, result: str, code: str | None, seconds: float) -> str:
-        principal = seen.principal
-        text = seen.text
-        line = {
-            "time": _now(),
-            "request_id": seen.request_id,
-            "principal": None if principal is None else principal.subject,
-            "department": None if principal is None else principal.department,
-            "operation": None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
-            "document": seen.document,
-            "status": status,
-            "outcome": result,
-            "code": code,
-            "duration_ms": round(seconds * 1000, 3),
-        }
-        return orjson.dumps(line).decode()
-
     def close(self) -> None:
-        """Sends the spans still queued (blocks up to the exporter's timeout)."""
+        """Writes the access log's last lines and sends the spans still queued (blocks up to the
+        exporter's timeout)."""
+        self.log.flush()
         if self.provider is not None:
             self.provider.shutdown()

@@ -56,15 +56,20 @@ class TracingSettings:
 
 @dataclass(frozen=True)
 class ObserveSettings:
-    # One JSON line per /graphql request on the `hub.access_log` logger (stdout under `hub serve`).
+    # One JSON line per /graphql request on the `hub.access_log` logger (stdout under `hub serve`),
+    # written in batches at most `access_log_delay_s` after the request.
     access_log: bool = True
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    access_log_delay_s: float = 0.05
 
 
 def observe_settings(environ: Mapping[str, str], access_log: bool) -> ObserveSettings:
     """The observability settings in `environ` (HUB_ACCESS_LOG is read by load_settings with the
     other flags and passed in)."""
-    return ObserveSettings(access_log, tracing_settings(environ))
+    delay_ms = _number("HUB_ACCESS_LOG_DELAY_MS", environ.get("HUB_ACCESS_LOG_DELAY_MS", "50"))
+    if not 0 <= delay_ms <= 10_000:
+        raise ObserveSettingsError("HUB_ACCESS_LOG_DELAY_MS must be milliseconds from 0 to 10000")
+    return ObserveSettings(access_log, tracing_settings(environ), delay_ms / 1000)
 
 
 def tracing_settings(environ: Mapping[str, str]) -> TracingSettings:

@@ -164,7 +164,8 @@ def observed(hub_db: URL, small_catalog: Catalog) -> Iterator[ObservedHub]:
     yield from serve_observed_hub(
         hub_db,
         small_catalog,
-        {"HUB_BREAKER_FAILURES": "1"},
+        # Access log lines written at once, not in batches (tests of batches set their own delay).
+        {"HUB_BREAKER_FAILURES": "1", "HUB_ACCESS_LOG_DELAY_MS": "0"},
         rate_limits={"department_app": "6/minute"},
         lookup_quotas={"auditor": 0},
     )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,6 +112,32 @@ def test_a_hostile_request_id_is_replaced(
 def test_the_longest_sane_request_id_is_kept(observed: ObservedHub) -> None:
     kept = "a" * 128
     assert observed.query("app", QUERY, {"X-Request-Id": kept}).headers["X-Request-Id"] == kept
+
+
+@pytest.fixture
+def batched(hub_db: URL, small_catalog: Catalog) -> Iterator[ObservedHub]:
+    yield from serve_observed_hub(hub_db, small_catalog, {"HUB_ACCESS_LOG_DELAY_MS": "100"})
+
+
+def test_lines_are_written_in_a_batch_after_the_delay_in_request_order(
+    batched: ObservedHub, logged: pytest.LogCaptureFixture
+) -> None:
+    ids = [f"batch-{n}" for n in range(3)]
+    for rid in ids:
+        batched.query("app", QUERY, {"X-Request-Id": rid})
+    deadline = time.monotonic() + 5
+    while len(lines(logged)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [line["request_id"] for line in lines(logged)] == ids
+
+
+def test_the_last_lines_are_written_when_the_hub_stops(
+    hub_db: URL, small_catalog: Catalog, logged: pytest.LogCaptureFixture
+) -> None:
+    for hub in serve_observed_hub(hub_db, small_catalog, {"HUB_ACCESS_LOG_DELAY_MS": "10000"}):
+        hub.query("app", QUERY, {"X-Request-Id": "last-words"})
+        assert lines(logged) == []
+    assert [line["request_id"] for line in lines(logged)] == ["last-words"]
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ def test_an_otlp_hub_builds_a_tracer_without_sending_anything() -> None:
         ({"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "secret-without-a-name"}, "OTEL_EXPORTER_OTLP_HEADERS"),
         ({"HUB_ACCESS_LOG": "sometimes"}, "HUB_ACCESS_LOG"),
+        ({"HUB_ACCESS_LOG_DELAY_MS": "-1"}, "HUB_ACCESS_LOG_DELAY_MS"),
     ],
 )
 def test_a_malformed_setting_stops_the_start_naming_the_variable(environ: dict[str, str], named: str) -> None:
