@@ -196,7 +196,7 @@ def create_app(services: Services) -> Starlette:
             )
         if MONITORS.isdisjoint(principal.roles):
             return _error(403, "FORBIDDEN", "/metrics is for callers with the admin or monitoring role")
-        exposition, media_type = metrics.render(request.headers.get("accept"))
+        exposition, media_type = observe.render(request.headers.get("accept"))
         # The media type as the encoder gives it (with its charset): not Starlette's own.
         return Response(exposition, headers={"Content-Type": media_type})
 
@@ -391,7 +391,7 @@ async def _execute(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
     answer = await run(built, operation, Caller(services, principal, purpose))
-    seen.record = answer.record
+    seen.answered(answer.record)
     response = JSON(answer.body, answer.status)
     if answer.large:
         # After the response is sent: the memory of a large request is given back at once.

@@ -4,12 +4,16 @@ everyone else, and after a mixed run exactly the counts of that run."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import URL
 
+from hub.catalog import Catalog
 from hub.db.engine import hub_engine, sessions
 from hub.trusted import register_document
-from tests.unit.observe.conftest import ObservedHub
+from tests.unit.observe.conftest import ObservedHub, serve_observed_hub
 
 COUNT = "query Count { registryPersons { totalCount } }"
 PERSON = '{ registryPerson(key: "110105199001011234") { idNumber name district } }'
@@ -155,3 +159,16 @@ def test_two_apps_in_one_process_keep_their_counts_apart(observed: ObservedHub) 
     observed.query("app", PERSON)
     assert "hub_requests_total{" not in other.render()[0].decode()
     assert 'hub_requests_total{code="none",document="other",outcome="ok"} 1.0' in observed.metrics().text
+
+
+@pytest.fixture
+def slow_batches(hub_db: URL, small_catalog: Catalog) -> Iterator[ObservedHub]:
+    yield from serve_observed_hub(hub_db, small_catalog, {"HUB_ACCESS_LOG_DELAY_MS": "10000"})
+
+
+def test_a_scrape_counts_the_requests_not_yet_counted_in_a_batch(slow_batches: ObservedHub) -> None:
+    for _ in range(3):
+        slow_batches.query("app", PERSON)
+    found = samples(slow_batches.metrics().text)
+    assert value(found, "hub_requests_total", document="other", outcome="ok", code="none") == 3
+    assert value(found, "hub_access_values_total", level="masked") == 3
