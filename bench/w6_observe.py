@@ -13,15 +13,18 @@ rotates so that a slow spell of the machine falls on all alike:
 - **after, no access log**: the same with HUB_ACCESS_LOG=off, to tell the log's share.
 
 Each is sent W6's operation as text (the normal path) and as a trusted document. Before timing,
-every 40th key is checked to get the same data from all three. The cost is one minus the
-after/before ratio of median requests per second (also given round by round, where drift
-cancels).
+every 40th key is checked to get the same data from all three. Two measures per run: requests per
+second, and the hub process's CPU time per request (from /proc/PID/stat around the run). On a
+machine shared with other work the first swings by half from run to run; the second holds within
+a few percent, since other processes' load delays a request without making it cost more CPU. The
+cost is the after/before ratio of the medians, also given round by round (where drift cancels).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -35,14 +38,14 @@ from bench import w6
 from bench.database import bench_url
 from bench.hub_setup import prepare_hub, register_app
 from bench.load_report import _machine, _path, _series
-from bench.load_wrk import LoadFailed, WrkSeries, WrkTarget, measure_wrk, wrk_version
+from bench.load_wrk import LoadFailed, WrkRun, WrkSeries, WrkTarget, _requests_file, run_wrk, wrk_version
 from bench.machine import describe, revision
 from bench.run import REPO, RESULTS, _hub_env, _hub_serve, _show_logs, prepare_database, say
 from bench.servers import Server, ServerError, start, stop, wait_ready
 from bench.w1 import Mismatch
 
 TARGET_COST = 0.05
-WARMUPS = 1
+WARMUPS = 1  # per target, before the rounds
 HUBS = ("before", "after", "after, no access log")
 ADMIN = ("bench-monitor", "platform", ("admin",))
 
@@ -74,6 +77,39 @@ def _check(hubs: dict[str, Server], token: str, document_id: str, keys: list[str
                 raise Mismatch(f"the hubs send different data for key {key}")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime, the 14th and 15th fields of the line (the 12th and 13th after the name).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(
+    targets: list[WrkTarget], pids: dict[str, int], rounds: int, duration_s: float
+) -> tuple[list[WrkSeries], dict[str, list[float]]]:
+    """One warm-up run of each target, then `rounds` rounds of one run each, the first rotating;
+    each run's requests per second, and its hub's CPU µs per request."""
+    cpu: dict[str, list[float]] = {t.name: [] for t in targets}
+    runs: dict[str, list[WrkRun]] = {t.name: [] for t in targets}
+    with tempfile.TemporaryDirectory(prefix="hub-bench-wrk-") as tmp:
+        files = {t.name: _requests_file(Path(tmp), i, t) for i, t in enumerate(targets)}
+        for target in targets:
+            run_wrk(target, files[target.name], duration_s, w6.CONNECTIONS, w6.THREADS, 5.0)
+        for number in range(rounds):
+            shift = number % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                pid = pids[target.name]
+                before = _cpu_s(pid)
+                run = run_wrk(target, files[target.name], duration_s, w6.CONNECTIONS, w6.THREADS, 5.0)
+                cpu[target.name].append(1e6 * (_cpu_s(pid) - before) / run.requests)
+                runs[target.name].append(run)
+            say(
+                f"W6-observe: round {number + 1}/{rounds}: req/s, CPU µs a request: "
+                + ", ".join(f"{name} {r[-1].rps:,.0f} {cpu[name][-1]:.0f}" for name, r in runs.items())
+            )
+    return [WrkSeries(name, tuple(r)) for name, r in runs.items()], cpu
+
+
 def _counted(server: Server, token: str) -> float:
     """hub_requests_total of `server`, from its /metrics."""
     with httpx.Client(trust_env=False, timeout=30) as client:
@@ -81,36 +117,50 @@ def _counted(server: Server, token: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines() if line.startswith("hub_requests_total{"))
 
 
-def _report(series: list[WrkSeries], header: list[str]) -> tuple[str, dict[str, object]]:
+def _report(series: list[WrkSeries], cpu: dict[str, list[float]], header: list[str]) -> tuple[str, dict[str, object]]:
     by_name = {s.name: s for s in series}
     width = max(len(s.name) for s in series)
     lines = [
         "W6-observe: W6 (one service delivery by key, 32 clients) before and after observability",
         *header,
         "",
-        f"{'contender':<{width}}  {'req/s median (min-max)':>24}  {'p50 ms':>7}  {'p99 ms':>7}",
+        f"{'contender':<{width}}  {'req/s median (min-max)':>24}  {'p50 ms':>7}  {'p99 ms':>7}  "
+        f"{'CPU µs/request median (min-max)':>32}",
     ]
     for s in series:
         median, low, high = s.rps
         span = f"{median:,.0f} ({low:,.0f}-{high:,.0f})"
-        lines.append(f"{s.name:<{width}}  {span:>24}  {s.latency_ms('p50'):>7.1f}  {s.latency_ms('p99'):>7.1f}")
+        used = cpu[s.name]
+        cpu_span = f"{statistics.median(used):.0f} ({min(used):.0f}-{max(used):.0f})"
+        lines.append(
+            f"{s.name:<{width}}  {span:>24}  {s.latency_ms('p50'):>7.1f}  {s.latency_ms('p99'):>7.1f}  {cpu_span:>32}"
+        )
     lines.append("")
     costs: dict[str, object] = {}
     for kind in ("text", "trusted"):
-        before = by_name[f"before ({kind})"]
+        before = f"before ({kind})"
         for label in HUBS[1:]:
-            after = by_name[f"{label} ({kind})"]
-            ratio = after.rps[0] / before.rps[0]
-            paired = sorted(a.rps / b.rps for a, b in zip(after.runs, before.runs, strict=True))
-            cost = 1 - ratio
-            verdict = "met" if cost < TARGET_COST else "NOT met"
+            after = f"{label} ({kind})"
+            rps = by_name[after].rps[0] / by_name[before].rps[0]
+            paired_rps = sorted(a.rps / b.rps for a, b in zip(by_name[after].runs, by_name[before].runs, strict=True))
+            cpu_ratio = statistics.median(cpu[after]) / statistics.median(cpu[before])
+            paired_cpu = sorted(a / b for a, b in zip(cpu[after], cpu[before], strict=True))
+            verdict = "met" if cpu_ratio - 1 < TARGET_COST else "NOT met"
             lines.append(
-                f"{label} / before, {kind}: {ratio:.3f} (medians); per round median {statistics.median(paired):.3f}, "
-                f"range {paired[0]:.3f}-{paired[-1]:.3f}; cost {cost * 100:.1f}% "
-                f"(target under {TARGET_COST * 100:.0f}%: {verdict})"
+                f"{label} / before, {kind}: CPU per request {(cpu_ratio - 1) * 100:+.1f}% (medians; per round "
+                f"median {(statistics.median(paired_cpu) - 1) * 100:+.1f}%), target under +{TARGET_COST * 100:.0f}%: "
+                f"{verdict}; req/s {(rps - 1) * 100:+.1f}% (per round median "
+                f"{(statistics.median(paired_rps) - 1) * 100:+.1f}%, range {(paired_rps[0] - 1) * 100:+.0f}% to "
+                f"{(paired_rps[-1] - 1) * 100:+.0f}%)"
             )
-            costs[f"{label} ({kind})"] = {"ratio": ratio, "per_round": paired, "cost": cost}
-    return "\n".join(lines), {"series": [_series(s) for s in series], "costs": costs}
+            costs[after] = {
+                "cpu_ratio": cpu_ratio,
+                "cpu_per_round": paired_cpu,
+                "rps_ratio": rps,
+                "rps_per_round": paired_rps,
+            }
+    record = {"series": [_series(s) for s in series], "cpu_us_per_request": cpu, "costs": costs}
+    return "\n".join(lines), record
 
 
 def run(before: Path, duration_s: float, rounds: int) -> int:
@@ -147,15 +197,9 @@ def run(before: Path, duration_s: float, rounds: int) -> int:
             say(f"W6-observe: checking all three send the same data (every {w6.SAMPLE_EVERY}th of {len(keys):,} keys)")
             _check(hubs, token, document_id, keys)
             say(f"W6-observe: wrk, {w6.CONNECTIONS} connections, {duration_s:g} s a run, {rounds} rounds")
-            series = measure_wrk(
-                _targets(hubs, token, document_id, keys),
-                WARMUPS,
-                rounds,
-                duration_s,
-                w6.CONNECTIONS,
-                w6.THREADS,
-                progress=lambda m: say(f"W6-observe: {m}"),
-            )
+            targets = _targets(hubs, token, document_id, keys)
+            pids = {t.name: hubs[t.name.rsplit(" (", 1)[0]].process.pid for t in targets}
+            series, cpu = _measure(targets, pids, rounds, duration_s)
             counted = _counted(hubs["after"], admin)
             logged = sum(1 for line in hubs["after"].log.read_text().splitlines() if line.startswith('{"time"'))
         except (Mismatch, LoadFailed, ServerError):
@@ -170,7 +214,7 @@ def run(before: Path, duration_s: float, rounds: int) -> int:
         f"load:    {wrk}: {w6.THREADS} thread, {w6.CONNECTIONS} connections, {duration_s:g} s per run; "
         f"{WARMUPS} warm-up, then {rounds} rounds of one run each, rotating who goes first",
     ]
-    text, record = _report(series, header)
+    text, record = _report(series, cpu, header)
     text += f"\nthe 'after' hub counted {counted:,.0f} requests in hub_requests_total and logged {logged:,} lines"
     print(text, flush=True)
     record.update(

@@ -50,7 +50,7 @@ class GuardedConnector:
     # again on each suspension.
     async def fetch(self, query: Query) -> Page:
         watch = self.watch
-        span = None if watch is None else watch.span("fetch", query.table.name)
+        span = None if watch is None or watch.tracer is None else watch.span("fetch", query.table.name)
         ticket = self._admit(span)
         read = self.deadlines.start()
         started = clock()
@@ -66,7 +66,7 @@ class GuardedConnector:
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         watch = self.watch
-        span = None if watch is None else watch.span("count", table.name)
+        span = None if watch is None or watch.tracer is None else watch.span("count", table.name)
         ticket = self._admit(span)
         read = self.deadlines.start()
         started = clock()
@@ -95,7 +95,7 @@ class GuardedConnector:
         # One read under one deadline, whatever the chunks: the request as a whole is what
         # must end within the department's timeout.
         watch = self.watch
-        span = None if watch is None else watch.span("fetch_by", table.name, len(values))
+        span = None if watch is None or watch.tracer is None else watch.span("fetch_by", table.name, len(values))
         ticket = self._admit(span)
         read = self.deadlines.start()
         started = clock()

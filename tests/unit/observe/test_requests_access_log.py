@@ -23,7 +23,10 @@ NEW_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "hub.access_log"]
+    """The access log's lines (a record holds a batch of them)."""
+    return [
+        json.loads(line) for r in caplog.records if r.name == "hub.access_log" for line in r.getMessage().split("\n")
+    ]
 
 
 @pytest.fixture
