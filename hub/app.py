@@ -1,5 +1,6 @@
 """The HTTP application: /graphql, /healthz (liveness), /readyz (the hub database and each
-department's state), and GraphiQL where it is turned on.
+department's state), /metrics (Prometheus, to the admin and monitoring roles), and GraphiQL
+where it is turned on.
 
 /graphql takes a free-text operation (`query`) or a trusted document's id (`documentId`,
 registered with `hub documents register`), which runs without parsing or validation.
@@ -13,10 +14,14 @@ before anything runs. So is a fault of the hub's own (500): never a page or a tr
 The only hub module besides the command line that imports `schema`: it is the composition
 root. Authentication happens here, before any GraphQL work: a request without a valid token
 gets 401 and a GraphQL-shaped error body.
+
+Every /graphql request is observed (hub/observe): counted in the metrics, written to the access
+log, traced where tracing is on, and answered with its request id in `X-Request-Id`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -41,6 +46,8 @@ from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
 from hub.encoding import encoded
 from hub.health.readiness import readiness
+from hub.observe.requests import HEADER as REQUEST_ID
+from hub.observe.requests import Seen
 from hub.quota import LookupCounter, Refusal
 from hub.quota.concurrency import ConcurrencyRefusal
 from hub.quota.rates import RateRefusal
@@ -68,10 +75,16 @@ STATIC = resources.files("hub") / "static" / "graphiql"
 
 class JSON(Response):
     media_type = "application/json"
+    # The first error's code, for the metrics and the access log: kept rather than the body,
+    # which would then outlive its bytes (a large answer's memory is given back once sent).
+    code: str | None = None
 
     def render(self, content: Any) -> bytes:
-        # A large answer comes already encoded (hub/encoding.py).
-        return content if type(content) is bytes else orjson.dumps(content)
+        # A large answer comes already encoded (hub/encoding.py); its code was noted before.
+        if type(content) is bytes:
+            return content
+        self.code = _first_code(content)
+        return orjson.dumps(content)
 
 
 def _error(
@@ -88,7 +101,18 @@ def _error(
 async def _internal(request: Request, exc: Exception) -> Response:
     """A fault of the hub's own: the caller gets INTERNAL and nothing else; the server logs the
     traceback (Starlette re-raises the exception to the server after this answer is sent)."""
-    return _error(500, "INTERNAL", INTERNAL_MESSAGE)
+    seen = request.scope.get(SEEN)
+    headers = None if seen is None else {REQUEST_ID: seen.request_id}
+    return _error(500, "INTERNAL", INTERNAL_MESSAGE, headers)
+
+
+REQUEST_ID_HEADER = REQUEST_ID.lower().encode("latin-1")
+# Where a request's Seen is kept in its ASGI scope, for the answer to a fault of the hub's.
+SEEN = "hub.seen"
+# Roles that may read /metrics.
+MONITORS = frozenset({"admin", "monitoring"})
+# The status a cancelled request is counted and logged with (nginx's "client closed request").
+CANCELLED = 499
 
 
 def create_app(services: Services) -> Starlette:
@@ -98,6 +122,13 @@ def create_app(services: Services) -> Starlette:
     bounds = Bounds.of(services.settings)
     graphiql = services.settings.graphiql
     quota = services.quota
+    observe = services.observe
+    metrics = observe.metrics
+    compiler, planner = built.compiler, services.planner
+    metrics.watch_cache("documents", lambda: (compiler.hits, compiler.misses))
+    metrics.watch_cache("trusted_documents", lambda: (trusted.hits, trusted.misses))
+    metrics.watch_cache("plans", lambda: (planner.plan_hits, planner.plan_misses))
+    metrics.watch_cache("decisions", lambda: (planner.decision_hits, planner.decision_misses))
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
     state = {"ready": False}
@@ -133,15 +164,47 @@ def create_app(services: Services) -> Starlette:
         return JSON(body, status)
 
     async def graphql(request: Request) -> Response:
-        response = await _graphql(request)
+        headers = request.headers
+        seen = observe.begin(headers.get("x-request-id"), request.method, headers)
+        request.scope[SEEN] = seen
+        try:
+            response = await _graphql(request, seen)
+        except Exception:
+            observe.finish(seen, 500, "INTERNAL")
+            raise
+        except asyncio.CancelledError:
+            # The server gave up on the request (its client went away): counted, and its span ended.
+            observe.finish(seen, CANCELLED, "CANCELLED")
+            raise
         # One media type for every answer of /graphql, refusals included (GraphQL over HTTP).
         if response.media_type == JSON.media_type:
-            media = response_media_type(request.headers.get("accept"))
+            media = response_media_type(headers.get("accept"))
             if media != JSON.media_type:
                 response.headers["content-type"] = media
+        # Appended to the raw list: the answer has no such header, and MutableHeaders would scan for one.
+        response.raw_headers.append((REQUEST_ID_HEADER, seen.request_id.encode("latin-1")))
+        observe.finish(seen, response.status_code, getattr(response, "code", None))
         return response
 
-    async def _graphql(request: Request) -> Response:
+    async def metrics_page(request: Request) -> Response:
+        twice = repeated(request)
+        if twice is not None:
+            return _error(400, "BAD_USER_INPUT", f"{twice} may be given only once")
+        principal = await _principal(principals, request)
+        if principal is None:
+            return _error(
+                401,
+                "UNAUTHENTICATED",
+                "a valid bearer token is required (Authorization: Bearer <token>)",
+                {"WWW-Authenticate": 'Bearer realm="hub"'},
+            )
+        if MONITORS.isdisjoint(principal.roles):
+            return _error(403, "FORBIDDEN", "/metrics is for callers with the admin or monitoring role")
+        exposition, media_type = observe.render(request.headers.get("accept"))
+        # The media type as the encoder gives it (with its charset): not Starlette's own.
+        return Response(exposition, headers={"Content-Type": media_type})
+
+    async def _graphql(request: Request, seen: Seen) -> Response:
         if request.method not in ("GET", "POST"):
             return _error(
                 405, "BAD_USER_INPUT", "send operations as POST (queries also as GET)", {"Allow": "GET, POST"}
@@ -168,10 +231,12 @@ def create_app(services: Services) -> Starlette:
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 {"WWW-Authenticate": 'Bearer realm="hub"'},
             )
+        seen.principal = principal
         # Before the body is read: a caller over its rate costs the hub as little as can be.
         if services.rates is not None:
             over_rate = await services.rates.admit(principal)
             if over_rate is not None:
+                metrics.limit_refused(f"rate_{over_rate.scope}")
                 return _rate_exceeded(over_rate)
         try:
             body = await read_request(request, bounds)
@@ -181,6 +246,9 @@ def create_app(services: Services) -> Starlette:
         if isinstance(document, Response):
             return document
         assert body.query is not None  # a trusted document's text when the request named one
+        seen.text = body.query
+        if document is not None:
+            seen.document = body.document_id
         operation = prepare(built, body.query, document, body.variables, body.operation_name, body.read_only)
         # Checked before the quota counts what the request supplies.
         refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
@@ -188,17 +256,20 @@ def create_app(services: Services) -> Starlette:
             return JSON(refused.body, refused.status, refused.headers)
         async with _in_flight(services, principal) as too_many:
             if too_many is not None:
+                metrics.limit_refused("concurrency")
                 return _concurrency_exceeded(too_many)
             over = await _within_quota(services, built.lookups, quota, principal, request, operation)
             if over is not None:
+                metrics.limit_refused("lookup_quota")
                 return over
-            return await _execute(services, built, principal, request, operation)
+            return await _execute(services, built, principal, request, operation, seen)
 
     routes: list[Route | Mount] = [
         # Methods besides GET and POST too: the handler answers them with a GraphQL-shaped 405.
         Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
     ]
     if graphiql:
         routes.append(Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"))
@@ -344,7 +415,7 @@ def _quota_exceeded(refusal: Refusal) -> Response:
 
 
 async def _execute(
-    services: Services, built: BuiltSchema, principal: Principal, request: Request, operation: Operation
+    services: Services, built: BuiltSchema, principal: Principal, request: Request, operation: Operation, seen: Seen
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
@@ -352,9 +423,20 @@ async def _execute(
             400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
         )
     answer = await run(built, operation, Caller(services, principal, purpose))
+    seen.answered(answer.record)
     # A large answer is encoded in pieces, other requests served between them.
     response = JSON(await encoded(answer.body) if answer.large else answer.body, answer.status)
+    if answer.large:
+        response.code = _first_code(answer.body)
     if answer.large:
         # After the response is sent: the memory of a large request is given back at once.
         response.background = BackgroundTask(give_back)
     return response
+
+
+def _first_code(content: Any) -> str | None:
+    """The first error's code of a GraphQL body, for the metrics and the access log."""
+    errors = content.get("errors") if isinstance(content, dict) else None
+    if not errors:
+        return None
+    return str(errors[0].get("extensions", {}).get("code", "INTERNAL"))

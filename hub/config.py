@@ -16,6 +16,8 @@ from pathlib import Path
 from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
+from hub.observe.settings import ObserveSettings, ObserveSettingsError, observe_settings
+
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 # 24 x 200 = 4,800 a day: below half of the 10,000 candidates a mask must leave.
 DEFAULT_LOOKUP_QUOTAS = {"department_app": 200, "auditor": 200, "district_office": 100, "data_steward": 100}
@@ -132,6 +134,8 @@ class Settings:
     concurrency_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY_LIMITS))
     concurrency_limit_default: int = 4
     concurrency_wait_seconds: float = 1.0
+    # The access log (HUB_ACCESS_LOG) and tracing (the standard OTEL_* variables).
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -210,6 +214,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         "concurrency_limits": environ.get("HUB_CONCURRENCY_LIMITS"),
         "concurrency_limit_default": environ.get("HUB_CONCURRENCY_LIMIT_DEFAULT", "4"),
         "concurrency_wait_seconds": environ.get("HUB_CONCURRENCY_WAIT_SECONDS", "1"),
+        "access_log": environ.get("HUB_ACCESS_LOG", "on"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -278,11 +283,16 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     concurrency_wait = _float("HUB_CONCURRENCY_WAIT_SECONDS", values["concurrency_wait_seconds"])
     if not 0 <= concurrency_wait <= 60:
         raise SettingsError("HUB_CONCURRENCY_WAIT_SECONDS must be a number of seconds from 0 to 60")
+    try:
+        observe = observe_settings(environ, _flag("HUB_ACCESS_LOG", values["access_log"]))
+    except ObserveSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(
         concurrency_limit_enabled=_flag("HUB_CONCURRENCY_LIMIT", values["concurrency_limit_enabled"]),
         concurrency_limits=_concurrency_limits(values["concurrency_limits"]),
         concurrency_limit_default=concurrency_default,
         concurrency_wait_seconds=concurrency_wait,
+        observe=observe,
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),
         rate_limit_default=_rate("HUB_RATE_LIMIT_DEFAULT", values["rate_limit_default"]),

@@ -3,10 +3,11 @@ planner and the hub database. The app factory and the command line share this as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,7 +15,6 @@ from connectors.base import Connector
 from hub.access.cursor import Cursors
 from hub.access.plan import AccessPolicy, Planner, PolicySource
 from hub.access.read import Reader
-from hub.access.release import Releaser
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
@@ -25,6 +25,10 @@ from hub.crypto.master import master_key_from_settings
 from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
+from hub.observe.metrics import pool_usage
+from hub.observe.requests import Observability
+from hub.observe.settings import ObserveSettings
+from hub.observe.tracing import SpanExporter
 from hub.policy.admin import PolicyAdmin
 from hub.policy.live import LivePolicy
 from hub.policy.mask_strength import WeakMask
@@ -69,6 +73,8 @@ class Services:
     rates: RateLimits | None = None
     # Requests in flight per caller (hub/quota/concurrency.py); None when switched off.
     in_flight: InFlight | None = None
+    # Metrics, tracing and the access log (hub/observe).
+    observe: Observability = field(default_factory=lambda: Observability(ObserveSettings()))
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -127,6 +133,8 @@ class Services:
         for department in self.departments.values():
             await department.close()
         await self.engine.dispose()
+        # Queued spans are sent on a thread: the exporter's client blocks.
+        await asyncio.to_thread(self.observe.close)
 
 
 def build_services(
@@ -134,7 +142,10 @@ def build_services(
     catalog: Catalog | None = None,
     connectors: Mapping[str, Connector] | None = None,
     policy: AccessPolicy | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Services:
+    """The services `settings` describe; tests may give the catalog, connectors, a fixed policy
+    and an exporter that receives every span (tracing on, whatever the settings say)."""
     catalog = catalog if catalog is not None else load_catalog(settings.manifests_dir)
     connectors = connectors if connectors is not None else open_connectors(catalog, settings)
     engine = hub_engine(settings.database_url)
@@ -143,8 +154,9 @@ def build_services(
     # the keys it wraps are loaded (and made where missing) by `start`.
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
     cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
-    releaser = Releaser(lambda: keys.keyring)
-    guarded = guard(catalog, connectors, settings)
+    observe = Observability(settings.observe, span_exporter)
+    releaser = observe.releaser(lambda: keys.keyring)
+    guarded = guard(catalog, connectors, settings, observe)
     reader = Reader(
         catalog,
         guarded,
@@ -184,6 +196,7 @@ def build_services(
         departments=guarded,
         rates=_rates(settings),
         in_flight=_in_flight(settings),
+        observe=observe,
     )
 
 
@@ -204,8 +217,11 @@ def _in_flight(settings: Settings) -> InFlight | None:
     return InFlight(settings.concurrency_limits, settings.concurrency_limit_default, settings.concurrency_wait_seconds)
 
 
-def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings) -> dict[str, GuardedConnector]:
-    """Each department's connector behind a breaker and a deadline of its statement timeout."""
+def guard(
+    catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings, observe: Observability | None = None
+) -> dict[str, GuardedConnector]:
+    """Each department's connector behind a breaker and a deadline of its statement timeout,
+    reporting its reads to `observe` (and its pool, where it has one)."""
     breaker = BreakerSettings(
         settings.breaker_failures, settings.breaker_window_seconds, settings.breaker_cooldown_seconds
     )
@@ -215,5 +231,11 @@ def guard(catalog: Catalog, connectors: Mapping[str, Connector], settings: Setti
         # A connector for a department the catalog lacks (a test's) gets the manifest defaults.
         timeout_ms = department.connection.statement_timeout_ms if department is not None else DEFAULT_TIMEOUT_MS
         pool_size = department.connection.pool_size if department is not None else DEFAULT_POOL_SIZE
-        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms, pool_size)
+        watch = None if observe is None else observe.department(name)
+        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms, pool_size, watch)
+        usage = pool_usage(getattr(connector, "engine", None))
+        if observe is not None and usage is not None:
+            observe.metrics.watch_pool(name, usage)
+    if observe is not None:
+        observe.metrics.watch_breakers({name: department.breaker for name, department in guarded.items()})
     return guarded

@@ -98,6 +98,8 @@ class DocumentCompiler:
         self.schema: GraphQLSchema | None = None
         self.screen: Screen | None = None
         self._cache: OrderedDict[str, Compiled] = OrderedDict()
+        # For /metrics: plain integers, read when scraped.
+        self.hits = self.misses = 0
 
     def bind(self, schema: GraphQLSchema, screen: Screen | None = None) -> None:
         # The GraphQL schema exists only once strawberry has built it from the extensions list.
@@ -108,8 +110,10 @@ class DocumentCompiler:
         """The compiled form of `text`, from the cache when it was seen before."""
         found = self._cache.get(text)
         if found is not None:
+            self.hits += 1
             self._cache.move_to_end(text)
             return found
+        self.misses += 1
         compiled = self.compile_uncached(text)
         self._cache[text] = compiled
         if len(self._cache) > self.cache_size:
@@ -159,12 +163,15 @@ class TrustedDocuments:
         self.clock = clock
         self._known: dict[str, tuple[Compiled, float]] = {}
         self._lock = asyncio.Lock()
+        # For /metrics: found checked within `recheck_s`, or looked up in the hub database.
+        self.hits = self.misses = 0
 
     def known(self, id_: str) -> Compiled | None:
         """The compiled document under `id_` if it was checked within `recheck_s`, else None
         (then `get` asks the hub database): no await on the path every request takes."""
         found = self._known.get(id_)
         if found is not None and self.clock() - found[1] < self.recheck_s:
+            self.hits += 1
             return found[0]
         return None
 
@@ -178,6 +185,7 @@ class TrustedDocuments:
             found = self._known.get(id_)
             if found is not None and self.clock() - found[1] < self.recheck_s:
                 return found[0]
+            self.misses += 1
             async with self.sessions() as session:
                 text = await find_document(session, id_)
             if text is None:

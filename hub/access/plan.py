@@ -178,6 +178,9 @@ class Planner:
         self._cache: dict[tuple[object, ...], _Decided] = {}
         # (principal id, purpose) -> (the principal, the policy, its key); see `_key`.
         self._keys: dict[tuple[int, str | None], tuple[Principal, AccessPolicy, tuple[object, ...]]] = {}
+        # Cache hits and misses for /metrics: plain integers, read when scraped.
+        self.plan_hits = self.plan_misses = 0
+        self.decision_hits = self.decision_misses = 0
 
     @property
     def policy(self) -> AccessPolicy:
@@ -189,8 +192,10 @@ class Planner:
         made = decided.plans.get(id(selection))
         if made is not None and made[0] is selection:
             # The decisions are shared, read-only: nothing changes a plan once it is made.
+            self.plan_hits += 1
             known = made[1]
             return AccessPlan(principal, purpose, known.policy_version, known.fields, known.relations, known.row_rules)
+        self.plan_misses += 1
         plan = self._make(policy, decided, principal, purpose, selection)
         if len(decided.plans) >= MAX_PLANS:
             decided.plans.clear()
@@ -260,7 +265,9 @@ class Planner:
         key = self._key(policy, principal, purpose)
         found = self._cache.get(key)
         if found is not None and found.policy is policy and (found.expires is None or now < found.expires):
+            self.decision_hits += 1
             return found
+        self.decision_misses += 1
         if len(self._cache) > 10_000:  # many distinct callers: start again rather than grow
             self._cache.clear()
         found = self._cache[key] = _Decided(policy, policy.next_change(now))

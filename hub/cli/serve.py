@@ -33,6 +33,15 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         fail(str(exc))
     on = {True: "on", False: "off"}
     shown = f"GraphiQL {on[settings.graphiql]}, introspection {on[settings.introspection]}"
+    if settings.observe.access_log:
+        import sys
+
+        from hub.observe.access_log import write_access_log
+
+        # Standard output, one JSON line per request; uvicorn's own log goes to standard error.
+        write_access_log(sys.stdout)
+    tracing = settings.observe.tracing
+    shown += f", access log {on[settings.observe.access_log]}, tracing {tracing.exporter if tracing.enabled else 'off'}"
     click.echo(f"serving GraphQL at http://{host}:{port}/graphql ({shown})")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 

@@ -7,7 +7,8 @@ never answers, or a queue for a pool that slow statements hold. Past the deadlin
 `deadline.py`) the call is cancelled (the connector gives its connection back, or drops it)
 and the department is unavailable for that read. Unavailable reads count towards the
 department's breaker; once it is open, reads are refused at once, without touching the
-database, until a probe gets through.
+database, until a probe gets through. Each read is reported to the department's watch (its time,
+or why it got no answer, and a span where tracing is on): hub/observe/departments.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from connectors.base import Connector, ConnectorError, Filter, Page, Query, Tabl
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
 from hub.health.deadline import Deadlines
 from hub.health.share import Share, current_owner
+from hub.observe.departments import DepartmentWatch, ReadSpan, clock
 
 # Time past the statement timeout for what the database's own limit does not cover: reaching
 # the server and carrying the rows back. The database stops its statement first, so a read that
@@ -35,7 +37,13 @@ class GuardedConnector:
     """`inner`, one department's connector, with a deadline on each call and a breaker."""
 
     def __init__(
-        self, department: str, inner: Connector, breaker: Breaker, timeout_ms: int, pool_size: int = 5
+        self,
+        department: str,
+        inner: Connector,
+        breaker: Breaker,
+        timeout_ms: int,
+        pool_size: int = 5,
+        watch: DepartmentWatch | None = None,
     ) -> None:
         self.department = department
         self.inner = inner
@@ -45,14 +53,18 @@ class GuardedConnector:
         # The department's connections, shared between requests (share.py); waiting for one is
         # inside the read's deadline.
         self.share = Share(pool_size)
+        self.watch = watch
 
     # Each method spells the guard out rather than passing the call to a shared wrapper: a
     # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
     # again on each suspension.
     async def fetch(self, query: Query) -> Page:
-        ticket = self._admit()
+        watch = self.watch
+        span = None if watch is None or watch.tracer is None else watch.span("fetch", query.table.name)
+        ticket = self._admit(span)
         read = self.deadlines.start()
         share, owner = self.share, current_owner()
+        started = clock()
         try:
             if not share.take(owner):
                 await share.wait(owner)
@@ -61,15 +73,20 @@ class GuardedConnector:
             finally:
                 share.give(owner)
         except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
         self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
+        if watch is not None:
+            watch.answered(started, span, page.count)
         return page
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
-        ticket = self._admit()
+        watch = self.watch
+        span = None if watch is None or watch.tracer is None else watch.span("count", table.name)
+        ticket = self._admit(span)
         read = self.deadlines.start()
         share, owner = self.share, current_owner()
+        started = clock()
         try:
             if not share.take(owner):
                 await share.wait(owner)
@@ -78,9 +95,11 @@ class GuardedConnector:
             finally:
                 share.give(owner)
         except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
         self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
+        if watch is not None:
+            watch.answered(started, span, None)
         return total
 
     async def fetch_by(
@@ -97,9 +116,12 @@ class GuardedConnector:
     ) -> Page:
         # One read under one deadline, whatever the chunks: the request as a whole is what
         # must end within the department's timeout.
-        ticket = self._admit()
+        watch = self.watch
+        span = None if watch is None or watch.tracer is None else watch.span("fetch_by", table.name, len(values))
+        ticket = self._admit(span)
         read = self.deadlines.start()
         share, owner = self.share, current_owner()
+        started = clock()
         try:
             if not share.take(owner):
                 await share.wait(owner)
@@ -110,39 +132,49 @@ class GuardedConnector:
             finally:
                 share.give(owner)
         except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read)) from None
+            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
         self.deadlines.finish(read)
         self.breaker.succeeded(ticket)
+        if watch is not None:
+            watch.answered(started, span, rows.count)
         return rows
 
     async def close(self) -> None:
         self.deadlines.stop()
         await self.inner.close()
 
-    def _admit(self) -> Ticket:
+    def _admit(self, span: ReadSpan | None) -> Ticket:
         try:
             return self.breaker.admit()
         except CircuitOpen as refused:
+            if self.watch is not None:
+                self.watch.failed("circuit_open", span)
             raise CircuitOpenError(
                 "the department database is unavailable",
                 f"circuit open, next probe in {max(refused.retry_after, 0.0):.1f} s",
             ) from None
 
-    def _failure(self, ticket: Ticket, error: BaseException, late: bool) -> BaseException:
+    def _failure(self, ticket: Ticket, error: BaseException, late: bool, span: ReadSpan | None) -> BaseException:
         """What a failed call raises (`late`: cancelled for its deadline), having told the
-        breaker what it showed."""
+        breaker, and the watch, what it showed."""
         if late or isinstance(error, TimeoutError):
             self.breaker.failed(ticket)
-            return UnavailableError(
+            reason = "timeout"
+            error = UnavailableError(
                 f"the department database did not answer within {self.timeout_ms} ms",
                 f"no answer within the hub's deadline of {self.deadlines.seconds:g} s",
             )
-        if isinstance(error, UnavailableError):
+        elif isinstance(error, UnavailableError):
             self.breaker.failed(ticket)
+            reason = "unavailable"
         elif isinstance(error, ConnectorError):
             # The database answered, with a refusal of the query: it is there.
             self.breaker.succeeded(ticket)
+            reason = "refused"
         else:
             # Cancelled with its request, or a fault of the hub's: nothing learnt of the database.
             self.breaker.abandoned(ticket)
+            reason = "abandoned"
+        if self.watch is not None:
+            self.watch.failed(reason, span)
         return error

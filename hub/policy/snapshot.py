@@ -31,8 +31,9 @@ TIERS = ("L1", "L2", "L3", "L4")
 ACTIONS = ("read", "mask", "follow", "lookup")
 PLACEHOLDER = re.compile(r"^\$principal\.([A-Za-z_][A-Za-z0-9_]*)$")
 ROLE = r"^[a-z][a-z0-9_]*$"
-# Roles the hub itself acts on (policy administration), whatever the rules say.
-BUILT_IN_ROLES = ("admin", "data_steward")
+# Roles the hub itself acts on, whatever the rules say: policy administration, and reading
+# /metrics (monitoring, which the policy gives no data).
+BUILT_IN_ROLES = ("admin", "data_steward", "monitoring")
 
 
 class SnapshotError(Exception):
@@ -83,7 +84,7 @@ class Snapshot(Frozen):
         return self.model_dump(mode="json", exclude={"version"})
 
     def role_names(self) -> set[str]:
-        """The roles this policy gives meaning to, and the hub's own (admin, data_steward):
+        """The roles this policy gives meaning to, and the hub's own (admin, data_steward, monitoring):
         the only roles an app may be given."""
         named = {r.role for r in self.rules} | {r.role for r in self.row_rules}
         named |= {h.role for h in self.hierarchy} | {h.inherits for h in self.hierarchy}

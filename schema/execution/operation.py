@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import OperationDefinitionNode
 from graphql import OperationType as Kind
 
+from hub.access.record import AccessRecord
 from schema.compiled import Compiled
 
 if TYPE_CHECKING:
@@ -36,13 +37,15 @@ class Operation:
 
 @dataclass(frozen=True)
 class Answer:
-    """The HTTP status, headers and GraphQL body of a run (or of a refusal to run), and whether
-    the request held enough values that the app should give their memory back once it is sent."""
+    """The HTTP status, headers and GraphQL body of a run (or of a refusal to run), whether
+    the request held enough values that the app should give their memory back once it is sent,
+    and the access record of what the answer releases (for the metrics)."""
 
     status: int
     body: dict[str, Any]
     large: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    record: AccessRecord | None = None
 
 
 def prepare(

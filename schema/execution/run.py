@@ -149,7 +149,8 @@ def answer(context: RequestContext, data: dict[str, Any] | None, raised: list[Gr
                 "truncatedCount": context.truncated.count,
             }
         }
-    return Answer(200 if ran else 400, body, large)
+    record = None if context.request is None else context.request.record
+    return Answer(200 if ran else 400, body, large, record=record)
 
 
 def _canonical(error: dict[str, Any]) -> tuple[Any, ...]:
