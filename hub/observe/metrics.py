@@ -30,7 +30,7 @@ from hub.health.breaker import Breaker, Circuit
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # How a department read that got no answer ended (hub/health/guard.py).
 READ_FAILURES = ("timeout", "unavailable", "circuit_open", "refused", "abandoned")
-LIMITS = ("rate_caller", "rate_department", "lookup_quota")
+LIMITS = ("rate_caller", "rate_department", "concurrency", "lookup_quota")
 LEVELS = ("plain", "masked", "withheld")
 OTHER = "other"
 
@@ -172,7 +172,7 @@ class _Series(Collector):
         yield values
         limits = CounterMetricFamily(
             "hub_limit_refusals",
-            "Requests refused by a limit: rate_caller, rate_department, lookup_quota",
+            "Requests refused by a limit: rate_caller, rate_department, concurrency, lookup_quota",
             labels=["limit"],
         )
         for limit, count in m.limits.items():

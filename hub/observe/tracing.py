@@ -136,7 +136,20 @@ class TracedReleaser(Releaser):
         attributes: dict[str, Any] = {"hub.entity": entity.id, "hub.fields": len(names)}
         with self._tracer.start_as_current_span("hub.release", attributes=attributes) as span:
             released = super().release(plan, record, entity, rows, names)
-            span.set_attribute("hub.rows", len(released.rows))
-            span.set_attribute("hub.masked_fields", len(released.masked))
-            span.set_attribute("hub.withheld_fields", len(released.withheld))
+            _describe(span, released)
             return released
+
+    async def release_paced(
+        self, plan: AccessPlan, record: AccessRecord, entity: EntityInfo, rows: Page, names: Sequence[str]
+    ) -> Released:
+        attributes: dict[str, Any] = {"hub.entity": entity.id, "hub.fields": len(names)}
+        with self._tracer.start_as_current_span("hub.release", attributes=attributes) as span:
+            released = await super().release_paced(plan, record, entity, rows, names)
+            _describe(span, released)
+            return released
+
+
+def _describe(span: Span, released: Released) -> None:
+    span.set_attribute("hub.rows", len(released.rows))
+    span.set_attribute("hub.masked_fields", len(released.masked))
+    span.set_attribute("hub.withheld_fields", len(released.withheld))

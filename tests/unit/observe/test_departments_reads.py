@@ -19,7 +19,7 @@ from tests.unit.health.test_guard import QUERY, Clock, Database
 
 def watched(database: Database, metrics: Metrics, failures: int = 3) -> GuardedConnector:
     breaker = Breaker("welfare", BreakerSettings(failures=failures, window_s=30, cooldown_s=10), Clock())
-    return GuardedConnector("welfare", database, breaker, 100, DepartmentWatch("welfare", metrics, None))
+    return GuardedConnector("welfare", database, breaker, 100, watch=DepartmentWatch("welfare", metrics, None))
 
 
 def failures(metrics: Metrics) -> dict[str, float]:
