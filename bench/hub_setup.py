@@ -50,6 +50,8 @@ def hub_env(keys: Workspace = KEYS) -> dict[str, str]:
         "HUB_RATE_LIMIT_DEFAULT": "100000000/minute",
         "HUB_DEPARTMENT_RATE_LIMIT": "100000000/minute",
         "HUB_CONCURRENCY_LIMIT_DEFAULT": "100000",
+        # No per-role limits: department apps' 16 would hold W6-quota's 32 clients back.
+        "HUB_CONCURRENCY_LIMITS": "",
     }
 
 
