@@ -80,7 +80,24 @@ def filter_class(entity: EntityInfo) -> type:
     cls.or_ = strawberry.field(default=None, name="or", description="At least one of these holds.")  # type: ignore[attr-defined]
     cls.__annotations__["not_"] = Optional[cls]  # noqa: UP045
     cls.not_ = strawberry.field(default=None, name="not", description="This does not hold.")  # type: ignore[attr-defined]
-    return strawberry.input(cls, description=f"Conditions on {entity.type_name}; all given must hold.")
+    # Decorated by `entity_types` once relation conditions, which name other entities'
+    # filters (in cycles), are added.
+    return cls
+
+
+def relation_filter_class(target: EntityInfo, target_filter: type) -> type:
+    """Conditions on the related rows of a relation to `target`, run as key-set semi-joins."""
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for quantifier, about in (
+        ("some", "At least one related row you may see matches."),
+        ("none", "No related row you may see matches (`{}`: there is none)."),
+        ("every", "Every related row you may see matches (true when there is none)."),
+    ):
+        annotations[quantifier] = Optional[target_filter]  # noqa: UP045
+        namespace[quantifier] = strawberry.field(default=None, name=quantifier, description=about)
+    cls = _new_class(f"{target.type_name}RelationFilter", annotations, namespace)
+    return strawberry.input(cls, description=f"Conditions on related {target.type_name} rows.")
 
 
 def order_enum(entity: EntityInfo) -> type[enum.Enum]:
@@ -120,4 +137,21 @@ def entity_types(catalog: Catalog) -> dict[str, EntityTypes]:
     for entity in catalog:
         obj = object_class(entity)
         out[entity.id] = EntityTypes(entity, obj, type, filter_class(entity), order_enum(entity))
+    related: dict[str, type] = {}
+    for types_ in out.values():
+        for relation in types_.entity.relations.values():
+            target = out[relation.target]
+            if relation.target not in related:
+                related[relation.target] = relation_filter_class(target.entity, target.filter)
+            add_field(
+                types_.filter,
+                relation.name,
+                Optional[related[relation.target]],  # noqa: UP045
+                strawberry.field(default=None, name=relation.name, description=relation.description or None),
+            )
+    for types_ in out.values():
+        entity = types_.entity
+        types_.filter = strawberry.input(
+            types_.filter, description=f"Conditions on {entity.type_name}; all given must hold."
+        )
     return out

@@ -131,7 +131,7 @@ class Lookups:
                 return []
             spec = input_spec(_arguments(site, coerced).get("filter"))
             if spec:
-                out.extend(_filter_values(plan, entity, spec))
+                out.extend(_filter_values(plan, entity, spec, self.catalog))
         return out
 
     def sites(self, compiled: Compiled, operation_name: str | None) -> Sites | None:
@@ -258,7 +258,7 @@ def _counts(plan: FieldVerdicts | None, entity: EntityInfo, name: str) -> bool:
 
 
 def _filter_values(
-    plan: FieldVerdicts | None, entity: EntityInfo, spec: Mapping[str, Any]
+    plan: FieldVerdicts | None, entity: EntityInfo, spec: Mapping[str, Any], catalog: Catalog
 ) -> Iterator[tuple[str, str]]:
     # Coerced input objects hold every field, those not given as None.
     for key, value in spec.items():
@@ -266,9 +266,16 @@ def _filter_values(
             continue
         if key in ("and", "or"):
             for item in value:
-                yield from _filter_values(plan, entity, item)
+                yield from _filter_values(plan, entity, item, catalog)
         elif key == "not":
-            yield from _filter_values(plan, entity, value)
+            yield from _filter_values(plan, entity, value, catalog)
+        elif key in entity.relations and isinstance(value, Mapping):
+            # A relation condition's filter (`some`, `none`, `every`) supplies values about the
+            # related entity: a guess there is answered through this side's rows.
+            target = catalog.entity(entity.relations[key].target)
+            for nested in value.values():
+                if isinstance(nested, Mapping):
+                    yield from _filter_values(plan, target, nested, catalog)
         elif key in entity.fields and _counts(plan, entity, key) and isinstance(value, Mapping):
             item = entity.fields[key]
             for op, given in value.items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from hub.access.semijoin import RowScope
+from hub.access.semijoin import MAX_HOPS, RowScope
 from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.errors import Forbidden, Internal
@@ -217,10 +217,11 @@ class Planner:
         self, policy: AccessPolicy, decided: _Decided, principal: Principal, purpose: str | None, selection: Selection
     ) -> AccessPlan:
         plan = AccessPlan(principal, purpose, policy.version)
-        entity_ids = set(selection.fields) | set(selection.relations)
+        followed = self._filterable(selection)
+        entity_ids = set(selection.fields) | set(followed)
         # Related rows pass their own plan: a relation's target needs its row rule even when
         # none of its fields is selected.
-        for entity_id, names in selection.relations.items():
+        for entity_id, names in followed.items():
             relations = self.catalog.entity(entity_id).relations
             entity_ids.update(relations[name].target for name in names)
         for entity_id in entity_ids:
@@ -234,7 +235,7 @@ class Planner:
             plan.row_rules[entity_id] = decided.row_rules[entity_id]
             for name in entity.fields:
                 plan.fields[(entity_id, name)] = decided.fields[(entity_id, name)]
-        for entity_id, names in selection.relations.items():
+        for entity_id, names in followed.items():
             entity = self.catalog.entity(entity_id)
             for name in names:
                 key = (entity_id, name)
@@ -242,6 +243,26 @@ class Planner:
                     decided.relations[key] = self._relation(policy, plan, principal, purpose, entity.relations[name])
                 plan.relations[key] = decided.relations[key]
         return plan
+
+    def _filterable(self, selection: Selection) -> dict[str, set[str]]:
+        """The relations `selection` follows, and every relation a filter on a reached entity
+        may follow (`{expenditures: {some: ...}}`, MAX_HOPS deep): filters come in variables, so
+        the plan covers what they could name. Decided once per cache entry, like the fields."""
+        followed = {entity_id: set(names) for entity_id, names in selection.relations.items()}
+        frontier = set(selection.fields) | set(selection.relations)
+        frontier.update(
+            self.catalog.entity(entity_id).relations[name].target
+            for entity_id, names in selection.relations.items()
+            for name in names
+        )
+        for _ in range(MAX_HOPS):
+            reached: set[str] = set()
+            for entity_id in frontier:
+                relations = self.catalog.entity(entity_id).relations
+                followed.setdefault(entity_id, set()).update(relations)
+                reached.update(relation.target for relation in relations.values())
+            frontier = reached - set(followed)
+        return followed
 
     def _relation(
         self, policy: AccessPolicy, plan: AccessPlan, principal: Principal, purpose: str | None, relation: RelationInfo

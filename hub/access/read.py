@@ -34,10 +34,11 @@ from hub.access.budget import ValueBudget, values_per_row
 from hub.access.cursor import Cursors
 from hub.access.plan import AccessPlan, Decision
 from hub.access.record import AccessRecord
+from hub.access.relation_filter import compile_checked
 from hub.access.release import Released, ReleasedRow, Releaser
-from hub.access.semijoin import DEFAULT_MAX_KEYS, KeySets, Scoped
+from hub.access.semijoin import DEFAULT_MAX_KEYS, KeySets, Scoped, conjoin_scopes
 from hub.catalog import Catalog, EntityInfo, RelationInfo
-from hub.catalog.filters import FilterSpec, compile_filter, compile_order
+from hub.catalog.filters import FilterSpec, compile_order
 from hub.catalog.model import FieldInfo
 from hub.crypto.cells import index_bytes, index_form
 from hub.crypto.live import LiveKeyring
@@ -143,14 +144,12 @@ class Reader:
             raise BadUserInput("`offset` must not be negative")
         if page.offset and page.after is not None:
             raise BadUserInput("give `after` or `offset`, not both")
-        compiled = compile_filter(entity, filter_spec, self._index_value)
+        # Every check (fields, relations followed, order) before any statement runs.
+        filtered = compile_checked(self.catalog, plan, entity, filter_spec, self._index_value)
         keys, order_fields = compile_order(entity, order)
-        plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
         plan.require_plain(entity, sorted(order_fields), "ordering")
-        rule = plan.row_rule(entity.id)
-        if isinstance(rule, Scoped):
-            rule = await self._scoped(request, rule)
-        where = conjoin(compiled.where, rule)
+        scope = conjoin_scopes(filtered, plan.row_rule(entity.id))
+        where = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
         columns = self._columns(plan, entity, names, joins)
         query = Query(entity.table, (), where, keys, limit, page.offset or 0)
         full_order = query.full_order()

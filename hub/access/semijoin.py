@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Filter, In, Or, Page, Query, conjoin
+from connectors.base import Filter, In, IsNull, Not, Or, Page, Query, conjoin
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.catalog.filters import MAX_IN, compile_filter
 from hub.crypto.cells import index_bytes, index_form
@@ -42,6 +42,11 @@ class SemiJoin:
     target: EntityInfo
     target_field: FieldInfo
     where: Filter | Scoped | None
+    # Rows with NO such related row instead (a caller's `none` and `every`); NULL join values
+    # have no related rows, so they match.
+    negated: bool = False
+    # What asked for the key set, for the refusal past its bound: a row rule or a filter.
+    origin: str = "row rule"
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def compile_scope(catalog: Catalog, entity: EntityInfo, spec: Mapping[str, Any] 
     `not` (a semi-join is a restriction, not an alternative). BadUserInput names what is wrong."""
     if not spec:
         return None
-    local, followed = _split(entity, spec)
+    local, followed = split_relations(entity, spec)
     where = compile_filter(entity, local).where if local else None
     if not followed:
         return where
@@ -86,8 +91,9 @@ def compile_scope(catalog: Catalog, entity: EntityInfo, spec: Mapping[str, Any] 
     return Scoped(where, tuple(joins))
 
 
-def _split(entity: EntityInfo, spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """The spec without its relation conditions (top level and `and`), and those conditions."""
+def split_relations(entity: EntityInfo, spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """The spec without its relation conditions (top level and `and`), and those conditions.
+    A relation under `or` or `not` is refused (BadUserInput)."""
     local: dict[str, Any] = {}
     followed: list[tuple[str, Any]] = []
     for key, value in spec.items():
@@ -96,7 +102,7 @@ def _split(entity: EntityInfo, spec: Mapping[str, Any]) -> tuple[dict[str, Any],
         elif key == "and" and isinstance(value, list):
             items = []
             for item in value:
-                inner, more = _split(entity, item) if isinstance(item, Mapping) else (item, [])
+                inner, more = split_relations(entity, item) if isinstance(item, Mapping) else (item, [])
                 followed.extend(more)
                 if inner:
                     items.append(inner)
@@ -154,7 +160,13 @@ class KeySets:
             return scope
         parts: list[Filter | None] = [scope.where]
         for join in scope.joins:
-            parts.append(within(join.source.searchable_column, await self.keys(join)))
+            column, keys = join.source.searchable_column, await self.keys(join)
+            if not join.negated:
+                parts.append(within(column, keys))
+            elif keys:
+                # NOT IN alone would drop NULL join values (unknown in SQL): they have no
+                # related row, so `none` holds for them.
+                parts.append(Or((Not(within(column, keys)), IsNull(column))))
         return conjoin(*parts)
 
     async def keys(self, join: SemiJoin) -> tuple[Any, ...]:
@@ -175,13 +187,15 @@ class KeySets:
 
     async def _read(self, join: SemiJoin) -> tuple[Any, ...]:
         target, column = join.target, join.target_field.searchable_column
-        where = await self.resolve(join.where)
+        # Related rows without a join value relate to nothing: left out, they neither count
+        # against the bound nor travel.
+        where = conjoin(await self.resolve(join.where), IsNull(column, False))
         # One statement, one column; a limit one past the bound tells "too many" without
         # reading them all.
         page = await self._fetch(target, Query(target.table, (column,), where, (), self.max_keys))
         if page.has_more:
             raise LimitExceeded(
-                f"the row rule through {join.relation.source}.{join.relation.name} matches more than "
+                f"the {join.origin} through {join.relation.source}.{join.relation.name} matches more than "
                 f"{self.max_keys} related rows; the request is refused rather than cut",
                 {"limit": self.max_keys},
             )
