@@ -40,8 +40,11 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -52,6 +55,9 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, Typ
 # The introspection fields under which nothing counts toward depth (as GraphQL Armor does):
 # the standard introspection query is 13 levels deep, and tools must be able to send it.
 INTROSPECTION_ROOTS = ("__schema", "__type")
+
+# The suffix of the input types of conditions on related records (schema/entities.py).
+RELATION_FILTER = "RelationFilter"
 
 # A page-size variable, and the page a request gets when it gives the variable no value.
 Variable = tuple[str, int]
@@ -72,6 +78,8 @@ class Pages:
     entity_types: frozenset[str]
     # (introspection type, list field) -> the longest such list in this schema.
     introspection: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # The related rows one condition on related records (`some`, `none`, `every`) may read.
+    semijoin_keys: int = 10_000
 
     def page(self, value: Any, fallback: int) -> int:
         """The rows a `first` of `value` asks for: `fallback` when none is given, at most
@@ -260,7 +268,9 @@ class _Walk:
             factor = self._list_rows(parent, name, pending)
         inner = get_named_type(definition.type) if definition is not None else None
         part = self.selections(node.selection_set, inner, inside, below)
-        price: dict[Term, int] = {(): 1}
+        # A condition on related records is one more statement, reading up to the key-set bound.
+        conditions = _relation_conditions(node, definition) if definition is not None else 0
+        price: dict[Term, int] = {(): 1 + conditions * self.pages.semijoin_keys}
         _add(price, _times(part.price, factor))
         return _Part(
             part.depth + (0 if inside else 1),
@@ -305,6 +315,33 @@ class _Walk:
                 return bound
         # Other lists (the admin API's, over the policy in memory) as a default page.
         return self.pages.default_page
+
+
+def _relation_conditions(node: FieldNode, definition: GraphQLField) -> int:
+    """The conditions on related records written in the field's `filter` literal (one given in
+    a variable is bounded when it runs: its key sets count against the value budget)."""
+    argument = definition.args.get("filter")
+    given = next((a.value for a in node.arguments or () if a.name.value == "filter"), None)
+    if argument is None or not isinstance(given, ObjectValueNode | ListValueNode):
+        return 0
+    return _conditions_in(given, get_named_type(argument.type))
+
+
+def _conditions_in(value: ValueNode, input_type: GraphQLNamedType) -> int:
+    if isinstance(value, ListValueNode):
+        return sum(_conditions_in(item, input_type) for item in value.values)
+    if not isinstance(value, ObjectValueNode) or not isinstance(input_type, GraphQLInputObjectType):
+        return 0
+    relation = input_type.name.endswith(RELATION_FILTER)
+    count = 0
+    for item in value.fields:
+        inner = input_type.fields.get(item.name.value)
+        if inner is None:
+            continue
+        if relation and isinstance(item.value, ObjectValueNode):
+            count += 1
+        count += _conditions_in(item.value, get_named_type(inner.type))
+    return count
 
 
 def _add(into: dict[Term, int], price: Mapping[Term, int]) -> None:

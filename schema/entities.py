@@ -15,6 +15,7 @@ from strawberry.types.field import StrawberryField
 
 from hub.catalog import Catalog, EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, snake
+from schema.demand import RELATION_FILTER
 from schema.scalars import FILTER_INPUT, PYTHON_TYPE, EncryptedFilter, PageInfo
 
 
@@ -96,7 +97,7 @@ def relation_filter_class(target: EntityInfo, target_filter: type) -> type:
     ):
         annotations[quantifier] = Optional[target_filter]  # noqa: UP045
         namespace[quantifier] = strawberry.field(default=None, name=quantifier, description=about)
-    cls = _new_class(f"{target.type_name}RelationFilter", annotations, namespace)
+    cls = _new_class(f"{target.type_name}{RELATION_FILTER}", annotations, namespace)
     return strawberry.input(cls, description=f"Conditions on related {target.type_name} rows.")
 
 

@@ -43,6 +43,7 @@ class DemandControl:
             settings.relation_page_size,
             frozenset(entity_types),
             introspection_bounds(schema),
+            settings.max_semijoin_keys,
         )
 
     def measure(self, document: DocumentNode) -> tuple[Demand, ...]:

@@ -317,12 +317,18 @@ class Reader:
         """A row rule that follows relations, as a filter: its key sets are read once per
         request (under the bound; past it the request is refused, never cut)."""
         if request.key_sets is None:
-            request.key_sets = KeySets(self._fetch, self.max_semijoin_keys)
-        return await request.key_sets.resolve(scope)
+            budget = request.budget
 
-    async def _fetch(self, entity: EntityInfo, query: Query) -> Page:
-        page: Page = await self._run(entity, self.connectors[entity.department].fetch(query))
-        return page
+            async def fetch(entity: EntityInfo, query: Query) -> Page:
+                # A key set is values the request holds: one per related row read, counted
+                # against its value budget like the rows of its answer.
+                budget.check()
+                page: Page = await self._run(entity, self.connectors[entity.department].fetch(query))
+                budget.charge(page.count, 1)
+                return page
+
+            request.key_sets = KeySets(fetch, self.max_semijoin_keys)
+        return await request.key_sets.resolve(scope)
 
     def _index_value(self, item: FieldInfo, value: str) -> Any:
         """`value`'s blind index as `item`'s index column stores it."""

@@ -32,9 +32,11 @@ from hub.access.plan import AccessPlan, Decision
 from hub.access.semijoin import MAX_HOPS, RowScope, Scoped, SemiJoin, conjoin_scopes, split_relations
 from hub.catalog import Catalog, EntityInfo
 from hub.catalog.filters import FilterSpec, Indexer, compile_filter
-from hub.errors import BadUserInput, Forbidden
+from hub.errors import BadUserInput, Forbidden, LimitExceeded
 
 QUANTIFIERS = ("some", "none", "every")
+# Relation conditions in one filter: each is a statement on another department's database.
+MAX_RELATION_CONDITIONS = 10
 
 
 def compile_checked(
@@ -44,11 +46,14 @@ def compile_checked(
     spec: FilterSpec | None,
     indexer: Indexer,
     hops: int = 0,
+    conditions: list[int] | None = None,
 ) -> RowScope:
     """`spec` on `entity` as a row scope, once every field and relation it names has passed the
-    caller's access plan (FORBIDDEN naming the first that does not, before any SQL)."""
+    caller's access plan (FORBIDDEN naming the first that does not, before any SQL).
+    `conditions` counts the relation conditions of the whole filter (shared while nesting)."""
     if not spec:
         return None
+    counted = [0] if conditions is None else conditions
     local, followed = split_relations(entity, spec)
     compiled = compile_filter(entity, local, indexer)
     plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
@@ -58,7 +63,7 @@ def compile_checked(
         raise BadUserInput(f"a filter may follow at most {MAX_HOPS} relations in a row")
     joins: list[SemiJoin] = []
     for name, condition in followed:
-        joins.extend(_joins(catalog, plan, entity, name, condition, indexer, hops))
+        joins.extend(_joins(catalog, plan, entity, name, condition, indexer, hops, counted))
     return Scoped(compiled.where, tuple(joins)) if joins else compiled.where
 
 
@@ -70,6 +75,7 @@ def _joins(
     condition: Any,
     indexer: Indexer,
     hops: int,
+    counted: list[int],
 ) -> list[SemiJoin]:
     relation = entity.relations[name]
     where = f"{entity.type_name}.{name}"
@@ -93,12 +99,18 @@ def _joins(
         nested = condition.get(quantifier)
         if nested is None:
             continue
+        counted[0] += 1
+        if counted[0] > MAX_RELATION_CONDITIONS:
+            raise LimitExceeded(
+                f"a filter may hold at most {MAX_RELATION_CONDITIONS} conditions on related records",
+                {"limit": MAX_RELATION_CONDITIONS},
+            )
         if quantifier == "every":
             inner: RowScope = _negation(plan, target, nested, indexer, where)
             if inner is None:
                 continue  # every related row meets no condition: true of every row
         else:
-            inner = compile_checked(catalog, plan, target, nested, indexer, hops + 1)
+            inner = compile_checked(catalog, plan, target, nested, indexer, hops + 1, counted)
         # The related entity's row rule bounds the key set: rows the caller may not see neither
         # make a `some` true nor a `none` false.
         scope = conjoin_scopes(inner, rule)

@@ -178,6 +178,16 @@ PATHS: dict[str, tuple[str, int]] = {
     "in filter": ('{{ populationPersons(filter: {{idNumber: {{in: ["{0}", "{1}", "{2}"]}}}}) {{ totalCount }} }}', 3),
     "mobile eq filter": ('{{ populationPersons(filter: {{mobile: {{eq: "{0}"}}}}) {{ totalCount }} }}', 1),
     "another department keyed by the ID": ('{{ humanResourcesPensionAccount(key: "{0}") {{ scheme }} }}', 1),
+    "inside a relation filter": (
+        '{{ hotlineRequests(filter: {{civilAffairsDeliveries: {{some: {{recipientIdNumber: {{eq: "{0}"}}}}}}}}) '
+        "{{ totalCount }} }}",
+        1,
+    ),
+    "inside a nested relation filter (none)": (
+        "{{ financeBudgetLines(filter: {{expenditures: {{some: {{civilAffairsDeliveries: "
+        '{{none: {{recipientIdNumber: {{eq: "{0}"}}}}}}}}}}}}) {{ totalCount }} }}',
+        1,
+    ),
     "another department's join column": (
         '{{ educationStudents(filter: {{idNumber: {{eq: "{0}"}}}}) {{ totalCount nodes {{ person {{ gender }} }} }} }}',
         1,

@@ -208,3 +208,16 @@ def test_a_chain_of_fragments_each_spreading_the_next_twice_is_walked_once_per_f
     assert cost(built, text) == 1 + 2**levels
     # ...but each selection set walked once per measurement (two above), not 2**20 times.
     assert walked <= 2 * (levels + 4)
+
+
+def test_each_condition_on_related_records_costs_the_key_set_bound(built: BuiltSchema) -> None:
+    plain = cost(built, "{ registryPersons(first: 10) { totalCount } }")
+    one = cost(built, "{ registryPersons(first: 10, filter: {cases: {some: {}}}) { totalCount } }")
+    assert one - plain == 10_000  # HUB_MAX_SEMIJOIN_KEYS: the rows its statement may read
+    nested = "{ registryPersons(first: 10, filter: {and: [{cases: {none: {recipient: {every: {}}}}}]}) { totalCount } }"
+    assert cost(built, nested) - plain == 20_000
+    # A filter given in a variable is bounded when it runs (its key sets count as values).
+    assert (
+        cost(built, "query($f: RegistryPersonFilter) { registryPersons(first: 10, filter: $f) { totalCount } }")
+        == plain
+    )
