@@ -361,10 +361,11 @@ class Connector(Protocol):
         where: Filter | None = None,
         per_value: int | None = None,
         limit: int | None = None,
+        order: Sequence[OrderKey] = (),
         on_chunk: Callable[[Page], None] | None = None,
     ) -> Page:
-        """Rows whose `column` is one of `values` and that match `where`, ordered by `column`
-        then key: one statement per chunk of at most `BATCH_CHUNK` values, joined into the page
+        """Rows whose `column` is one of `values` and that match `where`, ordered by `column`,
+        then `order`, then key: one statement per chunk of at most `BATCH_CHUNK` values, joined into the page
         one statement would give. `per_value` bounds the rows of each value (`Page.cut` names
         the values cut), `limit` the rows in all; `on_chunk` sees each chunk's page before the
         next statement runs. Every connector implements it with `connectors.batch`."""

@@ -47,11 +47,12 @@ async def fetch_in_chunks(
     where: Filter | None = None,
     per_value: int | None = None,
     limit: int | None = None,
+    order: Sequence[OrderKey] = (),
     on_chunk: OnChunk | None = None,
 ) -> Page:
     """The rows of `table` whose `column` is one of `values` and that match `where`, ordered by
-    `column` then key; NULL values match nothing. With `per_value`, each value keeps its first
-    rows by key and `Page.cut` names the values that had more (`column` must then be among
+    `column`, then `order`, then key; NULL values match nothing. With `per_value`, each value
+    keeps its first rows in that order (a relation's list ordered by the caller), and `Page.cut` names the values that had more (`column` must then be among
     `columns`). With `limit`, at most that many rows over all chunks, and `has_more` says rows
     lay past it; no later chunk is read once one has shown that.
 
@@ -69,14 +70,15 @@ async def fetch_in_chunks(
         raise QueryError("a per-value limit must be at least 1")
     if limit is not None and limit < 0:
         raise QueryError("a limit must not be negative")
-    order = (OrderKey(column),)
+    # Chunks follow one another in the column's order, so the rest of the order is within a value.
+    full = (OrderKey(column), *order)
     group = None if per_value is None else PerGroup(column, per_value)
     pages: list[Page] = []
     left = limit
     for chunk in _chunks(spec, zone, values):
         # At `left == 0` the chunk is still read (LIMIT 0 with one row more) to tell whether
         # rows lie past the cap, as the single statement's limit would.
-        query = Query(table, tuple(columns), conjoin(In(column, chunk), where), order, left, per_group=group)
+        query = Query(table, tuple(columns), conjoin(In(column, chunk), where), full, left, per_group=group)
         page = await fetch(query)
         if on_chunk is not None:
             on_chunk(page)

@@ -112,6 +112,7 @@ class MemoryConnector:
         where: Filter | None = None,
         per_value: int | None = None,
         limit: int | None = None,
+        order: Sequence[OrderKey] = (),
         on_chunk: OnChunk | None = None,
     ) -> Page:
         return await fetch_in_chunks(
@@ -124,6 +125,7 @@ class MemoryConnector:
             where=where,
             per_value=per_value,
             limit=limit,
+            order=order,
             on_chunk=on_chunk,
         )
 

@@ -167,6 +167,7 @@ def build_services(
         settings.max_page_size,
         settings.max_semijoin_keys,
         relation_page=settings.relation_page_size,
+        max_relation_page=settings.max_relation_page_size,
         max_values=settings.max_values,
     )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)

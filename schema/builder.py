@@ -138,6 +138,14 @@ def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:
             annotation: Any = Optional[item]  # noqa: UP045
             resolver = relation_resolver(relation, target.entity)
             resolver.__annotations__ = {"root": dict, "info": strawberry.Info, "return": annotation}
+            if relation.many:
+                # A list takes the root list's filter and order, and the rows kept per parent.
+                resolver.__annotations__.update(
+                    filter=Optional[target.filter],  # noqa: UP045
+                    orderBy=Optional[list[target.order]],  # type: ignore[name-defined]  # noqa: UP045
+                    first=Optional[int],  # noqa: UP045
+                )
+
             description = relation.description or (
                 f"{'All' if relation.many else 'The'} {target.entity.type_name} whose "
                 f"{relation.target_field} equals this {relation.field}."

@@ -11,12 +11,14 @@ know, and stops at a fragment that spreads itself (validation refuses the cycle)
 
 Cost: each field costs 1; a list field multiplies the cost of what is selected under it by the
 rows it may hold: the page a list asks for with `first` (the default page when it gives none,
-at most the largest page), a relation's list by the bound the reader cuts it at, an
+at most the largest page), a relation's list by its `first` or else the bound the reader cuts
+it at, an
 introspection list by the longest such list in this schema. Factors multiply along nesting, so
 10,000 rows with three nested relations are priced at 10,000 x 100 x 100 x 100 x their fields.
 A page size given as a variable stays a variable: the cost is kept as a sum of terms, each a
 number times the page-size variables it depends on, and is finished per request with the
-request's values (a few multiplications).
+request's values (a few multiplications). A condition on related records in a filter's literal
+(`some`, `none`, `every`) adds the key-set bound: its statement may read that many rows.
 """
 
 from __future__ import annotations
@@ -259,7 +261,10 @@ class _Walk:
         factor: Factor = 1
         below: Factor | None = None
         if first is not None:
-            page = self._first(node, first)
+            # A relation's list (a list field of an entity row) keeps the relation page
+            # per parent unless it asks for another.
+            relation = is_list and parent is not None and parent.name in self.pages.entity_types
+            page = self._first(node, first, self.pages.relation_page if relation else self.pages.default_page)
             if is_list:
                 factor = page
             else:
@@ -292,11 +297,11 @@ class _Walk:
             return found
         return None
 
-    def _first(self, node: FieldNode, argument: GraphQLArgument) -> Factor:
+    def _first(self, node: FieldNode, argument: GraphQLArgument, page: int) -> Factor:
         # Without `first`, the argument's own default; the hub's lists default to null, which
-        # the reader reads as its default page.
+        # the reader reads as its default `page`.
         default = argument.default_value if isinstance(argument.default_value, int) else None
-        fallback = self.pages.page(default, self.pages.default_page)
+        fallback = self.pages.page(default, page)
         given = next((a.value for a in node.arguments or () if a.name.value == "first"), None)
         if isinstance(given, VariableNode):
             return (given.name.value, fallback)

@@ -8,19 +8,22 @@ schema/resolvers.py; the fast path (schema/execution/) and direct plans call the
 list or lookup at once. Either way a request makes the same reads and the same reports.
 """
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from graphql import FieldNode, FragmentDefinitionNode
+from graphql import FieldNode, FragmentDefinitionNode, GraphQLField
+from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.dataloader import DataLoader
 
 from hub.access.budget import values_per_row
 from hub.access.plan import Decision
+from hub.access.read import NO_ARGS, RelationArgs
 from hub.access.release import Released
 from hub.catalog import EntityInfo, RelationInfo
 from schema.context import RequestContext
+from schema.inputs import input_spec
 from schema.selection import child_fields
 
 
@@ -96,6 +99,8 @@ class RelationLoad:
     joins: tuple[str, ...]
     # The field's path with list indices as `*`, as errors and withheld paths name it.
     path: tuple[str | int, ...]
+    # A list's filter, order and rows per parent: one field node's, the same for every row.
+    args: RelationArgs = NO_ARGS
 
     @property
     def width(self) -> int:
@@ -105,19 +110,37 @@ class RelationLoad:
     def loader(self, context: RequestContext) -> DataLoader[Hashable, list[dict[Any, Any]]]:
         relation = self.relation
         # One loader per field path and selection: lists at one path batch together.
-        key = (relation.source, relation.name, tuple(k for k in self.path if k != "*"), self.names, self.joins)
-        return context.loader(key, lambda: request_loader(context, relation, self.names, self.joins, self.path))
+        # The arguments too: a filter's values are plain data, told apart by their repr.
+        path = tuple(k for k in self.path if k != "*")
+        key = (relation.source, relation.name, path, self.names, self.joins, repr(self.args))
+        return context.loader(
+            key, lambda: request_loader(context, relation, self.names, self.joins, self.path, self.args)
+        )
 
 
 def relation_load(
     field: RelationField,
-    nodes: Iterable[FieldNode],
+    nodes: Sequence[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Any,
     path: tuple[str | int, ...],
+    definition: GraphQLField,
 ) -> RelationLoad:
     names, joins = needs(field.target, child_fields(nodes, fragments, variables))
-    return RelationLoad(field.relation, tuple(names), tuple(joins), path)
+    args = relation_args(definition, nodes[0], variables) if field.relation.many else NO_ARGS
+    return RelationLoad(field.relation, tuple(names), tuple(joins), path, args)
+
+
+def relation_args(definition: GraphQLField, node: FieldNode, variables: Any) -> RelationArgs:
+    """A relation list's arguments as the reader takes them. Fields merged under one response
+    key have the same arguments (validation ensures it), so the first node's are the list's."""
+    if not node.arguments:
+        return NO_ARGS
+    if variables is not None and not isinstance(variables, VariableValues):
+        variables = VariableValues({}, dict(variables))
+    given = get_argument_values(definition, node, variables)
+    order = tuple(member.value for member in given.get("orderBy") or ())
+    return RelationArgs(input_spec(given.get("filter")), order, given.get("first"))
 
 
 def refusal(context: RequestContext, relation: RelationInfo) -> str | None:
@@ -134,9 +157,10 @@ def request_loader(
     names: Sequence[str],
     joins: Sequence[str],
     path: tuple[str | int, ...],
+    args: RelationArgs = NO_ARGS,
 ) -> DataLoader[Hashable, list[dict[Any, Any]]]:
     async def load(values: list[Hashable]) -> list[list[dict[Any, Any]]]:
-        found = await context.reader.related(context.current, relation, names, joins, values)
+        found = await context.reader.related(context.current, relation, names, joins, values, args)
         base = (*path, "*") if relation.many else path
         report(context, base, found.released)
         grouped, cut = found.grouped, found.cut

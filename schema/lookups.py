@@ -51,7 +51,7 @@ from hub.catalog import Catalog, EntityInfo
 from hub.catalog.model import FieldInfo
 from hub.crypto.blind_index import normaliser
 from schema.compiled import Compiled
-from schema.resolvers import input_spec
+from schema.inputs import input_spec
 
 # Filter operators whose values are not guesses at a value (they test presence).
 NOT_VALUES = frozenset({"isNull"})

@@ -13,6 +13,7 @@ import strawberry
 from hub.access.read import JOIN, ListRead, PageArgs
 from hub.catalog import EntityInfo, RelationInfo
 from schema.context import RequestContext
+from schema.inputs import input_spec
 from schema.loading import (
     RELATION_FIELDS,
     CutRows,
@@ -96,7 +97,7 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
 def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
     field = RelationField(relation, target)
 
-    async def resolve(root: dict[Any, Any], info: strawberry.Info) -> Any:
+    async def follow(root: dict[Any, Any], info: strawberry.Info) -> Any:
         context: RequestContext = info.context
         reason = refusal(context, relation)
         if reason is not None:
@@ -107,7 +108,8 @@ def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
         if value is None:
             return [] if relation.many else None
         raw = _raw(info)
-        load = relation_load(field, raw.field_nodes, raw.fragments, raw.variable_values, _list_path(info))
+        definition = raw.parent_type.fields[raw.field_name]
+        load = relation_load(field, raw.field_nodes, raw.fragments, raw.variable_values, _list_path(info), definition)
         rows = await load.loader(context).load(value)
         deliver(context, load.width, len(rows))
         if not relation.many:
@@ -117,23 +119,20 @@ def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
             return list(rows)
         return rows
 
+    if relation.many:
+        # A list's `filter`, `orderBy` and `first` are read from the field node by
+        # relation_load (as the fast path reads them): the same arguments reach the same
+        # loader either way. The parameters give the field its arguments.
+        async def resolve_list(
+            root: dict[Any, Any], info: strawberry.Info, filter: Any = None, orderBy: Any = None, first: Any = None
+        ) -> Any:
+            return await follow(root, info)
+
+        RELATION_FIELDS[resolve_list] = field
+        return resolve_list
+
+    async def resolve(root: dict[Any, Any], info: strawberry.Info) -> Any:
+        return await follow(root, info)
+
     RELATION_FIELDS[resolve] = field
     return resolve
-
-
-def input_spec(value: Any) -> Any:
-    """A strawberry input object as a plain mapping keyed by GraphQL names, nulls dropped."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return [input_spec(item) for item in value]
-    definition = getattr(value, "__strawberry_definition__", None)
-    if definition is None:
-        return value
-    out: dict[str, Any] = {}
-    for field in definition.fields:
-        item = getattr(value, field.python_name)
-        if item is None or item is strawberry.UNSET:
-            continue
-        out[field.graphql_name or field.python_name] = input_spec(item)
-    return out

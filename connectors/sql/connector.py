@@ -28,6 +28,7 @@ from sqlalchemy.util import greenlet_spawn
 from connectors.base import (
     ConnectorError,
     Filter,
+    OrderKey,
     Page,
     Query,
     QueryError,
@@ -143,6 +144,7 @@ class SqlConnector:
         where: Filter | None = None,
         per_value: int | None = None,
         limit: int | None = None,
+        order: Sequence[OrderKey] = (),
         on_chunk: OnChunk | None = None,
     ) -> Page:
         # Each chunk is a `fetch` of an IN list: one statement per chunk, and every chunk
@@ -157,6 +159,7 @@ class SqlConnector:
             where=where,
             per_value=per_value,
             limit=limit,
+            order=order,
             on_chunk=on_chunk,
         )
 

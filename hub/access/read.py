@@ -75,6 +75,20 @@ class ListRead:
     want_cursor: bool = False
 
 
+@dataclass(frozen=True)
+class RelationArgs:
+    """The arguments of a relation's list: a filter and order of the related rows (as a root
+    list takes them) and the rows kept per parent (None: the relation page)."""
+
+    filter_spec: FilterSpec | None = None
+    order: tuple[tuple[str, bool], ...] = ()
+    first: int | None = None
+
+
+# A relation list asked for without arguments.
+NO_ARGS = RelationArgs()
+
+
 @dataclass
 class ListResult:
     released: Released
@@ -117,6 +131,7 @@ class Reader:
         max_semijoin_keys: int = DEFAULT_MAX_KEYS,
         *,
         relation_page: int = 100,
+        max_relation_page: int = 1_000,
         max_values: int = 1_000_000,
     ) -> None:
         self.catalog = catalog
@@ -128,6 +143,7 @@ class Reader:
         self.max_page = max_page
         self.max_semijoin_keys = max_semijoin_keys
         self.relation_page = relation_page
+        self.max_relation_page = max_relation_page
         self.max_values = max_values
 
     def budget(self) -> ValueBudget:
@@ -220,12 +236,14 @@ class Reader:
         names: Sequence[str],
         joins: Sequence[str],
         values: Sequence[Hashable],
+        args: RelationArgs = NO_ARGS,
     ) -> RelatedRows:
         """Rows of the relation's target whose target field is one of `values`, grouped by
         that value, and the release (what was withheld or masked); read by the connector's
         `fetch_by`, one statement per chunk of at most BATCH_CHUNK values with the target's
-        row rule in each. A list keeps its first `relation_page` rows by key (a to-one
-        relation its first row); the values whose lists were cut are named."""
+        row rule and the list's filter in each. A list keeps its first `args.first` rows
+        (the relation page by default) in its order, then by key (a to-one relation its
+        first row); the values whose lists were cut are named."""
         plan = request.plan
         verdict = plan.relation(relation.source, relation.name)
         if verdict.decision is Decision.DENIED:
@@ -235,7 +253,12 @@ class Reader:
         target_field = target.fields[relation.target_field]
         match_column = target_field.searchable_column
         columns = _union(self._columns(plan, target, names, joins), [match_column])
-        scope = plan.row_rule(target.id)
+        bound = self._relation_limit(args.first) if relation.many else 1
+        # Every check (fields, relations followed, order) before any statement runs.
+        filtered = compile_checked(self.catalog, plan, target, args.filter_spec, self._index_value)
+        order, order_fields = compile_order(target, args.order)
+        plan.require_plain(target, sorted(order_fields), "ordering")
+        scope = conjoin_scopes(filtered, plan.row_rule(target.id))
         rule = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
         # The value each join value is looked up by. Encrypted fields join on blind indexes of
         # one domain; a plain source joining an encrypted target is indexed here.
@@ -251,7 +274,6 @@ class Reader:
                 wanted[value] = self._index_value(target_field, str(value))
         unique = list(dict.fromkeys(wanted.values()))
         connector = self.connectors[target.department]
-        bound = self.relation_page if relation.many else 1
         width = values_per_row(names, joins)
         budget = request.budget
 
@@ -273,6 +295,7 @@ class Reader:
                     where=rule,
                     per_value=bound,
                     limit=allowed if capped else None,
+                    order=order,
                     on_chunk=charge,
                 ),
             )
@@ -336,6 +359,19 @@ class Reader:
         if domain is None:
             raise BadUserInput(f"{item.name} is encrypted and cannot be searched")
         return index_form(item, self.keys.keyring.blind_index(domain).digest(value))
+
+    def _relation_limit(self, first: int | None) -> int:
+        """The rows a relation's list keeps per parent."""
+        if first is None:
+            return self.relation_page
+        if first < 1:
+            raise BadUserInput("`first` on a relation's list must be at least 1")
+        if first > self.max_relation_page:
+            raise LimitExceeded(
+                f"`first` on a relation's list may be at most {self.max_relation_page}",
+                {"limit": self.max_relation_page},
+            )
+        return first
 
     def _limit(self, page: PageArgs) -> int:
         if page.first is None:

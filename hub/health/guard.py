@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from connectors.base import Connector, ConnectorError, Filter, Page, Query, TableSpec, UnavailableError
+from connectors.base import Connector, ConnectorError, Filter, OrderKey, Page, Query, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
 from hub.health.deadline import Deadlines
 from hub.health.share import Share, current_owner
@@ -112,6 +112,7 @@ class GuardedConnector:
         where: Filter | None = None,
         per_value: int | None = None,
         limit: int | None = None,
+        order: Sequence[OrderKey] = (),
         on_chunk: Callable[[Page], None] | None = None,
     ) -> Page:
         # One read under one deadline, whatever the chunks: the request as a whole is what
@@ -127,7 +128,15 @@ class GuardedConnector:
                 await share.wait(owner)
             try:
                 rows = await self.inner.fetch_by(
-                    table, column, values, columns, where=where, per_value=per_value, limit=limit, on_chunk=on_chunk
+                    table,
+                    column,
+                    values,
+                    columns,
+                    where=where,
+                    per_value=per_value,
+                    limit=limit,
+                    order=order,
+                    on_chunk=on_chunk,
                 )
             finally:
                 share.give(owner)

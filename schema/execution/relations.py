@@ -62,7 +62,7 @@ class Related:
         if found is None:
             # The variables as strawberry hands them to resolvers, so `@skip` reads alike.
             variables = executor.variable_values.coerced
-            found = relation_load(self.of, self.nodes, executor.fragment_definitions, variables, star)
+            found = relation_load(self.of, self.nodes, executor.fragment_definitions, variables, star, self.field)
             self.loads[star] = found
         return found
 

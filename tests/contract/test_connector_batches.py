@@ -205,3 +205,30 @@ async def test_fetch_by_more_values_than_a_chunk_keeps_one_order(backend: Backen
     values = [code(key) for key in range(2 * BATCH_CHUNK, 0, -1)]
     page = await ledger.connector.fetch_by(ledger.table, "code", values, ["id", "code"])
     assert page.rows == [{"id": key, "code": code(key)} for key in LEDGER_IDS]
+
+
+async def test_fetch_by_keeps_each_values_first_rows_in_the_order_asked(people: Loaded) -> None:
+    # A relation's list ordered by the caller: within each value, by the order, then the key.
+    values = ["Beijing", "beijing", "Shanghai"]
+    by_age = [OrderKey("age", descending=True)]
+    page = await people.connector.fetch_by(people.table, "city", values, ["id", "city"], per_value=2, order=by_age)
+    # Beijing: 1 (30), 7 (18), 11 (30); Shanghai: 4 (NULL), 8 (NULL), 12 (41); beijing: 2 (25), 9 (60).
+    # Descending puts NULLs first; ties by key.
+    assert ids(page) == [1, 11, 4, 8, 9, 2]
+    assert set(page.cut) == {"Beijing", "Shanghai"}
+    by_name = [OrderKey("name")]
+    page = await people.connector.fetch_by(people.table, "city", values, ["id", "city"], per_value=1, order=by_name)
+    # By code point: Beijing: "a%b" (7) < "apple" (1) < NULL (11); Shanghai: "" (4); beijing: "Apple" (2).
+    assert ids(page) == [7, 4, 2]
+
+
+async def test_fetch_by_in_an_order_over_two_chunks_reads_as_one_statement(backend: Backend) -> None:
+    loaded = await entries(backend)
+    by_amount = [OrderKey("amount", descending=True)]
+    page = await loaded.connector.fetch_by(
+        loaded.table, "code", TWO_CHUNKS, ["id", "code"], per_value=2, order=by_amount
+    )
+    # Per code, the largest amounts first: c1 (3 2), c2 (4), last of chunk one (6 5), first of
+    # chunk two (9 8), last code (10).
+    assert ids(page) == [3, 2, 4, 6, 5, 9, 8, 10]
+    assert set(page.cut) == {code(1), FIRST_OF_SECOND}
