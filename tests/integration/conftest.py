@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
 from hub.app import create_app
@@ -120,4 +121,38 @@ def mariadb_hub(
     mariadb_demo: str, demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hub]:
     settings = loaded_demo_settings(mariadb_demo, demo_workspace, tmp_path_factory.mktemp("maria-manifests"))
+    yield from _serve(build_services(settings), _tokens(demo_workspace))
+
+
+# Where the spread hub serves each department; the others stay on SQLite.
+SPREAD = {"finance": "HUB_IT_PG", "population": "HUB_IT_PG", "hotline": "HUB_IT_MARIA", "health": "HUB_IT_MARIA"}
+
+
+@pytest.fixture(scope="session")
+def mixed_hub(
+    postgres_demo: str, mariadb_demo: str, demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hub]:
+    """The demo with finance and population on PostgreSQL, hotline and health on MariaDB, and
+    civil affairs, human resources and education on SQLite: every relation filter below
+    crosses databases of different kinds."""
+    folder = tmp_path_factory.mktemp("spread-manifests")
+    for source in sorted(demo_workspace.manifests.glob("*.yaml")):
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        connection = document["connection"]
+        kept = {k: v for k, v in connection.items() if k not in ("sqlite_path", "url_env")}
+        if document["department"] in SPREAD:
+            kept["url_env"] = SPREAD[document["department"]]
+        else:
+            kept["sqlite_path"] = str((demo_workspace.manifests / connection["sqlite_path"]).resolve())
+        document["connection"] = kept
+        (folder / source.name).write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    settings = load_settings(
+        {
+            "HUB_DATABASE_URL": demo_workspace.hub_database.render_as_string(),
+            "HUB_IT_PG": postgres_demo,
+            "HUB_IT_MARIA": mariadb_demo,
+        },
+        manifests_dir=folder,
+        master_key_file=demo_workspace.master_key_file,
+    )
     yield from _serve(build_services(settings), _tokens(demo_workspace))

@@ -183,6 +183,11 @@ PATHS: dict[str, tuple[str, int]] = {
         "{{ totalCount }} }}",
         1,
     ),
+    "a relation list's filter": (
+        '{{ hotlineRequests(first: 5) {{ nodes {{ civilAffairsDeliveries(filter: {{recipientIdNumber: {{eq: "{0}"}}}}) '
+        "{{ deliveryId }} }} }} }}",
+        1,
+    ),
     "inside a nested relation filter (none)": (
         "{{ financeBudgetLines(filter: {{expenditures: {{some: {{civilAffairsDeliveries: "
         '{{none: {{recipientIdNumber: {{eq: "{0}"}}}}}}}}}}}}) {{ totalCount }} }}',

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from hub.config import load_settings
 from hub.demo.workspace import Workspace
@@ -22,38 +21,6 @@ from tests.integration.conftest import _serve, _tokens
 
 BACKENDS = ("demo_hub", "postgres_hub", "mariadb_hub", "mixed_hub")
 DISTRICT = "330102"
-# Where the spread hub serves each department; the others stay on SQLite.
-SPREAD = {"finance": "HUB_IT_PG", "population": "HUB_IT_PG", "hotline": "HUB_IT_MARIA", "health": "HUB_IT_MARIA"}
-
-
-@pytest.fixture(scope="module")
-def mixed_hub(
-    postgres_demo: str, mariadb_demo: str, demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hub]:
-    """The demo with finance and population on PostgreSQL, hotline and health on MariaDB, and
-    civil affairs, human resources and education on SQLite: every relation filter below
-    crosses databases of different kinds."""
-    folder = tmp_path_factory.mktemp("spread-manifests")
-    for source in sorted(demo_workspace.manifests.glob("*.yaml")):
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-        connection = document["connection"]
-        kept = {k: v for k, v in connection.items() if k not in ("sqlite_path", "url_env")}
-        if document["department"] in SPREAD:
-            kept["url_env"] = SPREAD[document["department"]]
-        else:
-            kept["sqlite_path"] = str((demo_workspace.manifests / connection["sqlite_path"]).resolve())
-        document["connection"] = kept
-        (folder / source.name).write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    settings = load_settings(
-        {
-            "HUB_DATABASE_URL": demo_workspace.hub_database.render_as_string(),
-            "HUB_IT_PG": postgres_demo,
-            "HUB_IT_MARIA": mariadb_demo,
-        },
-        manifests_dir=folder,
-        master_key_file=demo_workspace.master_key_file,
-    )
-    yield from _serve(build_services(settings), _tokens(demo_workspace))
 
 
 @pytest.fixture(scope="module")

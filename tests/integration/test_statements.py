@@ -87,3 +87,25 @@ def test_only_selected_columns_are_fetched(demo_hub: Hub, statements: Statements
     assert "name" in select_list and "id_number" in select_list
     for column in ("address", "mobile", "birth_date", "household_id"):
         assert column not in select_list
+
+
+def test_a_relation_list_with_a_filter_order_and_page_takes_one_statement(
+    demo_hub: Hub, statements: Statements
+) -> None:
+    query = """{ financeBudgetLines(first: 50) { nodes { lineId
+        expenditures(first: 2, orderBy: [AMOUNT_DESC], filter: {amount: {lt: "50000"}}) { expenditureId } } } }"""
+    result = demo_hub.as_caller("auditor").query(query)
+    assert "errors" not in result, result
+    assert any(len(n["expenditures"]) == 2 for n in result["data"]["financeBudgetLines"]["nodes"])
+    # One statement for the lines, one for every line's expenditures, in the same database.
+    assert len(statements.by_department("finance")) == 2
+    (window,) = [sql for sql in statements.by_department("finance") if "row_number" in sql.lower()]
+    assert "amount" in window.lower()
+
+
+def test_a_relation_filter_takes_one_statement_on_each_side(demo_hub: Hub, statements: Statements) -> None:
+    query = "{ hotlineRequests(first: 5, filter: {civilAffairsDeliveries: {none: {}}}) { nodes { requestId } } }"
+    result = demo_hub.as_caller("auditor").query(query)
+    assert "errors" not in result, result
+    assert len(statements.by_department("civil_affairs")) == 1
+    assert len(statements.by_department("hotline")) == 1

@@ -221,3 +221,12 @@ def test_each_condition_on_related_records_costs_the_key_set_bound(built: BuiltS
         cost(built, "query($f: RegistryPersonFilter) { registryPersons(first: 10, filter: $f) { totalCount } }")
         == plain
     )
+
+
+def test_a_relation_list_is_priced_at_its_first_or_else_the_relation_page(built: BuiltSchema) -> None:
+    default = cost(built, "{ registryPersons(first: 10) { nodes { cases { caseId } } } }")
+    five = cost(built, "{ registryPersons(first: 10) { nodes { cases(first: 5) { caseId } } } }")
+    # 1 + 1 + 10 x (1 + rows x 1): the list, nodes, and per person the list of cases.
+    assert (default, five) == (2 + 10 * (1 + 100), 2 + 10 * (1 + 5))
+    variable = "query($n: Int) { registryPersons(first: 10) { nodes { cases(first: $n) { caseId } } } }"
+    assert cost(built, variable, {"n": 7}) == 2 + 10 * (1 + 7)
