@@ -52,9 +52,10 @@ async def fetch_in_chunks(
 ) -> Page:
     """The rows of `table` whose `column` is one of `values` and that match `where`, ordered by
     `column`, then `order`, then key; NULL values match nothing. With `per_value`, each value
-    keeps its first rows in that order (a relation's list ordered by the caller), and `Page.cut` names the values that had more (`column` must then be among
-    `columns`). With `limit`, at most that many rows over all chunks, and `has_more` says rows
-    lay past it; no later chunk is read once one has shown that.
+    keeps its first rows in that order (a relation's list ordered by the caller), and
+    `Page.cut` names the values that had more (`column` must then be among `columns`). With
+    `limit`, at most that many rows over all chunks, and `has_more` says rows lay past it; no
+    later chunk is read once one has shown that.
 
     `on_chunk` sees each chunk's page before the next statement runs, and what it raises ends
     the read. A caller accounting for what it reads (the hub's value budget) charges each
