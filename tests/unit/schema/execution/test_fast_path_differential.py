@@ -675,6 +675,11 @@ RELATION_QUERIES = [
     # Nothing gathered on the way up (one object, one relation): the load ends the execution,
     # and the work left in the background is still waited for.
     '{ registryPerson(key: "110105199001011234") { cases { recipient { name } caseId } } }',
+    # Relation lists with arguments (two aliases, two pages) and a filter on related records.
+    "{ registryPersons { nodes { a: cases(first: 1, orderBy: [AMOUNT_DESC]) { amount caseId }"
+    ' b: cases(filter: {status: {eq: "open"}}, orderBy: [STATUS_DESC]) { caseId recipient { name } } } } }',
+    '{ welfareCases(filter: {recipient: {some: {district: {eq: "Chaoyang"}}}}) { nodes { caseId'
+    " recipient { cases(filter: {recipient: {none: {children: {gt: 1}}}}, first: 2) { caseId } } } } }",
 ]
 RELATION_CONDITIONS = [
     ({"amount": DENIED, "name": DENIED}, {}),
@@ -703,3 +708,16 @@ def test_work_left_running_under_a_nulled_list_reports_what_it_withheld(plain: P
     body = check(plain, (query, {}), Conditions({"caseId": MASKED, "name": DENIED}, {}, None, None))
     assert "registryPersons/nodes/*/a/*/recipient/name" in withheld(body)
     assert all(node["a"] in (None, []) for node in body["data"]["registryPersons"]["nodes"])
+
+
+def test_relation_list_arguments_in_variables_answer_alike(plain: Pair) -> None:
+    query = (
+        "query($f: WelfareCaseFilter, $n: Int) { registryPersons(filter: {cases: {some: {}}})"
+        " { nodes { idNumber cases(filter: $f, first: $n, orderBy: [AMOUNT_ASC]) { caseId amount } } } }"
+    )
+    body = check(plain, (query, {"f": {"status": {"eq": "open"}}, "n": 1}), Conditions({}, {}, None, None))
+    assert "errors" not in body
+    nodes = body["data"]["registryPersons"]["nodes"]
+    # Only persons with cases; each keeps at most its one open case of least amount.
+    assert len(nodes) < 4 and all(len(node["cases"]) <= 1 for node in nodes)
+    assert [case["caseId"] for node in nodes for case in node["cases"]] == ["C1", "C3"]
