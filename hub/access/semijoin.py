@@ -11,6 +11,9 @@ relation (more hops); each hop is one statement.
 
 The key set is bounded: past the bound the request is refused (LIMIT_EXCEEDED naming it), never
 cut, since a cut set would silently hide rows. An empty key set matches no rows.
+
+A caller's filter on related records (`some`, `none`, `every`: hub/access/relation_filter.py)
+runs on the same machinery; `none` is a negated semi-join (NOT IN, or no join value at all).
 """
 
 from __future__ import annotations
