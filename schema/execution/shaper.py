@@ -270,11 +270,13 @@ def prepare(
 
 def _related(key: str, field_details: FieldDetailsList, field: GraphQLField, definition: Any) -> Related | None:
     """The relation field `field` as a shaper completes it, or None if it is something else:
-    a resolver the fast path does not know, one wrapped in field extensions, a non-null type."""
+    a resolver the fast path does not know, one wrapped in field extensions, a non-null type.
+    A relation list's arguments (filter, orderBy, first) are the hub's own: relation_load
+    reads them from the field node, on this path as on the normal one."""
     resolver = definition.base_resolver if isinstance(definition, StrawberryField) else None
     function = None if resolver is None else resolver.wrapped_func
     of = RELATION_FIELDS.get(function) if isinstance(function, FunctionType) else None
-    if of is None or field.args or definition.extensions or is_non_null_type(field.type):
+    if of is None or definition.extensions or is_non_null_type(field.type):
         return None
     target = field.type.of_type if is_list_type(field.type) else field.type
     target = target.of_type if is_non_null_type(target) else target
