@@ -6,16 +6,22 @@ thousand requests per second a Python client would spend more CPU than the serve
 and would be what is measured. It rotates through a list of requests with bench/w6_wrk.lua,
 which prints wrk's counts as one JSON line. Runs of several targets interleave and rotate who
 goes first, as bench/measure.py does, so that a slow spell of the machine falls on all alike.
+
+Where a target names its server's process, each timed run also reads that process's CPU time
+(/proc/PID/stat) before and after: CPU per request holds within a few percent on a machine
+shared with other work, where requests per second swing by half (other processes' load delays
+a request without making it cost the server more CPU).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,8 @@ class WrkTarget:
     method: str
     requests: Sequence[tuple[str, str]]
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The server's process, whose CPU time each timed run reads (None: not read).
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,16 @@ class WrkRun:
     bytes: int
     errors: dict[str, int]
     latency_ms: dict[str, float]  # p50, p90, p99, max, mean
+    # The server process's CPU seconds (user and system) over the run, where its target names it.
+    cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.duration_s
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        return None if self.cpu_s is None else 1e6 * self.cpu_s / self.requests
 
     @property
     def failures(self) -> int:
@@ -69,6 +83,8 @@ class WrkRun:
             "bytes": self.bytes,
             "errors": self.errors,
             "latency_ms": self.latency_ms,
+            "cpu_s": self.cpu_s,
+            "cpu_us_per_request": self.cpu_us_per_request,
         }
 
 
@@ -90,12 +106,28 @@ class WrkSeries:
         return statistics.median(r.latency_ms[percentile] for r in self.runs)
 
     @property
+    def cpu_us(self) -> tuple[float, float, float] | None:
+        """Median, min and max of the server's CPU µs per request over the runs (None: not read)."""
+        values = [r.cpu_us_per_request for r in self.runs]
+        if not values or any(v is None for v in values):
+            return None
+        read = [v for v in values if v is not None]
+        return statistics.median(read), min(read), max(read)
+
+    @property
     def bytes_per_response(self) -> float:
         return sum(r.bytes for r in self.runs) / sum(r.requests for r in self.runs)
 
     @property
     def failures(self) -> int:
         return sum(r.failures for r in self.runs)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime, the 14th and 15th fields of the line (the 12th and 13th after the name).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk_binary() -> str:
@@ -178,9 +210,12 @@ def measure_wrk(
         for round_no in range(runs):
             shift = round_no % len(targets)
             for index in [*range(shift, len(targets)), *range(shift)]:
-                results[index].append(
-                    run_wrk(targets[index], files[index], duration_s, connections, threads, timeout_s)
-                )
+                target = targets[index]
+                before = None if target.pid is None else process_cpu_s(target.pid)
+                run = run_wrk(target, files[index], duration_s, connections, threads, timeout_s)
+                if target.pid is not None and before is not None:
+                    run = replace(run, cpu_s=process_cpu_s(target.pid) - before)
+                results[index].append(run)
             if progress is not None:
                 rates = ", ".join(f"{t.name} {r[-1].rps:,.0f}" for t, r in zip(targets, results, strict=True))
                 progress(f"round {round_no + 1}/{runs}: req/s {rates}")

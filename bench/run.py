@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import tempfile
@@ -322,8 +323,9 @@ def run_w6_quota(code: str, machine: Machine, duration_s: float) -> Path:
                 f"W6-quota: wrk, {w6_quota.CONNECTIONS} connections, {duration_s:g} s a run, "
                 f"{w6_quota.WARMUPS} warm-ups + {w6_quota.RUNS} alternating runs each"
             )
+            load_before = os.getloadavg()
             on_s, off_s = measure_wrk(
-                w6_quota.targets(counted.base_url, off.base_url, token, keys),
+                w6_quota.targets(counted, off, token, keys),
                 w6_quota.WARMUPS,
                 w6_quota.RUNS,
                 duration_s,
@@ -331,6 +333,7 @@ def run_w6_quota(code: str, machine: Machine, duration_s: float) -> Path:
                 w6_quota.THREADS,
                 progress=lambda m: say(f"W6-quota: {m}"),
             )
+            load_after = os.getloadavg()
             after = asyncio.run(w6_quota.counted_values(database_url))
         except (Mismatch, LoadFailed):
             _show_logs(servers)
@@ -347,6 +350,7 @@ def run_w6_quota(code: str, machine: Machine, duration_s: float) -> Path:
         "keys": len(keys),
         "counted_after": after,
         "prime_ms": prime_ms,
+        "load_average": {"before": load_before, "after": load_after},
         "duration_s": duration_s,
         "wrk": wrk,
         "check": check,

@@ -78,15 +78,17 @@ async def _one(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], n: int
         raise RuntimeError(f"request {n} answered {status}")
 
 
-async def _drive(app: Any, bodies: Sequence[bytes], headers: list[tuple[bytes, bytes]], count: int) -> None:
-    """`count` requests from CLIENTS concurrent tasks."""
+async def _drive(
+    app: Any, bodies: Sequence[bytes], headers: list[tuple[bytes, bytes]], count: int, clients: int = CLIENTS
+) -> None:
+    """`count` requests from `clients` concurrent tasks."""
     numbers = itertools.count()
 
     async def client() -> None:
         while (n := next(numbers)) < count:
             await _one(app, bodies[n % len(bodies)], headers, n)
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client() for _ in range(clients)))
 
 
 def _access_log(config: dict[str, Any]) -> None:
@@ -139,16 +141,19 @@ async def _child(config: dict[str, Any]) -> None:
 
 
 class Child:
-    """One contender's hub, in a process of its own, run by `python` with `env`."""
+    """One contender's hub, in a process of its own, run by `python` with `env`: this file, from
+    a folder outside any checkout (so that `python`'s own tree is what it imports), or `module`
+    of this checkout's bench (`python -m`, from the checkout)."""
 
-    def __init__(self, python: Path, env: dict[str, str], config: dict[str, Any]) -> None:
+    def __init__(self, python: Path, env: dict[str, str], config: dict[str, Any], module: str | None = None) -> None:
+        code = [str(Path(__file__).resolve())] if module is None else ["-m", module]
         self.process = subprocess.Popen(
-            [str(python), str(Path(__file__).resolve()), "--child", json.dumps(config)],
+            [str(python), *code, "--child", json.dumps(config)],
             env={**os.environ, **env},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=tempfile.gettempdir(),
+            cwd=tempfile.gettempdir() if module is None else Path(__file__).resolve().parent.parent,
         )
         self._expect("ready")
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,16 @@ from bench import w6
 from bench.database import bench_url
 from bench.hub_setup import prepare_hub, register_app
 from bench.load_report import _machine, _path, _series
-from bench.load_wrk import LoadFailed, WrkRun, WrkSeries, WrkTarget, _requests_file, run_wrk, wrk_version
+from bench.load_wrk import (
+    LoadFailed,
+    WrkRun,
+    WrkSeries,
+    WrkTarget,
+    _requests_file,
+    process_cpu_s,
+    run_wrk,
+    wrk_version,
+)
 from bench.machine import describe, revision
 from bench.run import REPO, RESULTS, _hub_env, _hub_serve, _show_logs, prepare_database, say
 from bench.servers import Server, ServerError, start, stop, wait_ready
@@ -77,13 +85,6 @@ def _check(hubs: dict[str, Server], token: str, document_id: str, keys: list[str
                 raise Mismatch(f"the hubs send different data for key {key}")
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user and system) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime and stime, the 14th and 15th fields of the line (the 12th and 13th after the name).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measure(
     targets: list[WrkTarget], pids: dict[str, int], rounds: int, duration_s: float
 ) -> tuple[list[WrkSeries], dict[str, list[float]]]:
@@ -99,9 +100,9 @@ def _measure(
             shift = number % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 pid = pids[target.name]
-                before = _cpu_s(pid)
+                before = process_cpu_s(pid)
                 run = run_wrk(target, files[target.name], duration_s, w6.CONNECTIONS, w6.THREADS, 5.0)
-                cpu[target.name].append(1e6 * (_cpu_s(pid) - before) / run.requests)
+                cpu[target.name].append(1e6 * (process_cpu_s(pid) - before) / run.requests)
                 runs[target.name].append(run)
             say(
                 f"W6-observe: round {number + 1}/{rounds}: req/s, CPU µs a request: "

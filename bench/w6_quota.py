@@ -6,7 +6,9 @@ Two hubs serve the same data from the same hub database: one with the counter on
 department apps' quota raised above the run's key count (so no request is refused), one with
 the counter off (HUB_LOOKUP_QUOTA=off, a bench-only setting). wrk drives both, 32 clients, in
 alternating runs, so a slow spell of the machine falls on both alike; the ratio is the counted
-hub's median requests per second over the uncounted one's.
+hub's median requests per second over the uncounted one's. Beside it, each timed run reads each
+hub process's CPU time (/proc/PID/stat): the counted hub's CPU per request over the other's, a
+measure that holds on a machine shared with other work, where requests per second swing.
 
 Each key is new to the counter on its first request only, which counts it in the hub database;
 every later request finds its value in the instance's cache of the window. So before wrk, both
@@ -27,7 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from bench.load_report import _series
-from bench.load_wrk import WrkSeries, WrkTarget
+from bench.load_wrk import WrkRun, WrkSeries, WrkTarget
+from bench.servers import Server
 from bench.w1 import Mismatch
 from hub.db.engine import hub_engine
 
@@ -74,12 +77,13 @@ def _body(key: str) -> dict[str, Any]:
     return {"query": QUERY, "variables": {"key": key}}
 
 
-def targets(counted_url: str, uncounted_url: str, token: str, keys: Sequence[str]) -> list[WrkTarget]:
+def targets(counted: Server, uncounted: Server, token: str, keys: Sequence[str]) -> list[WrkTarget]:
+    """The two hubs as wrk's targets, each naming its process, whose CPU time each run reads."""
     requests = [("/graphql", orjson.dumps(_body(k)).decode()) for k in keys]
     headers = _headers(token)
     return [
-        WrkTarget(NAMES[0], counted_url, "POST", requests, headers),
-        WrkTarget(NAMES[1], uncounted_url, "POST", requests, headers),
+        WrkTarget(NAMES[0], counted.base_url, "POST", requests, headers, counted.process.pid),
+        WrkTarget(NAMES[1], uncounted.base_url, "POST", requests, headers, uncounted.process.pid),
     ]
 
 
@@ -142,25 +146,40 @@ def report(
     ratio = counted.rps[0] / uncounted.rps[0]
     # The same ratio round by round (the runs of a round are back to back): drift cancels.
     paired = sorted(a.rps / b.rps for a, b in zip(counted.runs, uncounted.runs, strict=True))
+    cpu = [_cpu(s) for s in (counted, uncounted)]
+    cpu_ratio = cpu[0][0] / cpu[1][0]
+    # CPU per request is a cost, so its ratio reads the other way round: above 1 costs.
+    cpu_paired = sorted(_cpu_run(a) / _cpu_run(b) for a, b in zip(counted.runs, uncounted.runs, strict=True))
     width = max(len(s.name) for s in (counted, uncounted))
     lines = [
         "W6-quota: one population person by key as the health app (ID masked, lookup counted), "
         f"{CONNECTIONS} concurrent clients",
         *header,
         "",
-        f"{'contender':<{width}}  {'req/s median (min-max)':>24}  {'p50 ms':>7}  {'p99 ms':>7}",
+        f"{'contender':<{width}}  {'req/s median (min-max)':>24}  {'p50 ms':>7}  {'p99 ms':>7}  "
+        f"{'CPU µs/request median (min-max)':>32}",
     ]
-    for s in (counted, uncounted):
+    for s, used in zip((counted, uncounted), cpu, strict=True):
         median, low, high = s.rps
         span = f"{median:,.0f} ({low:,.0f}-{high:,.0f})"
-        lines.append(f"{s.name:<{width}}  {span:>24}  {s.latency_ms('p50'):>7.1f}  {s.latency_ms('p99'):>7.1f}")
+        cpu_span = f"{used[0]:.0f} ({used[1]:.0f}-{used[2]:.0f})"
+        lines.append(
+            f"{s.name:<{width}}  {span:>24}  {s.latency_ms('p50'):>7.1f}  {s.latency_ms('p99'):>7.1f}  {cpu_span:>32}"
+        )
     cost = 1 - ratio
+    cpu_cost = cpu_ratio - 1
     lines += [
         "",
-        f"counted / counter off = {ratio:.3f} (median of runs); per round: median {statistics.median(paired):.3f}, "
-        f"range {paired[0]:.3f}-{paired[-1]:.3f}",
-        f"the counter's cost: {cost * 100:.1f}% (target under {TARGET_COST * 100:.0f}%: "
-        f"{'met' if cost < TARGET_COST else 'NOT met'})",
+        f"req/s: counted / counter off = {ratio:.3f} (median of runs); per round: median "
+        f"{statistics.median(paired):.3f}, range {paired[0]:.3f}-{paired[-1]:.3f}",
+        f"CPU per request: counted / counter off = {cpu_ratio:.3f} (medians); per round: median "
+        f"{statistics.median(cpu_paired):.3f}, range {cpu_paired[0]:.3f}-{cpu_paired[-1]:.3f}",
+        f"the counter's cost: {cost * 100:.1f}% of req/s ({_verdict(cost)}), {cpu_cost * 100:+.1f}% CPU per request "
+        f"({_verdict(cpu_cost)}; target under {TARGET_COST * 100:.0f}%)",
+        "load average (1, 5, 15 min) around the timed runs: before "
+        + "/".join(f"{x:.2f}" for x in setup["load_average"]["before"])
+        + ", after "
+        + "/".join(f"{x:.2f}" for x in setup["load_average"]["after"]),
         f"counted in the hub database: {setup['counted_after']:,} values for {setup['keys']:,} keys "
         "(each once, however often it was asked)",
         f"priming pass (every key once, sequential; the counted hub writes each to its SQLite hub database): "
@@ -173,7 +192,27 @@ def report(
         "uncounted": _series(uncounted),
         "ratio": ratio,
         "ratio_per_round": paired,
+        "cpu_ratio": cpu_ratio,
+        "cpu_ratio_per_round": cpu_paired,
         "target_cost": TARGET_COST,
         **setup,
     }
     return "\n".join(lines), record
+
+
+def _verdict(cost: float) -> str:
+    return "met" if cost < TARGET_COST else "NOT met"
+
+
+def _cpu(series: WrkSeries) -> tuple[float, float, float]:
+    found = series.cpu_us
+    if found is None:
+        raise Mismatch(f"{series.name}: its runs did not read the hub process's CPU time")
+    return found
+
+
+def _cpu_run(run: WrkRun) -> float:
+    found = run.cpu_us_per_request
+    if found is None:
+        raise Mismatch("a run did not read the hub process's CPU time")
+    return found

@@ -258,10 +258,12 @@ def create_app(services: Services) -> Starlette:
             if too_many is not None:
                 metrics.limit_refused("concurrency")
                 return _concurrency_exceeded(too_many)
-            over = await _within_quota(services, built.lookups, quota, principal, request, operation)
-            if over is not None:
-                metrics.limit_refused("lookup_quota")
-                return over
+            # Most requests repeat values already counted this hour: settled here, synchronously.
+            if quota.enabled and not _counted(built.lookups, quota, principal, operation):
+                over = await _within_quota(services, built.lookups, quota, principal, request, operation)
+                if over is not None:
+                    metrics.limit_refused("lookup_quota")
+                    return over
             return await _execute(services, built, principal, request, operation, seen)
 
     routes: list[Route | Mount] = [
@@ -305,6 +307,14 @@ async def _document(services: Services, trusted: TrustedDocuments, body: GraphQL
     return compiled
 
 
+def _counted(lookups: Lookups, quota: LookupCounter, principal: Principal, operation: Operation) -> bool:
+    """Whether every value the request gives at a lookup site is one this instance counted for
+    the caller this hour (or it gives none). Every value, whether or not the policy counts it, so
+    a superset of those that count: such a request is settled without reading the purpose,
+    decisions, a coroutine or the database."""
+    return lookups.settled(operation.document, operation.name, operation.variables, quota.known(principal))
+
+
 async def _within_quota(
     services: Services,
     lookups: Lookups,
@@ -315,23 +325,11 @@ async def _within_quota(
 ) -> Response | None:
     """The lookup quota's refusal (429), made before any SQL, of a request whose new identifier
     values would pass the caller's quota; None when it may run."""
-    if not quota.enabled:
-        return None
-    compiled, name = operation.document, operation.name
-    sites = lookups.sites(compiled, name)
-    if sites is None or not sites.sites or compiled.document is None:
-        return None
-    variables = operation.variables
-    # Most requests repeat values already counted this hour. Where every value the request
-    # gives at a lookup site is counted already, so is every one that counts, whatever the
-    # policy decides (or the purpose): such a request is settled without reading the purpose,
-    # decisions, a coroutine or the database.
-    if quota.counted(principal, lookups.supplied(compiled, name, variables, None)):
-        return None
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
         return None  # refused as BAD_PURPOSE next, before any SQL
-    supplied = lookups.supplied(compiled, name, variables, _PolicyVerdicts(services.planner, principal, purpose))
+    verdicts = _PolicyVerdicts(services.planner, principal, purpose)
+    supplied = lookups.supplied(operation.document, operation.name, operation.variables, verdicts)
     over = await quota.admit(principal, supplied)
     return None if over is None else _quota_exceeded(over)
 

@@ -20,7 +20,7 @@ The walk is generous, as the access plan's: a field under `@skip` counts all the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
@@ -56,6 +56,12 @@ from schema.inputs import input_spec
 # Filter operators whose values are not guesses at a value (they test presence).
 NOT_VALUES = frozenset({"isNull"})
 
+# A supplied value as it is counted: (scope, value), see `_scoped`.
+Supplied = tuple[str, str]
+# How a field's values are counted: their scope, and the normaliser of its blind-index domain
+# (None: the value as given).
+Scope = tuple[str, Callable[[str], str] | None]
+
 
 @dataclass(frozen=True)
 class Site:
@@ -70,6 +76,8 @@ class Site:
     # `ID!` or `String!` without a default, or else its literal (Undefined: coerce instead).
     variable: str | None
     literal: Any
+    # How the key's values are counted (by-key sites; a filter's fields have their own).
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,10 @@ class Sites:
     # Variables declared `ID!` or `String!` without a default: a string given for one is its
     # coerced value.
     simple: frozenset[str]
+    # Where every site is a by-key read of such a variable (W6's kind of request): per site,
+    # (variable, scope, normaliser), so that a request's values are read without coercion or
+    # a walk over the sites. None otherwise.
+    direct: tuple[tuple[str, str, Callable[[str], str] | None], ...] | None = None
 
 
 class Lookups:
@@ -99,13 +111,41 @@ class Lookups:
         operation_name: str | None,
         inputs: Mapping[str, Any] | None,
         plan: FieldVerdicts | None,
-    ) -> list[tuple[str, str]]:
+    ) -> list[Supplied]:
         """(scope, value) of every value the request supplies on a field `plan` does not release
         plain (without a plan: on every field, a superset); empty where the request will not run
         (graphql-core then refuses it unread)."""
         found = self.sites(compiled, operation_name)
         if found is None or not found.sites:
             return []
+        return self._supplied(found, inputs, plan)
+
+    def settled(
+        self,
+        compiled: Compiled,
+        operation_name: str | None,
+        inputs: Mapping[str, Any] | None,
+        known: Container[Supplied],
+    ) -> bool:
+        """Whether every value the request gives at a lookup site, whatever the policy decides
+        on it (a superset of the values that count), is in `known`: True where it gives none.
+        Checked on every request the quota covers, so the usual kind (by-key reads through
+        `ID!` variables) is read straight from the variables."""
+        found = self.sites(compiled, operation_name)
+        if found is None or not found.sites:
+            return True
+        direct = found.direct
+        if direct is None:
+            return all(s in known for s in self._supplied(found, inputs, None))
+        raw = inputs or {}
+        for variable, scope, normalise in direct:
+            given = raw.get(variable)
+            # Anything but a string is coerced first: left to the full reading.
+            if type(given) is not str or (scope, given if normalise is None else normalise(given)) not in known:
+                return False
+        return True
+
+    def _supplied(self, found: Sites, inputs: Mapping[str, Any] | None, plan: FieldVerdicts | None) -> list[Supplied]:
         raw = inputs or {}
         coerced: VariableValues | None = None
         out: list[tuple[str, str]] = []
@@ -124,7 +164,8 @@ class Lookups:
                         return []
                     value = _arguments(site, coerced).get("key")
                 if value is not None:
-                    out.append(_scoped(entity.fields[entity.key], entity, value))
+                    assert site.scope is not None  # by-key sites have theirs
+                    out.append(_counted_as(site.scope, value))
                 continue
             coerced = coerced or self._coerce(found, raw)
             if coerced is None:
@@ -166,7 +207,11 @@ class Lookups:
             and isinstance(d.type.type, NamedTypeNode)
             and d.type.type.name.value in ("ID", "String")
         )
-        return Sites(operation, tuple(sites), simple)
+        by_variable = [
+            (s.variable, *s.scope) for s in sites if s.variable is not None and s.variable in simple and s.scope
+        ]
+        direct = tuple(by_variable) if sites and len(by_variable) == len(sites) else None
+        return Sites(operation, tuple(sites), simple, direct)
 
     def _walk(
         self,
@@ -222,10 +267,11 @@ class Lookups:
     @staticmethod
     def _by_key(entity: EntityInfo, node: FieldNode, field: GraphQLField) -> Site:
         argument = next((a.value for a in node.arguments or () if a.name.value == "key"), None)
+        scope = _scope(entity.fields[entity.key], entity)
         if isinstance(argument, VariableNode):
-            return Site(entity, True, node, field, argument.name.value, Undefined)
+            return Site(entity, True, node, field, argument.name.value, Undefined, scope)
         literal = Undefined if argument is None else value_from_ast(argument, field.args["key"].type)
-        return Site(entity, True, node, field, None, literal)
+        return Site(entity, True, node, field, None, literal, scope)
 
     def _coerce(self, sites: Sites, raw: Mapping[str, Any]) -> VariableValues | None:
         coerced = get_variable_values(self.schema, sites.operation.variable_definitions or (), dict(raw))
@@ -259,7 +305,7 @@ def _counts(plan: FieldVerdicts | None, entity: EntityInfo, name: str) -> bool:
 
 def _filter_values(
     plan: FieldVerdicts | None, entity: EntityInfo, spec: Mapping[str, Any], catalog: Catalog
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[Supplied]:
     # Coerced input objects hold every field, those not given as None.
     for key, value in spec.items():
         if value is None:
@@ -286,10 +332,20 @@ def _filter_values(
                         yield _scoped(item, entity, one)
 
 
-def _scoped(item: FieldInfo, entity: EntityInfo, value: Any) -> tuple[str, str]:
-    """A value as it is counted: in its blind-index domain, normalised as the index is (so
-    `x` and `X` at the end of an ID number are one guess), else per entity field."""
-    text = str(value)
+def _scope(item: FieldInfo, entity: EntityInfo) -> Scope:
+    """How a field's values are counted: in its blind-index domain, normalised as the index is
+    (so `x` and `X` at the end of an ID number are one guess), else per entity field, as given."""
     if item.blind_index is not None:
-        return item.blind_index, normaliser(item.blind_index)(text)
-    return f"{entity.id}.{item.name}", text
+        return item.blind_index, normaliser(item.blind_index)
+    return f"{entity.id}.{item.name}", None
+
+
+def _counted_as(scope: Scope, value: Any) -> Supplied:
+    name, normalise = scope
+    text = str(value)
+    return name, text if normalise is None else normalise(text)
+
+
+def _scoped(item: FieldInfo, entity: EntityInfo, value: Any) -> Supplied:
+    """A value as it is counted (see `_scope`)."""
+    return _counted_as(_scope(item, entity), value)

@@ -1,10 +1,14 @@
-"""The per-request check of lookup quotas: hash the values a request supplies, skip those this
+"""The per-request check of lookup quotas: skip the values a request supplies that this
 instance has already counted in the window, and count the rest in the hub database, where every
 instance's counts meet.
 
-Values are counted per caller and hourly window, as keyed hashes (BLAKE2b under a key derived
-from the keyring's mask key, the same on every instance). A value is counted once per window
-however often it is supplied, and a refused request counts nothing.
+Values are counted per caller and hourly window. The hub database holds them as keyed hashes
+(BLAKE2b under a key derived from the keyring's mask key, the same on every instance), never as
+values. The instance's own memory of what it counted in the window holds the values as the
+request gave them to it (normalised), which costs no hashing on the request path: they are in
+this process's memory anyway, are never written anywhere, and are forgotten when the window
+ends (at most a caller's quota of them). A value is counted once per window however often it is
+supplied, and a refused request counts nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +37,7 @@ alerts = logging.getLogger("hub.alert")
 # A supplied value: (scope, value). The scope is the blind-index domain where the field has one
 # (a guess at an ID number is one guess whichever entity it is tried on), else entity.field.
 Supplied = tuple[str, str]
+NONE: frozenset[Supplied] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,16 +66,17 @@ class LookupCounter:
         self.settings = settings
         self.clock = clock
         self._key = key
+        # Settings do not change while the hub runs: read once, not per request.
+        self.enabled = settings.lookup_quota_enabled
         # A keyed hash made once and copied per value (copying is cheaper than keying anew);
         # made again if the key source hands out another key.
         self._keyed: tuple[bytes, Any] | None = None
         self._hour = -1
-        # Subject -> digests already counted in the current window: repeats touch no database.
-        self._counted: dict[str, set[bytes]] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.lookup_quota_enabled
+        # The current window's bounds in the clock's seconds, so that a request compares
+        # rather than divides.
+        self._begins = self._ends = 0.0
+        # Subject -> values already counted in the current window: repeats touch no database.
+        self._counted: dict[str, set[Supplied]] = {}
 
     def digest(self, supplied: Supplied) -> bytes:
         scope, value = supplied
@@ -82,19 +88,13 @@ class LookupCounter:
         hashed.update(scope.encode() + b"\x00" + value.encode())
         return bytes(hashed.digest())
 
-    def counted(self, principal: Principal, supplied: Sequence[Supplied]) -> bool:
-        """Whether every value was already counted for `principal` in the current window (or
-        there is nothing to count): such a request is admitted without `admit`, touching no
-        database. Checked on every request, so kept synchronous."""
-        if not supplied or not self.enabled:
-            return True
-        if int(self.clock() // WINDOW_SECONDS) != self._hour:
-            return False
-        counted = self._counted.get(principal.subject)
-        if counted is None:
-            return False
-        digest = self.digest
-        return all(digest(s) in counted for s in supplied)
+    def known(self, principal: Principal) -> Collection[Supplied]:
+        """The values this instance has counted for `principal` in the current window (empty
+        once it ended): a request that supplies only these is admitted without `admit`,
+        touching no database. Asked on every request, so synchronous and cheap."""
+        if self._begins <= self.clock() < self._ends:
+            return self._counted.get(principal.subject, NONE)
+        return NONE
 
     async def admit(self, principal: Principal, supplied: Sequence[Supplied]) -> Refusal | None:
         """Count what `principal` supplies; a Refusal (and nothing counted) where the new values
@@ -105,16 +105,17 @@ class LookupCounter:
         hour = int(now // WINDOW_SECONDS)
         if hour != self._hour:
             await self._start(hour)
-        counted = self._counted.get(principal.subject)
-        digests = [self.digest(s) for s in supplied]
-        fresh = digests if counted is None else [d for d in digests if d not in counted]
+        counted = self._counted.get(principal.subject, NONE)
+        fresh = list(dict.fromkeys(s for s in supplied if s not in counted))
         if not fresh:
             return None
         limit = self.settings.lookup_quota(principal.roles)
         async with self.sessions() as session, session.begin():
-            outcome = await count(session, principal.subject, hour, fresh, limit)
+            outcome = await count(session, principal.subject, hour, [self.digest(s) for s in fresh], limit)
         if outcome.admitted:
-            self._counted.setdefault(principal.subject, set()).update(fresh)
+            # Unless a new window began meanwhile: these were counted in the one that ended.
+            if hour == self._hour:
+                self._counted.setdefault(principal.subject, set()).update(fresh)
             return None
         start = datetime.fromtimestamp(hour * WINDOW_SECONDS, UTC)
         end = datetime.fromtimestamp((hour + 1) * WINDOW_SECONDS, UTC)
@@ -137,6 +138,7 @@ class LookupCounter:
     async def _start(self, hour: int) -> None:
         """A new window: forget this instance's cache and the database's ended windows."""
         self._hour = hour
+        self._begins, self._ends = float(hour * WINDOW_SECONDS), float((hour + 1) * WINDOW_SECONDS)
         self._counted.clear()
         async with self.sessions() as session, session.begin():
             await purge(session, hour)

@@ -271,6 +271,17 @@ def test_a_request_repeating_counted_values_still_counts_the_new_one_it_brings(r
     assert counted(roomy, by_keys(new, old)) == 0
 
 
+def test_a_new_value_among_counted_ones_in_variables_is_counted(roomy: QuotaHub) -> None:
+    old, new = guesses(2)
+    # By-key reads through `ID!` variables are checked straight from the variables: every one
+    # of them, not only the first.
+    pair = "query($a: ID!, $b: ID!) { a: populationPerson(key: $a) { gender } b: populationPerson(key: $b) { gender } }"
+    assert counted(roomy, BY_KEY, {"key": old}) == 1
+    assert counted(roomy, pair, {"a": old, "b": old.lower()}) == 0
+    assert counted(roomy, pair, {"a": old, "b": new}) == 1
+    assert counted(roomy, pair, {"a": new, "b": old}) == 0
+
+
 def test_a_value_given_on_a_plain_field_counts_when_given_again_on_a_masked_one(roomy: QuotaHub) -> None:
     (guess,) = guesses(1)
     # Health reads its own visits' patient numbers plain: not counted, so not settled early
