@@ -96,17 +96,25 @@ def _wait_recovered(base_url: str, token: str, body: bytes) -> float:
     raise Mismatch(f"the department was not served again within {RECOVERY_TIMEOUT_S:.0f} s of the proxy's return")
 
 
+def _waited_s(pid: int) -> float:
+    """Seconds process `pid` has spent runnable but waiting for a CPU (Linux schedstat): on a
+    shared machine, what tells a hub starved of CPU from one waiting on its databases."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def _phase(hub: Server, token: str, work: load_client.Workload, clients: int, seconds: float) -> dict[str, Any]:
     load_before = os.getloadavg()
-    cpu_before = cpu_seconds(hub.process.pid)
+    cpu_before, waited_before = cpu_seconds(hub.process.pid), _waited_s(hub.process.pid)
     run = load_client.run(hub.base_url, token, work, clients, seconds)
     hub_cpu = cpu_seconds(hub.process.pid) - cpu_before
+    hub_waited = _waited_s(hub.process.pid) - waited_before
     rows = summarise(run.samples, run.seconds, load_client.KINDS)
     return {
         "rows": rows,
         "seconds": run.seconds,
         "client_cpu_s": run.client_cpu_s,
         "hub_cpu_s": hub_cpu,
+        "hub_waited_s": hub_waited,
         "load_before": load_before,
         "load_after": os.getloadavg(),
     }
@@ -122,7 +130,8 @@ def _phase_text(title: str, phase: dict[str, Any]) -> str:
             f"  this client: {phase['client_cpu_s']:.1f} s of CPU in {seconds:.1f} s "
             f"({phase['client_cpu_s'] / seconds:.0%} of a core, {1e6 * phase['client_cpu_s'] / total:.0f} µs a "
             f"request); the hub: {phase['hub_cpu_s']:.1f} s ({phase['hub_cpu_s'] / seconds:.0%} of a core, "
-            f"{1e6 * phase['hub_cpu_s'] / total:.0f} µs a request)",
+            f"{1e6 * phase['hub_cpu_s'] / total:.0f} µs a request), and {phase['hub_waited_s']:.1f} s runnable "
+            "but waiting for a CPU",
             "  load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
                 *phase["load_before"], *phase["load_after"]
             ),

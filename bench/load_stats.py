@@ -103,10 +103,8 @@ def summarise(samples: Iterable[Sample], seconds: float, kinds: Sequence[str]) -
     return rows
 
 
-# With a department down, the requests that read it must be answered at once (the breaker open)
-# rather than wait for a deadline: their p99 stays under this.
-FAST_FAIL_P99_MS = 1000.0
-# ... and the others' latency stays within 20% of what it was with all departments up.
+# With a department down, no kind of request may be slower than with all up by more than this:
+# the kinds that read it fail fast (they wait for no deadline), the others are not held up.
 TOLERANCE = 0.20
 
 
@@ -118,27 +116,29 @@ class Verdict:
 
 
 def judge(up: Sequence[KindSummary], down: Sequence[KindSummary], touching: Sequence[str]) -> list[Verdict]:
-    """The issue's targets for the phase with a department down, per kind: a kind that reads the
-    down department (`touching`) gets no answer other than DEPARTMENT_UNAVAILABLE for it, and
-    fast; every other kind is served in full, its p50 and p99 within TOLERANCE of the all-up
-    phase's."""
+    """The issue's targets for the phase with a department down, per kind.
+
+    A kind that reads the down department (`touching`) gets every answer DEPARTMENT_UNAVAILABLE
+    (no other error, none served in full); every other kind is served in full. Every kind's p50
+    and p99 stay within TOLERANCE of the all-up phase's: for the kinds that read the department,
+    that is failing fast, not waiting for a read's deadline (5 s by default, against answers of
+    a few hundred milliseconds). The bound is relative because in a closed loop every request
+    also queues behind the others in the hub, which a loaded machine lengthens."""
     before = {row.kind: row for row in up}
     verdicts = []
     for row in down:
         if row.kind == "all" or row.kind not in before:
             continue
+        base = before[row.kind]
+        p50, p99 = row.p50 / base.p50 - 1, row.p99 / base.p99 - 1
+        fast = p50 <= TOLERANCE and p99 <= TOLERANCE
+        latency = f"p50 {p50 * 100:+.0f}% and p99 {p99 * 100:+.0f}% against all up (at most +{TOLERANCE:.0%})"
         if row.kind in touching:
-            met = row.failed == 0 and row.ok == 0 and row.p99 < FAST_FAIL_P99_MS
-            what = (
-                f"every answer DEPARTMENT_UNAVAILABLE ({row.unavailable:,} of {row.requests:,}), "
-                f"p99 {row.p99:.1f} ms under {FAST_FAIL_P99_MS:.0f} ms"
-            )
+            met = row.failed == 0 and row.ok == 0 and fast
+            what = f"every answer DEPARTMENT_UNAVAILABLE ({row.unavailable:,} of {row.requests:,}), {latency}"
         else:
-            base = before[row.kind]
-            p50 = row.p50 / base.p50 - 1
-            p99 = row.p99 / base.p99 - 1
-            met = row.failed == 0 and row.unavailable == 0 and p50 <= TOLERANCE and p99 <= TOLERANCE
-            what = f"served in full, p50 {p50 * 100:+.0f}% and p99 {p99 * 100:+.0f}% against all up (at most +20%)"
+            met = row.failed == 0 and row.unavailable == 0 and fast
+            what = f"served in full ({row.ok:,} of {row.requests:,}), {latency}"
         verdicts.append(Verdict(row.kind, what, met))
     return verdicts
 
