@@ -1,25 +1,26 @@
 """Load: 100 concurrent clients on a mixed read workload, all departments up, then one down
 (issue 13's number).
 
-    .venv/bin/python -m bench.load [--clients 100] [--seconds 60] [--warmup 10] [--down finance]
+    .venv/bin/python -m bench.load [--clients 100] [--seconds 60] [--rounds 3] [--warmup 10]
+                                   [--down finance] [--port N]
 
 Serves the bench database on PostgreSQL with `hub serve` in its own process (one uvicorn
 worker, as deployed), one department (`--down`, finance by default) reached through a TCP proxy
 in a third process (bench/load_proxy.py). From this process, `--clients` clients send the mix
-of bench/load_client.py, closed loop, for `--warmup` seconds (not counted), then `--seconds`
-with all departments up, then `--seconds` right after the proxy has cut the department (reset
-every connection, closes each new one on arrival): the hub sees a real outage, and the phase
-includes the moments before its breaker opens. Then the proxy relays again and the run
-waits for the department to be served again.
+of bench/load_client.py, closed loop, for `--warmup` seconds (not counted), then in each of
+`--rounds` rounds: `--seconds / --rounds` with all departments up, then as long right after
+the proxy has cut the department (reset every connection, closed each new one on arrival): the
+hub sees a real outage, and each slice down includes the moments before its breaker opens.
+Then the proxy relays again and the run waits until the department is served again. Phases
+alternate so that a machine shared with other work weighs on both alike.
 
 It prints, per kind of request and phase, requests, outcomes (ok, DEPARTMENT_UNAVAILABLE,
-failed), requests per second, p50, p95, p99 and max latency, and the targets: with the
-department down, the kinds that read it are answered DEPARTMENT_UNAVAILABLE, fast; the others
-are served in full within 20% of their latency with all up. It also gives this client's own CPU
-(it shares the machine's cores with the hub and PostgreSQL), the hub's CPU per request and the
-load average. Per-caller rate and concurrency limits are lifted for the run (bench/hub_setup.py's
-`hub_env`); everything else is the hub's default (breaker: 5 failures, 10 s cooldown).
-Writes bench/results/load-<UTC>.json.
+failed), requests per second, p50, p95, p99 and max latency, and the targets (see
+bench/load_stats.py's `judge`). It also gives this client's own CPU (it shares the machine's
+cores with the hub and PostgreSQL), the hub's CPU per request and its time runnable but waiting
+for a CPU, and the load average. Per-caller rate and concurrency limits are lifted for the run
+(bench/hub_setup.py's `hub_env`); everything else is the hub's default (breaker: 5 failures,
+10 s cooldown; 5 connections per department). Writes bench/results/load-<UTC>.json.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from bench.database import PORT as PG_PORT
 from bench.database import bench_url
 from bench.hub_setup import prepare_hub, register_app
 from bench.load_proxy import Proxy
-from bench.load_stats import KindSummary, Outcome, classify, judge, summarise, table, verdict_lines
+from bench.load_stats import KindSummary, Outcome, Sample, classify, judge, summarise, table, verdict_lines
 from bench.machine import revision
 from bench.run import REPO, RESULTS, _hub_env, _hub_serve, _show_logs, prepare_database, say
 from bench.servers import Server, ServerError, start, stop, wait_ready
@@ -102,50 +104,68 @@ def _waited_s(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
-def _phase(hub: Server, token: str, work: load_client.Workload, clients: int, seconds: float) -> dict[str, Any]:
-    load_before = os.getloadavg()
-    cpu_before, waited_before = cpu_seconds(hub.process.pid), _waited_s(hub.process.pid)
-    run = load_client.run(hub.base_url, token, work, clients, seconds)
-    hub_cpu = cpu_seconds(hub.process.pid) - cpu_before
-    hub_waited = _waited_s(hub.process.pid) - waited_before
-    rows = summarise(run.samples, run.seconds, load_client.KINDS)
-    return {
-        "rows": rows,
-        "seconds": run.seconds,
-        "client_cpu_s": run.client_cpu_s,
-        "hub_cpu_s": hub_cpu,
-        "hub_waited_s": hub_waited,
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-    }
+@dataclass
+class Phase:
+    """One phase (all up, or one department down) over every round."""
+
+    title: str
+    samples: list[Sample] = field(default_factory=list)
+    seconds: float = 0.0
+    client_cpu_s: float = 0.0
+    hub_cpu_s: float = 0.0
+    hub_waited_s: float = 0.0
+    loads: list[float] = field(default_factory=list)  # the 1-minute load average before each slice
+
+    def measure(self, hub: Server, token: str, work: load_client.Workload, clients: int, seconds: float) -> None:
+        """One slice of the phase: `seconds` of load, added to what the phase holds."""
+        self.loads.append(os.getloadavg()[0])
+        cpu, waited = cpu_seconds(hub.process.pid), _waited_s(hub.process.pid)
+        run = load_client.run(hub.base_url, token, work, clients, seconds)
+        self.hub_cpu_s += cpu_seconds(hub.process.pid) - cpu
+        self.hub_waited_s += _waited_s(hub.process.pid) - waited
+        self.samples += run.samples
+        self.seconds += run.seconds
+        self.client_cpu_s += run.client_cpu_s
+
+    def rows(self) -> list[KindSummary]:
+        return summarise(self.samples, self.seconds, load_client.KINDS)
+
+    def text(self) -> str:
+        total = len(self.samples)
+        return "\n".join(
+            [
+                table(self.title, self.rows()),
+                f"  this client: {self.client_cpu_s:.1f} s of CPU in {self.seconds:.1f} s "
+                f"({self.client_cpu_s / self.seconds:.0%} of a core, {1e6 * self.client_cpu_s / total:.0f} µs a "
+                f"request); the hub: {self.hub_cpu_s:.1f} s ({self.hub_cpu_s / self.seconds:.0%} of a core, "
+                f"{1e6 * self.hub_cpu_s / total:.0f} µs a request), and {self.hub_waited_s:.1f} s runnable "
+                "but waiting for a CPU",
+                "  load average (1 min) before each slice: " + ", ".join(f"{load:.2f}" for load in self.loads),
+            ]
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "rows": [r.as_dict() for r in self.rows()],
+            "seconds": self.seconds,
+            "client_cpu_s": self.client_cpu_s,
+            "hub_cpu_s": self.hub_cpu_s,
+            "hub_waited_s": self.hub_waited_s,
+            "loads": self.loads,
+        }
 
 
-def _phase_text(title: str, phase: dict[str, Any]) -> str:
-    rows: list[KindSummary] = phase["rows"]
-    total = rows[-1].requests
-    seconds = phase["seconds"]
-    return "\n".join(
-        [
-            table(title, rows),
-            f"  this client: {phase['client_cpu_s']:.1f} s of CPU in {seconds:.1f} s "
-            f"({phase['client_cpu_s'] / seconds:.0%} of a core, {1e6 * phase['client_cpu_s'] / total:.0f} µs a "
-            f"request); the hub: {phase['hub_cpu_s']:.1f} s ({phase['hub_cpu_s'] / seconds:.0%} of a core, "
-            f"{1e6 * phase['hub_cpu_s'] / total:.0f} µs a request), and {phase['hub_waited_s']:.1f} s runnable "
-            "but waiting for a CPU",
-            "  load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
-                *phase["load_before"], *phase["load_after"]
-            ),
-        ]
-    )
-
-
-def run(clients: int, seconds: float, warmup: float, down: str, hub_port: int, proxy_port: int) -> int:
+def run(clients: int, seconds: float, rounds: int, warmup: float, down: str, hub_port: int, proxy_port: int) -> int:
     started = datetime.now(UTC)
     touching = [kind for kind, reads in load_client.READS.items() if down in reads]
     prepare_database()
     work = asyncio.run(load_client.workload(bench_url()))
     servers: list[Server] = []
     proxy: Proxy | None = None
+    up, cut = Phase("all departments up"), Phase(f"{down} down (cut at the proxy at the start of each slice)")
+    states: list[str] = []
+    recoveries: list[float] = []
+    piece = seconds / rounds
     with tempfile.TemporaryDirectory(prefix="hub-bench-load-") as tmp:
         folder = Path(tmp)
         try:
@@ -163,14 +183,15 @@ def run(clients: int, seconds: float, warmup: float, down: str, hub_port: int, p
             _check(hub.base_url, token, work)
             say(f"load: {clients} clients, closed loop: {warmup:g} s of warm-up")
             load_client.run(hub.base_url, token, work, clients, warmup)
-            say(f"load: {seconds:g} s with all departments up")
-            up = _phase(hub, token, work, clients, seconds)
-            say(f"load: {down} cut at the proxy; {seconds:g} s with it down")
-            proxy.drop()
-            down_phase = _phase(hub, token, work, clients, seconds)
-            state = _department_state(hub.base_url, down)
-            proxy.restore()
-            recovered = _wait_recovered(hub.base_url, token, work.bodies[touching[0]][0]) if touching else 0.0
+            for number in range(rounds):
+                say(f"load: round {number + 1}/{rounds}: {piece:g} s all up, then {piece:g} s with {down} cut")
+                up.measure(hub, token, work, clients, piece)
+                proxy.drop()
+                cut.measure(hub, token, work, clients, piece)
+                states.append(_department_state(hub.base_url, down))
+                proxy.restore()
+                if touching:
+                    recoveries.append(_wait_recovered(hub.base_url, token, work.bodies[touching[0]][0]))
         except (Mismatch, ServerError):
             _show_logs(servers)
             raise
@@ -179,18 +200,20 @@ def run(clients: int, seconds: float, warmup: float, down: str, hub_port: int, p
                 stop(server)
             if proxy is not None:
                 proxy.close()
-    verdicts = judge(up["rows"], down_phase["rows"], touching)
+    verdicts = judge(up.rows(), cut.rows(), touching)
     header = (
         f"Load: {clients} concurrent clients, closed loop, mix {load_client.MIX} (lists of {load_client.ROWS}); "
-        f"{started:%Y-%m-%d %H:%M} UTC, hub {revision(REPO)}; {warmup:g} s warm-up, {seconds:g} s per phase"
+        f"{started:%Y-%m-%d %H:%M} UTC, hub {revision(REPO)}; {warmup:g} s warm-up, then {rounds} rounds of "
+        f"{piece:g} s all up and {piece:g} s with {down} down ({seconds:g} s per phase)"
     )
     text = "\n\n".join(
         [
             header,
-            _phase_text("all departments up", up),
-            _phase_text(f"{down} down (cut at the proxy at the phase's start)", down_phase),
-            f"/readyz for {down} at the end of the phase: {state}; served again {recovered:.1f} s after the "
-            f"proxy relayed again\ntargets with {down} down:\n{verdict_lines(verdicts)}",
+            up.text(),
+            cut.text(),
+            f"/readyz for {down} at the end of each slice down: {'; '.join(states)}\n"
+            f"served again after the proxy relayed again: {', '.join(f'{r:.1f}' for r in recoveries)} s\n"
+            f"targets with {down} down:\n{verdict_lines(verdicts)}",
         ]
     )
     print(text, flush=True)
@@ -201,15 +224,13 @@ def run(clients: int, seconds: float, warmup: float, down: str, hub_port: int, p
         "revision": revision(REPO),
         "clients": clients,
         "seconds": seconds,
+        "rounds": rounds,
         "warmup": warmup,
         "down": down,
         "mix": load_client.MIX,
-        "phases": {
-            name: {**phase, "rows": [r.as_dict() for r in phase["rows"]]}
-            for name, phase in (("up", up), ("down", down_phase))
-        },
-        "readyz_down": state,
-        "recovered_s": recovered,
+        "phases": {"up": up.record(), "down": cut.record()},
+        "readyz_down": states,
+        "recovered_s": recoveries,
         "verdicts": [v.__dict__ for v in verdicts],
     }
     path = RESULTS / f"load-{started:%Y%m%dT%H%M%SZ}.json"
@@ -221,7 +242,8 @@ def run(clients: int, seconds: float, warmup: float, down: str, hub_port: int, p
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=60.0, help="of each phase (default: 60)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="of each phase, over all rounds (default: 60)")
+    parser.add_argument("--rounds", type=int, default=3, help="up and down phases alternate this often (default: 3)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before the first phase")
     parser.add_argument("--down", default="finance", help="the department taken down (default: finance)")
     parser.add_argument("--port", type=int, default=0, help="the hub's port (default: one the kernel picks)")
@@ -232,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     hub_port = args.port or free_port()
     proxy_port = args.proxy_port or (hub_port + 1 if args.port else free_port())
     try:
-        return run(args.clients, args.seconds, args.warmup, args.down, hub_port, proxy_port)
+        return run(args.clients, args.seconds, args.rounds, args.warmup, args.down, hub_port, proxy_port)
     except (Mismatch, ServerError) as error:
         say(f"error: {error}")
         return 1
