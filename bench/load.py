@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ from bench.database import PORT as PG_PORT
 from bench.database import bench_url
 from bench.hub_setup import prepare_hub, register_app
 from bench.load_proxy import Proxy
-from bench.load_stats import KindSummary, Outcome, Sample, classify, judge, summarise, table, verdict_lines
+from bench.load_stats import KindSummary, Outcome, Sample, classify, judge, percentile, summarise, table, verdict_lines
 from bench.machine import revision
 from bench.run import REPO, RESULTS, _hub_env, _hub_serve, _show_logs, prepare_database, say
 from bench.servers import Server, ServerError, start, stop, wait_ready
@@ -55,6 +56,8 @@ from bench.w2 import cpu_seconds
 
 PROXIED_URL_ENV = "HUB_LOAD_PROXIED_URL"
 RECOVERY_TIMEOUT_S = 60.0
+# The first seconds after the cut, reported apart: the breaker opens after 5 failed reads.
+ONSET_S = 2.0
 
 
 def _route_through(manifests: Path, department: str) -> None:
@@ -144,6 +147,17 @@ class Phase:
             ]
         )
 
+    def onset(self, kinds: Sequence[str], seconds: float = ONSET_S) -> str:
+        """The p99 of `kinds` sent in each slice's first `seconds` (the department just cut, its
+        breaker not yet open) and after."""
+        early = sorted(s.latency_ms for s in self.samples if s.kind in kinds and s.at_s < seconds)
+        late = sorted(s.latency_ms for s in self.samples if s.kind in kinds and s.at_s >= seconds)
+        return (
+            f"  {', '.join(kinds)}: in each slice's first {seconds:g} s {len(early):,} requests, p50 "
+            f"{percentile(early, 50):.1f} ms, p99 {percentile(early, 99):.1f} ms; after, {len(late):,}, p50 "
+            f"{percentile(late, 50):.1f} ms, p99 {percentile(late, 99):.1f} ms"
+        )
+
     def record(self) -> dict[str, Any]:
         return {
             "rows": [r.as_dict() for r in self.rows()],
@@ -210,7 +224,7 @@ def run(clients: int, seconds: float, rounds: int, warmup: float, down: str, hub
         [
             header,
             up.text(),
-            cut.text(),
+            cut.text() + ("\n" + cut.onset(touching) if touching else ""),
             f"/readyz for {down} at the end of each slice down: {'; '.join(states)}\n"
             f"served again after the proxy relayed again: {', '.join(f'{r:.1f}' for r in recoveries)} s\n"
             f"targets with {down} down:\n{verdict_lines(verdicts)}",

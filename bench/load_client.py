@@ -193,7 +193,7 @@ async def _closed_loop(host: str, port: int, token: str, work: Workload, clients
                 outcome = classify(status, orjson.loads(answer))
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
                 outcome, keep = Outcome.FAILED, False
-            samples.append(Sample(kind, (loop.time() - sent) * 1000, outcome))
+            samples.append(Sample(kind, (loop.time() - sent) * 1000, outcome, sent - began))
             if not keep and connection is not None:
                 connection[1].transport.abort()
                 connection = None

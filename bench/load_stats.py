@@ -53,6 +53,7 @@ class Sample:
     kind: str
     latency_ms: float
     outcome: Outcome
+    at_s: float = 0.0  # when it was sent, from the start of its slice of the phase
 
 
 @dataclass(frozen=True)
