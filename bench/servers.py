@@ -56,8 +56,11 @@ def free_port() -> int:
         return port
 
 
-def start(name: str, command: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path) -> Server:
-    port = free_port()
+def start(
+    name: str, command: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path, port: int | None = None
+) -> Server:
+    """Start `command` with `{port}` in it replaced by `port` (by default one the kernel picks)."""
+    port = port or free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
     handle = log.open("wb")
     try:

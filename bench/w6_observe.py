@@ -2,10 +2,10 @@
 cost under 5%).
 
 `python -m bench.w6_observe --before DIR [--duration 5] [--rounds 6]`, where DIR is a checkout of
-the code before observability (say `git worktree add --detach ../base 257d9b8`, then `make
-install` there): its own `.venv/bin/hub` serves the baseline. Three hubs serve W6 from one hub
-database, one after the other under wrk (32 connections, 1,000 keys), in rounds whose order
-rotates so that a slow spell of the machine falls on all alike:
+the code before observability (say `git worktree add --detach ../base 8473171`, main just before
+the observe merge, then `make install` there): its own `.venv/bin/hub` serves the baseline.
+Three hubs serve W6 from one hub database, one after the other under wrk (32 connections, 1,000
+keys), in rounds whose order rotates so that a slow spell of the machine falls on all alike:
 
 - **before**: DIR's hub;
 - **after**: this tree's hub as deployed by default: metrics counted, the access log written
