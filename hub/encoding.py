@@ -8,9 +8,8 @@ members, runs of a list's items) and joined, so the body is byte for byte what o
 `orjson.dumps` of the answer makes (tests/unit/http/test_encoding.py).
 
 The body comes as slices of about SLICE_BYTES, joined as the pieces are made, for the answer
-to be sent a slice at a time (hub/large_answer.py): never one 26 MB bytes object, whose single
-copy into the transport held the loop for ~20 ms and whose freeing moved glibc's threshold for
-mapping large blocks apart.
+to be sent a slice at a time (hub/large_answer.py): never one 26 MB bytes object, whose join
+and single copy into the transport held the loop for ~20 ms.
 """
 
 from __future__ import annotations
