@@ -47,13 +47,28 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
+_HANDED: set[int] = set()
+
+
 def free_port() -> int:
-    """A port the kernel has just handed out on loopback. Another process could take it
-    before the server binds it; on a benchmark machine that race is not worth more code."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port the kernel has just handed out on loopback, or the first free one of
+    BENCH_PORTS (`first-last`) where a shared machine gives each user a range. Another process
+    could take it before the server binds it; on a benchmark machine that race is not worth
+    more code."""
+    first, _, last = os.environ.get("BENCH_PORTS", "").partition("-")
+    # A port of the range handed out before may not be bound yet by its server: not again.
+    candidates = [p for p in range(int(first), int(last or first) + 1) if p not in _HANDED] if first else [0]
+    for candidate in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, candidate))
+            except OSError:
+                continue
+            port: int = probe.getsockname()[1]
+            if first:
+                _HANDED.add(port)
+            return port
+    raise ServerError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 
 
 def start(

@@ -33,19 +33,18 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hub.access.memory import give_back
 from hub.access.plan import Planner, Verdict
 from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
-from hub.encoding import encoded
+from hub.encoding import encoded_slices
 from hub.health.readiness import readiness
+from hub.large_answer import LargeJSON
 from hub.observe.requests import HEADER as REQUEST_ID
 from hub.observe.requests import Seen
 from hub.quota import LookupCounter, Refusal
@@ -75,14 +74,10 @@ STATIC = resources.files("hub") / "static" / "graphiql"
 
 class JSON(Response):
     media_type = "application/json"
-    # The first error's code, for the metrics and the access log: kept rather than the body,
-    # which would then outlive its bytes (a large answer's memory is given back once sent).
+    # The first error's code, for the metrics and the access log.
     code: str | None = None
 
     def render(self, content: Any) -> bytes:
-        # A large answer comes already encoded (hub/encoding.py); its code was noted before.
-        if type(content) is bytes:
-            return content
         self.code = _first_code(content)
         return orjson.dumps(content)
 
@@ -422,14 +417,11 @@ async def _execute(
         )
     answer = await run(built, operation, Caller(services, principal, purpose))
     seen.answered(answer.record)
-    # A large answer is encoded in pieces, other requests served between them.
-    response = JSON(await encoded(answer.body) if answer.large else answer.body, answer.status)
-    if answer.large:
-        response.code = _first_code(answer.body)
-    if answer.large:
-        # After the response is sent: the memory of a large request is given back at once.
-        response.background = BackgroundTask(give_back)
-    return response
+    if not answer.large:
+        return JSON(answer.body, answer.status)
+    # A large answer is encoded in pieces, other requests served between them, and sent in
+    # slices; its memory is given back once the last is sent (hub/large_answer.py).
+    return LargeJSON(await encoded_slices(answer.body), answer.status, _first_code(answer.body))
 
 
 def _first_code(content: Any) -> str | None:

@@ -6,6 +6,10 @@ is encoded in pieces of at most PIECE_VALUES values instead, with turns for the 
 them (connectors/pacing.py). The pieces are cut along the answer's own structure (an object's
 members, runs of a list's items) and joined, so the body is byte for byte what one
 `orjson.dumps` of the answer makes (tests/unit/http/test_encoding.py).
+
+The body comes as slices of about SLICE_BYTES, joined as the pieces are made, for the answer
+to be sent a slice at a time (hub/large_answer.py): never one 26 MB bytes object, whose join
+and single copy into the transport held the loop for ~20 ms.
 """
 
 from __future__ import annotations
@@ -18,16 +22,50 @@ from connectors.pacing import Steps, run_paced
 
 # Values (scalars, and each object or list) per orjson call: about 1 ms of encoding.
 PIECE_VALUES = 20_000
+# Bytes per slice of the body: a piece or two of PIECE_VALUES values.
+SLICE_BYTES = 1 << 20
 
 
 async def encoded(value: Any) -> bytes:
     """`orjson.dumps(value)`, made in pieces with turns for the event loop between them."""
-    pieces: list[bytes] = []
-    await run_paced(_pieces(value, pieces))
-    return b"".join(pieces)
+    return b"".join(await encoded_slices(value))
 
 
-def _pieces(value: Any, out: list[bytes]) -> Steps[None]:
+async def encoded_slices(value: Any, size: int | None = None) -> list[bytes]:
+    """`orjson.dumps(value)` cut into consecutive slices of at least `size` bytes each (but
+    the last; SLICE_BYTES by default), made in pieces with turns for the event loop between them."""
+    out = _Slices(SLICE_BYTES if size is None else size)
+    await run_paced(_pieces(value, out))
+    return out.done()
+
+
+class _Slices:
+    """Pieces gathered into slices of at least `size` bytes as they are made."""
+
+    __slots__ = ("pending", "pending_bytes", "size", "slices")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.slices: list[bytes] = []
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+
+    def append(self, piece: bytes) -> None:
+        self.pending.append(piece)
+        self.pending_bytes += len(piece)
+        if self.pending_bytes >= self.size:
+            self.slices.append(b"".join(self.pending))
+            self.pending.clear()
+            self.pending_bytes = 0
+
+    def done(self) -> list[bytes]:
+        if self.pending or not self.slices:
+            self.slices.append(b"".join(self.pending))
+            self.pending.clear()
+        return self.slices
+
+
+def _pieces(value: Any, out: _Slices) -> Steps[None]:
     kind = type(value)
     if (kind is not dict and kind is not list) or _weight(value) <= PIECE_VALUES:
         out.append(orjson.dumps(value))
@@ -49,7 +87,7 @@ def _pieces(value: Any, out: list[bytes]) -> Steps[None]:
     yield from _list(value, out)
 
 
-def _list(items: list[Any], out: list[bytes]) -> Steps[None]:
+def _list(items: list[Any], out: _Slices) -> Steps[None]:
     """A long list: its items in runs of about PIECE_VALUES values (judged by its first item:
     the rows of one list have one shape), or one at a time where a single item is heavier."""
     each = _weight(items[0])
