@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -25,9 +26,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from connectors.aggregates import AggregateQuery, Groups, Measure, average, exact_sum
 from connectors.base import (
+    ColumnSpec,
     ConnectorError,
     Filter,
+    Kind,
     Page,
     Query,
     QueryError,
@@ -43,7 +47,7 @@ from connectors.sql.dialects.sqlite import SqliteDialect
 from connectors.sql.direct import DirectForm, direct_form, fetch_direct
 from connectors.sql.shape import QueryShapes, Shape, Values
 from connectors.sql.statements import STATEMENT_CACHE_SIZE, Built, Statements
-from connectors.values import ColumnReader, column_reader, load_zone
+from connectors.values import ColumnReader, column_reader, load_zone, reader
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +136,42 @@ class SqlConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         rows = await self._execute(table, *self._shapes.count(table, where))
         return int(rows[0][0])
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        rows = await self._execute(query.table, *self._shapes.aggregate(query))
+        has_more = query.limit is not None and len(rows) > query.limit
+        if has_more:
+            rows = rows[: query.limit]
+        return Groups([self._aggregated(query, row) for row in rows], has_more)
+
+    def _aggregated(self, query: AggregateQuery, row: Sequence[Any]) -> dict[str, Any]:
+        """One row of an aggregate statement as label -> value (sql_aggregate selects the
+        group keys, then each measure: an average as its sum and its count of values)."""
+        table, zone = query.table, self._zone
+        values = iter(row)
+        out: dict[str, Any] = {}
+        for group in query.groups:
+            spec = table.column(group.column)
+            kind = spec if group.bucket is None else ColumnSpec(spec.name, Kind.DATE)
+            out[group.label] = reader(kind, zone)(next(values))
+        for item in query.measures:
+            raw = next(values)
+            if item.measure in (Measure.COUNT, Measure.COUNT_DISTINCT):
+                out[item.label] = int(raw)
+                continue
+            assert item.column is not None
+            spec = table.column(item.column)
+            if item.measure in (Measure.MIN, Measure.MAX):
+                out[item.label] = reader(spec, zone)(raw)
+                continue
+            if raw is not None and spec.kind is Kind.DECIMAL and self._dialect.scaled_sums:
+                raw = Decimal(raw).scaleb(-spec.scale)
+            total = exact_sum(spec.kind, spec.scale, raw)
+            if item.measure is Measure.SUM:
+                out[item.label] = total
+            else:
+                out[item.label] = average(spec.kind, spec.scale, total, int(next(values)))
+        return out
 
     async def fetch_by(
         self,
