@@ -122,7 +122,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
     )
     schema.hide_suggestions = not introspection
-    limits.bind(schema._schema, names)
+    limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     # Aggregate fields are roots too: their entity is planned, their filter counted for the

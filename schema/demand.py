@@ -12,7 +12,9 @@ know, and stops at a fragment that spreads itself (validation refuses the cycle)
 Cost: each field costs 1; a list field multiplies the cost of what is selected under it by the
 rows it may hold: the page a list asks for with `first` (the default page when it gives none,
 at most the largest page), a relation's list by the bound the reader cuts it at, an
-introspection list by the longest such list in this schema. Factors multiply along nesting, so
+introspection list by the longest such list in this schema. An aggregate costs the groups it
+may read besides (the largest page: it reads every group to decide suppression), and its
+`groups` list the page it asks for. Factors multiply along nesting, so
 10,000 rows with three nested relations are priced at 10,000 x 100 x 100 x 100 x their fields.
 A page size given as a variable stays a variable: the cost is kept as a sum of terms, each a
 number times the page-size variables it depends on, and is finished per request with the
@@ -72,6 +74,9 @@ class Pages:
     entity_types: frozenset[str]
     # (introspection type, list field) -> the longest such list in this schema.
     introspection: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # Root aggregate fields: each also costs the groups it may read (every group, up to
+    # `max_page`, is held to decide suppression before its page is cut).
+    aggregates: frozenset[str] = frozenset()
 
     def page(self, value: Any, fallback: int) -> int:
         """The rows a `first` of `value` asks for: `fallback` when none is given, at most
@@ -261,6 +266,8 @@ class _Walk:
         inner = get_named_type(definition.type) if definition is not None else None
         part = self.selections(node.selection_set, inner, inside, below)
         price: dict[Term, int] = {(): 1}
+        if parent is not None and parent is self.schema.query_type and name in self.pages.aggregates:
+            price[()] += self.pages.max_page
         _add(price, _times(part.price, factor))
         return _Part(
             part.depth + (0 if inside else 1),

@@ -34,7 +34,7 @@ class DemandControl:
         self.pages: Pages | None = None
         self.schema: GraphQLSchema | None = None
 
-    def bind(self, schema: GraphQLSchema, entity_types: Iterable[str]) -> None:
+    def bind(self, schema: GraphQLSchema, entity_types: Iterable[str], aggregates: Iterable[str] = ()) -> None:
         settings = self.settings
         self.schema = schema
         self.pages = Pages(
@@ -43,6 +43,7 @@ class DemandControl:
             settings.relation_page_size,
             frozenset(entity_types),
             introspection_bounds(schema),
+            frozenset(aggregates),
         )
 
     def measure(self, document: DocumentNode) -> tuple[Demand, ...]:

@@ -25,6 +25,7 @@ from hub.access.semijoin import Scoped
 from hub.access.suppression import PERSONS, Suppression, suppress
 from hub.catalog import EntityInfo
 from hub.catalog.filters import FilterSpec, compile_filter
+from hub.catalog.manifest import FieldType
 from hub.errors import BadUserInput, Forbidden, LimitExceeded
 
 # The measures a caller may ask for per field, by their GraphQL names.
@@ -150,6 +151,8 @@ def _terms(
     if read.bucket is not None:
         name, period = read.bucket
         item = _plain(plan, entity, name, "grouping by time")
+        if item.type not in (FieldType.DATE, FieldType.DATETIME) or item.encrypted:
+            raise BadUserInput(f"{entity.type_name}.{name} is not a date or moment: it has no periods to group by")
         groups.append(GroupKey(BUCKET, item.column, period))
         used.append(name)
     measures: list[Measured] = [Measured(COUNT, Measure.COUNT)]
