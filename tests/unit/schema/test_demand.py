@@ -208,3 +208,13 @@ def test_a_chain_of_fragments_each_spreading_the_next_twice_is_walked_once_per_f
     assert cost(built, text) == 1 + 2**levels
     # ...but each selection set walked once per measurement (two above), not 2**20 times.
     assert walked <= 2 * (levels + 4)
+
+
+def test_an_aggregate_costs_the_groups_it_may_read_and_its_page_of_groups(built: BuiltSchema) -> None:
+    # It reads every group (up to the largest page) to decide suppression, then selects from a
+    # page of them: the field, 10,000 groups read, `count`, and `groups` with 5 x (count, key, name).
+    text = "{ registryPersonsAggregate(first: 5) { count groups { count key { name } } } }"
+    assert cost(built, text) == 1 + 10_000 + 1 + (1 + 5 * 3)
+    # The page of groups may be a variable, priced with the request's value.
+    varied = "query($n: Int) { registryPersonsAggregate(first: $n) { groups { count } } }"
+    assert cost(built, varied, {"n": 50}) == 1 + 10_000 + (1 + 50 * 1)
