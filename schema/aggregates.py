@@ -59,6 +59,10 @@ def aggregate_field_name(entity: EntityInfo) -> str:
     return entity.list_field + "Aggregate"
 
 
+def group_type_name(entity: EntityInfo) -> str:
+    return f"{entity.type_name}AggregateGroup"
+
+
 def _new_class(name: str, annotations: dict[str, Any], namespace: dict[str, Any]) -> type:
     body = {"__annotations__": annotations, **namespace}
     return types.new_class(name, (), {}, lambda ns: ns.update(body))
@@ -137,7 +141,7 @@ def aggregate_types(entity: EntityInfo) -> AggregateTypes:
         name="suppressed", description="Too few persons in this group to show its measures: they are null."
     )
     group_type = strawberry.type(
-        _new_class(f"{name}AggregateGroup", group_annotations, group_namespace), description="One group."
+        _new_class(group_type_name(entity), group_annotations, group_namespace), description="One group."
     )
     result_annotations: dict[str, Any] = {**common, "groups": list[group_type], "pageInfo": PageInfo}  # type: ignore[valid-type]
     result_namespace: dict[str, Any] = {n: strawberry.field(name=n) for n in result_annotations}
@@ -244,7 +248,9 @@ def aggregate_resolver(entity: EntityInfo) -> Any:
         result = await aggregate(context.reader, context.current, read)
         context.aggregated.update(f"{entity.id}.{name}" for name in result.fields)
         context.suppressed_groups += result.suppressed
-        fields = {measure: [n for m, n in asked if m == measure] for measure in MEASURES}
+        # The measures selected (at the top or per group), each with the fields asked of it.
+        selected = {m for m in MEASURES if m in top or m in groups}
+        fields = {measure: [n for m, n in asked if m == measure] for measure in MEASURES if measure in selected}
         out = _cell(result.total, fields) if result.total is not None else {}
         out["groups"] = [
             {**_cell(cell, fields), "key": cell.key, "suppressed": cell.suppressed} for cell in result.groups

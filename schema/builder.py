@@ -16,7 +16,7 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
-from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types
+from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
 from schema.compiled import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
@@ -119,7 +119,12 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
             lambda: DocumentParsing(compiler),
             AccessPlanning,
         ],
-        execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
+        # Aggregate groups are plain dicts too: the fast path shapes their lists.
+        execution_context_class=(
+            fast_executor([*names, *(group_type_name(t.entity) for t in generated.values())], _default_resolver)
+            if fast_path
+            else HubExecutor
+        ),
     )
     schema.hide_suggestions = not introspection
     limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])

@@ -142,36 +142,43 @@ class SqlConnector:
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
-        return Groups([self._aggregated(query, row) for row in rows], has_more)
+        return Groups(self._aggregated(query, rows), has_more)
 
-    def _aggregated(self, query: AggregateQuery, row: Sequence[Any]) -> dict[str, Any]:
-        """One row of an aggregate statement as label -> value (sql_aggregate selects the
-        group keys, then each measure: an average as its sum and its count of values)."""
+    def _aggregated(self, query: AggregateQuery, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """The rows of an aggregate statement as label -> value, read column by column
+        (sql_aggregate selects the group keys, then each measure: an average as its sum and its
+        count of values)."""
+        if not rows:
+            return []
         table, zone = query.table, self._zone
-        values = iter(row)
-        out: dict[str, Any] = {}
+        columns = iter([*zip(*rows, strict=True)])
+        out: dict[str, list[Any]] = {}
         for group in query.groups:
             spec = table.column(group.column)
             kind = spec if group.bucket is None else ColumnSpec(spec.name, Kind.DATE)
-            out[group.label] = reader(kind, zone)(next(values))
+            out[group.label] = [*map(reader(kind, zone), next(columns))]
         for item in query.measures:
-            raw = next(values)
+            raw = next(columns)
             if item.measure in (Measure.COUNT, Measure.COUNT_DISTINCT):
-                out[item.label] = int(raw)
+                out[item.label] = [*map(int, raw)]
                 continue
             assert item.column is not None
             spec = table.column(item.column)
             if item.measure in (Measure.MIN, Measure.MAX):
-                out[item.label] = reader(spec, zone)(raw)
+                out[item.label] = [*map(reader(spec, zone), raw)]
                 continue
-            if raw is not None and spec.kind is Kind.DECIMAL and self._dialect.scaled_sums:
-                raw = Decimal(raw).scaleb(-spec.scale)
-            total = exact_sum(spec.kind, spec.scale, raw)
+            if spec.kind is Kind.DECIMAL and self._dialect.scaled_sums:
+                raw = tuple(None if v is None else Decimal(v).scaleb(-spec.scale) for v in raw)
+            totals = [exact_sum(spec.kind, spec.scale, v) for v in raw]
             if item.measure is Measure.SUM:
-                out[item.label] = total
+                out[item.label] = totals
             else:
-                out[item.label] = average(spec.kind, spec.scale, total, int(next(values)))
-        return out
+                counts = next(columns)
+                out[item.label] = [
+                    average(spec.kind, spec.scale, t, int(n)) for t, n in zip(totals, counts, strict=True)
+                ]
+        labels = list(out)
+        return [dict(zip(labels, values, strict=True)) for values in zip(*out.values(), strict=True)]
 
     async def fetch_by(
         self,

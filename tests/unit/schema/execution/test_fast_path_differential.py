@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 import hub.app
+from connectors.aggregates import AggregateQuery, Groups
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
 from connectors.memory import MemoryConnector
 from hub.access.plan import PLAIN, Decision, Verdict
@@ -102,6 +103,10 @@ class Switchable:
     async def fetch_by(self, *args: Any, **options: Any) -> Page:
         self._check()
         return await self.inner.fetch_by(*args, **options)
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        self._check()
+        return await self.inner.aggregate(query)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -703,3 +708,42 @@ def test_work_left_running_under_a_nulled_list_reports_what_it_withheld(plain: P
     body = check(plain, (query, {}), Conditions({"caseId": MASKED, "name": DENIED}, {}, None, None))
     assert "registryPersons/nodes/*/a/*/recipient/name" in withheld(body)
     assert all(node["a"] in (None, []) for node in body["data"]["registryPersons"]["nodes"])
+
+
+AGGREGATE = """
+query($yes: Boolean!) {
+  registryPersonsAggregate(groupBy: [DISTRICT], bucket: {field: REGISTERED_AT, period: YEAR}) {
+    count
+    sum { income children }
+    groups {
+      __typename
+      k: key { district bucket __typename }
+      ...Measures
+      n: count @include(if: $yes)
+      suppressed
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+fragment Measures on RegistryPersonAggregateGroup { count avg { income children } max { name birthDate } }
+"""
+
+
+def test_aggregate_groups_take_the_fast_path_and_answer_alike(plain: Pair, monkeypatch: Any) -> None:
+    shaped: list[tuple[str, bool]] = []
+    many = Shaper.many
+
+    def spy(self: Shaper, *args: Any) -> Any:
+        result = many(self, *args)
+        shaped.append((self.parent.name, result is not None))
+        return result
+
+    monkeypatch.setattr(Shaper, "many", spy)
+    body = check(plain, (AGGREGATE, {"yes": True}), Conditions({}, {}, None, None))
+    assert "errors" not in body
+    groups = body["data"]["registryPersonsAggregate"]["groups"]
+    assert groups and list(groups[0]) == ["__typename", "k", "count", "avg", "max", "n", "suppressed"]
+    assert ("RegistryPersonAggregateGroup", True) in shaped
+    # A measure of a masked field is refused alike on both paths.
+    refused = check(plain, (AGGREGATE, {"yes": False}), Conditions({"income": MASKED}, {}, None, None))
+    assert codes(refused) == ["FORBIDDEN"]
