@@ -10,9 +10,10 @@ statement raw through asyncpg and serialises the groups with orjson. Rounds inte
 contenders; besides the wall-clock medians, the servers' CPU time per request is read from
 /proc/PID/stat over the timed rounds, which survives a shared machine's noise better.
 
-The data: the demo loaded into PostgreSQL at 127.0.0.1:5432, database `bench` at scale 1 (the
-other benchmarks' copy, loaded if missing) or `bench_x<N>` for `--scale N` (every department N
-times over: hub.demo.scale), under the bench's keys (~/.cache/hub-bench).
+The data: the demo loaded into PostgreSQL at 127.0.0.1:5432, database `bench_agg` at scale 1 or
+`bench_agg_x<N>` for `--scale N` (every department N times over: hub.demo.scale), loaded if
+missing, under keys of its own (~/.cache/hub-bench-agg): the other benchmarks' `bench` database
+and keys are left to them, so a run here never reloads data another benchmark is reading.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from sqlalchemy.engine import URL
 
 from bench.aggregates_limit import URL_ENV as LIMIT_URL_ENV
 from bench.aggregates_limit import WORKLOADS
-from bench.database import DATABASE, bench_url, ensure_database, table_counts
+from bench.database import bench_url, ensure_database, table_counts
 from bench.hub_setup import URL_ENV, bench_keyring, hub_env, prepare_hub, register_app
 from bench.measure import Contender, Timings, measure
 from bench.servers import HOST, Server, start, stop, wait_ready
 from hub.demo.generate import generate
 from hub.demo.load import load_demo
 from hub.demo.scale import SHARED_TABLES
-from hub.demo.workspace import DEPARTMENTS
+from hub.demo.workspace import DEPARTMENTS, Workspace
 
 REPO = Path(__file__).resolve().parent.parent
+DATABASE = "bench_agg"
+KEYS = Workspace(Path.home() / ".cache" / "hub-bench-agg")
 WARMUPS = 5
 CALLER = ("agg-bench", "civil_affairs", ("department_app",))
 LIMIT_OPTIONS = ("--host", HOST, "--port", "{port}", "--log-level", "warning", "--no-access-log")
@@ -68,7 +71,7 @@ def ensure_scaled_data(url: URL, scale: int) -> None:
     if all(counts[t] == n for t, n in expected.items()):
         return
     say(f"loading the demo at scale {scale} into {url.database} ({sum(expected.values())} rows)")
-    keyring = bench_keyring()
+    keyring = bench_keyring(KEYS)
     target = url.render_as_string(hide_password=False)
     asyncio.run(load_demo(dict.fromkeys(DEPARTMENTS, target), keyring, scale=scale))
 
@@ -92,13 +95,13 @@ def run(scale: int, runs: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hub-bench-agg-") as tmp:
         folder = Path(tmp)
         try:
-            manifests, database_url = prepare_hub(folder)
+            manifests, database_url = prepare_hub(folder, KEYS)
             token = asyncio.run(register_app(database_url, *CALLER))
             env = {
                 "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False),
                 "HUB_MANIFESTS": str(manifests),
                 URL_ENV: url.render_as_string(hide_password=False),
-                **hub_env(),
+                **hub_env(KEYS),
             }
             hub_cmd = [str(Path(sys.executable).parent / "hub"), "serve", "--host", HOST, "--port", "{port}"]
             hub = start("hub", hub_cmd, env, folder / "hub.log", REPO)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.access.aggregate import Cell
+from hub.access.record import AccessRecord
 from hub.access.suppression import PERSONS, Suppression, suppress
 from hub.auth.principal import Principal
 from hub.catalog import load_catalog
@@ -116,3 +117,17 @@ def test_k_is_a_policy_setting_per_role_and_purpose_the_largest_applying() -> No
     assert policy.min_group(auditor, "audit") == 7
     assert policy.min_group(auditor, None) == 7
     assert policy.min_group(app, "statistics") == 5
+
+
+def test_the_access_record_names_the_fields_aggregated_and_the_groups_suppressed() -> None:
+    record = AccessRecord("auditor", "audit", None, "7")
+    assert "aggregated" not in record.summary()
+    record.add_aggregate("civil_affairs.ServiceDelivery", ["districtCode", "deliveredAt"], 3)
+    record.add_aggregate("finance.Expenditure", ["amount"], 0)
+    summary = record.summary()
+    assert summary["aggregated"] == [
+        "civil_affairs.ServiceDelivery.deliveredAt",
+        "civil_affairs.ServiceDelivery.districtCode",
+        "finance.Expenditure.amount",
+    ]
+    assert summary["suppressedGroups"] == 3
