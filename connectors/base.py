@@ -11,7 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from connectors.aggregates import AggregateQuery, Groups
 
 Row = dict[str, Any]
 
@@ -349,6 +352,10 @@ class Connector(Protocol):
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         """The number of rows matching `where`, in one statement."""
+        ...
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        """The measures of `query` per group, in one statement (connectors/aggregates.py)."""
         ...
 
     async def fetch_by(

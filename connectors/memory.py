@@ -18,6 +18,17 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from connectors.aggregates import (
+    AggregateQuery,
+    Groups,
+    Measure,
+    Measured,
+    average,
+    average_order,
+    bucket_of,
+    exact_sum,
+    ordered,
+)
 from connectors.base import (
     UNREADABLE,
     And,
@@ -101,6 +112,56 @@ class MemoryConnector:
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         return len(self._matching(table, where))
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        query.check()
+        table = query.table
+        rows = self._matching(table, query.where)
+        groups: dict[tuple[Any, ...], list[Row]] = {}
+        for row in rows:
+            key: list[Any] = []
+            for group in query.groups:
+                value = self._stored(table.column(group.column), row)
+                key.append(value if group.bucket is None or value is None else bucket_of(group.bucket, value))
+            groups.setdefault(tuple(key), []).append(row)
+        if not query.groups:  # one answer, over no rows too
+            groups = {(): rows}
+        answers: list[Row] = []
+        sort_values: list[Row] = []
+        for values, members in groups.items():
+            answer: Row = {}
+            for group, value in zip(query.groups, values, strict=True):
+                spec = table.column(group.column)
+                answer[group.label] = (
+                    value if group.bucket is not None or value is None else reader(spec, self._zone)(value)
+                )
+            sorts = dict(answer)
+            for item in query.measures:
+                answer[item.label], sorts[item.label] = self._measure(table, item, members)
+            answers.append(answer)
+            sort_values.append(sorts)
+        result = ordered(query, answers, sort_values)[query.offset :]
+        has_more = query.limit is not None and len(result) > query.limit
+        return Groups(result if query.limit is None else result[: query.limit], has_more)
+
+    def _measure(self, table: TableSpec, item: Measured, rows: list[Row]) -> tuple[Any, Any]:
+        """The measure's value over `rows`, and what it sorts by."""
+        if item.measure is Measure.COUNT:
+            return len(rows), len(rows)
+        assert item.column is not None
+        spec = table.column(item.column)
+        values = [v for v in (self._stored(spec, row) for row in rows) if v is not None]
+        if item.measure is Measure.COUNT_DISTINCT:
+            return len(set(values)), len(set(values))
+        if item.measure in (Measure.MIN, Measure.MAX):
+            if not values:
+                return None, None
+            found = min(values) if item.measure is Measure.MIN else max(values)
+            return reader(spec, self._zone)(found), found
+        total = exact_sum(spec.kind, spec.scale, sum(values)) if values else None
+        if item.measure is Measure.SUM:
+            return total, total
+        return average(spec.kind, spec.scale, total, len(values)), average_order(total, len(values))
 
     async def fetch_by(
         self,

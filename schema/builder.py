@@ -16,6 +16,7 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
+from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
 from schema.compiled import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
@@ -101,6 +102,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         strawberry.type(types_.object_type, description=types_.entity.description or None)
         types_.connection = connection_class(types_.entity, types_.object_type)
         query_fields.extend(_root_fields(types_))
+        query_fields.append(aggregate_root_field(aggregate_types(types_.entity), types_.filter))
     # The generated fields sit beside the fixed admin fields on one Query type.
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
@@ -117,12 +119,20 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
             lambda: DocumentParsing(compiler),
             AccessPlanning,
         ],
-        execution_context_class=fast_executor(names, _default_resolver) if fast_path else HubExecutor,
+        # Aggregate groups are plain dicts too: the fast path shapes their lists.
+        execution_context_class=(
+            fast_executor([*names, *(group_type_name(t.entity) for t in generated.values())], _default_resolver)
+            if fast_path
+            else HubExecutor
+        ),
     )
     schema.hide_suggestions = not introspection
-    limits.bind(schema._schema, names)
+    limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
+    # Aggregate fields are roots too: their entity is planned, their filter counted for the
+    # lookup quota as a list's is (direct plans take by-key fields only).
+    roots.update((aggregate_field_name(t.entity), t.entity.id) for t in generated.values())
     direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None
     lookups = Lookups(schema._schema, catalog, roots, names)
     return BuiltSchema(schema, names, roots, compiler, direct, lookups, limits)

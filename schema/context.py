@@ -77,6 +77,9 @@ class RequestContext:
     masked: set[tuple[str | int, ...]] = field(default_factory=set)
     # Relation lists cut at their bound, by their full paths (list indices and response keys).
     truncated: Truncated = field(default_factory=Truncated)
+    # Aggregates: the fields aggregated (`department.Entity.field`) and the groups suppressed.
+    aggregated: set[str] = field(default_factory=set)
+    suppressed_groups: int = 0
     # Work the executor left running after an error nulled its parent (graphql-core's
     # background futures): the answer waits for it, so its reports always land.
     background: set[asyncio.Future[Any]] = field(default_factory=set)

@@ -12,8 +12,9 @@ know, and stops at a fragment that spreads itself (validation refuses the cycle)
 Cost: each field costs 1; a list field multiplies the cost of what is selected under it by the
 rows it may hold: the page a list asks for with `first` (the default page when it gives none,
 at most the largest page), a relation's list by its `first` or else the bound the reader cuts
-it at, an
-introspection list by the longest such list in this schema. Factors multiply along nesting, so
+it at, an introspection list by the longest such list in this schema. An aggregate costs the
+groups it may read besides (the largest page: it reads every group to decide suppression), and
+its `groups` list the page it asks for. Factors multiply along nesting, so
 10,000 rows with three nested relations are priced at 10,000 x 100 x 100 x 100 x their fields.
 A page size given as a variable stays a variable: the cost is kept as a sum of terms, each a
 number times the page-size variables it depends on, and is finished per request with the
@@ -82,6 +83,9 @@ class Pages:
     introspection: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # The related rows one condition on related records (`some`, `none`, `every`) may read.
     semijoin_keys: int = 10_000
+    # Root aggregate fields: each also costs the groups it may read (every group, up to
+    # `max_page`, is held to decide suppression before its page is cut).
+    aggregates: frozenset[str] = frozenset()
 
     def page(self, value: Any, fallback: int) -> int:
         """The rows a `first` of `value` asks for: `fallback` when none is given, at most
@@ -276,6 +280,8 @@ class _Walk:
         # A condition on related records is one more statement, reading up to the key-set bound.
         conditions = _relation_conditions(node, definition) if definition is not None else 0
         price: dict[Term, int] = {(): 1 + conditions * self.pages.semijoin_keys}
+        if parent is not None and parent is self.schema.query_type and name in self.pages.aggregates:
+            price[()] += self.pages.max_page
         _add(price, _times(part.price, factor))
         return _Part(
             part.depth + (0 if inside else 1),

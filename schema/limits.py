@@ -34,7 +34,7 @@ class DemandControl:
         self.pages: Pages | None = None
         self.schema: GraphQLSchema | None = None
 
-    def bind(self, schema: GraphQLSchema, entity_types: Iterable[str]) -> None:
+    def bind(self, schema: GraphQLSchema, entity_types: Iterable[str], aggregates: Iterable[str] = ()) -> None:
         settings = self.settings
         self.schema = schema
         self.pages = Pages(
@@ -44,6 +44,7 @@ class DemandControl:
             frozenset(entity_types),
             introspection_bounds(schema),
             settings.max_semijoin_keys,
+            frozenset(aggregates),
         )
 
     def measure(self, document: DocumentNode) -> tuple[Demand, ...]:

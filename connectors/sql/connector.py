@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -25,9 +26,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from connectors.aggregates import AggregateQuery, Groups, Measure, average, exact_sum
 from connectors.base import (
+    ColumnSpec,
     ConnectorError,
     Filter,
+    Kind,
     OrderKey,
     Page,
     Query,
@@ -44,7 +48,7 @@ from connectors.sql.dialects.sqlite import SqliteDialect
 from connectors.sql.direct import DirectForm, direct_form, fetch_direct
 from connectors.sql.shape import QueryShapes, Shape, Values
 from connectors.sql.statements import STATEMENT_CACHE_SIZE, Built, Statements
-from connectors.values import ColumnReader, column_reader, load_zone
+from connectors.values import ColumnReader, column_reader, load_zone, reader
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +137,49 @@ class SqlConnector:
     async def count(self, table: TableSpec, where: Filter | None) -> int:
         rows = await self._execute(table, *self._shapes.count(table, where))
         return int(rows[0][0])
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        rows = await self._execute(query.table, *self._shapes.aggregate(query))
+        has_more = query.limit is not None and len(rows) > query.limit
+        if has_more:
+            rows = rows[: query.limit]
+        return Groups(self._aggregated(query, rows), has_more)
+
+    def _aggregated(self, query: AggregateQuery, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """The rows of an aggregate statement as label -> value, read column by column
+        (sql_aggregate selects the group keys, then each measure: an average as its sum and its
+        count of values)."""
+        if not rows:
+            return []
+        table, zone = query.table, self._zone
+        columns = iter([*zip(*rows, strict=True)])
+        out: dict[str, list[Any]] = {}
+        for group in query.groups:
+            spec = table.column(group.column)
+            kind = spec if group.bucket is None else ColumnSpec(spec.name, Kind.DATE)
+            out[group.label] = [*map(reader(kind, zone), next(columns))]
+        for item in query.measures:
+            raw = next(columns)
+            if item.measure in (Measure.COUNT, Measure.COUNT_DISTINCT):
+                out[item.label] = [*map(int, raw)]
+                continue
+            assert item.column is not None
+            spec = table.column(item.column)
+            if item.measure in (Measure.MIN, Measure.MAX):
+                out[item.label] = [*map(reader(spec, zone), raw)]
+                continue
+            if spec.kind is Kind.DECIMAL and self._dialect.scaled_sums:
+                raw = tuple(None if v is None else Decimal(v).scaleb(-spec.scale) for v in raw)
+            totals = [exact_sum(spec.kind, spec.scale, v) for v in raw]
+            if item.measure is Measure.SUM:
+                out[item.label] = totals
+            else:
+                counts = next(columns)
+                out[item.label] = [
+                    average(spec.kind, spec.scale, t, int(n)) for t, n in zip(totals, counts, strict=True)
+                ]
+        labels = list(out)
+        return [dict(zip(labels, values, strict=True)) for values in zip(*out.values(), strict=True)]
 
     async def fetch_by(
         self,

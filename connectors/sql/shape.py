@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from connectors.aggregates import AggregateQuery
 from connectors.base import (
     And,
     Compare,
@@ -43,6 +44,8 @@ FETCH: Final = "fetch"  # (FETCH, columns, filter | None, order, limit slot | No
 # (GROUPED, columns, filter | None, order, group column, group limit slot, limit slot | None)
 GROUPED: Final = "grouped"
 COUNT: Final = "count"  # (COUNT, filter | None)
+# (AGGREGATE, measures, group keys, filter | None, full order, limit slot | None, offset slot | None)
+AGGREGATE: Final = "aggregate"
 COMPARE: Final = "compare"  # (COMPARE, column, op, slot)
 IN: Final = "in"  # (IN, column, slot): the slot holds a non-empty list
 NOTHING: Final = "nothing"  # (NOTHING,): an IN of no values
@@ -88,6 +91,15 @@ class QueryShapes:
     def count(self, table: TableSpec, where: Filter | None) -> tuple[Shape, Values]:
         values: Values = {}
         return (COUNT, None if where is None else self._filter(table, where, values)), values
+
+    def aggregate(self, query: AggregateQuery) -> tuple[Shape, Values]:
+        """The groups of `query`, with one more than its limit to tell whether more follow."""
+        query.check()
+        values: Values = {}
+        where = None if query.where is None else self._filter(query.table, query.where, values)
+        limit = None if query.limit is None else _slot(values, query.limit + 1)
+        offset = _slot(values, query.offset) if query.offset else None
+        return (AGGREGATE, query.measures, query.groups, where, query.full_order(), limit, offset), values
 
     def _filter(self, table: TableSpec, where: Filter, values: Values) -> Shape:
         match where:

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from connectors.base import TableSpec
+from connectors.sql.aggregate import AggregateBuilder
 from connectors.sql.dialects import SqlDialect
 from connectors.sql.direct import DirectForm
-from connectors.sql.select import SelectBuilder
 from connectors.sql.shape import Shape
 
 # Free-text filters (an `Or` of any length, a `Not` around any of them) make shapes without
@@ -62,7 +62,7 @@ class Statements:
         if built is not None and (built.table is table or built.table == table):
             self._built.move_to_end(key)
             return built
-        built = Built(table, SelectBuilder(self._dialect, collation, table).build(shape))
+        built = Built(table, AggregateBuilder(self._dialect, collation, table).build(shape))
         self._built[key] = built
         self._built.move_to_end(key)
         if len(self._built) > self._size:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from hub.access.semijoin import MAX_HOPS, RowScope
+from hub.access.suppression import DEFAULT_MIN_GROUP
 from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.errors import Forbidden, Internal
@@ -80,6 +81,9 @@ class ReleaseEverything:
     def next_change(self, after: datetime) -> datetime | None:
         return None
 
+    def min_group(self, principal: Principal, purpose: str | None) -> int:
+        return DEFAULT_MIN_GROUP
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -98,6 +102,8 @@ class AccessPlan:
     relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     # Per entity: a filter, or a scope whose semi-joins the reader resolves per request.
     row_rules: dict[str, RowScope] = field(default_factory=dict)
+    # Aggregates suppress groups of fewer persons than this (hub/access/suppression.py).
+    min_group: int = DEFAULT_MIN_GROUP
 
     def field(self, entity_id: str, name: str) -> Verdict:
         try:
@@ -194,7 +200,15 @@ class Planner:
             # The decisions are shared, read-only: nothing changes a plan once it is made.
             self.plan_hits += 1
             known = made[1]
-            return AccessPlan(principal, purpose, known.policy_version, known.fields, known.relations, known.row_rules)
+            return AccessPlan(
+                principal,
+                purpose,
+                known.policy_version,
+                known.fields,
+                known.relations,
+                known.row_rules,
+                known.min_group,
+            )
         self.plan_misses += 1
         plan = self._make(policy, decided, principal, purpose, selection)
         if len(decided.plans) >= MAX_PLANS:
@@ -217,6 +231,10 @@ class Planner:
         self, policy: AccessPolicy, decided: _Decided, principal: Principal, purpose: str | None, selection: Selection
     ) -> AccessPlan:
         plan = AccessPlan(principal, purpose, policy.version)
+        # A policy without the setting (a test's, or the open policy) keeps the default.
+        min_group = getattr(policy, "min_group", None)
+        if min_group is not None:
+            plan.min_group = min_group(principal, purpose)
         followed = self._filterable(selection)
         entity_ids = set(selection.fields) | set(followed)
         # Related rows pass their own plan: a relation's target needs its row rule even when

@@ -25,6 +25,13 @@ class AccessRecord:
     rows: Counter[str] = field(default_factory=Counter)
     # Persons touched, by the hex blind index of their resident ID number (never the number).
     persons: set[str] = field(default_factory=set)
+    # Aggregates: (entity id, field) of every group key and measure, and the groups suppressed.
+    aggregated: set[tuple[str, str]] = field(default_factory=set)
+    suppressed_groups: int = 0
+
+    def add_aggregate(self, entity_id: str, fields: Iterable[str], suppressed: int) -> None:
+        self.aggregated.update((entity_id, name) for name in fields)
+        self.suppressed_groups += suppressed
 
     def add_columns(self, entity_id: str, columns: Iterable[tuple[str, Decision]], count: int) -> None:
         """Count `count` values released of each (field, decision) of one read."""
@@ -61,4 +68,12 @@ class AccessRecord:
                 for (e, f, d), n in sorted(self.released.items(), key=lambda i: (i[0][0], i[0][1], i[0][2].value))
             ],
             "personsTouched": len(self.persons),
+            **(
+                {
+                    "aggregated": [f"{e}.{f}" for e, f in sorted(self.aggregated)],
+                    "suppressedGroups": self.suppressed_groups,
+                }
+                if self.aggregated or self.suppressed_groups
+                else {}
+            ),
         }

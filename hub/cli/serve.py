@@ -131,7 +131,14 @@ def _progress_bar() -> Callable[[str, int, int], None]:
     "(HUB_MASTER_KEY or HUB_MASTER_KEY_FILE): serve it with the same two.",
 )
 @click.argument("url")
-def load_demo_command(url: str) -> None:
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Repeat every department's data this many times, references kept whole (hub.demo.scale).",
+)
+def load_demo_command(url: str, scale: int) -> None:
     from hub.crypto.cells import open_keyring
     from hub.crypto.errors import MasterKeyError
     from hub.crypto.master import master_key_from_settings
@@ -153,7 +160,8 @@ def load_demo_command(url: str) -> None:
             keyring, made = await open_keyring(sessions(engine), master, list(demo_catalog()))
         finally:
             await engine.dispose()
-        return await load_demo(dict.fromkeys(DEPARTMENTS, url), keyring, progress=_progress_bar()), made
+        loaded = await load_demo(dict.fromkeys(DEPARTMENTS, url), keyring, progress=_progress_bar(), scale=scale)
+        return loaded, made
 
     counts, made = run(work)
     if made:

@@ -28,6 +28,7 @@ from hub.crypto.cells import FieldCells, row_keys
 from hub.crypto.keyring import Keyring
 from hub.demo.catalog import demo_catalog
 from hub.demo.generate import Rows, generate
+from hub.demo.scale import scaled
 from hub.demo.tables import METADATA
 
 BATCH = 5_000
@@ -36,14 +37,20 @@ Progress = Callable[[str, int, int], None]
 
 
 async def load_demo(
-    urls: Mapping[str, str], keyring: Keyring, *, seed: int = 2026, progress: Progress | None = None
+    urls: Mapping[str, str],
+    keyring: Keyring,
+    *,
+    seed: int = 2026,
+    progress: Progress | None = None,
+    scale: int = 1,
 ) -> dict[str, int]:
     """Create and fill the demo tables of each department in `urls` (department -> async URL),
     encrypting under `keyring`, which must hold the data keys of those departments and the
     blind-index keys of the demo's domains (hub.crypto.cells.open_keyring makes them).
 
     `progress(department, rows done, rows total)` is called after each batch. Returns the
-    number of rows written per table."""
+    number of rows written per table. `scale` repeats every department's data that many times
+    over (hub.demo.scale)."""
     unknown = sorted(set(urls) - set(METADATA))
     if unknown:
         raise ValueError(f"no demo department named {', '.join(unknown)}")
@@ -51,7 +58,7 @@ async def load_demo(
     if not departments:
         return {}
     # Generation and encryption are seconds of pure Python: keep them off the event loop.
-    plain, sealer = await asyncio.to_thread(_prepare, seed, keyring)
+    plain, sealer = await asyncio.to_thread(_prepare, seed, keyring, scale)
     engines: dict[str, AsyncEngine] = {}
     counts: dict[str, int] = {}
 
@@ -101,8 +108,8 @@ async def _write(
     return counts
 
 
-def _prepare(seed: int, keyring: Keyring) -> tuple[dict[str, dict[str, Rows]], Sealer]:
-    return generate(seed), Sealer(keyring, demo_catalog())
+def _prepare(seed: int, keyring: Keyring, scale: int = 1) -> tuple[dict[str, dict[str, Rows]], Sealer]:
+    return scaled(generate(seed), scale), Sealer(keyring, demo_catalog())
 
 
 class Sealer:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from connectors.aggregates import AggregateQuery, Groups
 from connectors.base import Connector, ConnectorError, Filter, OrderKey, Page, Query, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
 from hub.health.deadline import Deadlines
@@ -101,6 +102,28 @@ class GuardedConnector:
         if watch is not None:
             watch.answered(started, span, None)
         return total
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        watch = self.watch
+        span = None if watch is None or watch.tracer is None else watch.span("aggregate", query.table.name)
+        ticket = self._admit(span)
+        read = self.deadlines.start()
+        share, owner = self.share, current_owner()
+        started = clock()
+        try:
+            if not share.take(owner):
+                await share.wait(owner)
+            try:
+                groups = await self.inner.aggregate(query)
+            finally:
+                share.give(owner)
+        except BaseException as error:
+            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
+        self.deadlines.finish(read)
+        self.breaker.succeeded(ticket)
+        if watch is not None:
+            watch.answered(started, span, len(groups.rows))
+        return groups
 
     async def fetch_by(
         self,

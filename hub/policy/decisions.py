@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from connectors.base import In
 from hub.access.plan import Decision, Verdict
 from hub.access.semijoin import RowScope, compile_scope, conjoin_scopes
+from hub.access.suppression import DEFAULT_MIN_GROUP
 from hub.auth.principal import Principal
 from hub.catalog import Catalog, EntityInfo, FieldInfo, RelationInfo
 from hub.catalog.manifest import Tier
@@ -178,6 +179,15 @@ class SnapshotPolicy:
                 names |= placeholders(rule.filter)
         # A missing attribute is keyed apart from an empty one: they decide differently.
         return tuple(sorted((n, principal.attributes.get(n, "\x00missing")) for n in names))
+
+    def min_group(self, principal: Principal, purpose: str | None) -> int:
+        """The fewest persons an aggregate's group may show (hub/access/suppression.py): the
+        largest k of the lines for the caller's roles and purpose, else the default."""
+        roles = self.roles(principal)
+        sizes = [
+            line.k for line in self.snapshot.min_group_sizes if line.role in roles and line.purpose in ("*", purpose)
+        ]
+        return max(sizes, default=DEFAULT_MIN_GROUP)
 
     def next_change(self, after: datetime) -> datetime | None:
         """The earliest grant start or end after `after`: cached plans expire there."""

@@ -73,15 +73,27 @@ class RowRule(Frozen):
     filter: dict[str, Any]
 
 
+class MinGroup(Frozen):
+    """Aggregates suppress groups of fewer than `k` persons for callers with `role` stating
+    `purpose` (`*`: any); where several lines apply, the largest k. Without a line, 5."""
+
+    role: str = Field(pattern=ROLE)
+    purpose: str = Field(default="*", pattern=r"^(\*|[a-z][a-z0-9_]*)$")
+    k: int = Field(ge=2, le=1000)
+
+
 class Snapshot(Frozen):
     version: int = 0
     rules: tuple[Rule, ...] = ()
     hierarchy: tuple[Inheritance, ...] = ()
     row_rules: tuple[RowRule, ...] = ()
     grants: tuple[Grant, ...] = ()
+    min_group_sizes: tuple[MinGroup, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"version"})
+        # Without sizes the stored form stays as it was before they existed.
+        unset = set() if self.min_group_sizes else {"min_group_sizes"}
+        return self.model_dump(mode="json", exclude={"version", *unset})
 
     def role_names(self) -> set[str]:
         """The roles this policy gives meaning to, and the hub's own (admin, data_steward, monitoring):
@@ -108,10 +120,16 @@ def parse_seed(raw: Mapping[str, Any], now: datetime | None = None) -> Snapshot:
             Grant.model_validate({"id": f"seed-{i + 1}", **_window(g, now)})
             for i, g in enumerate(raw.get("grants", []))
         ]
+        min_groups = [MinGroup.model_validate(m) for m in raw.get("min_group_sizes", [])]
     except (ValidationError, IndexError, TypeError, KeyError, AttributeError, ValueError) as exc:
         raise SnapshotError(f"the policy seed is malformed: {_first(exc)}") from None
     return Snapshot(
-        version=0, rules=tuple(rules), hierarchy=tuple(hierarchy), row_rules=tuple(row_rules), grants=tuple(grants)
+        version=0,
+        rules=tuple(rules),
+        hierarchy=tuple(hierarchy),
+        row_rules=tuple(row_rules),
+        grants=tuple(grants),
+        min_group_sizes=tuple(min_groups),
     )
 
 
@@ -132,6 +150,7 @@ def to_seed(snapshot: Snapshot) -> dict[str, Any]:
         "hierarchy": [h.line() for h in snapshot.hierarchy],
         "row_rules": [r.model_dump(mode="json") for r in snapshot.row_rules],
         "grants": [g.model_dump(mode="json") for g in snapshot.grants],
+        **({"min_group_sizes": [m.model_dump() for m in snapshot.min_group_sizes]} if snapshot.min_group_sizes else {}),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from graphql import GraphQLList, GraphQLObjectType, GraphQLOutputType, GraphQLResolveInfo, is_non_null_type
 from graphql.execution import Executor
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -76,9 +76,13 @@ class FastExecutor(HubExecutor):
         if self.default_resolver is not None:
             grouped, defer_usages, _ = self.collect_subfields(parent, field_details)
             if not defer_usages:
-                shaper = prepare(self.schema, parent, grouped, self.default_resolver)
+                shaper = prepare(self.schema, parent, grouped, self.default_resolver, self._subfields)
         self.shapers[key] = (field_details, shaper)
         return shaper
+
+    def _subfields(self, parent: GraphQLObjectType, field_details: FieldDetailsList) -> GroupedFieldSet | None:
+        grouped, defer_usages, _ = self.collect_subfields(parent, field_details)
+        return None if defer_usages else grouped
 
     def _entity(self, return_type: GraphQLOutputType) -> GraphQLObjectType | None:
         named = return_type.of_type if is_non_null_type(return_type) else return_type

@@ -149,6 +149,10 @@ def answer(context: RequestContext, data: dict[str, Any] | None, raised: list[Gr
                 "truncatedCount": context.truncated.count,
             }
         }
+        if context.aggregated or context.suppressed_groups:
+            # Only where an aggregate ran: every other answer keeps its shape.
+            body["extensions"]["access"]["aggregated"] = sorted(context.aggregated)
+            body["extensions"]["access"]["suppressedGroups"] = context.suppressed_groups
     record = None if context.request is None else context.request.record
     return Answer(200 if ran else 400, body, large, record=record)
 

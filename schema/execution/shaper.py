@@ -109,7 +109,38 @@ class Typename:
     name: str
 
 
-Entry = Leaf | Typename | Related
+@dataclass(frozen=True)
+class Nested:
+    """A plain object field read from the row dict (an aggregate group's key or measures),
+    completed by a shaper of its own; never a relation, so it loads nothing."""
+
+    column: str
+    shaper: Shaper
+    non_null: bool
+
+    def values(self, raw: Sequence[Any]) -> list[Any] | None:
+        """The column's response objects, or None where the normal path would report an error."""
+        present = [value for value in raw if value is not None]
+        if (self.non_null and len(present) != len(raw)) or any(type(value) is not dict for value in present):
+            return None
+        shaped = self.shaper.objects(present)
+        if shaped is None:
+            return None
+        objects = iter(shaped)
+        return [None if value is None else next(objects) for value in raw]
+
+    def one(self, value: Any) -> Any:
+        """One value's response object, or Undefined where the normal path would report an error."""
+        if value is None:
+            return Undefined if self.non_null else None
+        shaped = self.values([value])
+        return Undefined if shaped is None else shaped[0]
+
+
+Entry = Leaf | Typename | Related | Nested
+# What `prepare` asks for a field's selection on its object type: the subfields grouped (None
+# where they cannot be shaped, such as a deferred fragment).
+Subfields = Callable[[GraphQLObjectType, FieldDetailsList], GroupedFieldSet | None]
 
 
 class Shaper:
@@ -145,6 +176,11 @@ class Shaper:
                 columns.append(values)
             elif isinstance(entry, Typename):
                 columns.append([entry.name] * count)
+            elif isinstance(entry, Nested):
+                nested = entry.values([row.get(entry.column) for row in rows])
+                if nested is None:
+                    return None
+                columns.append(nested)
             else:
                 columns.append([None] * count)
         if not columns:
@@ -223,7 +259,7 @@ class Shaper:
 
 
 def _step(entry: Entry) -> tuple[str | None, Any]:
-    if isinstance(entry, Leaf):
+    if isinstance(entry, Leaf | Nested):
         return entry.column, entry.one
     return None, entry.name if isinstance(entry, Typename) else None
 
@@ -233,9 +269,11 @@ def prepare(
     parent: GraphQLObjectType,
     grouped: GroupedFieldSet,
     default_resolver: Callable[..., Any],
+    subfields: Subfields | None = None,
 ) -> Shaper | None:
     """A shaper for `grouped` on `parent`, or None if any field needs the normal path: a
-    field with arguments or a resolver other than a relation's, a type checked per object."""
+    field with arguments or a resolver other than a relation's, a type checked per object.
+    With `subfields`, a plain object field (read from the row, no resolver) is shaped too."""
     if parent.is_type_of is not None:
         return None
     keys: list[str] = []
@@ -260,6 +298,21 @@ def prepare(
             and getattr(field.resolve, "_is_default", False)
         ):
             entries.append(_leaf(definition.python_name, nullable, is_non_null_type(field.type)))
+            continue
+        if (
+            subfields is not None
+            and isinstance(nullable, GraphQLObjectType)
+            and not field.args
+            and isinstance(definition, StrawberryField)
+            and definition.is_basic_field
+            and definition.default_resolver is default_resolver
+            and getattr(field.resolve, "_is_default", False)
+        ):
+            inner = subfields(nullable, field_details)
+            nested = None if inner is None else prepare(schema, nullable, inner, default_resolver, subfields)
+            if nested is None or nested.related:
+                return None
+            entries.append(Nested(definition.python_name, nested, is_non_null_type(field.type)))
             continue
         related = _related(key, field_details, field, definition)
         if related is None:

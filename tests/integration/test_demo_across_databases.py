@@ -29,6 +29,10 @@ SEMANTICS = [
     '{ hotlineRequests(orderBy: [SATISFACTION_ASC], first: 40, filter: {or: [{status: {eq: "超期"}}, {satisfaction: {lte: 2}}]}) { totalCount nodes { requestId satisfaction status closedAt } pageInfo { hasNextPage endCursor } } }',
     '{ hotlineRequests(first: 10, filter: {category: {contains: "救助"}, receivedAt: {gte: "2026-01-01T00:00:00+08:00"}}) { totalCount nodes { requestId receivedAt } } }',
     "{ financeBudgetLines(orderBy: [PROGRAM_ASC]) { nodes { lineId program amount expenditures { expenditureId amount } } } }",
+    # Aggregates: buckets at midnight in the department's zone, averages, text bounds, order by a measure.
+    "{ hotlineRequestsAggregate(groupBy: [CATEGORY, STATUS], bucket: {field: RECEIVED_AT, period: QUARTER}, first: 500) { count avg { satisfaction } groups { key { category status bucket } count avg { satisfaction } min { receivedAt } max { districtCode } } } }",
+    "{ civilAffairsServiceDeliveriesAggregate(groupBy: [SERVICE_TYPE], bucket: {field: DELIVERED_AT, period: WEEK}, orderBy: [{by: AVG, field: AMOUNT, descending: true}], first: 50) { groups { key { serviceType bucket } count avg { amount } sum { amount } } } }",
+    "{ civilAffairsAssistanceCasesAggregate(groupBy: [ASSISTANCE_TYPE], bucket: {field: START_DATE, period: YEAR}) { groups { key { assistanceType bucket } count sum { monthlyAmount householdSize } countDistinct { recipientIdNumber } } } }",
 ]
 
 

@@ -175,6 +175,10 @@ PATHS: dict[str, tuple[str, int]] = {
         "{{ totalCount }} }}",
         2,
     ),
+    "eq filter, aggregate count": (
+        '{{ populationPersonsAggregate(filter: {{idNumber: {{eq: "{0}"}}}}) {{ count }} }}',
+        1,
+    ),
     "in filter": ('{{ populationPersons(filter: {{idNumber: {{in: ["{0}", "{1}", "{2}"]}}}}) {{ totalCount }} }}', 3),
     "mobile eq filter": ('{{ populationPersons(filter: {{mobile: {{eq: "{0}"}}}}) {{ totalCount }} }}', 1),
     "another department keyed by the ID": ('{{ humanResourcesPensionAccount(key: "{0}") {{ scheme }} }}', 1),

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.aggregates import Bucket
 from connectors.base import ColumnSpec, Kind, Match
 
 # How long to wait for a connection, new or from a full pool, before calling the database
@@ -99,6 +100,20 @@ class SqlDialect(abc.ABC):
         statement."""
         values = sa.bindparam(name, type_=exprs[0].type, expanding=True)
         return sa.and_(*(expr.in_(values) for expr in exprs))
+
+    # Whether a decimal column's sum comes back as an integer count of its smallest unit
+    # (`summand`), to be scaled back by the connector.
+    scaled_sums = False
+
+    def summand(self, column: sa.ColumnElement[Any], spec: ColumnSpec) -> sa.ColumnElement[Any]:
+        """What a decimal column's sum adds up: the column, where the database sums decimals
+        exactly."""
+        return column
+
+    @abc.abstractmethod
+    def bucket(self, column: sa.ColumnElement[Any], kind: Kind, bucket: Bucket) -> sa.ColumnElement[Any]:
+        """The first day (a date) of the `bucket` holding the date or date-time `column`, on
+        the connection's clock; constants written into the SQL, none bound."""
 
     def is_timeout(self, error: BaseException) -> bool:
         """Whether `error` (a driver error or SQLAlchemy's wrapper of one) says the statement

@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.aggregates import Bucket
+from connectors.base import Kind
 from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
 
 # ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) and ER_QUERY_TIMEOUT (MySQL
@@ -68,6 +70,23 @@ class MysqlDialect(SqlDialect):
         if getattr(dialect, "is_mariadb", False):
             return "utf8mb4_nopad_bin"
         return "utf8mb4_0900_bin"
+
+    def bucket(self, column: sa.ColumnElement[Any], kind: Kind, bucket: Bucket) -> sa.ColumnElement[Any]:
+        # Date arithmetic only: DATE_FORMAT's patterns would need their % escaped for the
+        # driver's paramstyle.
+        one: sa.ColumnElement[Any] = sa.literal_column("1")
+        day = sa.func.date(column, type_=sa.Date())
+        if bucket is Bucket.DAY:
+            return day
+        if bucket is Bucket.WEEK:
+            return sa.func.subdate(day, sa.func.weekday(column), type_=sa.Date())
+        if bucket is Bucket.MONTH:
+            return sa.func.subdate(day, sa.func.dayofmonth(column) - one, type_=sa.Date())
+        year = sa.func.makedate(sa.func.year(column), one, type_=sa.Date())
+        if bucket is Bucket.YEAR:
+            return year
+        quarters = sa.func.quarter(column) - one
+        return sa.func.date(sa.func.timestampadd(sa.literal_column("QUARTER"), quarters, year), type_=sa.Date())
 
     def is_timeout(self, error: BaseException) -> bool:
         if super().is_timeout(error):

@@ -11,6 +11,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.aggregates import Bucket
+from connectors.base import Kind
 from connectors.sql.dialects import CONNECT_TIMEOUT_S, ConnectionSettings, SqlDialect, driver_error
 
 # SQLSTATE query_canceled: what statement_timeout raises.
@@ -75,6 +77,14 @@ class PostgresDialect(SqlDialect):
         if descending:
             return [expr.desc().nulls_first()]
         return [expr.asc().nulls_last()]
+
+    def bucket(self, column: sa.ColumnElement[Any], kind: Kind, bucket: Bucket) -> sa.ColumnElement[Any]:
+        # The session's TimeZone is the connection's zone, so a timestamptz is cut on its
+        # clock; a date is taken as midnight there and cut the same way.
+        if bucket is Bucket.DAY:
+            return sa.cast(column, sa.Date())
+        unit: sa.ColumnElement[Any] = sa.literal_column(f"'{bucket.value}'")
+        return sa.cast(sa.func.date_trunc(unit, column), sa.Date())
 
     def in_(self, exprs: Sequence[sa.ColumnElement[Any]], name: str) -> sa.ColumnElement[bool]:
         # One array parameter, sent once for every form of the column: the statement text is

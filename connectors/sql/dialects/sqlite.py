@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.aggregates import Bucket
 from connectors.base import ColumnSpec, Kind, Match
 from connectors.sql.dialects import ConnectionSettings, SqlDialect, driver_error
 
@@ -183,6 +184,37 @@ class SqliteDialect(SqlDialect):
         if form == "prefix":
             return sa.func.substr(expr, 1, number) == text
         return sa.func.substr(expr, number) == text
+
+    # Decimals are floats here: a sum of floats is not exact, a sum of integers is.
+    scaled_sums = True
+
+    def summand(self, column: sa.ColumnElement[Any], spec: ColumnSpec) -> sa.ColumnElement[Any]:
+        # Each value as an integer count of its smallest unit (cents at scale 2).
+        units = column * sa.literal_column(str(10**spec.scale))
+        return sa.cast(sa.func.round(units), sa.BigInteger())
+
+    def bucket(self, column: sa.ColumnElement[Any], kind: Kind, bucket: Bucket) -> sa.ColumnElement[Any]:
+        # Dates and date-times are text here, which date() reads; the answer is text too. The
+        # day is taken first: date-time arithmetic rounds to milliseconds, which would carry
+        # 23:59:59.9996 into the next day.
+        day = sa.func.date(column, type_=sa.String())
+
+        def date(*modifiers: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+            return sa.func.date(day, *modifiers, type_=sa.String())
+
+        if bucket is Bucket.DAY:
+            return day
+        if bucket is Bucket.WEEK:  # to the Sunday ending the ISO week, then back to its Monday
+            return date(sa.literal_column("'weekday 0'"), sa.literal_column("'-6 days'"))
+        if bucket is Bucket.MONTH:
+            return date(sa.literal_column("'start of month'"))
+        if bucket is Bucket.YEAR:
+            return date(sa.literal_column("'start of year'"))
+        month = sa.cast(sa.func.strftime(sa.literal_column("'%m'"), day), sa.Integer())
+        # Cast to text: SQLite's || binds tighter than %.
+        months = sa.cast((month - sa.literal_column("1")) % sa.literal_column("3"), sa.String())
+        back = sa.literal_column("'-'").concat(months)
+        return date(sa.literal_column("'start of month'"), back.concat(sa.literal_column("' months'")))
 
     def is_timeout(self, error: BaseException) -> bool:
         return super().is_timeout(error) or "interrupted" in str(driver_error(error))

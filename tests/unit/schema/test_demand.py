@@ -230,3 +230,13 @@ def test_a_relation_list_is_priced_at_its_first_or_else_the_relation_page(built:
     assert (default, five) == (2 + 10 * (1 + 100), 2 + 10 * (1 + 5))
     variable = "query($n: Int) { registryPersons(first: 10) { nodes { cases(first: $n) { caseId } } } }"
     assert cost(built, variable, {"n": 7}) == 2 + 10 * (1 + 7)
+
+
+def test_an_aggregate_costs_the_groups_it_may_read_and_its_page_of_groups(built: BuiltSchema) -> None:
+    # It reads every group (up to the largest page) to decide suppression, then selects from a
+    # page of them: the field, 10,000 groups read, `count`, and `groups` with 5 x (count, key, name).
+    text = "{ registryPersonsAggregate(first: 5) { count groups { count key { name } } } }"
+    assert cost(built, text) == 1 + 10_000 + 1 + (1 + 5 * 3)
+    # The page of groups may be a variable, priced with the request's value.
+    varied = "query($n: Int) { registryPersonsAggregate(first: $n) { groups { count } } }"
+    assert cost(built, varied, {"n": 50}) == 1 + 10_000 + (1 + 50 * 1)

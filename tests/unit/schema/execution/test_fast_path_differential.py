@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
 import hub.app
+from connectors.aggregates import AggregateQuery, Groups
 from connectors.base import Filter, Page, Query, TableSpec, UnavailableError
 from connectors.memory import MemoryConnector
 from hub.access.plan import PLAIN, Decision, Verdict
@@ -102,6 +103,10 @@ class Switchable:
     async def fetch_by(self, *args: Any, **options: Any) -> Page:
         self._check()
         return await self.inner.fetch_by(*args, **options)
+
+    async def aggregate(self, query: AggregateQuery) -> Groups:
+        self._check()
+        return await self.inner.aggregate(query)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -721,3 +726,42 @@ def test_relation_list_arguments_in_variables_answer_alike(plain: Pair) -> None:
     # Only persons with cases; each keeps at most its one open case of least amount.
     assert len(nodes) < 4 and all(len(node["cases"]) <= 1 for node in nodes)
     assert [case["caseId"] for node in nodes for case in node["cases"]] == ["C1", "C3"]
+
+
+AGGREGATE = """
+query($yes: Boolean!) {
+  registryPersonsAggregate(groupBy: [DISTRICT], bucket: {field: REGISTERED_AT, period: YEAR}) {
+    count
+    sum { income children }
+    groups {
+      __typename
+      k: key { district bucket __typename }
+      ...Measures
+      n: count @include(if: $yes)
+      suppressed
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+fragment Measures on RegistryPersonAggregateGroup { count avg { income children } max { name birthDate } }
+"""
+
+
+def test_aggregate_groups_take_the_fast_path_and_answer_alike(plain: Pair, monkeypatch: Any) -> None:
+    shaped: list[tuple[str, bool]] = []
+    many = Shaper.many
+
+    def spy(self: Shaper, *args: Any) -> Any:
+        result = many(self, *args)
+        shaped.append((self.parent.name, result is not None))
+        return result
+
+    monkeypatch.setattr(Shaper, "many", spy)
+    body = check(plain, (AGGREGATE, {"yes": True}), Conditions({}, {}, None, None))
+    assert "errors" not in body
+    groups = body["data"]["registryPersonsAggregate"]["groups"]
+    assert groups and list(groups[0]) == ["__typename", "k", "count", "avg", "max", "n", "suppressed"]
+    assert ("RegistryPersonAggregateGroup", True) in shaped
+    # A measure of a masked field is refused alike on both paths.
+    refused = check(plain, (AGGREGATE, {"yes": False}), Conditions({"income": MASKED}, {}, None, None))
+    assert codes(refused) == ["FORBIDDEN"]

@@ -1,0 +1,226 @@
+"""One aggregate field of a request: its access checks, its statement, and its release.
+
+Decided before any SQL runs, from the request's access plan: the entity must be readable (then
+`count` is allowed); every group key and measure names a field the caller gets PLAIN (FORBIDDEN
+naming the field otherwise); encrypted fields may only be counted distinct, on their blind
+index (BAD_USER_INPUT without one). The filter obeys the rules of a list's filter, and the
+entity's row rule is added to it, so a district office's counts cover its district only.
+
+Then one statement reads every group (at most `max_groups`; past that LIMIT_EXCEEDED), and the
+release step suppresses small groups (hub/access/suppression.py) over all of them before the
+order is finished and the page is cut: paging cannot undo a suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.aggregates import AggregateOrder, AggregateQuery, Bucket, GroupKey, Measure, Measured
+from connectors.base import conjoin
+from hub.access.plan import AccessPlan, Decision
+from hub.access.read import PageArgs, Reader, RequestAccess
+from hub.access.semijoin import Scoped
+from hub.access.suppression import PERSONS, Suppression, suppress
+from hub.catalog import EntityInfo
+from hub.catalog.filters import FilterSpec, compile_filter
+from hub.catalog.manifest import FieldType
+from hub.errors import BadUserInput, Forbidden, LimitExceeded
+
+# The measures a caller may ask for per field, by their GraphQL names.
+MEASURES = {
+    "sum": Measure.SUM,
+    "avg": Measure.AVG,
+    "min": Measure.MIN,
+    "max": Measure.MAX,
+    "countDistinct": Measure.COUNT_DISTINCT,
+}
+COUNT = "count"
+BUCKET = "bucket"
+
+
+@dataclass(frozen=True)
+class AggregateRead:
+    """One aggregate field as its resolver asks for it. `measures` are (measure name, field
+    name) pairs; `order` is (label, descending) pairs, a label being `count`, `bucket`, a group
+    field's name or `<measure>.<field>`."""
+
+    entity: EntityInfo
+    filter_spec: FilterSpec | None = None
+    group_by: Sequence[str] = ()
+    bucket: tuple[str, Bucket] | None = None
+    measures: Sequence[tuple[str, str]] = ()
+    order: Sequence[tuple[str, bool]] = ()
+    first: int | None = None
+    after: str | None = None
+    # Whether the answer's groups, and its measures over every row, are selected: each is one
+    # statement, run only when selected.
+    want_groups: bool = True
+    want_total: bool = False
+
+
+@dataclass
+class Cell:
+    """One group (or the total): its key, its measures by label, and whether it is suppressed
+    (then its measures are withheld)."""
+
+    key: dict[str, Any]
+    values: dict[str, Any]
+    suppressed: bool = False
+
+    def measure(self, label: str) -> Any:
+        return None if self.suppressed else self.values.get(label)
+
+
+@dataclass
+class AggregateResult:
+    # The measures over every row; None when not selected.
+    total: Cell | None
+    groups: list[Cell]
+    has_next: bool
+    end_cursor: str | None
+    suppressed: int
+    # The fields aggregated (group keys and measures), for the access record and extensions.
+    fields: list[str] = field(default_factory=list)
+
+
+def label(measure: str, name: str) -> str:
+    return f"{measure}.{name}"
+
+
+async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead) -> AggregateResult:
+    entity, plan = read.entity, request.plan
+    plan.require_readable(entity)
+    limit = reader._limit(PageArgs(read.first))
+    compiled = compile_filter(entity, read.filter_spec, reader._index_value)
+    plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
+    groups, measures, used = _terms(plan, entity, read)
+    order = _order(read, groups, measures)
+    offset = _offset(reader, request, entity, read)
+    suppression = _suppression(plan, entity)
+    if suppression is not None:
+        measures = (*measures, Measured(PERSONS, Measure.COUNT_DISTINCT, suppression.column))
+    rule = plan.row_rule(entity.id)
+    if isinstance(rule, Scoped):
+        rule = await reader._scoped(request, rule)
+    where = conjoin(compiled.where, rule)
+    connector = reader.connectors[entity.department]
+    bound = reader.max_page
+    cells: list[Cell] = []
+    total: Cell | None = None
+    if groups and read.want_groups:
+        # Every group, so that suppression is decided over all of them; the page is cut after.
+        query = AggregateQuery(entity.table, measures, groups, where, order, bound)
+        found = await reader._run(entity, connector.aggregate(query))
+        if found.has_more:
+            raise LimitExceeded(f"{entity.type_name} has more than {bound} groups here: filter or group by less")
+        cells = [Cell({g.label: row[g.label] for g in groups}, row) for row in found.rows]
+    if read.want_total or not groups:
+        found = await reader._run(entity, connector.aggregate(AggregateQuery(entity.table, measures, (), where)))
+        total = Cell({}, found.rows[0])
+    if not groups:
+        # Ungrouped, the whole set is the one group.
+        cells = [total] if total is not None and read.want_groups else []
+    suppressed = 0 if suppression is None else suppress(cells, total, suppression)
+    if suppressed:
+        # Suppressed groups go last, by key: their place in an order by a measure would tell
+        # how their hidden values compare with the others'.
+        shown = [c for c in cells if not c.suppressed]
+        hidden = sorted((c for c in cells if c.suppressed), key=lambda c: _key_order(c, groups))
+        cells = shown + hidden
+    page = cells[offset : offset + limit]
+    has_next = len(cells) > offset + limit
+    cursor = reader.cursors.encode(_tag(request, entity), [offset + limit]) if has_next else None
+    request.record.add_aggregate(entity.id, used, suppressed)
+    return AggregateResult(total, page, has_next, cursor, suppressed, used)
+
+
+def _terms(
+    plan: AccessPlan, entity: EntityInfo, read: AggregateRead
+) -> tuple[tuple[GroupKey, ...], tuple[Measured, ...], list[str]]:
+    """The group keys and measures of `read`, each checked against the plan before any SQL."""
+    used: list[str] = []
+    groups: list[GroupKey] = []
+    for name in read.group_by:
+        item = _plain(plan, entity, name, "grouping")
+        if item.encrypted:
+            raise BadUserInput(f"{entity.type_name}.{name} is encrypted at rest: it can only be counted")
+        groups.append(GroupKey(name, item.column))
+        used.append(name)
+    if read.bucket is not None:
+        name, period = read.bucket
+        item = _plain(plan, entity, name, "grouping by time")
+        if item.type not in (FieldType.DATE, FieldType.DATETIME) or item.encrypted:
+            raise BadUserInput(f"{entity.type_name}.{name} is not a date or moment: it has no periods to group by")
+        groups.append(GroupKey(BUCKET, item.column, period))
+        used.append(name)
+    measures: list[Measured] = [Measured(COUNT, Measure.COUNT)]
+    for measure_name, name in dict.fromkeys(read.measures):
+        measure = MEASURES[measure_name]
+        item = _plain(plan, entity, name, measure_name)
+        column = item.column
+        if item.encrypted:
+            if measure is not Measure.COUNT_DISTINCT:
+                raise BadUserInput(f"{entity.type_name}.{name} is encrypted at rest: it can only be counted")
+            if item.index_column is None:
+                raise BadUserInput(
+                    f"{entity.type_name}.{name} is encrypted without a blind index: "
+                    "its distinct values cannot be counted"
+                )
+            column = item.index_column
+        measures.append(Measured(label(measure_name, name), measure, column))
+        used.append(name)
+    return tuple(groups), tuple(measures), list(dict.fromkeys(used))
+
+
+def _plain(plan: AccessPlan, entity: EntityInfo, name: str, use: str) -> Any:
+    item = entity.fields.get(name)
+    if item is None:
+        raise BadUserInput(f"{entity.type_name} has no field {name}")
+    if plan.field(entity.id, name).decision is not Decision.PLAIN:
+        raise Forbidden(
+            f"{use} on {entity.type_name}.{name} is not allowed: the field is not released plain to you",
+            {"field": f"{entity.type_name}.{name}"},
+        )
+    return item
+
+
+def _order(read: AggregateRead, groups: Sequence[GroupKey], measures: Sequence[Measured]) -> tuple[AggregateOrder, ...]:
+    labels = {g.label for g in groups} | {m.label for m in measures}
+    order: list[AggregateOrder] = []
+    for name, descending in read.order:
+        if name not in labels:
+            raise BadUserInput(f"orderBy names {name}, which this aggregate neither groups by nor measures")
+        order.append(AggregateOrder(name, descending))
+    return tuple(order)
+
+
+def _suppression(plan: AccessPlan, entity: EntityInfo) -> Suppression | None:
+    """How small groups of this entity are suppressed for this caller: by distinct persons
+    (on the person field's blind index), unless the caller reads that field plain."""
+    person = next((item for item in entity.fields.values() if item.person), None)
+    if person is None or plan.field(entity.id, person.name).decision is Decision.PLAIN:
+        return None
+    return Suppression(person.searchable_column, plan.min_group)
+
+
+def _offset(reader: Reader, request: RequestAccess, entity: EntityInfo, read: AggregateRead) -> int:
+    if read.after is None:
+        return 0
+    (offset,) = reader.cursors.decode(_tag(request, entity), read.after)
+    if not isinstance(offset, int) or offset < 0:
+        raise BadUserInput("`after` is not a cursor of this aggregate")
+    return offset
+
+
+def _tag(request: RequestAccess, entity: EntityInfo) -> str:
+    return f"{request.plan.principal.subject}|aggregate|{entity.id}"
+
+
+def _key_order(cell: Cell, groups: Sequence[GroupKey]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for group in groups:
+        value = cell.key[group.label]
+        out.append((1, 0) if value is None else (0, value))
+    return tuple(out)
