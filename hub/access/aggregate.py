@@ -3,8 +3,10 @@
 Decided before any SQL runs, from the request's access plan: the entity must be readable (then
 `count` is allowed); every group key and measure names a field the caller gets PLAIN (FORBIDDEN
 naming the field otherwise); encrypted fields may only be counted distinct, on their blind
-index (BAD_USER_INPUT without one). The filter obeys the rules of a list's filter, and the
-entity's row rule is added to it, so a district office's counts cover its district only.
+index (BAD_USER_INPUT without one). The filter obeys the rules of a list's filter, conditions
+on related records included (hub/access/relation_filter.py: checked before any SQL, the related
+row rules bounding their key sets), and the entity's row rule is added to it, so a district
+office's counts cover its district only.
 
 Then one statement reads every group (at most `max_groups`; past that LIMIT_EXCEEDED), and the
 release step suppresses small groups (hub/access/suppression.py) over all of them before the
@@ -18,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.aggregates import AggregateOrder, AggregateQuery, Bucket, GroupKey, Measure, Measured
-from connectors.base import conjoin
 from hub.access.plan import AccessPlan, Decision
 from hub.access.read import PageArgs, Reader, RequestAccess
-from hub.access.semijoin import Scoped
+from hub.access.relation_filter import compile_checked
+from hub.access.semijoin import Scoped, conjoin_scopes
 from hub.access.suppression import PERSONS, Suppression, suppress
 from hub.catalog import EntityInfo
-from hub.catalog.filters import FilterSpec, compile_filter
+from hub.catalog.filters import FilterSpec
 from hub.catalog.manifest import FieldType
 from hub.errors import BadUserInput, Forbidden, LimitExceeded
 
@@ -93,18 +95,17 @@ async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead)
     entity, plan = read.entity, request.plan
     plan.require_readable(entity)
     limit = reader._limit(PageArgs(read.first))
-    compiled = compile_filter(entity, read.filter_spec, reader._index_value)
-    plan.require_plain(entity, sorted(compiled.fields), "filtering", compiled.ops)
+    # The filter as a list's: relation conditions (`some`/`none`/`every`) are checked against
+    # the plan here, before any SQL, and run as key-set semi-joins under the related row rules.
+    filtered = compile_checked(reader.catalog, plan, entity, read.filter_spec, reader._index_value)
     groups, measures, used = _terms(plan, entity, read)
     order = _order(read, groups, measures)
     offset = _offset(reader, request, entity, read)
     suppression = _suppression(plan, entity)
     if suppression is not None:
         measures = (*measures, Measured(PERSONS, Measure.COUNT_DISTINCT, suppression.column))
-    rule = plan.row_rule(entity.id)
-    if isinstance(rule, Scoped):
-        rule = await reader._scoped(request, rule)
-    where = conjoin(compiled.where, rule)
+    scope = conjoin_scopes(filtered, plan.row_rule(entity.id))
+    where = await reader._scoped(request, scope) if isinstance(scope, Scoped) else scope
     connector = reader.connectors[entity.department]
     bound = reader.max_page
     cells: list[Cell] = []

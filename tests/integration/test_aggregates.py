@@ -272,3 +272,63 @@ def test_malformed_aggregates_are_bad_input_before_any_sql(
 def test_a_page_past_the_largest_is_refused(demo_hub: Hub) -> None:
     result = demo_hub.query("{ civilAffairsServiceDeliveriesAggregate(first: 10001) { count } }")
     assert [code for code, _ in error_codes(result)] == ["LIMIT_EXCEEDED"]
+
+
+# --- relation filters (issue 14): an aggregate's filter is a list's, conditions on related
+# records included, under the same checks.
+
+UNANSWERED = "{civilAffairsDeliveries: {none: {}}}"
+
+
+@pytest.mark.parametrize("backend", ["demo_hub", "postgres_hub", "mariadb_hub"])
+def test_an_aggregate_with_a_relation_filter_counts_what_the_list_totals(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    hub: Hub = request.getfixturevalue(backend)
+    for condition in (UNANSWERED, "{civilAffairsDeliveries: {some: {}}}"):
+        listed = hub.query(f"{{ hotlineRequests(filter: {condition}) {{ totalCount }} }}")
+        counted = hub.query(f"{{ hotlineRequestsAggregate(filter: {condition}) {{ count }} }}")
+        assert "errors" not in listed and "errors" not in counted, (listed, counted)
+        total = listed["data"]["hotlineRequests"]["totalCount"]
+        assert counted["data"]["hotlineRequestsAggregate"]["count"] == total
+    # The condition selects: requests some delivery answered are not counted under `none`.
+    answered = {row["request_id"] for row in DELIVERIES if row["request_id"] is not None}
+    everything = hub.query("{ hotlineRequestsAggregate { count } }")["data"]["hotlineRequestsAggregate"]["count"]
+    unanswered = hub.query(f"{{ hotlineRequestsAggregate(filter: {UNANSWERED}) {{ count }} }}")
+    assert unanswered["data"]["hotlineRequestsAggregate"]["count"] == everything - len(answered)
+
+
+def test_an_aggregate_relation_filter_on_a_field_not_read_plain_is_forbidden_before_any_sql(
+    demo_hub: Hub, statements: list[str]
+) -> None:
+    # Civil affairs' delivery amounts are masked to the health app.
+    health = demo_hub.as_caller("health-app", "health_care")
+    for quantifier in ("some", "none", "every"):
+        condition = "{civilAffairsDeliveries: {" + quantifier + ': {amount: {gt: "100"}}}}'
+        result = health.query(f"{{ hotlineRequestsAggregate(filter: {condition}) {{ count }} }}")
+        assert error_codes(result) == [("FORBIDDEN", "CivilAffairsServiceDelivery.amount")]
+        assert result["data"]["hotlineRequestsAggregate"] is None
+    assert statements == []
+
+
+def test_a_district_office_aggregate_with_a_relation_filter_counts_its_district_only(demo_hub: Hub) -> None:
+    office = demo_hub.as_caller("district-office-app")
+    listed = office.query("{ financeExpenditures(first: 10000) { nodes { expenditureId } } }")
+    visible = {row["expenditureId"] for row in listed["data"]["financeExpenditures"]["nodes"]}
+    funded = {row["expenditure_id"] for row in DELIVERIES if row["expenditure_id"] is not None}
+    in_district = {
+        row["expenditure_id"]
+        for row in DELIVERIES
+        if row["expenditure_id"] is not None and row["district_code"] == OFFICE_DISTRICT
+    }
+    assert (funded - in_district) & visible, "the office sees expenditures that funded deliveries elsewhere only"
+
+    def count(condition: str) -> Any:
+        result = office.query(f"{{ financeExpendituresAggregate(filter: {condition}) {{ count }} }}")
+        assert "errors" not in result, result
+        return result["data"]["financeExpendituresAggregate"]["count"]
+
+    assert count("{civilAffairsDeliveries: {some: {}}}") == len(in_district & visible)
+    assert count("{civilAffairsDeliveries: {none: {}}}") == len(visible - in_district)
+    # Naming another district inside the filter counts nothing: the row rule still holds there.
+    assert count(f'{{civilAffairsDeliveries: {{some: {{districtCode: {{ne: "{OFFICE_DISTRICT}"}}}}}}}}') == 0

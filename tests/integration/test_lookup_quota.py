@@ -187,6 +187,11 @@ PATHS: dict[str, tuple[str, int]] = {
         "{{ totalCount }} }}",
         1,
     ),
+    "inside an aggregate's relation filter": (
+        '{{ hotlineRequestsAggregate(filter: {{civilAffairsDeliveries: {{some: {{recipientIdNumber: {{eq: "{0}"}}}}}}}}) '
+        "{{ count }} }}",
+        1,
+    ),
     "a relation list's filter": (
         '{{ hotlineRequests(first: 5) {{ nodes {{ civilAffairsDeliveries(filter: {{recipientIdNumber: {{eq: "{0}"}}}}) '
         "{{ deliveryId }} }} }} }}",
