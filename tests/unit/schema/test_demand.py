@@ -240,3 +240,9 @@ def test_an_aggregate_costs_the_groups_it_may_read_and_its_page_of_groups(built:
     # The page of groups may be a variable, priced with the request's value.
     varied = "query($n: Int) { registryPersonsAggregate(first: $n) { groups { count } } }"
     assert cost(built, varied, {"n": 50}) == 1 + 10_000 + (1 + 50 * 1)
+
+
+def test_a_condition_on_related_records_in_an_aggregate_filter_costs_the_key_set_bound(built: BuiltSchema) -> None:
+    plain = cost(built, "{ registryPersonsAggregate { count } }")
+    one = cost(built, "{ registryPersonsAggregate(filter: {cases: {none: {}}}) { count } }")
+    assert one - plain == 10_000  # as a list's: the rows its statement may read
