@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 HASH_BYTES = 32
+# RFC 9162: the hash of an empty tree.
+EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 # (level, index): the complete subtree of 2**level leaves starting at leaf index * 2**level.
 Node = tuple[int, int]
@@ -203,5 +205,5 @@ class Frontier:
 
     def root(self) -> bytes:
         if not self.nodes:
-            return hashlib.sha256(b"").digest()  # RFC 9162: the hash of an empty tree
+            return EMPTY_ROOT
         return fold([h for _, h in self.nodes])

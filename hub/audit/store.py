@@ -1,0 +1,139 @@
+"""The trail's writer: one order of positions, and group commit.
+
+Every append goes through one transaction that first adds to the size in `hub_audit_log`'s
+single row (`UPDATE ... RETURNING`). That row lock is held to the commit, so writers of every
+process on one database take turns: positions are linear, without gaps or duplicates, and each
+writer reads the Merkle tree's right edge (O(log n) stored subtrees) as the previous one left it.
+On SQLite the same UPDATE takes the database's write lock.
+
+Group commit: requests hand their event to `append` and wait; one flush at a time writes all
+events waiting (up to `batch_max`), so concurrent requests share one transaction and one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.audit.event import Event
+from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
+from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson
+
+log = logging.getLogger("hub.audit")
+
+
+class TrailUnavailable(Exception):
+    """The event could not be written; the request's data must not leave."""
+
+
+async def read_nodes(session: AsyncSession, wanted: Iterable[Node]) -> dict[Node, bytes]:
+    """The stored hashes of these complete subtrees (one statement)."""
+    keys = sorted(set(wanted))
+    if not keys:
+        return {}
+    found: dict[Node, bytes] = {}
+    # Chunked: a bound parameter list stays short whatever the caller asks.
+    for start in range(0, len(keys), 200):
+        chunk = keys[start : start + 200]
+        rows = await session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
+            )
+        )
+        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
+    return found
+
+
+async def frontier_at(session: AsyncSession, size: int) -> Frontier:
+    """The tree's right edge at `size`, from its stored subtrees."""
+    if size == 0:
+        return Frontier()
+    wanted = range_nodes(0, size)
+    found = await read_nodes(session, wanted)
+    missing = [node for node in wanted if node not in found]
+    if missing:
+        raise TrailUnavailable(f"the trail's subtree {missing[0]} is missing")
+    return Frontier(size, [found[node] for node in wanted])
+
+
+class TrailWriter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int = 500) -> None:
+        self.sessions = sessions
+        self._batch_max = batch_max
+        self._pending: list[tuple[Event, asyncio.Future[int]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    async def append(self, event: Event) -> int:
+        """Write `event` (with whatever else is waiting) and return its position."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        # Shielded: a request given up on still has its event written once it is in a batch.
+        return await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        """Wait for the flush in progress (at shutdown)."""
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self._batch_max]
+                del self._pending[: self._batch_max]
+                try:
+                    first = await self.write([event for event, _ in batch])
+                except Exception as exc:
+                    log.error("the access trail could not be written: %s", type(exc).__name__)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(TrailUnavailable("the access trail could not be written"))
+                    continue
+                for offset, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(first + offset)
+        finally:
+            self._flushing = None
+
+    async def write(self, events: Sequence[Event]) -> int:
+        """Append `events` in one transaction; the first one's position."""
+        count = len(events)
+        async with self.sessions() as session, session.begin():
+            size: int | None = await session.scalar(
+                update(AuditLog).where(AuditLog.id == 1).values(size=AuditLog.size + count).returning(AuditLog.size)
+            )
+            if size is None:
+                raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
+            first = size - count
+            frontier = await frontier_at(session, first)
+            rows: list[dict[str, Any]] = []
+            persons: list[dict[str, Any]] = []
+            nodes: list[dict[str, Any]] = []
+            for offset, event in enumerate(events):
+                position = first + offset
+                rows.append({"position": position, **event.columns()})
+                persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
+                closed = frontier.append(leaf_hash(event.leaf(position)))
+                nodes.extend({"level": level, "idx": idx, "hash": digest} for (level, idx), digest in closed)
+            await session.execute(insert(AuditEvent), rows)
+            if persons:
+                await session.execute(insert(AuditPerson), persons)
+            await session.execute(insert(AuditNode), nodes)
+        self.flushes += 1
+        return first
+
+
+async def count_anonymous(sessions: async_sessionmaker[AsyncSession], counts: dict[tuple[int, str], int]) -> None:
+    """Add requests without a valid token, per (minute, source address)."""
+    if not counts:
+        return
+    rows = [{"minute": minute, "address": address, "count": n} for (minute, address), n in counts.items()]
+    async with sessions() as session, session.begin():
+        await session.execute(insert(AuditAnonymous), rows)
