@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db.base import Base
@@ -64,11 +64,20 @@ class AuditPerson(Base):
     at_us: Mapped[int] = mapped_column(BigInteger)
 
 
+# A subtree's key: its level in the top bits, its index below (a log of 2**48 events fits).
+NODE_SHIFT = 48
+
+
+def node_key(level: int, idx: int) -> int:
+    return (level << NODE_SHIFT) | idx
+
+
 class AuditNode(Base):
     __tablename__ = "hub_audit_node"
 
-    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # node_key(level, index): one integer, so a proof's subtrees are one `IN` on the primary
+    # key, a statement of one shape whatever the subtrees (compiled once, searched by index).
+    node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 

@@ -17,12 +17,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit.event import Event
 from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
-from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson
+from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
 
 log = logging.getLogger("hub.audit")
 
@@ -33,20 +33,11 @@ class TrailUnavailable(Exception):
 
 async def read_nodes(session: AsyncSession, wanted: Iterable[Node]) -> dict[Node, bytes]:
     """The stored hashes of these complete subtrees (one statement)."""
-    keys = sorted(set(wanted))
+    keys = {node_key(level, idx): (level, idx) for level, idx in wanted}
     if not keys:
         return {}
-    found: dict[Node, bytes] = {}
-    # Chunked: a bound parameter list stays short whatever the caller asks.
-    for start in range(0, len(keys), 200):
-        chunk = keys[start : start + 200]
-        rows = await session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
-            )
-        )
-        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
-    return found
+    rows = await session.execute(select(AuditNode.node, AuditNode.hash).where(AuditNode.node.in_(keys)))
+    return {keys[key]: bytes(digest) for key, digest in rows}
 
 
 async def frontier_at(session: AsyncSession, size: int) -> Frontier:
@@ -121,7 +112,7 @@ class TrailWriter:
                 rows.append({"position": position, **event.columns()})
                 persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
                 closed = frontier.append(leaf_hash(event.leaf(position)))
-                nodes.extend({"level": level, "idx": idx, "hash": digest} for (level, idx), digest in closed)
+                nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
             await session.execute(insert(AuditEvent), rows)
             if persons:
                 await session.execute(insert(AuditPerson), persons)

@@ -106,9 +106,8 @@ async def _page(
     stored = dict(
         (
             await session.execute(
-                select(AuditNode.idx, AuditNode.hash).where(
-                    AuditNode.level == 0, AuditNode.idx >= start, AuditNode.idx < stop
-                )
+                # Level 0: a leaf's key is its position.
+                select(AuditNode.node, AuditNode.hash).where(AuditNode.node >= start, AuditNode.node < stop)
             )
         ).all()
     )

@@ -63,10 +63,9 @@ def upgrade() -> None:
     op.create_index("ix_hub_audit_person_person_at", "hub_audit_person", ["person", "at_us"])
     op.create_table(
         "hub_audit_node",
-        sa.Column("level", sa.SmallInteger(), autoincrement=False, nullable=False),
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("node", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_hub_audit_node")),
+        sa.PrimaryKeyConstraint("node", name=op.f("pk_hub_audit_node")),
     )
     log = op.create_table(
         "hub_audit_log",

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from hub.audit.event import stored_leaf
 from hub.audit.heads import TreeHead
 from hub.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from hub.audit.models import AuditAnonymous, AuditEvent, AuditPerson
+from hub.audit.models import AuditAnonymous, AuditEvent, AuditNode, AuditPerson, node_key
 from hub.catalog import Catalog
 from hub.crypto.signing import public_raw_from_pem
 from hub.db.engine import hub_engine, sessions
@@ -149,7 +149,9 @@ def test_stored_leaf_is_what_the_tree_hashed(trail_hub: Hub) -> None:
         engine = hub_engine(trail_hub.url)
         try:
             async with engine.connect() as connection:
-                found = await connection.execute(text("SELECT hash FROM hub_audit_node WHERE level = 0 ORDER BY idx"))
+                found = await connection.execute(
+                    select(AuditNode.hash).where(AuditNode.node < node_key(1, 0)).order_by(AuditNode.node)
+                )
                 return [bytes(row[0]) for row in found]
         finally:
             await engine.dispose()

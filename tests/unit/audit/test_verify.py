@@ -136,13 +136,13 @@ def test_a_row_and_its_stored_hash_changed_together_break_the_signed_root(logged
     async def rehash() -> None:
         from hub.audit.event import stored_leaf
         from hub.audit.merkle import leaf_hash
-        from hub.audit.models import AuditEvent, AuditNode
+        from hub.audit.models import AuditEvent, AuditNode, node_key
 
         engine = hub_engine(logged.url)
         try:
             async with sessions(engine)() as session, session.begin():
                 row = await session.get(AuditEvent, 7)
-                node = await session.get(AuditNode, (0, 7))
+                node = await session.get(AuditNode, node_key(0, 7))
                 assert row is not None and node is not None
                 node.hash = leaf_hash(stored_leaf(row))
         finally:
