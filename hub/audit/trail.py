@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Collection
 from typing import Any, Protocol
 
 import orjson
@@ -77,10 +78,13 @@ def _releases(record: AccessRecord | None) -> bool:
 
 
 class Trail:
-    def __init__(self, settings: AuditSettings, writer: TrailWriter, catalog: Catalog) -> None:
+    def __init__(
+        self, settings: AuditSettings, writer: TrailWriter, catalog: Catalog, purposes: Collection[str] = ()
+    ) -> None:
         self.settings = settings
         self.writer = writer
         self._catalog = catalog
+        self._purposes = frozenset(purposes)
         self._anonymous: Counter[tuple[int, str]] = Counter()
         self._anonymous_task: asyncio.Task[None] | None = None
 
@@ -99,7 +103,7 @@ class Trail:
             at_us=time.time_ns() // 1000,
             principal=principal.subject,
             department=principal.department,
-            purpose=None if purpose is None else purpose[:100],
+            purpose=self._purpose(purpose),
             operation_hash=None if seen.text is None else hashlib.sha256(seen.text.encode()).hexdigest(),
             operation_name=None if seen.operation is None else seen.operation[:200],
             document_id=seen.document,
@@ -117,6 +121,13 @@ class Trail:
                 return response
             return _unavailable(response)
         return response
+
+    def _purpose(self, given: str | None) -> str | None:
+        """A known purpose's code; an unknown one (refused as BAD_PURPOSE) by a digest only, so
+        a caller cannot write what it likes (a resident ID number) into the trail."""
+        if given is None or given in self._purposes:
+            return given
+        return "unknown:" + hashlib.sha256(given.encode()).hexdigest()[:16]
 
     async def fault(self, request: Addressed, seen: Seen) -> None:
         """Record a request that ended in a fault of the hub's own (answered INTERNAL, no data)."""
