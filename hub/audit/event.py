@@ -67,9 +67,7 @@ class Event:
     persons: frozenset[str] = field(default_factory=frozenset)
 
     def leaf(self, position: int) -> bytes:
-        columns = self.columns()
-        columns["released"] = self.released
-        return canonical(position, columns)
+        return canonical(position, {**self.columns(), "released": self.released})
 
     def columns(self) -> dict[str, Any]:
         """The row's columns but its position."""

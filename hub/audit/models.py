@@ -5,8 +5,8 @@
   keyed by (person, time) so one person's history is an index range.
 - `hub_audit_node`: the hash of every complete subtree of the Merkle tree (hub/audit/merkle.py),
   so roots and proofs read O(log n) rows, whatever the log's size.
-- `hub_audit_log`: one row, the log's size; every writer locks it to append, so positions
-  follow one order across processes.
+- `hub_audit_log`: one row, the log's size (and how much of it is archived); every writer locks
+  it to append, so positions follow one order across processes.
 - `hub_audit_tree_head`: signed tree heads.
 - `hub_audit_anonymous`: requests without a valid token, counted per source address and minute.
 """
@@ -87,6 +87,8 @@ class AuditLog(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(BigInteger)
+    # Events below this position were moved to archive files (`hub audit archive`).
+    archived: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class AuditTreeHead(Base):

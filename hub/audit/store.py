@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.audit.event import Event
+from hub.audit.event import Event, canonical
 from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
 
@@ -109,9 +109,10 @@ class TrailWriter:
             nodes: list[dict[str, Any]] = []
             for offset, event in enumerate(events):
                 position = first + offset
-                rows.append({"position": position, **event.columns()})
+                columns = event.columns()
+                rows.append({"position": position, **columns})
                 persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
-                closed = frontier.append(leaf_hash(event.leaf(position)))
+                closed = frontier.append(leaf_hash(canonical(position, {**columns, "released": event.released})))
                 nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
             await session.execute(insert(AuditEvent), rows)
             if persons:

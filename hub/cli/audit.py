@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import base64
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 import httpx
 import orjson
 
+from hub.audit.archive import Archived, ArchiveError, archive_range, open_archives
+from hub.audit.archive import archive as archive_events
 from hub.audit.heads import TreeHead, latest_head, sign_head
 from hub.audit.merkle import leaf_hash, verify_inclusion
 from hub.audit.tree import ProofError, inclusion
@@ -42,20 +45,36 @@ async def _signer(settings: Settings) -> TreeSigner:
 
 @audit.command(help="Recompute the whole log and report the first altered, deleted, inserted or moved event.")
 @click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify(public_key: Path | None) -> None:
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An archive file written by `hub audit archive`; repeat for several.",
+)
+def verify(public_key: Path | None, archives: tuple[Path, ...]) -> None:
     settings = settings_from_env()
     try:
         given = None if public_key is None else public_raw_from_pem(public_key.read_text())
-    except KeyringError as exc:
+        opened = open_archives(list(archives))
+    except (KeyringError, ArchiveError, OSError) as exc:
         fail(str(exc))
 
     async def work() -> Report:
         public = given if given is not None else (await _signer(settings)).public_raw
         async with hub_database(settings) as db:
-            return await verify_log(db, public)
+            return await verify_log(db, public, opened)
 
-    report = run(work)
+    try:
+        report = run(work)
+    except ArchiveError as exc:
+        fail(str(exc))
     click.echo(f"checked {report.events} of {report.size} events and {report.heads} signed tree heads")
+    if report.archived:
+        click.echo(
+            f"{report.archived} events are archived; {report.from_archives} of them were read from archive files"
+            + ("" if report.from_archives == report.archived else " (the rest taken from their stored hashes)")
+        )
     if report.ok:
         click.echo("the log is intact")
         return
@@ -110,6 +129,50 @@ def prove(position: int) -> None:
         }
 
     click.echo(orjson.dumps(run(work), option=orjson.OPT_INDENT_2).decode())
+
+
+@audit.command(
+    help="Move events older than --before to a JSON-lines file (with their tree heads) and out of the tables."
+)
+@click.option("--before", required=True, help="A date or time (ISO 8601; UTC unless it says otherwise).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Say what would be archived; write and delete nothing.")
+def archive(before: str, output: Path, dry_run: bool) -> None:
+    settings = settings_from_env()
+    try:
+        moment = datetime.fromisoformat(before)
+    except ValueError:
+        fail(f"--before {before!r} is not an ISO 8601 date or time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    before_us = int(moment.timestamp() * 1_000_000)
+    if output.exists() and not dry_run:
+        fail(f"{output} exists; archives are never overwritten")
+
+    async def plan() -> Archived:
+        async with hub_database(settings) as db, db() as session:
+            return await archive_range(session, before_us)
+
+    async def work(handle: BinaryIO) -> Archived:
+        async with hub_database(settings) as db:
+            return await archive_events(db, before_us, handle)
+
+    planned = run(plan)
+    if planned.count == 0:
+        click.echo(f"nothing to archive: no event before {moment.isoformat()} is left in the tables")
+        return
+    if dry_run:
+        click.echo(f"dry run: would move events {planned.first} to {planned.end - 1} ({planned.count}) to {output}")
+        return
+    with output.open("xb") as handle:
+        try:
+            done = run(lambda: work(handle))
+        except ArchiveError as exc:
+            fail(str(exc))
+    click.echo(
+        f"moved events {done.first} to {done.end - 1} ({done.count}) to {output}; "
+        "keep it: `hub audit verify --archive` reads it"
+    )
 
 
 @audit.command("public-key", help="Print the tree heads' Ed25519 public key (PEM), or write it to --output.")

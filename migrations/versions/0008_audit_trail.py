@@ -71,11 +71,12 @@ def upgrade() -> None:
         "hub_audit_log",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("archived", sa.BigInteger(), server_default="0", nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_hub_audit_log_single")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hub_audit_log")),
     )
     # The one row every writer locks: made here, so no two writers race to make it.
-    op.bulk_insert(log, [{"id": 1, "size": 0}])
+    op.bulk_insert(log, [{"id": 1, "size": 0, "archived": 0}])
     op.create_table(
         "hub_audit_tree_head",
         sa.Column("id", sa.Integer(), nullable=False),

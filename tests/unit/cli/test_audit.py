@@ -73,3 +73,61 @@ def test_prove_before_any_signed_head_says_how_to_sign_one(logged: Hub) -> None:
     result = audit_command(logged.url, "prove", "0")
     assert result.exit_code == 1
     assert "hub audit head --sign" in result.stderr
+
+
+def _at_us(url: URL, position: int) -> int:
+    import asyncio
+
+    from hub.audit.models import AuditEvent
+    from hub.db.engine import hub_engine, sessions
+
+    async def run() -> int:
+        engine = hub_engine(url)
+        try:
+            async with sessions(engine)() as session:
+                row = await session.get(AuditEvent, position)
+                assert row is not None
+                return row.at_us
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _iso(at_us: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at_us / 1_000_000, UTC).isoformat()
+
+
+def test_archive_moves_the_oldest_events_and_verify_reads_across_it(logged: Hub, tmp_path: Path) -> None:
+    audit_command(logged.url, "head", "--sign")
+    output = tmp_path / "trail-1.jsonl"
+    dry = audit_command(
+        logged.url, "archive", "--before", _iso(_at_us(logged.url, 4)), "--output", str(output), "--dry-run"
+    )
+    assert "would move events 0 to 3 (4)" in dry.stdout and not output.exists()
+    moved = audit_command(logged.url, "archive", "--before", _iso(_at_us(logged.url, 4)), "--output", str(output))
+    assert moved.exit_code == 0, moved.output
+    assert "moved events 0 to 3 (4)" in moved.stdout
+    lines = output.read_bytes().splitlines()
+    header = orjson.loads(lines[0])
+    assert (header["format"], header["first"], header["end"], len(lines)) == ("hub-audit-archive/1", 0, 4, 5)
+    assert [h["treeSize"] for h in header["heads"]] == [6]
+    # The log grows on; both parts verify, with the archive and without it.
+    logged.query(PEOPLE)
+    audit_command(logged.url, "head", "--sign")
+    with_archive = audit_command(logged.url, "verify", "--archive", str(output))
+    assert with_archive.exit_code == 0, with_archive.output
+    assert "checked 7 of 7 events" in with_archive.stdout
+    assert "4 events are archived; 4 of them were read from archive files" in with_archive.stdout
+    without = audit_command(logged.url, "verify")
+    assert without.exit_code == 0, without.output
+    assert "checked 3 of 7 events" in without.stdout and "taken from their stored hashes" in without.stdout
+    # Refuses to overwrite; an altered archive fails verification.
+    assert audit_command(logged.url, "archive", "--before", "2100-01-01", "--output", str(output)).exit_code == 1
+    lines[2] = lines[2].replace(b"served", b"refused")
+    output.write_bytes(b"\n".join(lines) + b"\n")
+    tampered = audit_command(logged.url, "verify", "--archive", str(output))
+    assert tampered.exit_code == 2
+    assert "altered: event 1 is not the event written there" in tampered.stdout
