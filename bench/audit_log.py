@@ -62,7 +62,7 @@ def _ms(samples: list[float]) -> str:
 async def run(url: URL, events: int) -> None:
     engine = hub_engine(url)
     maker = sessions(engine)
-    writer = TrailWriter(maker, BATCH)
+    writer = TrailWriter(engine, BATCH)
     began = time.perf_counter()
     for start in range(0, events, BATCH):
         await writer.write([_event(i) for i in range(start, min(events, start + BATCH))])

@@ -205,7 +205,7 @@ def build_services(
         rates=_rates(settings),
         in_flight=_in_flight(settings),
         observe=observe,
-        trail=Trail(settings.audit, TrailWriter(session_maker, settings.audit.batch_max), catalog, terms.purposes),
+        trail=Trail(settings.audit, TrailWriter(engine, settings.audit.batch_max), catalog, terms.purposes),
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
     )
 

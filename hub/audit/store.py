@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from hub.audit.event import Event, canonical
 from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
@@ -31,7 +31,7 @@ class TrailUnavailable(Exception):
     """The event could not be written; the request's data must not leave."""
 
 
-async def read_nodes(session: AsyncSession, wanted: Iterable[Node]) -> dict[Node, bytes]:
+async def read_nodes(session: AsyncSession | AsyncConnection, wanted: Iterable[Node]) -> dict[Node, bytes]:
     """The stored hashes of these complete subtrees (one statement)."""
     keys = {node_key(level, idx): (level, idx) for level, idx in wanted}
     if not keys:
@@ -40,7 +40,7 @@ async def read_nodes(session: AsyncSession, wanted: Iterable[Node]) -> dict[Node
     return {keys[key]: bytes(digest) for key, digest in rows}
 
 
-async def frontier_at(session: AsyncSession, size: int) -> Frontier:
+async def frontier_at(session: AsyncSession | AsyncConnection, size: int) -> Frontier:
     """The tree's right edge at `size`, from its stored subtrees."""
     if size == 0:
         return Frontier()
@@ -52,12 +52,23 @@ async def frontier_at(session: AsyncSession, size: int) -> Frontier:
     return Frontier(size, [found[node] for node in wanted])
 
 
+# The statements of a flush, on the tables (Core: the ORM's bulk path costs more per flush).
+_LOG = cast(Table, AuditLog.__table__)
+_GROW = update(_LOG).where(_LOG.c.id == 1).values(size=_LOG.c.size + bindparam("count")).returning(_LOG.c.size)
+_EVENTS = insert(cast(Table, AuditEvent.__table__))
+_PERSONS = insert(cast(Table, AuditPerson.__table__))
+_NODES = insert(cast(Table, AuditNode.__table__))
+
+
 class TrailWriter:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int = 500) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine, batch_max: int = 500) -> None:
+        self.engine = engine
         self._batch_max = batch_max
         self._pending: list[tuple[Event, asyncio.Future[int]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        # The tree's right edge as this writer's last flush left it: when no other process
+        # wrote since, the next flush needs not read it back.
+        self._edge: Frontier | None = None
         self.flushes = 0
 
     async def append(self, event: Event) -> int:
@@ -96,14 +107,15 @@ class TrailWriter:
     async def write(self, events: Sequence[Event]) -> int:
         """Append `events` in one transaction; the first one's position."""
         count = len(events)
-        async with self.sessions() as session, session.begin():
-            size: int | None = await session.scalar(
-                update(AuditLog).where(AuditLog.id == 1).values(size=AuditLog.size + count).returning(AuditLog.size)
-            )
+        self_edge, self._edge = self._edge, None  # kept again only once this flush commits
+        async with self.engine.begin() as connection:
+            size: int | None = (await connection.execute(_GROW, {"count": count})).scalar()
             if size is None:
                 raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
             first = size - count
-            frontier = await frontier_at(session, first)
+            edge = (
+                self_edge if self_edge is not None and self_edge.size == first else await frontier_at(connection, first)
+            )
             rows: list[dict[str, Any]] = []
             persons: list[dict[str, Any]] = []
             nodes: list[dict[str, Any]] = []
@@ -112,20 +124,21 @@ class TrailWriter:
                 columns = event.columns()
                 rows.append({"position": position, **columns})
                 persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
-                closed = frontier.append(leaf_hash(canonical(position, {**columns, "released": event.released})))
+                closed = edge.append(leaf_hash(canonical(position, {**columns, "released": event.released})))
                 nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
-            await session.execute(insert(AuditEvent), rows)
+            await connection.execute(_EVENTS, rows)
             if persons:
-                await session.execute(insert(AuditPerson), persons)
-            await session.execute(insert(AuditNode), nodes)
+                await connection.execute(_PERSONS, persons)
+            await connection.execute(_NODES, nodes)
+        self._edge = edge
         self.flushes += 1
         return first
 
 
-async def count_anonymous(sessions: async_sessionmaker[AsyncSession], counts: dict[tuple[int, str], int]) -> None:
+async def count_anonymous(engine: AsyncEngine, counts: dict[tuple[int, str], int]) -> None:
     """Add requests without a valid token, per (minute, source address)."""
     if not counts:
         return
     rows = [{"minute": minute, "address": address, "count": n} for (minute, address), n in counts.items()]
-    async with sessions() as session, session.begin():
-        await session.execute(insert(AuditAnonymous), rows)
+    async with engine.begin() as connection:
+        await connection.execute(insert(cast(Table, AuditAnonymous.__table__)), rows)

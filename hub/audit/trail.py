@@ -177,7 +177,7 @@ class Trail:
         counts, self._anonymous = dict(self._anonymous), Counter()
         self._anonymous_task = None
         try:
-            await count_anonymous(self.writer.sessions, counts)
+            await count_anonymous(self.writer.engine, counts)
         except Exception as exc:
             log.warning("could not write the counts of unauthenticated requests: %s", type(exc).__name__)
 

@@ -51,8 +51,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("position", name=op.f("pk_hub_audit_event")),
     )
     op.create_index("ix_hub_audit_event_at_us", "hub_audit_event", ["at_us"])
-    op.create_index("ix_hub_audit_event_principal_at", "hub_audit_event", ["principal", "at_us"])
-    op.create_index("ix_hub_audit_event_department_at", "hub_audit_event", ["department", "at_us"])
     op.create_table(
         "hub_audit_person",
         sa.Column("position", sa.BigInteger(), autoincrement=False, nullable=False),

@@ -32,7 +32,7 @@ from hub.db.engine import hub_engine, sessions
 
 async def main(url: str, n: int, name: str) -> None:
     engine = hub_engine(make_url(url))
-    writer = TrailWriter(sessions(engine))
+    writer = TrailWriter(engine)
     def event(i: int) -> Event:
         return Event(i, name, "welfare", None, None, None, None, "served", 200, None, "1",
                      {"fields": [["registry.Person", "name", "PLAIN", 1]], "rows": {"registry.Person": 1}},
