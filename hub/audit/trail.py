@@ -140,6 +140,8 @@ class Trail:
 
     async def close(self) -> None:
         await self.writer.drain()
+        if self._anonymous_task is not None:
+            self._anonymous_task.cancel()
         await self._write_anonymous()
 
     def _low_tiers_only(self, record: AccessRecord | None) -> bool:
