@@ -41,6 +41,7 @@ from bench.w1 import hub_contender
 T = TypeVar("T")
 NAMES = ("trail on", "trail off")
 ENVS = ({"HUB_AUDIT": "on", "HUB_LOOKUP_QUOTA": "off"}, {"HUB_AUDIT": "off", "HUB_LOOKUP_QUOTA": "off"})
+# The trail-on hub's further settings (HUB_AUDIT_LINGER_MS, ...), as `--on-env NAME=VALUE`.
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,9 +61,11 @@ def with_cpu(hubs: list[Server], work: Callable[[], T]) -> tuple[T, list[float]]
     return result, [cpu_seconds(h) - b for h, b in zip(hubs, before, strict=True)]
 
 
-def start_hubs(folder: Path, servers: list[Server], database: str) -> list[tuple[Server, str, URL]]:
+def start_hubs(
+    folder: Path, servers: list[Server], database: str, on_env: dict[str, str]
+) -> list[tuple[Server, str, URL]]:
     hubs = []
-    for name, env in zip(NAMES, ENVS, strict=True):
+    for name, env in zip(NAMES, (ENVS[0] | on_env, ENVS[1]), strict=True):
         sub = folder / name.replace(" ", "-")
         sub.mkdir()
         url = None
@@ -133,13 +136,15 @@ def main() -> int:
     parser.add_argument("--hub-database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--duration", type=float, default=5.0, help="W6: seconds per wrk run")
     parser.add_argument("--runs", type=int, default=6, help="W6 rounds; W1 runs are 3x this")
+    parser.add_argument("--on-env", action="append", default=[], help="NAME=VALUE for the trail-on hub")
     args = parser.parse_args()
+    on_env = dict(item.split("=", 1) for item in args.on_env)
     prepare_database()
     servers: list[Server] = []
-    results: dict[str, Any] = {"hub_database": args.hub_database}
+    results: dict[str, Any] = {"hub_database": args.hub_database, "on_env": on_env}
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         try:
-            hubs = start_hubs(Path(tmp), servers, args.hub_database)
+            hubs = start_hubs(Path(tmp), servers, args.hub_database, on_env)
             if args.workload in ("w6", "both"):
                 results["w6"] = run_w6(hubs, args.duration, args.runs)
             if args.workload in ("w1", "both"):
