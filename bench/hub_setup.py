@@ -55,11 +55,13 @@ def hub_env(keys: Workspace = KEYS) -> dict[str, str]:
     }
 
 
-def prepare_hub(folder: Path, keys: Workspace = KEYS) -> tuple[Path, URL]:
-    """Write the retargeted manifests and migrate a new hub database in `folder`, with a copy of
-    the keys the bench data is under (serve it with `hub_env()`)."""
+def prepare_hub(folder: Path, keys: Workspace = KEYS, database_url: URL | None = None) -> tuple[Path, URL]:
+    """Write the retargeted manifests and migrate a new hub database (SQLite in `folder`, or the
+    empty database `database_url`), with a copy of the keys the bench data is under (serve it
+    with `hub_env()`)."""
     manifests = retarget_manifests(folder / "manifests", {"url_env": URL_ENV})
-    database_url = URL.create("sqlite+aiosqlite", database=str(folder / "hub.db"))
+    if database_url is None:
+        database_url = URL.create("sqlite+aiosqlite", database=str(folder / "hub.db"))
     # alembic's env runs its own event loop, so this must be called outside one.
     upgrade(database_url)
     asyncio.run(share_keys(keys, database_url))

@@ -39,6 +39,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hub.access.plan import Planner, Verdict
+from hub.audit.event import sole_operation
+from hub.audit.routes import audit_routes
 from hub.auth.cache import PrincipalCache
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
@@ -127,6 +129,7 @@ def create_app(services: Services) -> Starlette:
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
     state = {"ready": False}
+    trail = services.trail if services.trail is not None and services.trail.settings.enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -139,12 +142,16 @@ def create_app(services: Services) -> Starlette:
         gc.collect()
         gc.freeze()
         watching = services.live.watching(services.sessions) if services.live else contextlib.nullcontext()
+        # Tree heads are signed at an interval while the log grows (hub/audit/heads.py).
+        signing = None if trail is None or services.heads is None else asyncio.create_task(services.heads.run())
         async with watching:
             state["ready"] = True
             try:
                 yield
             finally:
                 state["ready"] = False
+                if signing is not None:
+                    signing.cancel()
                 await services.close()
 
     async def healthz(_: Request) -> Response:
@@ -164,7 +171,13 @@ def create_app(services: Services) -> Starlette:
         request.scope[SEEN] = seen
         try:
             response = await _graphql(request, seen)
+            # The access trail records the request before its answer leaves (and withholds the
+            # answer's data when it cannot).
+            if trail is not None:
+                response = await trail.seal(request, seen, response)
         except Exception:
+            if trail is not None:
+                await trail.fault(request, seen)
             observe.finish(seen, 500, "INTERNAL")
             raise
         except asyncio.CancelledError:
@@ -245,6 +258,7 @@ def create_app(services: Services) -> Starlette:
         if document is not None:
             seen.document = body.document_id
         operation = prepare(built, body.query, document, body.variables, body.operation_name, body.read_only)
+        seen.operation = operation.name or sole_operation(operation.document.document)
         # Checked before the quota counts what the request supplies.
         refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
         if refused is not None:
@@ -267,6 +281,7 @@ def create_app(services: Services) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
+        *audit_routes(services.sessions, lambda: services.keys.keyring.tree_signer()),
     ]
     if graphiql:
         routes.append(Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"))

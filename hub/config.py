@@ -16,6 +16,7 @@ from pathlib import Path
 from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
+from hub.audit.settings import AuditSettings, AuditSettingsError, audit_settings
 from hub.observe.settings import ObserveSettings, ObserveSettingsError, observe_settings
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -136,6 +137,8 @@ class Settings:
     concurrency_wait_seconds: float = 1.0
     # The access log (HUB_ACCESS_LOG) and tracing (the standard OTEL_* variables).
     observe: ObserveSettings = field(default_factory=ObserveSettings)
+    # The access trail (hub/audit/settings.py: HUB_AUDIT and its companions).
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
@@ -287,7 +290,13 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         observe = observe_settings(environ, _flag("HUB_ACCESS_LOG", values["access_log"]))
     except ObserveSettingsError as exc:
         raise SettingsError(str(exc)) from None
+    try:
+        given_audit = overrides.get("audit")
+        audit = given_audit if isinstance(given_audit, AuditSettings) else audit_settings(environ)
+    except AuditSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(
+        audit=audit,
         concurrency_limit_enabled=_flag("HUB_CONCURRENCY_LIMIT", values["concurrency_limit_enabled"]),
         concurrency_limits=_concurrency_limits(values["concurrency_limits"]),
         concurrency_limit_default=concurrency_default,

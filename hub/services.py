@@ -15,6 +15,9 @@ from connectors.base import Connector
 from hub.access.cursor import Cursors
 from hub.access.plan import AccessPolicy, Planner, PolicySource
 from hub.access.read import Reader
+from hub.audit.heads import HeadSigner
+from hub.audit.store import TrailWriter
+from hub.audit.trail import Trail
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
@@ -75,6 +78,9 @@ class Services:
     in_flight: InFlight | None = None
     # Metrics, tracing and the access log (hub/observe).
     observe: Observability = field(default_factory=lambda: Observability(ObserveSettings()))
+    # The access trail (hub/audit): an event per request, and its signed tree heads.
+    trail: Trail | None = None
+    heads: HeadSigner | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -129,6 +135,8 @@ class Services:
             raise StartupRefused(message) from None
 
     async def close(self) -> None:
+        if self.trail is not None:
+            await self.trail.close()
         # Each closes the bare connector inside it.
         for department in self.departments.values():
             await department.close()
@@ -198,6 +206,8 @@ def build_services(
         rates=_rates(settings),
         in_flight=_in_flight(settings),
         observe=observe,
+        trail=Trail(settings.audit, TrailWriter(engine, settings.audit.batch_max), catalog, terms.purposes),
+        heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
     )
 
 

@@ -289,7 +289,10 @@ def _describe(document: Backup) -> str:
     data = [k for k in document.keys if k.purpose == "data"]
     departments = len({k.scope for k in data})
     others = len(document.keys) - len(data)
-    return f"{len(document.keys)} keys ({len(data)} data keys of {departments} departments, {others} index/mask keys)"
+    return (
+        f"{len(document.keys)} keys ({len(data)} data keys of {departments} departments, "
+        f"{others} index/mask/signing keys)"
+    )
 
 
 # --- shared -------------------------------------------------------------------------------

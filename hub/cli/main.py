@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hub.cli.apps import apps
+from hub.cli.audit import audit
 from hub.cli.documents import documents
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
@@ -17,6 +18,6 @@ def main() -> None:
     pass
 
 
-for command in (serve, demo, load_demo_command, migrate, schema, policy, apps, keys, documents, encrypt_column):
+for command in (serve, demo, load_demo_command, migrate, schema, policy, apps, keys, documents, encrypt_column, audit):
     main.add_command(command)
 keys.add_command(reencrypt)

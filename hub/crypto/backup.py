@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 
 
 class BackupKey(_Strict):
-    purpose: str = Field(pattern=r"^(data|index|mask)$")
+    purpose: str = Field(pattern=r"^(data|index|mask|signing)$")
     scope: str = Field(min_length=1, max_length=100)
     version: int = Field(ge=1)
     master_key_id: str = Field(pattern=r"^[0-9a-f]{16}$")

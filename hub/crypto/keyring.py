@@ -23,7 +23,8 @@ from hub.crypto.blind_index import BlindIndex
 from hub.crypto.errors import KeyringError
 from hub.crypto.fields import DataKeys, FieldCipher
 from hub.crypto.master import MasterKey
-from hub.crypto.models import DATA, INDEX, MASK, MASK_SCOPE, WrappedKey
+from hub.crypto.models import DATA, INDEX, MASK, MASK_SCOPE, SIGNING, SIGNING_SCOPE, WrappedKey
+from hub.crypto.signing import TreeSigner
 
 KEY_BYTES = 32
 _MASK_CONTEXT = b"hub-mask/1\x00"
@@ -33,8 +34,15 @@ _LOOKUP_CONTEXT = b"hub-lookup-quota/1\x00"
 class Keyring:
     """Every key of the hub, unwrapped. Never printed, never serialised."""
 
-    def __init__(self, data: Mapping[str, DataKeys], index: Mapping[str, bytes], mask_root: bytes | None) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, DataKeys],
+        index: Mapping[str, bytes],
+        mask_root: bytes | None,
+        signing: bytes | None = None,
+    ) -> None:
         self._data = dict(data)
+        self._signer = None if signing is None else TreeSigner(signing)
         self._index = dict(index)
         self._mask_root = mask_root
         self._ciphers: dict[tuple[str, str, str], FieldCipher] = {}
@@ -97,6 +105,12 @@ class Keyring:
             self._lookup = HKDFExpand(hashes.SHA256(), KEY_BYTES, _LOOKUP_CONTEXT).derive(self._mask_root)
         return self._lookup
 
+    def tree_signer(self) -> TreeSigner:
+        """The signer of the access trail's tree heads."""
+        if self._signer is None:
+            raise KeyringError("no signing key in the keyring")
+        return self._signer
+
     def _department(self, department: str) -> DataKeys:
         keys = self._data.get(department)
         if keys is None:
@@ -153,6 +167,8 @@ async def provision(
             made.append(f"blind-index key {domain}")
     if await ensure_mask_key(session, master):
         made.append("mask key")
+    if await _ensure(session, master, SIGNING, SIGNING_SCOPE):
+        made.append("audit signing key")
     return made
 
 
@@ -164,6 +180,7 @@ async def load_keyring(session: AsyncSession, masters: MasterKey | Sequence[Mast
     data: dict[str, dict[int, AESGCM]] = {}
     index: dict[str, bytes] = {}
     mask_root: bytes | None = None
+    signing: bytes | None = None
     for row in rows:
         key = unwrap_row(row, by_id)
         if row.purpose == DATA:
@@ -172,10 +189,13 @@ async def load_keyring(session: AsyncSession, masters: MasterKey | Sequence[Mast
             index[row.scope] = key
         elif row.purpose == MASK:
             mask_root = key
+        elif row.purpose == SIGNING:
+            signing = key
     return Keyring(
         {department: DataKeys(max(aeads), aeads) for department, aeads in data.items()},
         index,
         mask_root,
+        signing,
     )
 
 

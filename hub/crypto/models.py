@@ -6,6 +6,7 @@ key (which never enters the database), bound by its associated data to purpose, 
 | data    | a department          | 1, 2, ... (the highest is used for new values) |
 | index   | a blind-index domain  | 1                                |
 | mask    | `*` (the mask root)   | 1; per (domain, receiver) keys are derived from it |
+| signing | `audit`               | 1: the Ed25519 key of the access trail's tree heads |
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ DATA = "data"
 INDEX = "index"
 MASK = "mask"
 MASK_SCOPE = "*"
+SIGNING = "signing"
+SIGNING_SCOPE = "audit"
 
 
 class WrappedKey(Base):
@@ -28,7 +31,7 @@ class WrappedKey(Base):
     __table_args__ = (
         # Two concurrent rotations of one department collide here instead of both landing.
         UniqueConstraint("purpose", "scope", "version"),
-        CheckConstraint("purpose IN ('data', 'index', 'mask')", name="purpose"),
+        CheckConstraint("purpose IN ('data', 'index', 'mask', 'signing')", name="purpose"),
         CheckConstraint("version >= 1", name="version"),
     )
 

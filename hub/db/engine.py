@@ -12,11 +12,16 @@ def hub_engine(url: URL) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         # SQLite ignores foreign keys unless asked, and waits on a locked file for a while
         # rather than failing at once when the command line and the server write together.
+        # Write-ahead logging: readers (tokens, policy version checks) never hold up a writer
+        # (the lookup quota's counts; at the start of an hour every caller's values are new
+        # again), nor a writer them, so instances on one file do not queue on each other.
+        # `synchronous` keeps its default (FULL): a commit is on disk when it returns.
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: object, _record: object) -> None:
             cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
     return engine

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import hub.audit.models
 import hub.auth.models
 import hub.crypto.models
 import hub.policy.models
@@ -14,7 +15,7 @@ import hub.trusted.models
 from hub.db.base import Base
 
 # The model modules are imported for their side effect of registering tables.
-MODELS = (hub.auth.models, hub.crypto.models, hub.policy.models, hub.quota.models, hub.trusted.models)
+MODELS = (hub.audit.models, hub.auth.models, hub.crypto.models, hub.policy.models, hub.quota.models, hub.trusted.models)
 
 
 def all_metadata() -> MetaData:

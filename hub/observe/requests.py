@@ -74,7 +74,7 @@ def outcome(status: int, code: str | None) -> str:
 class Seen:
     """What is known of one request as it goes: filled in by the app where it learns it."""
 
-    __slots__ = ("document", "principal", "released", "request_id", "scope", "started", "text")
+    __slots__ = ("document", "operation", "principal", "record", "released", "request_id", "scope", "started", "text")
 
     def __init__(self, request_id: str, started: float, scope: Any) -> None:
         self.request_id = request_id
@@ -85,12 +85,17 @@ class Seen:
         # A registered document's id, once the request named one that exists.
         self.document: str | None = None
         self.text: str | None = None
+        # The operation name the request gave, if any.
+        self.operation: str | None = None
+        # The answer's whole access record, until the access trail has stored it (hub/audit).
+        self.record: AccessRecord | None = None
         # The answer's access record's counts of values by field and level (the record itself
         # also holds the persons it touched, which need not outlive the request).
         self.released: Mapping[tuple[str, str, Decision], int] | None = None
 
     def answered(self, record: AccessRecord | None) -> None:
         self.released = None if record is None else record.released
+        self.record = record
 
 
 class Observability:

@@ -39,8 +39,9 @@ pytestmark = pytest.mark.slow
 HUB = Path(sys.executable).with_name("hub")
 DEPARTMENTS = [f"dept{n:02d}" for n in range(40)]
 DOMAINS = ("resident_id", "mobile")
-# Each department: v1 and v2 data keys, so 80 data keys + 2 index keys + the mask key.
-TOTAL_KEYS = 2 * len(DEPARTMENTS) + len(DOMAINS) + 1
+# Each department: v1 and v2 data keys, so 80 data keys + 2 index keys + the mask key + the
+# trail's signing key.
+TOTAL_KEYS = 2 * len(DEPARTMENTS) + len(DOMAINS) + 2
 SEEDS = range(6)
 PG_DATABASE = "hub_it_keys_kill"
 

@@ -13,6 +13,7 @@ of its own, so counts never leak between tests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -68,10 +69,11 @@ def total(field: str, condition: str) -> str:
     return "{ " + field + "(filter: " + condition + ") { totalCount } }"
 
 
-def hub_settings(workspace: Workspace, url: URL, quotas: dict[str, int]) -> Services:
+def hub_settings(workspace: Workspace, url: URL, quotas: dict[str, int], concurrency: bool = True) -> Services:
     asyncio.run(share_keys(workspace, url))
     settings = load_settings(
         {},
+        concurrency_limit_enabled=concurrency,
         database_url=url.render_as_string(hide_password=False),
         manifests_dir=workspace.manifests,
         master_key_file=workspace.master_key_file,
@@ -490,3 +492,36 @@ def test_two_instances_share_counts_and_racing_requests_never_pass_the_quota(
             await engine.dispose()
 
     assert asyncio.run(total()) == QUOTA
+
+
+async def burst(instances: list[Services], token: str, keys: list[str]) -> list[int]:
+    """A request per key, each a value new to the window, all at once, spread over the instances
+    (as when an hour begins and every caller's values are new again)."""
+    apps = [create_app(s) for s in instances]
+    headers = {"Authorization": f"Bearer {token}", "X-Hub-Purpose": PURPOSE}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for app in apps:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub", timeout=60)
+            clients.append(await stack.enter_async_context(client))
+
+        async def ask(client: httpx.AsyncClient, key: str) -> int:
+            response = await client.post("/graphql", json={"query": BY_KEY, "variables": {"key": key}}, headers=headers)
+            return response.status_code
+
+        return list(await asyncio.gather(*(ask(clients[i % len(clients)], k) for i, k in enumerate(keys))))
+
+
+def test_a_burst_of_new_values_on_a_sqlite_hub_database_is_counted_without_errors(
+    demo_workspace: Workspace, tmp_path: Path
+) -> None:
+    # Two instances on one SQLite file: every request writes its new value, and none may fail
+    # because another holds the file's write lock.
+    url, tokens = fresh_hub_database(tmp_path)
+    # The per-caller concurrency limit would refuse most of the burst first (429): off here.
+    instances = [hub_settings(demo_workspace, url, {"department_app": 100_000}, concurrency=False) for _ in range(2)]
+
+    statuses = asyncio.run(burst(instances, tokens[HEALTH], guesses(96)))
+
+    assert statuses == [200] * 96

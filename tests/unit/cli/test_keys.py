@@ -164,8 +164,8 @@ def test_status_lists_every_key_and_says_the_master_key_opens_them(hub_db: URL) 
         + [("mask", "*", "1", MASTER.id, "yes")]
     )
     assert "  health: v1" in lines
-    assert f"master keys: {MASTER.id} wraps 6" in lines
-    assert lines[-1] == f"all 6 keys open under master key(s) {MASTER.id}"
+    assert f"master keys: {MASTER.id} wraps 7" in lines
+    assert lines[-1] == f"all 7 keys open under master key(s) {MASTER.id}"
     assert_no_key_bytes(result.output, key_spellings(hub_db, MASTER))
 
 
@@ -174,9 +174,9 @@ def test_status_under_the_wrong_master_key_lists_the_keys_and_fails(hub_db: URL)
     other = os.urandom(32)
     result = keys_command(env_of(hub_db, other), "status")
     assert f"{MASTER.id}" in result.stdout
-    assert result.stdout.count(" NO\n") == 6
+    assert result.stdout.count(" NO\n") == 7
     error = failed(result)
-    assert f"6 of 6 keys do not open under master key(s) {MasterKey(other).id}" in error
+    assert f"7 of 7 keys do not open under master key(s) {MasterKey(other).id}" in error
     assert f"wrapped by master key {MASTER.id}, which was not given" in error
     assert_no_key_bytes(result.output, [*key_spellings(hub_db, MASTER), base64.b64encode(other).decode()])
 
@@ -261,7 +261,7 @@ def test_rewrap_then_the_keyring_loads_with_only_the_new_master_key(tmp_path: Pa
     new = read_master_key_file(new_file)
     result = keys_command(env_of(hub_db), "rewrap", "--new-key-file", str(new_file), "--batch-size", "2")
     assert result.exit_code == 0, result.output
-    assert f"moved 6 keys from master key(s) {MASTER.id} to {new.id}" in result.stdout
+    assert f"moved 7 keys from master key(s) {MASTER.id} to {new.id}" in result.stdout
     assert f"HUB_MASTER_KEY_FILE={new_file}" in result.stdout
     assert "keep the old master key until every instance has switched" in result.stdout
     assert {k.master_key_id for k in wrapped_keys(hub_db)} == {new.id}
@@ -272,10 +272,10 @@ def test_rewrap_then_the_keyring_loads_with_only_the_new_master_key(tmp_path: Pa
 
     # The operator switches to the new key file: status agrees, and a rerun has nothing to do.
     switched = env_of(hub_db, None, new_file)
-    assert keys_command(switched, "status").stdout.endswith(f"all 6 keys open under master key(s) {new.id}\n")
+    assert keys_command(switched, "status").stdout.endswith(f"all 7 keys open under master key(s) {new.id}\n")
     again = keys_command(switched, "rewrap", "--new-key-file", str(new_file))
     assert again.exit_code == 0
-    assert f"nothing to rewrap: all 6 keys are already under master key {new.id}" in again.stdout
+    assert f"nothing to rewrap: all 7 keys are already under master key {new.id}" in again.stdout
 
 
 def test_rewrap_interrupted_is_finished_by_running_it_again(tmp_path: Path, hub_db: URL) -> None:
@@ -296,10 +296,10 @@ def test_rewrap_interrupted_is_finished_by_running_it_again(tmp_path: Path, hub_
     # Halfway, the configured key alone does not open every key, and status says which it lacks.
     assert f"wrapped by master key {new.id}, which was not given" in failed(keys_command(env_of(hub_db), "status"))
     dry = keys_command(env_of(hub_db), "rewrap", "--new-key-file", str(new_file), "--dry-run")
-    assert f"would move 4 of 6 keys from master key(s) {MASTER.id} to {new.id}" in dry.stdout
+    assert f"would move 5 of 7 keys from master key(s) {MASTER.id} to {new.id}" in dry.stdout
     result = keys_command(env_of(hub_db), "rewrap", "--new-key-file", str(new_file), "--batch-size", "1")
     assert result.exit_code == 0, result.output
-    assert "moved 4 keys" in result.stdout
+    assert "moved 5 keys" in result.stdout
     assert_all_decrypt(keyring(hub_db, new), samples)
 
 
@@ -325,7 +325,7 @@ def test_rewrap_dry_run_moves_nothing(tmp_path: Path, hub_db: URL) -> None:
     before = [(k.master_key_id, k.wrapped) for k in wrapped_keys(hub_db)]
     result = keys_command(env_of(hub_db), "rewrap", "--new-key-file", str(new_file), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "dry run: would move 6 of 6 keys" in result.stdout
+    assert "dry run: would move 7 of 7 keys" in result.stdout
     assert [(k.master_key_id, k.wrapped) for k in wrapped_keys(hub_db)] == before
 
 
@@ -380,10 +380,10 @@ def test_backup_writes_an_owner_only_file_and_refuses_to_overwrite(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
     document = parse_backup(output.read_bytes())
-    assert len(document.keys) == 6
+    assert len(document.keys) == 7
     assert document.master_key_ids == [MASTER.id]
-    assert f"checked: all 6 keys open under master key(s) {MASTER.id}" in result.stdout
-    assert "wrote 6 keys (3 data keys of 3 departments, 3 index/mask keys)" in result.stdout
+    assert f"checked: all 7 keys open under master key(s) {MASTER.id}" in result.stdout
+    assert "wrote 7 keys (3 data keys of 3 departments, 4 index/mask/signing keys)" in result.stdout
     assert f"useless without master key(s) {MASTER.id}" in result.stdout
     spellings = key_spellings(hub_db, MASTER)
     assert_no_key_bytes(output.read_text(), spellings)
@@ -402,7 +402,7 @@ def test_backup_dry_run_writes_no_file(tmp_path: Path, hub_db: URL) -> None:
     output = tmp_path / "keys.json"
     result = keys_command(env_of(hub_db), "backup", "--output", str(output), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "dry run: would write 6 keys" in result.stdout
+    assert "dry run: would write 7 keys" in result.stdout
     assert not output.exists()
 
 
@@ -412,7 +412,7 @@ def test_backup_without_a_master_key_is_written_unchecked(tmp_path: Path, hub_db
     result = keys_command(env_of(hub_db, None), "backup", "--output", str(output))
     assert result.exit_code == 0, result.output
     assert "not checked: no master key configured" in result.stdout
-    assert len(parse_backup(output.read_bytes()).keys) == 6
+    assert len(parse_backup(output.read_bytes()).keys) == 7
 
 
 def test_backup_of_an_empty_hub_database_fails(tmp_path: Path, hub_db: URL) -> None:
@@ -439,7 +439,7 @@ def test_backup_then_restore_into_an_empty_hub_database_decrypts_every_value(tmp
 
     result = keys_command(env_of(fresh), "restore", str(output))
     assert result.exit_code == 0, result.output
-    assert f"restored 7 keys (4 data keys of 3 departments, 3 index/mask keys) from {output}" in result.stdout
+    assert f"restored 8 keys (4 data keys of 3 departments, 4 index/mask/signing keys) from {output}" in result.stdout
     after = keyring(fresh, MASTER)
     assert_all_decrypt(after, samples)
     assert after.current_version("health") == 2
@@ -455,7 +455,7 @@ def test_restore_into_a_hub_database_with_keys_is_refused(tmp_path: Path, hub_db
     keys_command(env_of(hub_db), "backup", "--output", str(output))
     before = [(k.id, k.wrapped) for k in wrapped_keys(hub_db)]
     error = failed(keys_command(env_of(hub_db), "restore", str(output)))
-    assert "the hub database already holds 6 keys; restore only into an empty one" in error
+    assert "the hub database already holds 7 keys; restore only into an empty one" in error
     assert [(k.id, k.wrapped) for k in wrapped_keys(hub_db)] == before
 
 

@@ -156,6 +156,7 @@ async def test_provisioning_makes_each_key_once(db: async_sessionmaker[AsyncSess
         "blind-index key mobile",
         "blind-index key resident_id",
         "mask key",
+        "audit signing key",
     ]
     async with db() as session, session.begin():
         assert await provision(session, master, DEPARTMENTS, DOMAINS) == []
@@ -178,8 +179,8 @@ async def test_the_hub_database_holds_no_plaintext_key(hub_db: URL) -> None:
             plain = [unwrap_row(row, {master.id: master}) for row in rows]
     finally:
         await engine.dispose()
-    assert len(rows) == 7
-    assert len(set(plain)) == 7  # every key its own: an index key is never a data key
+    assert len(rows) == 8
+    assert len(set(plain)) == 8  # every key its own: an index key is never a data key
     for row, key in zip(rows, plain, strict=True):
         assert key not in row.wrapped
     files = list(Path(str(hub_db.database)).parent.glob("hub.db*"))

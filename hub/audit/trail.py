@@ -1,0 +1,192 @@
+"""What the app asks of the trail, once per /graphql request, as its answer is about to leave.
+
+A request of an authenticated caller becomes one event (served, partly served, refused or
+failed), written before the answer is sent. When it cannot be written the trail fails closed:
+an answer carrying released values is replaced by a 503 saying the trail is unavailable; only
+where HUB_AUDIT_UNLOGGED_L1_L2 allows it, an answer whose values are all of tiers L1 and L2
+still leaves. An answer without data (a refusal, an error) leaves either way.
+
+A request without a valid principal is no event: it is counted per source address and minute
+(written every few seconds), so whoever lacks a token cannot grow the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Collection
+from typing import Any, Protocol
+
+import orjson
+from starlette.responses import Response
+
+from hub.access.plan import Decision
+from hub.access.record import AccessRecord
+from hub.audit.event import Event, released_of
+from hub.audit.settings import AuditSettings
+from hub.audit.store import TrailUnavailable, TrailWriter, count_anonymous
+from hub.catalog import Catalog
+from hub.catalog.manifest import Tier
+from hub.observe.requests import Seen
+
+log = logging.getLogger("hub.audit")
+
+# The first error codes of an answer without data that the caller caused (else: failed).
+REFUSALS = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "BAD_USER_INPUT", "BAD_PURPOSE", "LIMIT_EXCEEDED"})
+LOW_TIERS = frozenset({Tier.L1, Tier.L2})
+# Addresses counted at most before the counts are written whatever the delay.
+ANONYMOUS_KEYS = 10_000
+ANONYMOUS_DELAY_S = 5.0
+UNAVAILABLE = (
+    "the access trail cannot be written, so no data is served: every release is recorded before it "
+    "leaves. Try again shortly"
+)
+
+
+class Addressed(Protocol):
+    """What the trail reads of an HTTP request (starlette's Request has it)."""
+
+    @property
+    def headers(self) -> Any: ...
+
+    @property
+    def client(self) -> Any: ...
+
+
+class Refused(Response):
+    media_type = "application/json"
+    code = "INTERNAL"
+
+
+def outcome_of(status: int, code: str | None, record: AccessRecord | None) -> str:
+    if status >= 500:
+        return "failed"
+    if status >= 400:
+        return "refused"
+    if code is None:
+        return "served"
+    if _releases(record):
+        return "partly_served"
+    return "refused" if code in REFUSALS else "failed"
+
+
+def _releases(record: AccessRecord | None) -> bool:
+    return record is not None and any(n and d is not Decision.DENIED for (_, _, d), n in record.released.items())
+
+
+class Trail:
+    def __init__(
+        self, settings: AuditSettings, writer: TrailWriter, catalog: Catalog, purposes: Collection[str] = ()
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self._catalog = catalog
+        self._purposes = frozenset(purposes)
+        self._anonymous: Counter[tuple[int, str]] = Counter()
+        self._anonymous_task: asyncio.Task[None] | None = None
+
+    async def seal(self, request: Addressed, seen: Seen, response: Response) -> Response:
+        """Record the request; the answer to send (the given one, or the trail's refusal)."""
+        if not self.settings.enabled:
+            return response
+        principal = seen.principal
+        if principal is None:
+            self._count_anonymous(request)
+            return response
+        record, seen.record = seen.record, None
+        code = getattr(response, "code", None)
+        purpose = request.headers.get("x-hub-purpose") or None
+        event = Event(
+            at_us=time.time_ns() // 1000,
+            principal=principal.subject,
+            department=principal.department,
+            purpose=self._purpose(purpose),
+            operation_hash=None if seen.text is None else hashlib.sha256(seen.text.encode()).hexdigest(),
+            operation_name=None if seen.operation is None else seen.operation[:200],
+            document_id=seen.document,
+            outcome=outcome_of(response.status_code, code, record),
+            status=response.status_code,
+            code=code,
+            policy_version=None if record is None else record.policy_version,
+            released=released_of(record),
+            persons=frozenset(() if record is None else record.persons),
+        )
+        try:
+            await self.writer.append(event)
+        except TrailUnavailable:
+            if not _releases(record) or (self.settings.unlogged_low_tiers and self._low_tiers_only(record)):
+                return response
+            return _unavailable(response)
+        return response
+
+    def _purpose(self, given: str | None) -> str | None:
+        """A known purpose's code; an unknown one (refused as BAD_PURPOSE) by a digest only, so
+        a caller cannot write what it likes (a resident ID number) into the trail."""
+        if given is None or given in self._purposes:
+            return given
+        return "unknown:" + hashlib.sha256(given.encode()).hexdigest()[:16]
+
+    async def fault(self, request: Addressed, seen: Seen) -> None:
+        """Record a request that ended in a fault of the hub's own (answered INTERNAL, no data)."""
+        if not self.settings.enabled or seen.principal is None:
+            return
+        try:
+            await self.seal(request, seen, Refused(b"", 500))
+        except Exception:  # the fault's own answer goes out regardless; it carries no data
+            log.exception("could not record a failed request")
+
+    async def close(self) -> None:
+        await self.writer.drain()
+        if self._anonymous_task is not None:
+            self._anonymous_task.cancel()
+        await self._write_anonymous()
+
+    def _low_tiers_only(self, record: AccessRecord | None) -> bool:
+        if record is None:
+            return True
+        for (entity_id, name, decision), n in record.released.items():
+            if not n or decision is Decision.DENIED:
+                continue
+            try:
+                item = self._catalog.entity(entity_id).fields.get(name)
+            except KeyError:
+                return False
+            if item is None or item.tier not in LOW_TIERS:
+                return False
+        return True
+
+    def _count_anonymous(self, request: Addressed) -> None:
+        client = request.client
+        address = "unknown" if client is None else str(client.host)[:64]
+        self._anonymous[(int(time.time() // 60), address)] += 1
+        if len(self._anonymous) >= ANONYMOUS_KEYS:
+            self._schedule_anonymous(0)
+        elif self._anonymous_task is None:
+            self._schedule_anonymous(ANONYMOUS_DELAY_S)
+
+    def _schedule_anonymous(self, delay: float) -> None:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self._write_anonymous()
+
+        if self._anonymous_task is None or delay == 0:
+            self._anonymous_task = asyncio.create_task(later())
+
+    async def _write_anonymous(self) -> None:
+        counts, self._anonymous = dict(self._anonymous), Counter()
+        self._anonymous_task = None
+        try:
+            await count_anonymous(self.writer.engine, counts)
+        except Exception as exc:
+            log.warning("could not write the counts of unauthenticated requests: %s", type(exc).__name__)
+
+
+def _unavailable(original: Response) -> Response:
+    body = {"errors": [{"message": UNAVAILABLE, "extensions": {"code": "INTERNAL", "reason": "AUDIT_UNAVAILABLE"}}]}
+    refused = Refused(orjson.dumps({**body, "data": None}), 503, {"Retry-After": "5"})
+    # A large answer's memory is still given back after the refusal is sent.
+    refused.background = original.background
+    return refused
