@@ -28,8 +28,11 @@ class AccessRecord:
     # Aggregates: (entity id, field) of every group key and measure, and the groups suppressed.
     aggregated: set[tuple[str, str]] = field(default_factory=set)
     suppressed_groups: int = 0
+    # Entities aggregated at all (a bare count names no field, yet answers about the rows).
+    aggregated_entities: set[str] = field(default_factory=set)
 
     def add_aggregate(self, entity_id: str, fields: Iterable[str], suppressed: int) -> None:
+        self.aggregated_entities.add(entity_id)
         self.aggregated.update((entity_id, name) for name in fields)
         self.suppressed_groups += suppressed
 

@@ -41,11 +41,18 @@ def persons_digest(persons: Iterable[str]) -> str:
 
 
 def released_of(record: AccessRecord | None) -> dict[str, Any]:
-    """What a request released, as stored: rows per entity, values per (entity, field, level)."""
+    """What a request released, as stored: rows per entity, values per (entity, field, level),
+    and for aggregates the fields grouped or measured and the groups suppressed (present only
+    where the request aggregated, so the leaves of other events keep their form)."""
     if record is None:
         return {"fields": [], "rows": {}}
     fields = sorted([e, f, d.value, n] for (e, f, d), n in record.released.items() if n)
-    return {"fields": fields, "rows": {e: n for e, n in sorted(record.rows.items()) if n}}
+    released: dict[str, Any] = {"fields": fields, "rows": {e: n for e, n in sorted(record.rows.items()) if n}}
+    if record.aggregated_entities:
+        released["aggregates"] = sorted(record.aggregated_entities)
+        released["aggregated"] = sorted([e, f] for e, f in record.aggregated)
+        released["suppressedGroups"] = record.suppressed_groups
+    return released
 
 
 @dataclass

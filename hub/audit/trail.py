@@ -74,7 +74,11 @@ def outcome_of(status: int, code: str | None, record: AccessRecord | None) -> st
 
 
 def _releases(record: AccessRecord | None) -> bool:
-    return record is not None and any(n and d is not Decision.DENIED for (_, _, d), n in record.released.items())
+    if record is None:
+        return False
+    return bool(record.aggregated_entities) or any(
+        n and d is not Decision.DENIED for (_, _, d), n in record.released.items()
+    )
 
 
 class Trail:
@@ -150,6 +154,14 @@ class Trail:
         for (entity_id, name, decision), n in record.released.items():
             if not n or decision is Decision.DENIED:
                 continue
+            try:
+                item = self._catalog.entity(entity_id).fields.get(name)
+            except KeyError:
+                return False
+            if item is None or item.tier not in LOW_TIERS:
+                return False
+        # Measures and group keys of aggregates are numbers made from their fields' values.
+        for entity_id, name in record.aggregated:
             try:
                 item = self._catalog.entity(entity_id).fields.get(name)
             except KeyError:

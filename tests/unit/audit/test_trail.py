@@ -203,3 +203,37 @@ def test_log_size_counts_every_event(trail_hub: Hub) -> None:
             await engine.dispose()
 
     assert asyncio.run(size()) == 3
+
+
+COUNT = "{ registryPersonsAggregate { count } }"
+BY_DISTRICT = "{ registryPersonsAggregate(groupBy: [DISTRICT]) { groups { key { district } count } } }"
+
+
+def test_an_aggregate_is_one_event_naming_the_entity_and_fields_it_aggregated(trail_hub: Hub) -> None:
+    answer = trail_hub.query(BY_DISTRICT)
+    assert "errors" not in answer, answer
+
+    released = orjson.loads(stored_leaf(rows(trail_hub.url, AuditEvent)[-1]))["released"]
+
+    assert released["aggregates"] == ["registry.Person"]
+    assert released["aggregated"] == [["registry.Person", "district"]]
+    assert released["suppressedGroups"] >= 0
+
+
+def test_an_event_without_aggregates_has_no_aggregate_keys(trail_hub: Hub) -> None:
+    trail_hub.query(PEOPLE)
+
+    released = orjson.loads(stored_leaf(rows(trail_hub.url, AuditEvent)[-1]))["released"]
+
+    assert set(released) == {"fields", "rows"}
+
+
+@pytest.mark.parametrize("query", [COUNT, BY_DISTRICT])
+def test_no_aggregate_leaves_when_the_trail_cannot_be_written(trail_hub: Hub, query: str) -> None:
+    execute(trail_hub.url, "DROP TABLE hub_audit_person")
+    execute(trail_hub.url, "DROP TABLE hub_audit_event")
+    response = trail_hub.client.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {trail_hub.token}"}
+    )
+    assert response.status_code == 503
+    assert response.json()["data"] is None
