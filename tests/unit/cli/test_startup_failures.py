@@ -117,3 +117,26 @@ def test_migrate_says_it_created_the_database_then_that_nothing_was_left(tmp_pat
         == f"the hub database sqlite+aiosqlite:///hub.db was already at the newest revision ({head()}); nothing to do\n"
     )
     assert hub(tmp_path, "apps", "list") == (0, "no apps registered\n")
+
+
+def test_a_department_url_the_hub_cannot_open_names_the_department_and_its_variable(
+    tmp_path: Path, manifests: Path, hub_db: URL
+) -> None:
+    registry = manifests / "registry.yaml"
+    registry.write_text(
+        registry.read_text(encoding="utf-8").replace("sqlite_path: registry.db", "url_env: REGISTRY_URL"),
+        encoding="utf-8",
+    )
+    code, output = hub(
+        tmp_path,
+        "serve",
+        HUB_DATABASE_URL=hub_db.render_as_string(),
+        HUB_MANIFESTS=str(manifests),
+        REGISTRY_URL="postgres://reader:secret@db/registry",
+    )
+    assert code == 1
+    assert_one_line(
+        output,
+        "error: department registry: REGISTRY_URL: write postgresql+asyncpg:// instead of postgres:// "
+        "(the hub needs an async driver)",
+    )
