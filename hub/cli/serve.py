@@ -27,9 +27,14 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from hub.app import create_app as create_http_app
     from hub.services import build_services
 
+    # Manifests first (a file check, no database), then the hub database, then the rest.
+    try:
+        catalog = load_catalog(settings.manifests_dir)
+    except ManifestError as exc:
+        fail(str(exc))
     require_migrated(settings)
     try:
-        services = build_services(settings)
+        services = build_services(settings, catalog)
         app = create_http_app(services)
     except (ManifestError, ConnectionSetupError, CryptoError) as exc:
         fail(str(exc))
