@@ -427,9 +427,9 @@ async def _execute(
 ) -> Response:
     purpose = request.headers.get("x-hub-purpose") or None
     if purpose is not None and purpose not in services.purposes:
-        return _error(
-            400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the codes are listed in policies/purposes.yaml"
-        )
+        # The codes themselves are no secret (grants name them); a file path would be.
+        codes = ", ".join(sorted(services.purposes))
+        return _error(400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the purposes are: {codes}")
     answer = await run(built, operation, Caller(services, principal, purpose))
     seen.answered(answer.record)
     if not answer.large:

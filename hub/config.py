@@ -17,6 +17,7 @@ from limits import parse as parse_rate
 from sqlalchemy.engine import URL, make_url
 
 from hub.audit.settings import AuditSettings, AuditSettingsError, audit_settings
+from hub.db.url import url_problem
 from hub.observe.settings import ObserveSettings, ObserveSettingsError, observe_settings
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -177,11 +178,14 @@ class Settings:
         return 24 * max([self.lookup_quota_default, *self.lookup_quotas.values()])
 
 
-def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
+def load_settings(
+    environ: Mapping[str, str], *, file_values: Mapping[str, str] | None = None, **overrides: object
+) -> Settings:
     """Build settings from an environment mapping; keyword overrides win (the command line).
     HUB_SETTINGS_FILE names a file of `NAME=value` lines read under the environment: a
-    variable set in both takes the environment's value."""
-    environ = _with_settings_file(environ)
+    variable set in both takes the environment's value. `file_values` (the command line's
+    `hub.toml`, hub/config_file.py) sit under both."""
+    environ = {**(file_values or {}), **_with_settings_file(environ)}
     values: dict[str, object] = {
         "database_url": environ.get("HUB_DATABASE_URL", "sqlite+aiosqlite:///hub.db"),
         "manifests_dir": environ.get("HUB_MANIFESTS", "manifests"),
@@ -224,6 +228,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         url = make_url(str(values["database_url"]))
     except Exception:
         raise SettingsError("HUB_DATABASE_URL is not a database URL") from None
+    problem = url_problem(url)
+    if problem is not None:
+        raise SettingsError(f"HUB_DATABASE_URL: {problem}")
     max_page = _int("HUB_MAX_PAGE_SIZE", values["max_page_size"])
     default_page = _int("HUB_DEFAULT_PAGE_SIZE", values["default_page_size"])
     if not 1 <= default_page <= max_page:

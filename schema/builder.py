@@ -1,6 +1,7 @@
 """Building the strawberry schema from the catalog: one object type, connection, filter and
 order per entity, a list field and a by-key field each, and relations across departments."""
 
+import datetime
 import logging
 import types
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from schema.limits import DemandControl
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
 from schema.resolvers import key_resolver, list_resolver, relation_resolver
-from schema.scalars import PYTHON_TYPE
+from schema.scalars import AWARE_DATETIME, PYTHON_TYPE
 
 log = logging.getLogger("hub.schema")
 
@@ -125,6 +126,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
             if fast_path
             else HubExecutor
         ),
+        scalar_overrides={datetime.datetime: AWARE_DATETIME},
     )
     schema.hide_suggestions = not introspection
     limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])

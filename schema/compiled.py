@@ -70,6 +70,11 @@ class Compiled:
             self._reached = reachable_fields(schema, self.document)
         return self._reached
 
+    @property
+    def planned(self) -> Selection | None:
+        """The selection the access plan was made from; None before planning."""
+        return self._selection
+
     def selection(self, schema: GraphQLSchema, of: Callable[[dict[str, set[str]]], Selection]) -> Selection:
         """What the document reaches as the planner takes it: `of` the reached fields, once."""
         if self._selection is None:

@@ -4,11 +4,15 @@ Filter inputs are fixed types shared by every entity: one per scalar kind, so th
 small and apps learn one filter vocabulary.
 """
 
+import dataclasses
 import datetime
 import decimal
 from typing import Any
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
+from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.types.scalar import ScalarDefinition
 
 from hub.catalog.manifest import FieldType
 
@@ -22,6 +26,24 @@ PYTHON_TYPE: dict[FieldType, Any] = {
     FieldType.DATE: datetime.date,
     FieldType.DATETIME: datetime.datetime,
 }
+
+
+def _aware(value: object) -> datetime.datetime:
+    """strawberry's DateTime, refusing a value without an offset: "2026-01-01" would otherwise
+    be read in some zone the caller never named (each department's naive columns have their
+    own), so a filter would silently cut at another hour than the caller meant."""
+    moment = DateTimeDefinition.parse_value(value)  # type: ignore[misc]
+    assert isinstance(moment, datetime.datetime)
+    if moment.tzinfo is None:
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a DateTime: "{str(value)[:40]}". '
+            "It needs an offset, as in 2026-01-01T00:00:00+08:00 or 2026-01-01T00:00:00Z."
+        )
+    return moment
+
+
+# The DateTime scalar of the schema (builder.py's scalar_overrides): the SDL is unchanged.
+AWARE_DATETIME: ScalarDefinition = dataclasses.replace(DateTimeDefinition, parse_value=_aware)
 
 
 @strawberry.input(description="Conditions on a text value. Strings compare by code point, case-sensitively.")

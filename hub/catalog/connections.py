@@ -16,6 +16,7 @@ from connectors.sql import SqlConnector
 from hub.catalog import Catalog
 from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
+from hub.db.url import url_problem
 
 
 class ConnectionSetupError(Exception):
@@ -35,9 +36,13 @@ def connection_url(decl: ConnectionDecl, manifests_dir: Path, settings: Settings
     if not value:
         raise ConnectionSetupError(f"department {department}: environment variable {decl.url_env} is not set")
     try:
-        return make_url(value)
+        url = make_url(value)
     except Exception:
         raise ConnectionSetupError(f"department {department}: {decl.url_env} does not hold a database URL") from None
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConnectionSetupError(f"department {department}: {decl.url_env}: {problem}")
+    return url
 
 
 def open_connectors(catalog: Catalog, settings: Settings) -> Mapping[str, Connector]:

@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from hub.auth.registry import list_apps, register_app, revoke_tokens, rotate_token
-from hub.cli.base import MANIFESTS_OPTION, fail, run, settings_from_env
+from hub.cli.base import MANIFESTS_OPTION, fail, hub_database, run, settings_from_env
 from hub.cli.policy import current_snapshot, manifest_catalog
-from hub.db.engine import hub_engine, sessions
 
 T = TypeVar("T")
 
@@ -26,12 +25,8 @@ def _with_session(work: Callable[[Any], Awaitable[T]]) -> T:
     settings = settings_from_env()
 
     async def job() -> T:
-        engine = hub_engine(settings.database_url)
-        try:
-            async with sessions(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with hub_database(settings) as db, db() as session, session.begin():
+            return await work(session)
 
     return run(job)
 

@@ -19,6 +19,7 @@ from hub.auth.registry import AppError
 from hub.catalog import ManifestError
 from hub.catalog.connections import ConnectionSetupError
 from hub.config import Settings, SettingsError, load_settings
+from hub.config_file import DEFAULT_NAME, read_config_file
 from hub.crypto.errors import CryptoError
 from hub.db.engine import hub_engine, sessions
 
@@ -45,10 +46,38 @@ def fail(message: str) -> NoReturn:
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    """The settings of this command: the environment over the settings file (`hub --config
+    FILE`, else `hub.toml` in the working folder when there is one), the command's options
+    over both."""
     try:
-        return load_settings(os.environ, **overrides)
+        return load_settings(os.environ, file_values=_file_values(), **overrides)
     except SettingsError as exc:
         fail(str(exc))
+
+
+def _file_values() -> dict[str, str]:
+    context = click.get_current_context(silent=True)
+    given = context.find_root().params.get("config") if context is not None else None
+    if isinstance(given, Path):
+        return read_config_file(given)
+    default = Path(DEFAULT_NAME)
+    return read_config_file(default) if default.is_file() else {}
+
+
+def require_migrated(settings: Settings) -> None:
+    """Stop with one line unless the hub database exists and is at the newest revision: a
+    command never creates it (only `hub migrate` does) nor runs on a half-made one."""
+    from hub.migrate import unmigrated
+
+    async def check() -> str | None:
+        try:
+            return await unmigrated(settings.database_url)
+        except (SQLAlchemyError, OSError) as error:
+            raise _unusable(settings, error) from None
+
+    problem = run(check)
+    if problem is not None:
+        fail(problem)
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
@@ -66,18 +95,30 @@ async def _call(work: Callable[[], Awaitable[T]]) -> T:
 async def hub_database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Sessions on the hub database for one command; a database that cannot be reached or is
     not migrated is one HubDatabaseUnusable line, not a traceback."""
+    from hub.migrate import unmigrated
+
+    try:
+        problem = await unmigrated(settings.database_url)
+    except (SQLAlchemyError, OSError) as error:
+        raise _unusable(settings, error) from None
+    if problem is not None:
+        raise HubDatabaseUnusable(problem)
     engine = hub_engine(settings.database_url)
     try:
         yield sessions(engine)
     except (SQLAlchemyError, OSError) as error:
-        # The error's type, never its text: that may quote SQL or the connection string.
-        where = settings.database_url.render_as_string(hide_password=True)
-        raise HubDatabaseUnusable(
-            f"the hub database {where} cannot be used ({type(error).__name__}): check HUB_DATABASE_URL, "
-            "and that it is reachable and migrated (`hub migrate`)"
-        ) from None
+        raise _unusable(settings, error) from None
     finally:
         await engine.dispose()
+
+
+def _unusable(settings: Settings, error: BaseException) -> HubDatabaseUnusable:
+    # The error's type, never its text: that may quote SQL or the connection string.
+    where = settings.database_url.render_as_string(hide_password=True)
+    return HubDatabaseUnusable(
+        f"the hub database {where} cannot be used ({type(error).__name__}): check HUB_DATABASE_URL, "
+        "and that it is reachable and migrated (`hub migrate`)"
+    )
 
 
 # The manifest folder, for commands that read the catalog (policy, apps).

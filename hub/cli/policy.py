@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 import click
 
 from hub.catalog import ManifestError, load_catalog
-from hub.cli.base import MANIFESTS_OPTION, fail, run, settings_from_env
+from hub.cli.base import MANIFESTS_OPTION, fail, hub_database, run, settings_from_env
 from hub.config import Settings
-from hub.db.engine import hub_engine, sessions
 
 T = TypeVar("T")
 
@@ -34,14 +33,10 @@ def current_snapshot(settings: Settings, catalog: Any) -> Any:
     from hub.policy.terms import load_terms
 
     async def work() -> Any:
-        engine = hub_engine(settings.database_url)
-        try:
-            async with sessions(engine)() as session, session.begin():
-                return await seed(
-                    session, catalog, load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
-                )
-        finally:
-            await engine.dispose()
+        async with hub_database(settings) as db, db() as session, session.begin():
+            return await seed(
+                session, catalog, load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+            )
 
     return run(work)
 
@@ -85,13 +80,9 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
     actor = Principal(f"cli:{getpass.getuser()}", "platform", ("admin",))
 
     async def work() -> Any:
-        engine = hub_engine(settings.database_url)
-        try:
+        async with hub_database(settings) as db:
             terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
-            store = PolicyStore(sessions(engine), catalog, terms)
-            return await store.replace(actor, snapshot, reason)
-        finally:
-            await engine.dispose()
+            return await PolicyStore(db, catalog, terms).replace(actor, snapshot, reason)
 
     try:
         imported = run(work)

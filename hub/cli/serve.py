@@ -11,8 +11,9 @@ import click
 
 from hub.catalog import ManifestError, load_catalog
 from hub.catalog.connections import ConnectionSetupError
-from hub.cli.base import fail, run, settings_from_env
+from hub.cli.base import fail, require_migrated, run, settings_from_env
 from hub.config import Settings
+from hub.crypto.errors import CryptoError
 from hub.db.engine import hub_engine, sessions
 
 SDL_PATH = Path(__file__).resolve().parent.parent.parent / "schema" / "schema.graphql"
@@ -26,10 +27,16 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from hub.app import create_app as create_http_app
     from hub.services import build_services
 
+    # Manifests first (a file check, no database), then the hub database, then the rest.
     try:
-        services = build_services(settings)
+        catalog = load_catalog(settings.manifests_dir)
+    except ManifestError as exc:
+        fail(str(exc))
+    require_migrated(settings)
+    try:
+        services = build_services(settings, catalog)
         app = create_http_app(services)
-    except (ManifestError, ConnectionSetupError) as exc:
+    except (ManifestError, ConnectionSetupError, CryptoError) as exc:
         fail(str(exc))
     on = {True: "on", False: "off"}
     shown = f"GraphiQL {on[settings.graphiql]}, introspection {on[settings.introspection]}"
@@ -93,8 +100,26 @@ def demo(data_dir: Path, host: str, port: int) -> None:
             await engine.dispose()
 
     tokens = run(register)
+    _write_demo_settings(workspace)
     click.echo(f"demo callers' bearer tokens ({len(tokens)}) are in {workspace.token_file}")
     _serve(settings, host, port)
+
+
+def _write_demo_settings(workspace: Any) -> None:
+    """The demo's settings file, so `hub --config DATA/hub.toml ...` (or any `hub` command run
+    in the data folder) reaches the demo's hub; absolute paths, so it works from anywhere."""
+    from hub.config_file import DEFAULT_NAME, write_config_file
+
+    path = workspace.root / DEFAULT_NAME
+    values = {
+        "HUB_DATABASE_URL": workspace.hub_database.render_as_string(),
+        "HUB_MANIFESTS": str(workspace.manifests),
+        "HUB_MASTER_KEY_FILE": str(workspace.master_key_file),
+    }
+    write_config_file(path, values, "Written by `hub demo`: the demo's hub, for `hub --config` or commands run here.")
+    click.echo(
+        f"its settings are in {path}: `hub --config {path} apps list`, or run `hub` commands in {workspace.root}"
+    )
 
 
 def demo_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -179,15 +204,22 @@ def load_demo_command(url: str, scale: int) -> None:
 @click.option("--check", is_flag=True, help="Only check that models and migrations agree.")
 def migrate(check: bool) -> None:
     from hub.migrate import check as check_migrations
-    from hub.migrate import upgrade
+    from hub.migrate import current, head, upgrade
 
     settings = settings_from_env()
     if check:
         check_migrations(settings.database_url)
         click.echo("migrations match the models")
     else:
+        where = settings.database_url.render_as_string(hide_password=True)
+        before = run(lambda: current(settings.database_url))
         upgrade(settings.database_url)
-        click.echo("the hub database is at the newest revision")
+        if before is None:
+            click.echo(f"created the hub database {where} at revision {head()}")
+        elif before != head():
+            click.echo(f"migrated the hub database {where} from revision {before} to {head()}")
+        else:
+            click.echo(f"the hub database {where} was already at the newest revision ({head()}); nothing to do")
 
 
 # --- the schema snapshot ------------------------------------------------------------------

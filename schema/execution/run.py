@@ -9,6 +9,7 @@ status codes) and sends what comes back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from hub.services import Services
 from schema.compiled import Compiled
 from schema.context import RequestContext
 from schema.errors import code_of, format_error
+from schema.execution.hints import purposes_that_release
 from schema.execution.operation import Answer, Operation
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
         if outcome is not None:
             data, raised = outcome
             built.schema.process_errors(raised)
-            return answer(context, data, raised, ran=True)
+            return answer(context, data, raised, ran=True, purposes=caller.services.purposes)
     # A fresh context where the direct plan gave way (a value it cannot take as it is), as if
     # the request had come to the normal path first.
     context = _context(built, caller, document)
@@ -98,10 +100,16 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
     # 400 only for a document that never ran (syntax, validation, limits); errors while
     # resolving leave the rest of the data standing.
     ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
-    return answer(context, result.data, result.errors or [], ran)
+    return answer(context, result.data, result.errors or [], ran, caller.services.purposes)
 
 
-def answer(context: RequestContext, data: dict[str, Any] | None, raised: list[GraphQLError], ran: bool) -> Answer:
+def answer(
+    context: RequestContext,
+    data: dict[str, Any] | None,
+    raised: list[GraphQLError],
+    ran: bool,
+    purposes: Iterable[str] = (),
+) -> Answer:
     """The answer: errors (the resolvers', withheld and unreadable fields, rows left out) in
     the canonical order, data, and the access decision. A request past its value budget answers no data and
     one error."""
@@ -153,6 +161,9 @@ def answer(context: RequestContext, data: dict[str, Any] | None, raised: list[Gr
             # Only where an aggregate ran: every other answer keeps its shape.
             body["extensions"]["access"]["aggregated"] = sorted(context.aggregated)
             body["extensions"]["access"]["suppressedGroups"] = context.suppressed_groups
+        hint = purposes_that_release(context, purposes)
+        if hint:
+            body["extensions"]["access"]["purposesThatRelease"] = hint
     record = None if context.request is None else context.request.record
     return Answer(200 if ran else 400, body, large, record=record)
 

@@ -151,3 +151,26 @@ def test_rows_whose_key_is_withheld_cannot_be_listed(demo_hub: Hub) -> None:
     result = demo_hub.as_caller("public").query("{ populationPersons(first: 2) { nodes { gender } } }")
     assert result["data"] == {"populationPersons": None}
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_a_caller_without_a_purpose_is_told_which_of_its_purposes_would_release_the_masked_fields(
+    demo_hub: Hub,
+) -> None:
+    result = demo_hub.as_caller("civil-affairs-app").query(PERSONS)
+    assert all("*" in n["idNumber"] for n in result["data"]["populationPersons"]["nodes"])
+    assert result["extensions"]["access"]["purposesThatRelease"] == ["social_assistance"]
+
+
+def test_the_purpose_hint_never_names_another_department_s_grants(demo_hub: Hub) -> None:
+    # Health holds no grant on population.Person: the fields stay masked and no purpose is named,
+    # not even civil affairs' social_assistance.
+    result = demo_hub.as_caller("health-app").query(PERSONS)
+    assert "populationPersons/nodes/*/idNumber" in result["extensions"]["access"]["masked"]
+    assert "purposesThatRelease" not in result["extensions"]["access"]
+
+
+def test_no_purpose_hint_once_a_purpose_is_stated_or_nothing_is_hidden(demo_hub: Hub) -> None:
+    stated = demo_hub.as_caller("civil-affairs-app", "statistics").query(PERSONS)
+    assert "purposesThatRelease" not in stated["extensions"]["access"]
+    public = demo_hub.as_caller("civil-affairs-app").query("{ populationDistricts { totalCount } }")
+    assert "purposesThatRelease" not in public["extensions"]["access"]

@@ -364,8 +364,11 @@ def test_missing_key_files_and_missing_master_key_are_named(tmp_path: Path, hub_
 def test_an_unmigrated_hub_database_is_one_line_without_sql(tmp_path: Path) -> None:
     url = URL.create("sqlite+aiosqlite", database=str(tmp_path / "empty.db"))
     error = failed(keys_command(env_of(url), "status"))
-    assert "cannot be used (OperationalError)" in error
-    assert "hub migrate" in error
+    assert error.endswith("empty.db does not exist: run `hub migrate` to create it")
+    assert not (tmp_path / "empty.db").exists()
+    (tmp_path / "empty.db").touch()
+    error = failed(keys_command(env_of(url), "status"))
+    assert error.endswith("empty.db is not migrated: run `hub migrate`")
     assert "SELECT" not in error
     assert "hub_key" not in error
 

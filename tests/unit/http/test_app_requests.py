@@ -261,3 +261,15 @@ def test_chunked_body_under_the_limit_is_read_whole(hub: Hub) -> None:
     response = _stream(hub, Chunks([body[i : i + 5] for i in range(0, len(body), 5)]))
     assert response.status_code == 200
     assert response.json()["data"] == {"registryPersons": {"totalCount": 3}}
+
+
+def test_an_unknown_purpose_lists_the_valid_codes_and_no_file(hub: Hub) -> None:
+    response = hub.client.post(
+        "/graphql",
+        json={"query": COUNT},
+        headers={"Authorization": f"Bearer {hub.token}", "X-Hub-Purpose": "curiosity"},
+    )
+    error = _assert_graphql_error(response, 400, "BAD_PURPOSE")
+    assert error["message"].startswith("unknown purpose 'curiosity'; the purposes are: audit, citizen_service, ")
+    assert "social_assistance" in error["message"] and "statistics" in error["message"]
+    assert ".yaml" not in error["message"] and "/" not in error["message"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import Hub
 
 PEOPLE_QUERY = """
@@ -137,6 +139,24 @@ def test_datetime_filter_compares_moments_across_offsets(hub: Hub) -> None:
     # 2021-06-01T02:00Z is 10:00 in Shanghai: the moment 李华 registered.
     page = people(hub, filter={"registeredAt": {"eq": "2021-06-01T02:00:00+00:00"}})
     assert names(page) == ["李华"]
+
+
+@pytest.mark.parametrize("moment", ["2021-06-01", "2021-06-01T10:00:00"])
+def test_datetime_without_an_offset_is_refused_as_bad_user_input(hub: Hub, moment: str) -> None:
+    # In a variable: read in no zone the caller named, it would cut at another hour.
+    result = hub.query(PEOPLE_QUERY, {"filter": {"registeredAt": {"gte": moment}}})
+    assert result["data"] is None
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "needs an offset" in error["message"]
+    # Written in the document itself.
+    inline = hub.query(f'{{ registryPersons(filter: {{registeredAt: {{lt: "{moment}"}}}}) {{ nodes {{ name }} }} }}')
+    assert [e["extensions"]["code"] for e in inline["errors"]] == ["BAD_USER_INPUT"]
+    assert "needs an offset" in inline["errors"][0]["message"]
+
+
+def test_datetime_with_z_or_an_offset_is_accepted(hub: Hub) -> None:
+    assert names(people(hub, filter={"registeredAt": {"eq": "2021-06-01T02:00:00Z"}})) == ["李华"]
 
 
 def test_aliases_and_fragments_select_fields(hub: Hub) -> None:
