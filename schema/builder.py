@@ -16,6 +16,7 @@ from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
+from schema.audit import AuditQueryFields
 from schema.compiled import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
@@ -101,11 +102,11 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         strawberry.type(types_.object_type, description=types_.entity.description or None)
         types_.connection = connection_class(types_.entity, types_.object_type)
         query_fields.extend(_root_fields(types_))
-    # The generated fields sit beside the fixed admin fields on one Query type.
+    # The generated fields sit beside the fixed admin and trail fields on one Query type.
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
     query = types.new_class(
-        "Query", (AdminQuery,), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
+        "Query", (AdminQuery, AuditQueryFields), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
     )
     names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
     schema = HubSchema(

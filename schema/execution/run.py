@@ -50,6 +50,7 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
         built.entity_types,
         built.root_fields,
         services.admin,
+        services.audit,
     )
     context.document = document
     return context
