@@ -16,6 +16,7 @@ from hub.access.cursor import Cursors
 from hub.access.plan import AccessPolicy, Planner, PolicySource
 from hub.access.read import Reader
 from hub.audit.heads import HeadSigner
+from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.audit.store import TrailWriter
 from hub.audit.trail import Trail
@@ -84,6 +85,8 @@ class Services:
     heads: HeadSigner | None = None
     # Reading the trail (`auditEvents`); None on hubs built without it (tests of the spine).
     audit: AuditQuery | None = None
+    # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
+    history: PersonHistory | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -192,6 +195,7 @@ def build_services(
         live = LivePolicy(catalog, terms)
         source = live.current
     quota = LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key())
+    audit = AuditQuery(session_maker, catalog, cursors, quota, lambda: keys.keyring.blind_index(PERSON_DOMAIN))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -212,7 +216,8 @@ def build_services(
         observe=observe,
         trail=Trail(settings.audit, TrailWriter(engine, settings.audit.batch_max), catalog, terms.purposes),
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
-        audit=AuditQuery(session_maker, catalog, cursors, quota, lambda: keys.keyring.blind_index(PERSON_DOMAIN)),
+        audit=audit,
+        history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
     )
 
 

@@ -1,11 +1,16 @@
 """The trail's part of the schema: `auditEvents`, for auditors, admins, data stewards and
-department apps. Resolvers are thin: `hub.audit.query` decides who reads which events, counts
-a person looked up against the lookup quota and pages the answer."""
+department apps, and `personAccessHistory`, for citizens' apps. Resolvers are thin:
+`hub.audit.query` and `hub.audit.history` decide who reads what, count a person looked up
+against the lookup quota, page the answer and make the proofs."""
 
+import base64
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
+from hub.audit.heads import TreeHead
+from hub.audit.history import Entry, PersonHistory
 from hub.audit.query import AuditQuery, EventFilter, EventView
 from hub.errors import Internal
 from schema.context import RequestContext
@@ -80,6 +85,59 @@ class AuditEventFilter:
     until: datetime | None = strawberry.field(default=None, description="Before (with an offset).")
 
 
+@strawberry.type(description='A signed tree head of the access trail (docs/audit.md, "Tree heads").')
+class AuditTreeHead:
+    treeSize: int
+    timestamp: str = strawberry.field(description="Microseconds since the Unix epoch, as signed (decimal).")
+    rootHash: str = strawberry.field(description="Base64.")
+    signature: str = strawberry.field(description="Ed25519, base64, over the bytes docs/audit.md gives.")
+    keyId: str
+
+
+@strawberry.type(description="One release of the person's data, with its proof of inclusion in the log.")
+class PersonAccess:
+    at: datetime
+    department: str = strawberry.field(description="The department that received the data.")
+    app: str = strawberry.field(description="Its app.")
+    purpose: str | None
+    fields: list[AuditFieldRelease] = strawberry.field(description="The fields the request released, per level.")
+    position: int = strawberry.field(description="The event's leaf index in the log.")
+    leaf: str = strawberry.field(description="The event's leaf, base64: hash SHA-256(0x00 || leaf).")
+    auditPath: list[str] = strawberry.field(description="RFC 9162 PATH(position, treeSize), base64, in order.")
+
+
+@strawberry.type(description="Who received one person's data; every entry provable against `treeHead`.")
+class PersonAccessHistory:
+    treeHead: AuditTreeHead | None = strawberry.field(description="Null when there is no entry.")
+    entries: list[PersonAccess] = strawberry.field(description="Newest first, at most 200.")
+    truncated: bool = strawberry.field(description="More entries in the range: ask again with `to` earlier.")
+
+
+def _head(head: TreeHead) -> AuditTreeHead:
+    exported = head.exported()
+    return AuditTreeHead(
+        treeSize=head.size,
+        timestamp=str(head.at_us),
+        rootHash=exported["rootHash"],
+        signature=exported["signature"],
+        keyId=head.key_id,
+    )
+
+
+def _entry(entry: Entry) -> PersonAccess:
+    event = entry.event
+    return PersonAccess(
+        at=event.at,
+        department=event.department,
+        app=event.principal,
+        purpose=event.purpose,
+        fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in event.fields],
+        position=event.position,
+        leaf=base64.b64encode(entry.leaf).decode(),
+        auditPath=[base64.b64encode(h).decode() for h in entry.path],
+    )
+
+
 def _view(event: EventView) -> AuditEventView:
     return AuditEventView(
         position=event.position,
@@ -138,4 +196,27 @@ class AuditQueryFields:
         return AuditEventConnection(
             nodes=[_view(e) for e in page.events],
             pageInfo=AuditEventPageInfo(hasNextPage=page.has_next, endCursor=page.end_cursor),
+        )
+
+    @strawberry.field(
+        description="Which departments and apps received one person's data, when, which fields, for what "
+        "purpose, each entry with its inclusion proof against a signed tree head. Only for role citizen_portal "
+        "stating purpose citizen_service; each call counts against the lookup quota and is itself an event."
+    )
+    async def personAccessHistory(
+        self,
+        info: strawberry.Info,
+        idNumber: str,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+    ) -> PersonAccessHistory:
+        context: RequestContext = info.context
+        if context.history is None:
+            raise Internal("the access trail is not available on this hub")
+        history: PersonHistory = context.history
+        found = await history.history(context.principal, context.purpose, idNumber, from_, to)
+        return PersonAccessHistory(
+            treeHead=None if found.head is None else _head(found.head),
+            entries=[_entry(e) for e in found.entries],
+            truncated=found.truncated,
         )

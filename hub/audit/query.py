@@ -37,7 +37,8 @@ from hub.policy.changes import ADMIN, STEWARD
 from hub.quota import LookupCounter
 
 AUDITOR = "auditor"
-DEPARTMENT_APP = "department_app"
+# Roles of apps acting for a department (a district office is one, below its department).
+APP_ROLES = frozenset({"department_app", "district_office"})
 DEFAULT_PAGE = 100
 MAX_PAGE = 1_000
 # The cursor's order tag: events page by position, newest first, per caller.
@@ -119,10 +120,12 @@ class AuditQuery:
         roles = set(actor.roles)
         if roles & {ADMIN, AUDITOR}:
             return None
+        own = AuditEvent.principal == actor.subject
         if STEWARD in roles:
-            return _releases(f'["{actor.department}.')
-        if DEPARTMENT_APP in roles:
-            return AuditEvent.principal == actor.subject
+            # A steward is its department's app too: its own events as well.
+            return or_(_releases(f'["{actor.department}.'), own)
+        if roles & APP_ROLES:
+            return own
         raise Forbidden("the access trail is read by auditors, admins, data stewards and department apps")
 
     async def person(self, actor: Principal, id_number: str) -> str:

@@ -51,6 +51,7 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
         built.root_fields,
         services.admin,
         services.audit,
+        services.history,
     )
     context.document = document
     return context
