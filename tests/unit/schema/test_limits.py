@@ -240,7 +240,7 @@ DEMO_PRICES = [
         + " }",
         960_016,
     ),
-    ("the standard introspection query", get_introspection_query(), 908_075),
+    ("the standard introspection query", get_introspection_query(), 1_036_415),
     (
         "the README's curl-sized listing",
         "{ populationPersons(first: 10000) { nodes { name healthVisits { diagnosis } } } }",
