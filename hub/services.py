@@ -16,13 +16,15 @@ from hub.access.cursor import Cursors
 from hub.access.plan import AccessPolicy, Planner, PolicySource
 from hub.access.read import Reader
 from hub.audit.heads import HeadSigner
+from hub.audit.history import PersonHistory
+from hub.audit.query import AuditQuery
 from hub.audit.store import TrailWriter
 from hub.audit.trail import Trail
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
-from hub.crypto.cells import key_scopes
+from hub.crypto.cells import PERSON_DOMAIN, key_scopes
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
 from hub.db.engine import hub_engine, sessions
@@ -81,6 +83,10 @@ class Services:
     # The access trail (hub/audit): an event per request, and its signed tree heads.
     trail: Trail | None = None
     heads: HeadSigner | None = None
+    # Reading the trail (`auditEvents`); None on hubs built without it (tests of the spine).
+    audit: AuditQuery | None = None
+    # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
+    history: PersonHistory | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -188,6 +194,8 @@ def build_services(
     else:
         live = LivePolicy(catalog, terms)
         source = live.current
+    quota = LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key())
+    audit = AuditQuery(session_maker, catalog, cursors, quota, lambda: keys.keyring.blind_index(PERSON_DOMAIN))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -201,13 +209,15 @@ def build_services(
         store=store,
         admin=None if live is None else PolicyAdmin(store, live, catalog),
         keys=keys,
-        quota=LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key()),
+        quota=quota,
         departments=guarded,
         rates=_rates(settings),
         in_flight=_in_flight(settings),
         observe=observe,
         trail=Trail(settings.audit, TrailWriter(engine, settings.audit.batch_max), catalog, terms.purposes),
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
+        audit=audit,
+        history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
     )
 
 

@@ -18,6 +18,7 @@ from hub.config import Settings
 from schema.access import AccessPlanning
 from schema.admin import AdminMutation, AdminQuery
 from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
+from schema.audit import AuditQueryFields
 from schema.compiled import DocumentCompiler
 from schema.entities import EntityTypes, add_field, connection_class, entity_types
 from schema.errors import code_of
@@ -104,11 +105,11 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         types_.connection = connection_class(types_.entity, types_.object_type)
         query_fields.extend(_root_fields(types_))
         query_fields.append(aggregate_root_field(aggregate_types(types_.entity), types_.filter))
-    # The generated fields sit beside the fixed admin fields on one Query type.
+    # The generated fields sit beside the fixed admin and trail fields on one Query type.
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
     query = types.new_class(
-        "Query", (AdminQuery,), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
+        "Query", (AdminQuery, AuditQueryFields), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
     )
     names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
     schema = HubSchema(

@@ -11,6 +11,8 @@ from strawberry.dataloader import DataLoader
 from hub.access.plan import AccessPlan, Planner
 from hub.access.read import Reader, RequestAccess
 from hub.access.record import AccessRecord
+from hub.audit.history import PersonHistory
+from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
 from hub.policy.admin import PolicyAdmin
 from schema.compiled import Compiled
@@ -62,6 +64,9 @@ class RequestContext:
     root_fields: dict[str, str]
     # Policy administration; None on a hub with a fixed policy (tests of the spine).
     admin: PolicyAdmin | None = None
+    # Reading the access trail; None on a hub built without it.
+    audit: AuditQuery | None = None
+    history: PersonHistory | None = None
     request: RequestAccess | None = None
     # The request's document, compiled: set by the app for a trusted document, else on parsing.
     document: Compiled | None = None

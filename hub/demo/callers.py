@@ -41,6 +41,13 @@ CALLERS = (
     Caller("auditor", "audit", ("auditor",), {}, "traces spending to delivered services and demand"),
     Caller("civil-affairs-steward", "civil_affairs", ("data_steward",), {}, "grants access to civil affairs data"),
     Caller("platform-admin", "platform", ("admin",), {}, "edits policies and registers connectors"),
+    Caller(
+        "citizen-portal",
+        "citizen_portal",
+        ("citizen_portal",),
+        {},
+        "shows citizens who received their data (personAccessHistory, purpose citizen_service)",
+    ),
     Caller("public", "public", ("public",), {}, "sees public (L1) data only"),
 )
 

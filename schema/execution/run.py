@@ -52,6 +52,8 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
         built.entity_types,
         built.root_fields,
         services.admin,
+        services.audit,
+        services.history,
     )
     context.document = document
     return context

@@ -130,7 +130,10 @@ def test_cli_errors_are_one_line_without_traceback(hub: Hub) -> None:
 @pytest.mark.parametrize(
     ("options", "says"),
     [
-        (["--department", "healthh"], "'healthh' is not a known department; known: audit, civil_affairs"),
+        (
+            ["--department", "healthh"],
+            "'healthh' is not a known department; known: audit, citizen_portal, civil_affairs",
+        ),
         (["--department", "Health"], "'Health' is not a known department"),
         (["--department", "health", "--role", "superuser"], "'superuser' is not a known role; known: admin"),
         (["--department", "health", "--role", "department_app", "--role", "Admin"], "'Admin' is not a known role"),

@@ -145,7 +145,9 @@ def test_no_grant_of_sensitive_data_to_the_public_passes_for_anyone() -> None:
 
 def test_an_unknown_department_is_refused_with_the_list_of_known_ones() -> None:
     case = Case(ADMIN, "healthh", "civil_affairs.ServiceDelivery", "deliveryId", "statistics", "from-now-30-days")
-    with pytest.raises(SnapshotError, match="'healthh' is not a known department; known: audit, civil_affairs"):
+    with pytest.raises(
+        SnapshotError, match="'healthh' is not a known department; known: audit, citizen_portal, civil_affairs"
+    ):
         validate(apply(SEED, [Edit(op="grant", grant=case.grant())]), CATALOG, TERMS)
 
 
