@@ -9,6 +9,7 @@ from hub.cli.audit import audit
 from hub.cli.documents import documents
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
+from hub.cli.manifest import manifest
 from hub.cli.policy import policy
 from hub.cli.serve import demo, load_demo_command, migrate, schema, serve
 
@@ -18,6 +19,19 @@ def main() -> None:
     pass
 
 
-for command in (serve, demo, load_demo_command, migrate, schema, policy, apps, keys, documents, encrypt_column, audit):
+for command in (
+    serve,
+    demo,
+    load_demo_command,
+    migrate,
+    schema,
+    policy,
+    apps,
+    keys,
+    documents,
+    encrypt_column,
+    audit,
+    manifest,
+):
     main.add_command(command)
 keys.add_command(reencrypt)
