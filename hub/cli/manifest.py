@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -10,10 +11,12 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.catalog import load_catalog
 from hub.catalog.connections import ConnectionSetupError, connection_url
 from hub.catalog.loader import ManifestError, build_catalog, parse_manifest
 from hub.catalog.manifest import SNAKE, ConnectionDecl
-from hub.cli.base import fail, run, settings_from_env
+from hub.cli.base import MANIFESTS_OPTION, fail, run, settings_from_env
+from hub.onboarding.conformance import Mismatch, check_department
 from hub.onboarding.draft import Draft, draft
 from hub.onboarding.reflect import ReflectionError, reflect
 
@@ -92,3 +95,51 @@ def manifest_draft(url_env: str, department: str, tables: tuple[str, ...], outpu
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output} ({len(result.entities)} entities); review its `decide:` comments", err=True)
+
+
+@manifest.command(
+    "check",
+    help=(
+        "Check each manifest against its live database: tables and columns exist, types fit, each key is "
+        "the primary key or unique, blind-index columns sit beside encrypted ones. Prints one line per "
+        "mismatch and exits 1 when there is any. Reads HUB_MANIFESTS and the URL variables manifests name."
+    ),
+)
+@MANIFESTS_OPTION
+@click.option("--department", "departments", multiple=True, help="Check only this department (repeat).")
+def manifest_check(manifests: Path | None, departments: tuple[str, ...]) -> None:
+    settings = settings_from_env(manifests_dir=manifests)
+    try:
+        catalog = load_catalog(settings.manifests_dir)
+    except ManifestError as exc:
+        fail(str(exc))
+    unknown = [name for name in departments if name not in catalog.departments]
+    if unknown:
+        known = ", ".join(sorted(catalog.departments))
+        fail(f"unknown department {', '.join(unknown)} (the manifests declare: {known})")
+    chosen = list(departments) or sorted(catalog.departments)
+
+    async def job() -> list[str]:
+        problems: list[str] = []
+        for name in chosen:
+            decl = catalog.departments[name].connection
+            url = connection_url(decl, settings.manifests_dir, settings, name)
+            engine = create_async_engine(url)
+            try:
+                found: list[Mismatch] = await check_department(catalog, name, engine)
+            except (SQLAlchemyError, OSError) as error:
+                problems.append(f"department {name}: its database cannot be reached ({type(error).__name__})")
+                continue
+            finally:
+                await engine.dispose()
+            problems += [str(item) for item in found]
+            if not found:
+                entities = len(catalog.departments[name].entities)
+                click.echo(f"department {name}: matches its database ({entities} entities)")
+        return problems
+
+    problems = run(job)
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        sys.exit(1)

@@ -51,9 +51,12 @@ class Table:
 
 
 async def reflect(engine: AsyncEngine, tables: Sequence[str] = (), sample_size: int = 200) -> list[Table]:
-    """The named tables (every table when none is named), each with a sample of its values."""
+    """The named tables (every table when none is named), each with a sample of its values
+    (none when `sample_size` is 0)."""
     async with engine.connect() as conn:
         shapes = await conn.run_sync(_inspect, tuple(tables))
+        if sample_size == 0:
+            return shapes
         sampled = []
         for table in shapes:
             columns: list[sa.ColumnClause[Any]] = [sa.column(column.name) for column in table.columns]
@@ -72,6 +75,20 @@ async def reflect(engine: AsyncEngine, tables: Sequence[str] = (), sample_size: 
                 )
             )
         return sampled
+
+
+async def reflect_present(engine: AsyncEngine, tables: Sequence[str]) -> dict[str, Table]:
+    """The shapes of those of `tables` the database holds (no samples), by name."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_inspect_present, tuple(tables))
+
+
+def _inspect_present(conn: Connection, wanted: tuple[str, ...]) -> dict[str, Table]:
+    present = set(sa.inspect(conn).get_table_names())
+    wanted = tuple(name for name in wanted if name in present)
+    if not wanted:
+        return {}
+    return {table.name: table for table in _inspect(conn, wanted)}
 
 
 def _inspect(conn: Connection, wanted: tuple[str, ...]) -> list[Table]:
