@@ -23,8 +23,10 @@ from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
 from hub.crypto.cells import key_scopes
+from hub.crypto.keyring import current_data_version
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
+from hub.crypto.opening import KeysDoNotOpen, check_departments, refuse_unopened
 from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
@@ -101,12 +103,29 @@ class Services:
         database and load its newest version. A policy whose row rules leave an entity about
         persons uncovered (stored before the check existed, or over a changed catalog) stops
         the start: serving it would release the rows the rules meant to hide."""
-        made = await self.keys.start(*key_scopes(list(self.catalog)))
-        for name in made:
-            log.info("made the %s", name)
         # Each department's database against its manifest: a mismatched one is served as
         # unavailable, an unreachable one is checked on its first read (hub/health/schema_gate.py).
         await asyncio.gather(*(d.gate.verify() for d in self.departments.values() if d.gate is not None))
+        departments, domains = key_scopes(list(self.catalog))
+        # Values already encrypted (a manifest copied from another hub) must open with this
+        # hub's keys, and no key is made for a department whose values no new key could open
+        # (hub/crypto/opening.py); one that could not be read gets its key on a later start.
+        async with self.sessions() as session:
+            keyless = [name for name in departments if await current_data_version(session, name) is None]
+        try:
+            found = await check_departments(self.catalog, self.departments, keyless)
+            unread = [name for name in keyless if found.get(name, []) is None]
+            for name in unread:
+                log.warning("department %s: no data key made, its database could not be read", name)
+            made = await self.keys.start([name for name in departments if name not in unread], domains)
+            for name, sampled in found.items():
+                if sampled:
+                    refuse_unopened(self.keys.keyring, name, sampled)
+        except KeysDoNotOpen as exc:
+            log.error("%s", exc)
+            raise StartupRefused(f"the hub will not start: {exc}") from None
+        for name in made:
+            log.info("made the %s", name)
         daily = self.settings.max_daily_lookups()
         if self.settings.lookup_quota_enabled and 2 * daily > self.settings.min_mask_candidates:
             # Masks are judged against K candidates on the understanding that a caller cannot

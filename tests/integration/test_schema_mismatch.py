@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.config import load_settings
 from hub.demo.workspace import Workspace
 from hub.services import build_services
+from tests.demo_copies import copy_demo_manifests
 from tests.integration.conftest import CALLER, PURPOSE, _tokens
 
 QUERY = "{ populationPersons(first: 2) { nodes { name } } hotlineRequests(first: 2) { nodes { requestId } } }"
@@ -22,15 +23,13 @@ QUERY = "{ populationPersons(first: 2) { nodes { name } } hotlineRequests(first:
 
 @pytest.fixture
 def client(demo_workspace: Workspace, tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
-    for source in sorted(demo_workspace.manifests.glob("*.yaml")):
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-        path = document["connection"]["sqlite_path"]
-        document["connection"]["sqlite_path"] = str((demo_workspace.manifests / path).resolve())
+    def typo(document: dict[str, Any]) -> None:
         if document["department"] == "hotline":
             request = next(item for item in document["entities"] if item["name"] == "Request")
             field = next(item for item in request["fields"] if item["name"] == "receivedAt")
             field["column"] = "recieved_at"
-        (tmp_path / source.name).write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    copy_demo_manifests(demo_workspace, tmp_path, typo)
     settings = load_settings(
         {},
         database_url=demo_workspace.hub_database.render_as_string(),
