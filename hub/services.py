@@ -264,7 +264,7 @@ def schema_gate(catalog: Catalog, name: str, connector: Connector, timeout_ms: i
         return None
 
     async def check() -> list[str]:
-        return [str(item) for item in await check_department(catalog, name, engine)]
+        return [item.public() for item in await check_department(catalog, name, engine)]
 
     # Reflection takes a few statements per table: several of the department's timeouts.
     return SchemaGate(name, check, timeout_s=max(5.0, 4 * timeout_ms / 1000))

@@ -94,7 +94,11 @@ class SchemaGate:
             if found:
                 if found != self.mismatches:
                     for line in found:
-                        log.error("department %s served as unavailable: %s", self.department, line)
+                        log.error(
+                            "department %s served as unavailable (`hub manifest check` for details): %s",
+                            self.department,
+                            line,
+                        )
                 self.state, self.mismatches = SchemaState.MISMATCH, found
             else:
                 if self.state is SchemaState.MISMATCH:

@@ -27,8 +27,14 @@ class Mismatch:
     entity: str
     field: str | None
     found: str  # what the database has instead
+    # The columns the table has, where one is missing: for the operator's command, not for
+    # /readyz, which anyone may read.
+    held: str = ""
 
     def __str__(self) -> str:
+        return self.public() + (f" (it has: {self.held})" if self.held else "")
+
+    def public(self) -> str:
         where = f"entity {self.entity}" + (f", field {self.field}" if self.field else "")
         return f"{self.source}: {where}: {self.found}"
 
@@ -47,8 +53,8 @@ async def check_department(catalog: Catalog, department: str, engine: AsyncEngin
 def compare(source: str, entity: EntityInfo, table: Table | None) -> list[Mismatch]:
     """The mismatches of one entity against its reflected table (None: the table is missing)."""
 
-    def miss(field: str | None, found: str) -> Mismatch:
-        return Mismatch(source, entity.department, entity.name, field, found)
+    def miss(field: str | None, found: str, held: str = "") -> Mismatch:
+        return Mismatch(source, entity.department, entity.name, field, found, held)
 
     if table is None:
         return [miss(None, f"table {entity.table.name} is not in the database")]
@@ -58,7 +64,7 @@ def compare(source: str, entity: EntityInfo, table: Table | None) -> list[Mismat
     for item in entity.fields.values():
         column = columns.get(item.column)
         if column is None:
-            out.append(miss(item.name, f"column {item.column} is not in table {table.name} (it has: {held})"))
+            out.append(miss(item.name, f"column {item.column} is not in table {table.name}", held))
             continue
         wrong = _type_mismatch(item, column.type)
         if wrong:
@@ -66,8 +72,8 @@ def compare(source: str, entity: EntityInfo, table: Table | None) -> list[Mismat
         if item.index_column is not None:
             index = columns.get(item.index_column)
             if index is None:
-                found = f"its blind-index column {item.index_column} is not in table {table.name} (it has: {held})"
-                out.append(miss(item.name, found))
+                found = f"its blind-index column {item.index_column} is not in table {table.name}"
+                out.append(miss(item.name, found, held))
             elif not _stores(item.stored_as, index.type):
                 need = _storage_need(item.stored_as)
                 found = f"blind-index column {item.index_column} is {_spell(index.type)}; {need}"

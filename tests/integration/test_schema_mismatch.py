@@ -58,9 +58,9 @@ def test_readyz_names_the_mismatch(client: tuple[TestClient, str]) -> None:
     body = test_client.get("/readyz").json()
     hotline = body["departments"]["hotline"]
     assert (hotline["state"], hotline["schema"]) == ("schema_mismatch", "mismatch")
-    [line] = hotline["mismatches"]
-    assert line.startswith(
-        "hotline.yaml: entity Request, field receivedAt: column recieved_at is not in table hl_request (it has: "
-    )
+    # The mismatch, not the table's other columns: anyone may read /readyz.
+    assert hotline["mismatches"] == [
+        "hotline.yaml: entity Request, field receivedAt: column recieved_at is not in table hl_request"
+    ]
     assert body["departments"]["population"]["schema"] == "matches"
     assert body["status"] == "ready"
