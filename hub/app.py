@@ -162,7 +162,7 @@ def create_app(services: Services) -> Starlette:
     async def readyz(_: Request) -> Response:
         if not state["ready"]:
             return JSON({"status": "starting"}, 503)
-        status, body = await readiness(services.engine, services.breakers)
+        status, body = await readiness(services.engine, services.breakers, services.gates)
         return JSON(body, status)
 
     async def graphql(request: Request) -> Response:

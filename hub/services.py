@@ -25,15 +25,19 @@ from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
 from hub.config import Settings
 from hub.crypto.cells import PERSON_DOMAIN, key_scopes
+from hub.crypto.keyring import current_data_version
 from hub.crypto.live import LiveKeyring
 from hub.crypto.master import master_key_from_settings
+from hub.crypto.opening import KeysDoNotOpen, check_departments, refuse_unopened
 from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
+from hub.health.schema_gate import SchemaGate
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
 from hub.observe.tracing import SpanExporter
+from hub.onboarding.conformance import check_department
 from hub.policy.admin import PolicyAdmin
 from hub.policy.live import LivePolicy
 from hub.policy.mask_strength import WeakMask
@@ -93,6 +97,10 @@ class Services:
         return {name: department.breaker for name, department in self.departments.items()}
 
     @property
+    def gates(self) -> Mapping[str, SchemaGate]:
+        return {name: d.gate for name, d in self.departments.items() if d.gate is not None}
+
+    @property
     def purposes(self) -> Mapping[str, Purpose]:
         return self.terms.purposes
 
@@ -101,7 +109,27 @@ class Services:
         database and load its newest version. A policy whose row rules leave an entity about
         persons uncovered (stored before the check existed, or over a changed catalog) stops
         the start: serving it would release the rows the rules meant to hide."""
-        made = await self.keys.start(*key_scopes(list(self.catalog)))
+        # Each department's database against its manifest: a mismatched one is served as
+        # unavailable, an unreachable one is checked on its first read (hub/health/schema_gate.py).
+        await asyncio.gather(*(d.gate.verify() for d in self.departments.values() if d.gate is not None))
+        departments, domains = key_scopes(list(self.catalog))
+        # Values already encrypted (a manifest copied from another hub) must open with this
+        # hub's keys, and no key is made for a department whose values no new key could open
+        # (hub/crypto/opening.py); one that could not be read gets its key on a later start.
+        async with self.sessions() as session:
+            keyless = [name for name in departments if await current_data_version(session, name) is None]
+        try:
+            found = await check_departments(self.catalog, self.departments, keyless)
+            unread = [name for name in keyless if found.get(name, []) is None]
+            for name in unread:
+                log.warning("department %s: no data key made, its database could not be read", name)
+            made = await self.keys.start([name for name in departments if name not in unread], domains)
+            for name, sampled in found.items():
+                if sampled:
+                    refuse_unopened(self.keys.keyring, name, sampled)
+        except KeysDoNotOpen as exc:
+            log.error("%s", exc)
+            raise StartupRefused(f"the hub will not start: {exc}") from None
         for name in made:
             log.info("made the %s", name)
         daily = self.settings.max_daily_lookups()
@@ -238,6 +266,20 @@ def _in_flight(settings: Settings) -> InFlight | None:
     return InFlight(settings.concurrency_limits, settings.concurrency_limit_default, settings.concurrency_wait_seconds)
 
 
+def schema_gate(catalog: Catalog, name: str, connector: Connector, timeout_ms: int) -> SchemaGate | None:
+    """The check of `name`'s database against its manifest, where the connector has an engine
+    to reflect (a SQL database), else None."""
+    engine = getattr(connector, "engine", None)
+    if name not in catalog.departments or not isinstance(engine, AsyncEngine):
+        return None
+
+    async def check() -> list[str]:
+        return [item.public() for item in await check_department(catalog, name, engine)]
+
+    # Reflection takes a few statements per table: several of the department's timeouts.
+    return SchemaGate(name, check, timeout_s=max(5.0, 4 * timeout_ms / 1000))
+
+
 def guard(
     catalog: Catalog, connectors: Mapping[str, Connector], settings: Settings, observe: Observability | None = None
 ) -> dict[str, GuardedConnector]:
@@ -253,7 +295,8 @@ def guard(
         timeout_ms = department.connection.statement_timeout_ms if department is not None else DEFAULT_TIMEOUT_MS
         pool_size = department.connection.pool_size if department is not None else DEFAULT_POOL_SIZE
         watch = None if observe is None else observe.department(name)
-        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms, pool_size, watch)
+        gate = schema_gate(catalog, name, connector, timeout_ms)
+        guarded[name] = GuardedConnector(name, connector, Breaker(name, breaker), timeout_ms, pool_size, watch, gate)
         usage = pool_usage(getattr(connector, "engine", None))
         if observe is not None and usage is not None:
             observe.metrics.watch_pool(name, usage)

@@ -12,6 +12,7 @@ from hub.cli.audit import audit
 from hub.cli.documents import documents
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
+from hub.cli.manifest import manifest
 from hub.cli.policy import policy
 from hub.cli.serve import demo, load_demo_command, migrate, schema, serve
 
@@ -32,6 +33,7 @@ READS: dict[str, tuple[str, ...]] = {
     "documents": (HUB_DB, MANIFESTS, "HUB_MAX_* limits (a document must pass them)"),
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
+    "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -69,7 +71,20 @@ def _describe(command: click.Command, reads: tuple[str, ...]) -> None:
             _describe(sub, reads)
 
 
-for command in (serve, demo, load_demo_command, migrate, schema, policy, apps, keys, documents, encrypt_column, audit):
+for command in (
+    serve,
+    demo,
+    load_demo_command,
+    migrate,
+    schema,
+    policy,
+    apps,
+    keys,
+    documents,
+    encrypt_column,
+    audit,
+    manifest,
+):
     main.add_command(command)
 keys.add_command(reencrypt)
 for name, command in main.commands.items():

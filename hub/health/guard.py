@@ -20,6 +20,7 @@ from connectors.aggregates import AggregateQuery, Groups
 from connectors.base import Connector, ConnectorError, Filter, OrderKey, Page, Query, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
 from hub.health.deadline import Deadlines
+from hub.health.schema_gate import SchemaGate
 from hub.health.share import Share, current_owner
 from hub.observe.departments import DepartmentWatch, ReadSpan, clock
 
@@ -45,8 +46,12 @@ class GuardedConnector:
         timeout_ms: int,
         pool_size: int = 5,
         watch: DepartmentWatch | None = None,
+        gate: SchemaGate | None = None,
     ) -> None:
         self.department = department
+        # Whether the database matches the manifest (schema_gate.py); None: not checked (a
+        # connector without an engine to reflect, such as the in-memory one).
+        self.gate = gate
         self.inner = inner
         self.breaker = breaker
         self.timeout_ms = timeout_ms
@@ -60,6 +65,9 @@ class GuardedConnector:
     # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
     # again on each suspension.
     async def fetch(self, query: Query) -> Page:
+        gate = self.gate
+        if gate is not None and not gate.matches:
+            await gate.admit()
         watch = self.watch
         span = None if watch is None or watch.tracer is None else watch.span("fetch", query.table.name)
         ticket = self._admit(span)
@@ -82,6 +90,9 @@ class GuardedConnector:
         return page
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
+        gate = self.gate
+        if gate is not None and not gate.matches:
+            await gate.admit()
         watch = self.watch
         span = None if watch is None or watch.tracer is None else watch.span("count", table.name)
         ticket = self._admit(span)
@@ -140,6 +151,9 @@ class GuardedConnector:
     ) -> Page:
         # One read under one deadline, whatever the chunks: the request as a whole is what
         # must end within the department's timeout.
+        gate = self.gate
+        if gate is not None and not gate.matches:
+            await gate.admit()
         watch = self.watch
         span = None if watch is None or watch.tracer is None else watch.span("fetch_by", table.name, len(values))
         ticket = self._admit(span)
@@ -200,9 +214,12 @@ class GuardedConnector:
             self.breaker.failed(ticket)
             reason = "unavailable"
         elif isinstance(error, ConnectorError):
-            # The database answered, with a refusal of the query: it is there.
+            # The database answered, with a refusal of the query: it is there, but its schema
+            # may have changed under the manifest.
             self.breaker.succeeded(ticket)
             reason = "refused"
+            if self.gate is not None:
+                self.gate.suspect()
         else:
             # Cancelled with its request, or a fault of the hub's: nothing learnt of the database.
             self.breaker.abandoned(ticket)

@@ -1,0 +1,1 @@
+"""Onboarding a department: a manifest drafted from its database (`hub manifest draft`)."""
