@@ -95,7 +95,7 @@ def welfare_file(tmp_path: Path) -> Path:
     path = tmp_path / "welfare.db"
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute(
-            "CREATE TABLE welfare_case (case_id TEXT PRIMARY KEY, recipient_id_number TEXT, amount REAL, status TEXT)"
+            "CREATE TABLE welfare_case (case_id TEXT PRIMARY KEY, recipient_id_number TEXT, amount NUMERIC, status TEXT)"
         )
         db.executemany(
             "INSERT INTO welfare_case VALUES (?, ?, ?, ?)",
