@@ -7,10 +7,15 @@ suppressed cell may be recovered by subtraction:
 - if exactly one group is suppressed, the next smallest (by persons, then rows, then the
   statement's order) is suppressed too, so the total minus the shown groups gives only the sum
   of two hidden cells;
-- the total is withheld when it covers fewer than k persons itself, or when the suppressed
-  groups together hold fewer than k persons (then the difference would be a small cell of its
-  own). Persons are counted per group, so a person in two suppressed groups counts twice there:
-  an overestimate, the one place the rule may release a difference over fewer than k persons.
+- the total minus the shown groups is a cell of its own: the rows of every suppressed group. It
+  must be about at least k distinct persons, or the total is withheld. The answer does not say
+  how many distinct persons those rows hold (a person with rows in two groups is one person in
+  each, and summing the groups' counts would count them twice: the hole this rule once had),
+  so the rule uses what it can prove: the total's distinct persons minus the distinct persons
+  of each shown group is a lower bound (every person of the total is in the suppressed rows or
+  in some shown group), exact when no person has rows in two groups;
+- the total is also withheld when the suppressed groups hold one row each: their number and the
+  difference of counts would then give every suppressed group's count (1).
 
 What this cannot prevent, differencing across queries (the same count under two filters that
 differ by one person), and what an operator can do about it: docs/aggregates.md.
@@ -54,6 +59,15 @@ def suppress(groups: Sequence[Cell], total: Cell | None, rule: Suppression) -> i
         partner.suppressed = True
         hidden.append(partner)
     if total is not None:
-        remainder = sum(cell.values[PERSONS] for cell in hidden)
-        total.suppressed = total.values[PERSONS] < k or (bool(hidden) and remainder < k)
+        total.suppressed = total.values[PERSONS] < k or (bool(hidden) and _gives_away(groups, hidden, total, k))
     return len(hidden)
+
+
+def _gives_away(groups: Sequence[Cell], hidden: Sequence[Cell], total: Cell, k: int) -> bool:
+    """Whether the total, beside the shown groups, would give a suppressed cell away."""
+    shown_persons = sum(cell.values[PERSONS] for cell in groups if not cell.suppressed)
+    # At least this many distinct persons have rows in the suppressed groups (never more than
+    # the true number, which one statement cannot tell without a second pass over the rows).
+    remainder_persons: int = total.values[PERSONS] - shown_persons
+    remainder_rows: int = sum(cell.values["count"] for cell in hidden)
+    return remainder_persons < k or remainder_rows <= len(hidden)

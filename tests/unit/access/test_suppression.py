@@ -81,22 +81,103 @@ def test_nothing_is_suppressed_when_every_group_is_large() -> None:
     assert not total.suppressed
 
 
+# Rows as a department keeps them: (group, person, amount in cents).
+Rows = list[tuple[str, str, int]]
+
+
+def answer(rows: Rows) -> tuple[list[Cell], Cell]:
+    """The cells one aggregate statement gives for `rows`: per group and over every row, the
+    count, the sum and the distinct persons."""
+    cells: list[Cell] = []
+    for name in sorted({group for group, _, _ in rows}):
+        mine = [row for row in rows if row[0] == name]
+        values = {"count": len(mine), "sum.amount": sum(a for _, _, a in mine), PERSONS: len({p for _, p, _ in mine})}
+        cells.append(Cell({"district": name}, values))
+    everything = {"count": len(rows), "sum.amount": sum(a for _, _, a in rows), PERSONS: len({p for _, p, _ in rows})}
+    return cells, Cell({}, everything)
+
+
+def subtraction(cells: list[Cell], total: Cell, label: str) -> int | None:
+    """What an attacker reads off one answer: the total minus every shown group, or None
+    where the answer withholds the total."""
+    if total.measure(label) is None:
+        return None
+    return int(total.measure(label)) - sum(int(c.measure(label)) for c in cells if not c.suppressed)
+
+
+def test_an_attacker_cannot_recover_one_persons_amount_spread_over_suppressed_groups() -> None:
+    # One person has a delivery in each of five small districts; forty others live in a large one.
+    # Counted per group, the suppressed groups hold five persons, but it is one person five times:
+    # the total minus the large district would be that person's amount, to the cent.
+    rows: Rows = [("big", f"p{i}", 1000 + i) for i in range(40)]
+    rows += [(district, "target", 73_00 + n) for n, district in enumerate("vwxyz")]
+    cells, total = answer(rows)
+    suppress(cells, total, RULE)
+    assert hidden(cells) == list("vwxyz")
+    assert subtraction(cells, total, "sum.amount") is None
+    assert subtraction(cells, total, "count") is None
+
+
+def test_persons_in_two_suppressed_groups_are_counted_once() -> None:
+    # b and c hold three persons each, the same three: six counted per group, three in truth.
+    rows: Rows = [("a", f"p{i}", 10) for i in range(20)]
+    rows += [(g, p, 5) for g in "bc" for p in ("x", "y", "z")]
+    cells, total = answer(rows)
+    suppress(cells, total, RULE)
+    assert hidden(cells) == ["b", "c"]
+    assert total.suppressed
+
+
+def test_the_total_stays_where_the_suppressed_groups_hold_k_persons_between_them() -> None:
+    # The same shape with distinct persons in b and c: the difference is a cell of six persons.
+    rows: Rows = [("a", f"p{i}", 10) for i in range(20)]
+    rows += [("b", p, 5) for p in ("x", "y", "z")] + [("c", p, 5) for p in ("u", "v", "w")]
+    cells, total = answer(rows)
+    suppress(cells, total, RULE)
+    assert hidden(cells) == ["b", "c"]
+    assert subtraction(cells, total, "count") == 6
+
+
+def test_the_total_is_withheld_where_it_would_show_each_suppressed_group_holds_one_row() -> None:
+    # Five small districts of one delivery each: five suppressed groups and a difference of five
+    # rows would say each holds exactly one.
+    rows: Rows = [("big", f"p{i}", 10) for i in range(30)] + [(d, f"q{d}", 10) for d in "vwxyz"]
+    cells, total = answer(rows)
+    suppress(cells, total, RULE)
+    assert len(hidden(cells)) == 5
+    assert total.suppressed
+
+
 @CI
-@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=12), st.integers(2, 10))
-def test_no_suppressed_cell_is_recoverable_by_subtraction(persons: list[int], k: int) -> None:
-    cells = [cell(str(i), n) for i, n in enumerate(persons)]
-    total = cell("", sum(persons))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 30), st.integers(-500, 5000)), min_size=1, max_size=120
+    ),
+    st.integers(2, 10),
+)
+def test_no_suppressed_cell_is_recoverable_by_subtraction(drawn: list[tuple[str, int, int]], k: int) -> None:
+    # Random memberships: a person may have rows in any number of groups.
+    rows: Rows = [(group, f"p{person}", amount) for group, person, amount in drawn]
+    cells, total = answer(rows)
     suppress(cells, total, Suppression("p", k))
-    shown_small = [c for c in cells if not c.suppressed and c.values[PERSONS] < k]
-    assert shown_small == []
+    assert [c for c in cells if not c.suppressed and c.values[PERSONS] < k] == []
     hidden_cells = [c for c in cells if c.suppressed]
-    if not total.suppressed:
-        # What the total minus the shown groups gives is the sum of several hidden cells (of at
-        # least k persons), never one of them.
-        assert len(hidden_cells) != 1
-        assert not hidden_cells or sum(c.values[PERSONS] for c in hidden_cells) >= k
-    # Without the total, the shown groups alone still never give one hidden cell away.
+    hidden_names = {c.key["district"] for c in hidden_cells}
+    # Without the total, the shown groups alone never give one hidden cell away.
     assert len(hidden_cells) != 1 or len(cells) == 1
+    if total.suppressed:
+        return
+    assert total.values[PERSONS] >= k
+    if not hidden_cells:
+        return
+    # What the total minus the shown groups gives: the rows of the hidden groups, about at least
+    # k distinct persons, never one hidden cell, and not telling any hidden cell's count.
+    remainder = [row for row in rows if row[0] in hidden_names]
+    assert subtraction(cells, total, "count") == len(remainder)
+    assert subtraction(cells, total, "sum.amount") == sum(a for _, _, a in remainder)
+    assert len({p for _, p, _ in remainder}) >= k
+    assert len(hidden_cells) >= 2
+    assert len(remainder) > len(hidden_cells)
 
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "hub" / "demo" / "manifests")
