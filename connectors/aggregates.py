@@ -4,7 +4,9 @@ An `AggregateQuery` names its measures (count, count distinct, sum, average, min
 its group keys (a column, or a column's time bucket: the day, ISO week, month, quarter or year
 that holds it, in the connection's time zone), a filter, an order over group keys and measures,
 and a page of groups. Every label (of a group key or a measure) is unique; the answer's rows
-map labels to values.
+map labels to values. With `with_total`, the same statement also gives the measures over every
+row the filter selects (the answer's `total`), so that a caller wanting both the groups and
+the whole never runs two statements.
 
 The semantics every connector shares, pinned down by tests/contract/test_connector_aggregates.py:
 
@@ -94,6 +96,8 @@ class AggregateQuery:
     order: tuple[AggregateOrder, ...] = ()
     limit: int | None = None
     offset: int = 0
+    # Whether the answer also holds the measures over every row (Groups.total); grouped only.
+    with_total: bool = False
 
     def check(self) -> None:
         """Refuses a query the contract does not define, before any statement is built."""
@@ -126,6 +130,8 @@ class AggregateQuery:
             raise QueryError(f"the order names no group key or measure {sorted(unknown)[0]!r}")
         if (self.limit is not None and self.limit < 0) or self.offset < 0:
             raise QueryError("limit and offset must not be negative")
+        if self.with_total and not self.groups:
+            raise QueryError("an aggregate without group keys is its own total")
 
     def full_order(self) -> tuple[AggregateOrder, ...]:
         """The order as run: then every group key not yet named, ascending."""
@@ -138,10 +144,12 @@ class AggregateQuery:
 
 @dataclass
 class Groups:
-    """The answer's rows (label -> value), in order, and whether groups lie past the limit."""
+    """The answer's rows (label -> value), in order, and whether groups lie past the limit;
+    with `with_total`, the measures over every row (its group keys absent), else None."""
 
     rows: list[Row]
     has_more: bool = False
+    total: Row | None = None
 
 
 # --- what every connector computes alike ------------------------------------------------------

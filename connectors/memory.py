@@ -126,6 +126,9 @@ class MemoryConnector:
             groups.setdefault(tuple(key), []).append(row)
         if not query.groups:  # one answer, over no rows too
             groups = {(): rows}
+        total: Row | None = None
+        if query.with_total:
+            total = {item.label: self._measure(table, item, rows)[0] for item in query.measures}
         answers: list[Row] = []
         sort_values: list[Row] = []
         for values, members in groups.items():
@@ -142,7 +145,7 @@ class MemoryConnector:
             sort_values.append(sorts)
         result = ordered(query, answers, sort_values)[query.offset :]
         has_more = query.limit is not None and len(result) > query.limit
-        return Groups(result if query.limit is None else result[: query.limit], has_more)
+        return Groups(result if query.limit is None else result[: query.limit], has_more, total)
 
     def _measure(self, table: TableSpec, item: Measured, rows: list[Row]) -> tuple[Any, Any]:
         """The measure's value over `rows`, and what it sorts by."""

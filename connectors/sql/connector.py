@@ -36,6 +36,7 @@ from connectors.base import (
     Page,
     Query,
     QueryError,
+    Row,
     TableSpec,
     UnavailableError,
 )
@@ -140,10 +141,15 @@ class SqlConnector:
 
     async def aggregate(self, query: AggregateQuery) -> Groups:
         rows = await self._execute(query.table, *self._shapes.aggregate(query))
+        total: Row | None = None
+        if query.with_total:
+            # The total's row comes first (sql_aggregate ranks it before every group).
+            everything, rows = self._aggregated(query, rows[:1])[0], rows[1:]
+            total = {item.label: everything[item.label] for item in query.measures}
         has_more = query.limit is not None and len(rows) > query.limit
         if has_more:
             rows = rows[: query.limit]
-        return Groups(self._aggregated(query, rows), has_more)
+        return Groups(self._aggregated(query, rows), has_more, total)
 
     def _aggregated(self, query: AggregateQuery, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """The rows of an aggregate statement as label -> value, read column by column

@@ -44,7 +44,8 @@ FETCH: Final = "fetch"  # (FETCH, columns, filter | None, order, limit slot | No
 # (GROUPED, columns, filter | None, order, group column, group limit slot, limit slot | None)
 GROUPED: Final = "grouped"
 COUNT: Final = "count"  # (COUNT, filter | None)
-# (AGGREGATE, measures, group keys, filter | None, full order, limit slot | None, offset slot | None)
+# (AGGREGATE, measures, group keys, filter | None, full order, limit slot | None, offset slot | None,
+#  with the total row)
 AGGREGATE: Final = "aggregate"
 COMPARE: Final = "compare"  # (COMPARE, column, op, slot)
 IN: Final = "in"  # (IN, column, slot): the slot holds a non-empty list
@@ -93,13 +94,16 @@ class QueryShapes:
         return (COUNT, None if where is None else self._filter(table, where, values)), values
 
     def aggregate(self, query: AggregateQuery) -> tuple[Shape, Values]:
-        """The groups of `query`, with one more than its limit to tell whether more follow."""
+        """The groups of `query`, with one more than its limit to tell whether more follow (and
+        the total's row before them, with `with_total`)."""
         query.check()
         values: Values = {}
         where = None if query.where is None else self._filter(query.table, query.where, values)
-        limit = None if query.limit is None else _slot(values, query.limit + 1)
+        extra = 2 if query.with_total else 1
+        limit = None if query.limit is None else _slot(values, query.limit + extra)
         offset = _slot(values, query.offset) if query.offset else None
-        return (AGGREGATE, query.measures, query.groups, where, query.full_order(), limit, offset), values
+        order = query.full_order()
+        return (AGGREGATE, query.measures, query.groups, where, order, limit, offset, query.with_total), values
 
     def _filter(self, table: TableSpec, where: Filter, values: Values) -> Shape:
         match where:

@@ -56,8 +56,8 @@ class AggregateRead:
     order: Sequence[tuple[str, bool]] = ()
     first: int | None = None
     after: str | None = None
-    # Whether the answer's groups, and its measures over every row, are selected: each is one
-    # statement, run only when selected.
+    # Whether the answer's groups, and its measures over every row, are selected: one
+    # statement for either or both.
     want_groups: bool = True
     want_total: bool = False
 
@@ -112,12 +112,14 @@ async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead)
     total: Cell | None = None
     if groups and read.want_groups:
         # Every group, so that suppression is decided over all of them; the page is cut after.
-        query = AggregateQuery(entity.table, measures, groups, where, order, bound)
+        # The total, where selected too, comes from the same statement.
+        query = AggregateQuery(entity.table, measures, groups, where, order, bound, with_total=read.want_total)
         found = await reader._run(entity, connector.aggregate(query))
         if found.has_more:
             raise LimitExceeded(f"{entity.type_name} has more than {bound} groups here: filter or group by less")
         cells = [Cell({g.label: row[g.label] for g in groups}, row) for row in found.rows]
-    if read.want_total or not groups:
+        total = None if found.total is None else Cell({}, found.total)
+    elif read.want_total or not groups:
         found = await reader._run(entity, connector.aggregate(AggregateQuery(entity.table, measures, (), where)))
         total = Cell({}, found.rows[0])
     if not groups:

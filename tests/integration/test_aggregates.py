@@ -194,6 +194,21 @@ def test_an_aggregate_is_one_statement_per_selected_part(demo_hub: Hub, statemen
     assert "GROUP BY" in statements[0].upper()
 
 
+def test_the_total_and_the_groups_together_are_one_statement(demo_hub: Hub, statements: list[str]) -> None:
+    result = demo_hub.query(BY_DISTRICT_AND_MONTH)
+    assert len(statements) == 1
+    answer = result["data"]["civilAffairsServiceDeliveriesAggregate"]
+    assert answer["count"] == len(DELIVERIES) == sum(g["count"] for g in answer["groups"])
+    statements.clear()
+    # The auditor's answer adds the persons counted for suppression: still one statement.
+    counts = """{ civilAffairsServiceDeliveriesAggregate(groupBy: [DISTRICT_CODE], first: 10000) {
+        count groups { key { districtCode } count suppressed } } }"""
+    audited = demo_hub.as_caller("auditor").query(counts)
+    assert "errors" not in audited
+    assert len(statements) == 1
+    assert audited["data"]["civilAffairsServiceDeliveriesAggregate"]["count"] == len(DELIVERIES)
+
+
 def test_small_groups_of_persons_are_suppressed_for_callers_without_the_persons_plain(demo_hub: Hub) -> None:
     # Deliveries per district and day: the auditor does not read recipients' ID numbers plain.
     query = """{ civilAffairsServiceDeliveriesAggregate(groupBy: [DISTRICT_CODE],
