@@ -87,7 +87,17 @@ def groups_of(body: bytes) -> Any:
     return next(iter(data.values()))["groups"]
 
 
-def run(scale: int, runs: int) -> list[dict[str, Any]]:
+def hub_database(kind: str) -> URL | None:
+    """The hub's own database (its access trail among it): None for SQLite in the run's
+    folder, or a fresh PostgreSQL database `hub_bench_agg`, as in production."""
+    if kind == "sqlite":
+        return None
+    from tests.servers import fresh_database
+
+    return fresh_database("postgresql", "hub_bench_agg")
+
+
+def run(scale: int, runs: int, hub_db: str = "sqlite") -> list[dict[str, Any]]:
     url = database_for(scale)
     ensure_scaled_data(url, scale)
     servers: list[Server] = []
@@ -95,7 +105,7 @@ def run(scale: int, runs: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hub-bench-agg-") as tmp:
         folder = Path(tmp)
         try:
-            manifests, database_url = prepare_hub(folder, KEYS)
+            manifests, database_url = prepare_hub(folder, KEYS, hub_database(hub_db))
             token = asyncio.run(register_app(database_url, *CALLER))
             env = {
                 "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False),
@@ -130,9 +140,8 @@ def run(scale: int, runs: int) -> list[dict[str, Any]]:
                 cpu_before = (cpu_seconds(hub.process.pid), cpu_seconds(limit.process.pid))
                 hub_t, limit_t = measure([hub_c, limit_c], 0, runs)
                 cpu_after = (cpu_seconds(hub.process.pid), cpu_seconds(limit.process.pid))
-                results.append(
-                    _result(workload.name, scale, groups, hub_t, limit_t, cpu_before, cpu_after, runs, load_before)
-                )
+                result = _result(workload.name, scale, groups, hub_t, limit_t, cpu_before, cpu_after, runs, load_before)
+                results.append({**result, "hub_database": hub_db})
         finally:
             for server in reversed(servers):
                 stop(server)
@@ -189,8 +198,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1, help="the demo's scale (every department N times over)")
     parser.add_argument("--runs", type=int, default=30, help="timed rounds per workload")
+    parser.add_argument(
+        "--hub-database", choices=("sqlite", "postgresql"), default="sqlite", help="the hub's own database"
+    )
     args = parser.parse_args()
-    results = run(args.scale, args.runs)
+    results = run(args.scale, args.runs, args.hub_database)
     print(table(results))
     print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
 
