@@ -69,6 +69,17 @@ class GrantView:
     reason: str
 
 
+@strawberry.type(
+    description="Aggregates suppress groups of fewer than k persons for a role stating a purpose, on a department's "
+    "data (`*`: any); where several lines apply, the largest k; where none, 5."
+)
+class MinGroupSizeView:
+    role: str
+    purpose: str
+    department: str
+    k: int
+
+
 @strawberry.type(description="The live access policy.")
 class AccessPolicyView:
     version: int
@@ -76,6 +87,7 @@ class AccessPolicyView:
     hierarchy: list[RoleInheritance]
     rowRules: list[RowRuleView]
     grants: list[GrantView]
+    minGroupSizes: list[MinGroupSizeView]
 
 
 @strawberry.type(description="What a change does to one kind of caller's access to one field.")
@@ -160,6 +172,17 @@ class GrantInput:
     grantedBy: str | None = strawberry.field(default=None, description="Defaults to the caller.")
 
 
+@strawberry.input(
+    description="A group size line of aggregates' suppression: k for SET_MIN_GROUP_SIZE (1-1000; a data steward: "
+    "at least 5, on their own department's data), none for REMOVE_MIN_GROUP_SIZE."
+)
+class MinGroupSizeInput:
+    role: str
+    purpose: str = "*"
+    department: str = "*"
+    k: int | None = None
+
+
 @strawberry.enum
 class EditOp(enum.Enum):
     ADD_RULE = "add_rule"
@@ -170,6 +193,8 @@ class EditOp(enum.Enum):
     REMOVE_ROW_RULE = "remove_row_rule"
     GRANT = "grant"
     REVOKE = "revoke"
+    SET_MIN_GROUP_SIZE = "set_min_group_size"
+    REMOVE_MIN_GROUP_SIZE = "remove_min_group_size"
 
 
 @strawberry.input(description="One edit of a change; give the part its op needs.")
@@ -180,6 +205,7 @@ class PolicyEditInput:
     rowRule: RowRuleInput | None = None
     grant: GrantInput | None = None
     grantId: strawberry.ID | None = None
+    minGroupSize: MinGroupSizeInput | None = None
 
 
 def _admin(info: strawberry.Info) -> tuple[RequestContext, PolicyAdmin]:
@@ -246,6 +272,12 @@ def _edit_dict(edit: PolicyEditInput, actor: str, reason: str) -> dict[str, Any]
         }
     if edit.grantId is not None:
         out["grant_id"] = str(edit.grantId)
+    if edit.minGroupSize is not None:
+        line = {k: v for k, v in vars(edit.minGroupSize).items() if k != "k"}
+        if edit.op is EditOp.SET_MIN_GROUP_SIZE:
+            out["min_group"] = {**line, "k": edit.minGroupSize.k}
+        else:
+            out["min_group_key"] = line
     return out
 
 
@@ -266,6 +298,10 @@ class AdminQuery:
                 RowRuleView(role=r.role, entity=r.entity, filter=cast(JSON, r.filter)) for r in snapshot.row_rules
             ],
             grants=[_grant_view(g) for g in snapshot.grants],
+            minGroupSizes=[
+                MinGroupSizeView(role=m.role, purpose=m.purpose, department=m.department, k=m.k)
+                for m in snapshot.min_group_sizes
+            ],
         )
 
     @strawberry.field(description="Apps and their roles (admins: all; data stewards: their department's).")

@@ -205,7 +205,7 @@ def _suppression(plan: AccessPlan, entity: EntityInfo) -> Suppression | None:
     person = next((item for item in entity.fields.values() if item.person), None)
     if person is None or plan.field(entity.id, person.name).decision is Decision.PLAIN:
         return None
-    return Suppression(person.searchable_column, plan.min_group)
+    return Suppression(person.searchable_column, plan.min_group(entity.department))
 
 
 def _offset(reader: Reader, request: RequestAccess, entity: EntityInfo, read: AggregateRead) -> int:

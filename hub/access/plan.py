@@ -81,7 +81,7 @@ class ReleaseEverything:
     def next_change(self, after: datetime) -> datetime | None:
         return None
 
-    def min_group(self, principal: Principal, purpose: str | None) -> int:
+    def min_group(self, principal: Principal, purpose: str | None, department: str | None = None) -> int:
         return DEFAULT_MIN_GROUP
 
 
@@ -102,8 +102,12 @@ class AccessPlan:
     relations: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     # Per entity: a filter, or a scope whose semi-joins the reader resolves per request.
     row_rules: dict[str, RowScope] = field(default_factory=dict)
-    # Aggregates suppress groups of fewer persons than this (hub/access/suppression.py).
-    min_group: int = DEFAULT_MIN_GROUP
+    # Aggregates of a department's data suppress groups of fewer persons than this
+    # (hub/access/suppression.py); a department not named here, the default.
+    min_groups: Mapping[str, int] = field(default_factory=dict)
+
+    def min_group(self, department: str) -> int:
+        return self.min_groups.get(department, DEFAULT_MIN_GROUP)
 
     def field(self, entity_id: str, name: str) -> Verdict:
         try:
@@ -207,7 +211,7 @@ class Planner:
                 known.fields,
                 known.relations,
                 known.row_rules,
-                known.min_group,
+                known.min_groups,
             )
         self.plan_misses += 1
         plan = self._make(policy, decided, principal, purpose, selection)
@@ -234,7 +238,9 @@ class Planner:
         # A policy without the setting (a test's, or the open policy) keeps the default.
         min_group = getattr(policy, "min_group", None)
         if min_group is not None:
-            plan.min_group = min_group(principal, purpose)
+            plan.min_groups = {
+                department: min_group(principal, purpose, department) for department in self.catalog.departments
+            }
         followed = self._filterable(selection)
         entity_ids = set(selection.fields) | set(followed)
         # Related rows pass their own plan: a relation's target needs its row rule even when

@@ -6,7 +6,10 @@ invariants of hub.policy.grants hold for them too). A department's data steward 
 and revoke, on their own department's data, to another known department that is not public,
 for fields they themselves read plain and never core (L4) data, starting no earlier than a few
 minutes ago, for at most the configured number of days; and revoke only grants a steward made
-on their department's data. Nobody else may change anything.
+on their department's data. A steward may also set and remove the smallest group size k of
+aggregates (`min_group_sizes`) on their own department's data, never below the default of 5:
+lowering k further, or setting it for every department's data (`*`), is an admin's decision.
+Nobody may set k below 1 (hub.policy.snapshot.MIN_GROUP_FLOOR). Nobody else may change anything.
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from hub.access.plan import Decision
+from hub.access.suppression import DEFAULT_MIN_GROUP
 from hub.auth.principal import Principal
 from hub.catalog import Catalog
 from hub.catalog.manifest import Tier
 from hub.errors import BadUserInput, Forbidden
 from hub.policy.decisions import SnapshotPolicy
 from hub.policy.grants import Grant
-from hub.policy.snapshot import Inheritance, RowRule, Rule, Snapshot, SnapshotError
+from hub.policy.snapshot import (
+    MIN_GROUP_CEILING,
+    MIN_GROUP_FLOOR,
+    Inheritance,
+    MinGroup,
+    MinGroupKey,
+    RowRule,
+    Rule,
+    Snapshot,
+    SnapshotError,
+)
 from hub.policy.terms import Terms, TermsError
 
 ADMIN = "admin"
@@ -34,6 +48,13 @@ STEWARD = "data_steward"
 MAX_EDITS = 100
 # A steward's grant may start this long before the request: clock skew, not backdating.
 STEWARD_BACKDATE = timedelta(minutes=5)
+
+
+class MinGroupEdit(MinGroupKey):
+    """A group size line as an edit sends it: k is checked against its bounds when the edit
+    applies, so a refused k is recorded with the change like any other refusal."""
+
+    k: int
 
 
 class Edit(BaseModel):
@@ -48,12 +69,18 @@ class Edit(BaseModel):
         "remove_row_rule",
         "grant",
         "revoke",
+        "set_min_group_size",
+        "remove_min_group_size",
     ]
     rule: Rule | None = None
     inheritance: Inheritance | None = None
     row_rule: RowRule | None = None
     grant: Grant | None = None
     grant_id: str | None = None
+    # set_min_group_size: the line (replacing one of the same role, purpose and department);
+    # remove_min_group_size: which line.
+    min_group: MinGroupEdit | None = None
+    min_group_key: MinGroupKey | None = None
 
 
 EDITS = TypeAdapter(list[Edit])
@@ -92,6 +119,7 @@ def apply(snapshot: Snapshot, edits: Sequence[Edit]) -> Snapshot:
     hierarchy = list(snapshot.hierarchy)
     row_rules = list(snapshot.row_rules)
     grants = list(snapshot.grants)
+    min_groups = list(snapshot.min_group_sizes)
     for number, edit in enumerate(edits, start=1):
         where = f"edit {number} ({edit.op})"
         if edit.op == "add_rule":
@@ -106,6 +134,15 @@ def apply(snapshot: Snapshot, edits: Sequence[Edit]) -> Snapshot:
             _add(row_rules, _need(edit.row_rule, where, "row_rule"), where)
         elif edit.op == "remove_row_rule":
             _remove(row_rules, _need(edit.row_rule, where, "row_rule"), where)
+        elif edit.op == "set_min_group_size":
+            line = _min_group(_need(edit.min_group, where, "min_group"), where)
+            min_groups = [m for m in min_groups if m.key() != line.key()] + [line]
+        elif edit.op == "remove_min_group_size":
+            key: MinGroupKey = _need(edit.min_group_key, where, "min_group_key")
+            kept_lines = [m for m in min_groups if m.key() != key.key()]
+            if len(kept_lines) == len(min_groups):
+                raise SnapshotError(f"{where}: there is no such line")
+            min_groups = kept_lines
         elif edit.op == "grant":
             grant = _need(edit.grant, where, "grant")
             if any(g.id == grant.id for g in grants):
@@ -123,7 +160,16 @@ def apply(snapshot: Snapshot, edits: Sequence[Edit]) -> Snapshot:
         hierarchy=tuple(hierarchy),
         row_rules=tuple(row_rules),
         grants=tuple(grants),
+        # Carried over by every edit: a change that left them out would lower every k to 5.
+        min_group_sizes=tuple(min_groups),
     )
+
+
+def _min_group(sent: MinGroupEdit, where: str) -> MinGroup:
+    try:
+        return MinGroup.model_validate(sent.model_dump())
+    except ValidationError:
+        raise SnapshotError(f"{where}: k is a whole number from {MIN_GROUP_FLOOR} to {MIN_GROUP_CEILING}") from None
 
 
 def _need(value: Any, where: str, name: str) -> Any:
@@ -169,9 +215,29 @@ def authorize(
             if grant.granted_as != STEWARD:
                 raise Forbidden(f"{where}: grant {grant.id} was made by an admin; only an admin revokes it")
             continue
+        if edit.op in ("set_min_group_size", "remove_min_group_size"):
+            _check_steward_min_group(actor, edit, where)
+            continue
         if edit.op != "grant" or edit.grant is None:
-            raise Forbidden(f"{where}: a data steward may only grant and revoke; rules and roles are for admins")
+            raise Forbidden(
+                f"{where}: a data steward may only grant, revoke and set group sizes; rules and roles are for admins"
+            )
         _check_steward_grant(actor, edit.grant, current, catalog, terms, where)
+
+
+def _check_steward_min_group(actor: Principal, edit: Edit, where: str) -> None:
+    """A steward sets or removes k on their own department's data only, never below the default."""
+    line = edit.min_group if edit.op == "set_min_group_size" else edit.min_group_key
+    if line is None:
+        return  # apply() asks for it
+    if line.department != actor.department:
+        raise Forbidden(
+            f"{where}: a steward may only set group sizes on their own department's data ({actor.department})"
+        )
+    if isinstance(line, MinGroupEdit) and line.k < DEFAULT_MIN_GROUP:
+        raise Forbidden(
+            f"{where}: a steward may not set k below {DEFAULT_MIN_GROUP}; lowering it further is for an admin"
+        )
 
 
 def _check_steward_grant(

@@ -180,12 +180,15 @@ class SnapshotPolicy:
         # A missing attribute is keyed apart from an empty one: they decide differently.
         return tuple(sorted((n, principal.attributes.get(n, "\x00missing")) for n in names))
 
-    def min_group(self, principal: Principal, purpose: str | None) -> int:
-        """The fewest persons an aggregate's group may show (hub/access/suppression.py): the
-        largest k of the lines for the caller's roles and purpose, else the default."""
+    def min_group(self, principal: Principal, purpose: str | None, department: str | None = None) -> int:
+        """The fewest persons an aggregate's group of `department`'s data may show
+        (hub/access/suppression.py): the largest k of the lines for the caller's roles, purpose
+        and that department, else the default."""
         roles = self.roles(principal)
         sizes = [
-            line.k for line in self.snapshot.min_group_sizes if line.role in roles and line.purpose in ("*", purpose)
+            line.k
+            for line in self.snapshot.min_group_sizes
+            if line.role in roles and line.purpose in ("*", purpose) and line.department in ("*", department)
         ]
         return max(sizes, default=DEFAULT_MIN_GROUP)
 

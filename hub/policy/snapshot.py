@@ -73,13 +73,30 @@ class RowRule(Frozen):
     filter: dict[str, Any]
 
 
-class MinGroup(Frozen):
-    """Aggregates suppress groups of fewer than `k` persons for callers with `role` stating
-    `purpose` (`*`: any); where several lines apply, the largest k. Without a line, 5."""
+# The bounds of k. Below 1 nothing would be suppressed at all, not even a group of rows about
+# no identifiable person; above 1,000 a group of that many persons would be hidden.
+MIN_GROUP_FLOOR = 1
+MIN_GROUP_CEILING = 1000
+
+
+class MinGroupKey(Frozen):
+    """Which suppression line: callers with `role` stating `purpose`, on the data of
+    `department` (`*`: any purpose, every department's data)."""
 
     role: str = Field(pattern=ROLE)
     purpose: str = Field(default="*", pattern=r"^(\*|[a-z][a-z0-9_]*)$")
-    k: int = Field(ge=2, le=1000)
+    department: str = Field(default="*", pattern=r"^(\*|[a-z][a-z0-9_]*)$")
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.role, self.purpose, self.department)
+
+
+class MinGroup(MinGroupKey):
+    """Aggregates suppress groups of fewer than `k` persons for callers with `role` stating
+    `purpose` (`*`: any) on `department`'s data (`*`: any); where several lines apply, the
+    largest k. Without a line, 5."""
+
+    k: int = Field(ge=MIN_GROUP_FLOOR, le=MIN_GROUP_CEILING)
 
 
 class Snapshot(Frozen):
@@ -105,6 +122,23 @@ class Snapshot(Frozen):
     @classmethod
     def from_json(cls, version: int, data: Mapping[str, Any]) -> Snapshot:
         return cls.model_validate({**data, "version": version})
+
+
+def _check_min_groups(snapshot: Snapshot, departments: set[str], terms: Terms) -> None:
+    """Every suppression line names a known role, purpose and department, once."""
+    roles = snapshot.role_names()
+    seen: set[tuple[str, str, str]] = set()
+    for line in snapshot.min_group_sizes:
+        where = f"min_group_sizes line {line.role}/{line.purpose}/{line.department}"
+        if line.role not in roles:
+            raise SnapshotError(f"{where}: {line.role} is a role no line of the policy names")
+        if line.purpose != "*" and line.purpose not in terms.purposes:
+            raise SnapshotError(f"{where}: {line.purpose} is not a purpose; known: {', '.join(sorted(terms.purposes))}")
+        if line.department != "*" and line.department not in departments:
+            raise SnapshotError(f"{where}: {line.department} is not a department")
+        if line.key() in seen:
+            raise SnapshotError(f"{where}: the line is given twice")
+        seen.add(line.key())
 
 
 def parse_seed(raw: Mapping[str, Any], now: datetime | None = None) -> Snapshot:
@@ -208,6 +242,7 @@ def validate(snapshot: Snapshot, catalog: Catalog, terms: Terms, coverage: bool 
         problem = grant_problem(grant, entity, terms)
         if problem is not None:
             raise SnapshotError(f"{where}: {problem}")
+    _check_min_groups(snapshot, departments, terms)
     if coverage:
         gap = check_coverage(snapshot, catalog)
         if gap:

@@ -194,17 +194,17 @@ ATTEMPTS = {
     ),
     "steward_makes_their_role_inherit_admin": changing(
         STEWARD,
-        "edit 1 (add_inheritance): a data steward may only grant and revoke; rules and roles are for admins",
+        "edit 1 (add_inheritance): a data steward may only grant, revoke and set group sizes; rules and roles are for admins",
         [{"op": "ADD_INHERITANCE", "inheritance": {"role": "data_steward", "inherits": "admin"}}],
     ),
     "steward_adds_a_rule": changing(
         STEWARD,
-        "edit 1 (add_rule): a data steward may only grant and revoke; rules and roles are for admins",
+        "edit 1 (add_rule): a data steward may only grant, revoke and set group sizes; rules and roles are for admins",
         [{"op": "ADD_RULE", "rule": rule("data_steward", "*", "L4", "read")}],
     ),
     "steward_hides_a_rule_removal_behind_a_valid_grant": changing(
         STEWARD,
-        "edit 2 (remove_rule): a data steward may only grant and revoke",
+        "edit 2 (remove_rule): a data steward may only grant, revoke and set group sizes",
         [
             {"op": "GRANT", "grant": steward_grant()},
             {"op": "REMOVE_RULE", "rule": rule("department_app", "*", "hotline.Request.content", "mask", "deny")},
