@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from hub.audit.event import Event, canonical
 from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
+from hub.audit.sqlite_direct import DirectSqlite
 
 log = logging.getLogger("hub.audit")
 
@@ -109,7 +110,13 @@ class TrailWriter:
         count = len(events)
         self_edge, self._edge = self._edge, None  # kept again only once this flush commits
         async with self.engine.begin() as connection:
-            size: int | None = (await connection.execute(_GROW, {"count": count})).scalar()
+            # On SQLite, each statement in one trip to aiosqlite's thread (hub/audit/sqlite_direct.py).
+            direct = await DirectSqlite.of(connection)
+            size: int | None
+            if direct is not None:
+                size = await direct.scalar(_GROW, {"count": count})
+            else:
+                size = (await connection.execute(_GROW, {"count": count})).scalar()
             if size is None:
                 raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
             first = size - count
@@ -126,10 +133,15 @@ class TrailWriter:
                 persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
                 closed = edge.append(leaf_hash(canonical(position, {**columns, "released": event.released})))
                 nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
-            await connection.execute(_EVENTS, rows)
-            if persons:
-                await connection.execute(_PERSONS, persons)
-            await connection.execute(_NODES, nodes)
+            if direct is not None:
+                await direct.many(_EVENTS, rows)
+                await direct.many(_PERSONS, persons)
+                await direct.many(_NODES, nodes)
+            else:
+                await connection.execute(_EVENTS, rows)
+                if persons:
+                    await connection.execute(_PERSONS, persons)
+                await connection.execute(_NODES, nodes)
         self._edge = edge
         self.flushes += 1
         return first

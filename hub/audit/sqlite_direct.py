@@ -1,0 +1,81 @@
+"""The trail's writes on SQLite, one trip to the driver's thread per statement.
+
+aiosqlite runs every call on its connection's own thread, and SQLAlchemy's adapter makes four
+such calls per statement (open a cursor, execute, fetch, close). A flush is three or four
+statements, so a request waited for twelve thread hand-offs before its answer could leave; on
+a loaded machine each costs the wait for a core, and they were most of the time of a small
+aggregate (bench/aggregates_profile.py: about 15 of 23 ms per request, load average 8-9).
+
+Here each statement is one call: its SQLAlchemy compilation for the connection's dialect (no
+SQL is written by hand), with its values in the compiled order, run by aiosqlite's
+`execute_fetchall` or `executemany` on the connection SQLAlchemy checked out, inside the
+transaction SQLAlchemy began (the sqlite3 module opens it at the first write; SQLAlchemy
+commits it). Only statements whose values need no conversion are run so: integers, strings
+and bytes, as the trail's tables hold. Statement observers still see every statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+# (statement, its value keys) -> its SQL, its parameters' names in order, and its constants.
+# The trail's statements are module constants, so their identity is stable.
+Prepared = tuple[str, tuple[str, ...], dict[str, Any]]
+_COMPILED: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+
+
+class DirectSqlite:
+    """Runs compiled statements on one checked-out aiosqlite connection."""
+
+    def __init__(self, connection: AsyncConnection, driver: Any) -> None:
+        self._connection = connection
+        self._driver = driver
+
+    @classmethod
+    async def of(cls, connection: AsyncConnection) -> DirectSqlite | None:
+        """The direct form for `connection`, or None where it is not aiosqlite."""
+        if connection.dialect.name != "sqlite" or connection.dialect.driver != "aiosqlite":
+            return None
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None or not hasattr(driver, "execute_fetchall"):
+            return None
+        return cls(connection, driver)
+
+    async def scalar(self, statement: ClauseElement, values: Mapping[str, Any]) -> Any:
+        """The first column of the first row `statement` returns, or None."""
+        sql, names, defaults = self._compile(statement, tuple(values))
+        arguments = [{**defaults, **values}[name] for name in names]
+        self._observe(sql, arguments)
+        rows = await self._driver.execute_fetchall(sql, arguments)
+        return rows[0][0] if rows else None
+
+    async def many(self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """`statement` once per row (every row with the same keys)."""
+        if not rows:
+            return
+        sql, names, defaults = self._compile(statement, tuple(rows[0]))
+        arguments = [[{**defaults, **row}[name] for name in names] for row in rows]
+        self._observe(sql, arguments)
+        await self._driver.executemany(sql, arguments)
+
+    def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> Prepared:
+        cache_key = (id(statement), keys)
+        found = _COMPILED.get(cache_key)
+        if found is None:
+            compiled = cast(SQLCompiler, statement.compile(dialect=self._connection.dialect, column_keys=list(keys)))
+            order = compiled.positiontup or []
+            # Constants of the statement (a WHERE id = 1) are bound parameters with values.
+            defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
+            found = _COMPILED[cache_key] = (compiled.string, tuple(order), defaults)
+        return found
+
+    def _observe(self, sql: str, arguments: Any) -> None:
+        engine = self._connection.sync_engine
+        if engine.dispatch.before_cursor_execute:
+            engine.dispatch.before_cursor_execute(None, None, sql, arguments, None, False)

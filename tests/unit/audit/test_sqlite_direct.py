@@ -1,0 +1,117 @@
+"""The trail's writes on SQLite run each statement in one trip to aiosqlite's thread
+(hub/audit/sqlite_direct.py), and store exactly what SQLAlchemy's own execution stores:
+the same rows, the same tree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite.core
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+
+from hub.audit import sqlite_direct
+from hub.audit.event import Event
+from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
+from hub.audit.store import TrailWriter
+from hub.db.engine import hub_engine
+from hub.migrate import upgrade
+
+
+def event(n: int) -> Event:
+    return Event(
+        at_us=1_765_000_000_000_000 + n,
+        principal="auditor",
+        department="audit",
+        purpose="audit" if n % 2 else None,
+        operation_hash=f"{n:064x}",
+        operation_name=None,
+        document_id=None,
+        outcome="served",
+        status=200,
+        code=None,
+        policy_version="7",
+        released={"civil_affairs.ServiceDelivery.amount": {"PLAIN": n}},
+        persons=frozenset({f"{n:064x}", f"{n + 1:064x}"} if n % 3 else ()),
+    )
+
+
+def new_database(folder: Path) -> URL:
+    url = URL.create("sqlite+aiosqlite", database=str(folder / "hub.db"))
+    upgrade(url)  # alembic runs its own event loop: before ours
+    return url
+
+
+async def written(url: URL, direct: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Seven appends (one at a time, then four together) on a new hub database; its tables."""
+    if not direct:
+
+        async def none(connection: Any) -> None:
+            return None
+
+        monkeypatch.setattr(sqlite_direct.DirectSqlite, "of", none)
+    engine = hub_engine(url)
+    try:
+        writer = TrailWriter(engine)
+        for n in range(3):
+            await writer.append(event(n))
+        await writer.write([event(n) for n in range(3, 7)])
+        async with engine.connect() as connection:
+            tables: dict[str, list[Any]] = {}
+            for model in (AuditEvent, AuditPerson, AuditNode, AuditLog):
+                table = model.__table__
+                tables[table.name] = [
+                    tuple(r) for r in await connection.execute(select(table).order_by(*table.primary_key))
+                ]  # type: ignore[attr-defined]
+            return tables
+    finally:
+        monkeypatch.undo()
+        await engine.dispose()
+
+
+def test_the_direct_writes_store_what_sqlalchemy_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = new_database(tmp_path / "a"), new_database(tmp_path / "b")
+    direct = asyncio.run(written(first, True, monkeypatch))
+    through = asyncio.run(written(second, False, monkeypatch))
+    assert direct == through
+    assert len(direct["hub_audit_event"]) == 7
+    assert direct["hub_audit_log"][0][1] == 7
+    assert direct["hub_audit_person"]
+
+
+def test_a_flush_is_one_trip_to_the_driver_thread_per_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = asyncio.run(one_flush(new_database(tmp_path), monkeypatch))
+    # The log's size, the event, its persons and the tree's nodes, then the commit and the pool's
+    # reset: six, where SQLAlchemy's adapter made twelve (open, execute, fetch, close).
+    assert len(calls) <= 6, calls
+
+
+async def one_flush(url: URL, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls to aiosqlite's thread of the second append to a new log."""
+    engine = hub_engine(url)
+    calls: list[str] = []
+    original = aiosqlite.core.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", "?"))
+        return await original(self, fn, *args, **kwargs)
+
+    try:
+        writer = TrailWriter(engine)
+        await writer.append(event(0))
+        monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+        started = time.perf_counter()
+        await writer.append(event(1))
+        assert time.perf_counter() - started < 5
+    finally:
+        monkeypatch.undo()
+        await engine.dispose()
+    return calls
