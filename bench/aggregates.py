@@ -43,8 +43,13 @@ from hub.demo.scale import SHARED_TABLES
 from hub.demo.workspace import DEPARTMENTS, Workspace
 
 REPO = Path(__file__).resolve().parent.parent
-DATABASE = "bench_agg"
-KEYS = Workspace(Path.home() / ".cache" / "hub-bench-agg")
+# BENCH_AGG_SUFFIX gives a checkout data and keys of its own, where several checkouts of
+# different code (whose demo data or hub migrations differ) share one PostgreSQL server.
+SUFFIX = os.environ.get("BENCH_AGG_SUFFIX", "")
+if not SUFFIX.replace("_", "").isalnum() and SUFFIX:
+    raise SystemExit("BENCH_AGG_SUFFIX takes letters, digits and underscores")
+DATABASE = f"bench_agg{SUFFIX.lower()}"
+KEYS = Workspace(Path.home() / ".cache" / f"hub-bench-agg{SUFFIX.lower()}")
 WARMUPS = 5
 CALLER = ("agg-bench", "civil_affairs", ("department_app",))
 LIMIT_OPTIONS = ("--host", HOST, "--port", "{port}", "--log-level", "warning", "--no-access-log")
@@ -94,7 +99,7 @@ def hub_database(kind: str) -> URL | None:
         return None
     from tests.servers import fresh_database
 
-    return fresh_database("postgresql", "hub_bench_agg")
+    return fresh_database("postgresql", f"hub_bench_agg{SUFFIX.lower()}")
 
 
 def run(scale: int, runs: int, hub_db: str = "sqlite") -> list[dict[str, Any]]:
