@@ -25,7 +25,16 @@ from schema.entities import EntityTypes, add_field, connection_class, entity_typ
 from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
-from schema.federation import FEDERATION_VERSION, SubgraphSDL, entities, service_field, shared_classes, subgraph_sdl
+from schema.execution.operation import Operation
+from schema.federation import (
+    FEDERATION_VERSION,
+    SubgraphSDL,
+    asks_federation,
+    entities,
+    service_field,
+    shared_classes,
+    subgraph_sdl,
+)
 from schema.limits import DemandControl
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
@@ -96,6 +105,13 @@ class BuiltSchema:
 
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
+
+    def asks_federation(self, operation: Operation) -> bool:
+        """Whether `operation`'s document asks for `_entities` or `_service` (a gateway's)."""
+        document = operation.document.document
+        if not isinstance(self.schema, FederatedHubSchema) or document is None:
+            return False
+        return asks_federation(self.schema._schema, document, operation.text)
 
     def subgraph_sdl(self) -> str | None:
         """What this hub contributes to a Federation composition; None if it shares nothing."""

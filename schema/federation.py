@@ -27,6 +27,7 @@ import strawberry
 from graphql import (
     DocumentNode,
     FieldDefinitionNode,
+    GraphQLSchema,
     NamedTypeNode,
     ObjectTypeDefinitionNode,
     TypeDefinitionNode,
@@ -44,7 +45,7 @@ from hub.errors import BadUserInput, DataIntegrity, LimitExceeded
 from schema.context import RequestContext
 from schema.entities import EntityTypes, add_field
 from schema.loading import CutRows, deliver, needs, report
-from schema.selection import child_fields
+from schema.selection import child_fields, reachable_fields
 
 FEDERATION_VERSION = "2.3"
 LINK = (
@@ -239,6 +240,15 @@ def _entity(catalog: Catalog, classes: dict[str, type], representation: Any) -> 
     if shared.index_domain is None and not 0 < len(key) <= MAX_PLAIN_KEY:
         return BadUserInput(f"{shared.key} is 1 to {MAX_PLAIN_KEY} characters")
     return classes[shared.type_name](**{shared.key: key})
+
+
+def asks_federation(schema: GraphQLSchema, document: DocumentNode, text: str) -> bool:
+    """Whether `document` names `_entities` or `_service` anywhere (any operation, fragment or
+    alias): what only a configured gateway may ask. The text is looked at first, so other
+    requests cost a substring search."""
+    if "_entities" not in text and "_service" not in text:
+        return False
+    return not FEDERATION_FIELDS.isdisjoint(reachable_fields(schema, document).get("Query", ()))
 
 
 def subgraph_sdl(printed: str, kept_roots: set[str]) -> str:
