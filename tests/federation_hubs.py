@@ -33,7 +33,9 @@ def shared_resident(department: str, fingerprint: str) -> list[dict[str, Any]]:
     """The `shared` declaration of each department that holds persons' resident IDs."""
     members = {
         "population": [{"entity": "Person", "field": "idNumber", "name": "person"}],
-        "civil_affairs": [{"entity": "AssistanceCase", "field": "recipientIdNumber", "name": "assistanceCases", "many": True}],
+        "civil_affairs": [
+            {"entity": "AssistanceCase", "field": "recipientIdNumber", "name": "assistanceCases", "many": True}
+        ],
     }.get(department)
     if members is None:
         return []

@@ -160,7 +160,11 @@ def composition(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFact
             sdl_files.append(f"{name}={hubs[name]}/graphql={path}")
         supergraph = root / "supergraph.graphql"
         composed = subprocess.run(
-            ["node", "compose.mjs", str(supergraph), *sdl_files], cwd=FOLDER, capture_output=True, text=True, timeout=120
+            ["node", "compose.mjs", str(supergraph), *sdl_files],
+            cwd=FOLDER,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert composed.returncode == 0, composed.stderr
         pem = (
@@ -177,7 +181,13 @@ def composition(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFact
         }
         log = (root / "gateway.log").open("wb")
         gateway = subprocess.Popen(
-            [str(FOLDER / "node_modules" / ".bin" / "hive-gateway"), "supergraph", str(supergraph), "--port", str(port)],
+            [
+                str(FOLDER / "node_modules" / ".bin" / "hive-gateway"),
+                "supergraph",
+                str(supergraph),
+                "--port",
+                str(port),
+            ],
             cwd=FOLDER,
             env=gateway_env,
             stdout=log,
@@ -262,7 +272,9 @@ def test_a_hub_refuses_entities_asked_directly_with_an_app_token(composition: Co
     token = composition.tokens["hub_a"][CALLER]
     answer = httpx.post(
         f"{composition.hubs['hub_a']}/graphql",
-        json={"query": '{ _entities(representations: [{__typename: "Resident", residentIndex: "00"}]) { __typename } }'},
+        json={
+            "query": '{ _entities(representations: [{__typename: "Resident", residentIndex: "00"}]) { __typename } }'
+        },
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
