@@ -51,14 +51,16 @@ def _unavailable(reason: str) -> None:
 
 
 def _npm_ci() -> None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
         _unavailable("node and npm are needed for the gateway test")
+        return
     installed = FOLDER / "node_modules" / ".package-lock.json"
     lock = FOLDER / "package-lock.json"
     if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return  # installed from this lock already
     done = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        [str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=FOLDER,
         capture_output=True,
         text=True,
@@ -160,7 +162,7 @@ def composition(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFact
             sdl_files.append(f"{name}={hubs[name]}/graphql={path}")
         supergraph = root / "supergraph.graphql"
         composed = subprocess.run(
-            ["node", "compose.mjs", str(supergraph), *sdl_files],
+            [str(shutil.which("node")), "compose.mjs", str(supergraph), *sdl_files],
             cwd=FOLDER,
             capture_output=True,
             text=True,
