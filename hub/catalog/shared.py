@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hub.catalog.manifest import FieldType, SharedDecl, lower_first
+from hub.catalog.manifest import FieldType, SharedDecl, Tier, lower_first
 from hub.catalog.model import Catalog, SharedInfo, SharedMember
 
 # Names the Federation specification and the hub's fixed types take.
@@ -91,6 +91,13 @@ def _member(
             )
         if item.type not in (FieldType.ID, FieldType.STRING):
             raise SharedError(f"{where}: member {name}: a shared key is an ID or String field")
+        if item.person or item.identifier is not None or item.tier in (Tier.L3, Tier.L4):
+            # A plain key travels to the gateway and is looked up by `_entities` outside the
+            # lookup quota: a guessable identifier of a person must go by its blind index.
+            raise SharedError(
+                f"{where}: member {name}: {entity}.{field} identifies a person or is sensitive ({item.tier.value}); "
+                "share it by its blind index (index_domain and index_fingerprint)"
+            )
     if not many and field != info.key:
         # A to-one member must find at most one row per key: its entity's own key.
         raise SharedError(f"{where}: member {name}: a member that is not `many` must use its entity's key")

@@ -122,3 +122,9 @@ def test_a_domain_without_the_fingerprint_of_its_key_is_refused(tmp_path: Path) 
         "members: [{entity: Person, field: idNumber, name: person}]}\n"
     )
     assert "index_fingerprint" in _error(tmp_path, missing)
+
+
+def test_a_plain_key_that_identifies_a_person_is_refused(tmp_path: Path) -> None:
+    plain = "shared:\n  - {type: Named, key: name, members: [{entity: Person, field: name, name: person}]}\n"
+    error = _error(tmp_path, plain)
+    assert "identifies a person or is sensitive (L3)" in error
