@@ -60,7 +60,7 @@ def _npm_ci() -> None:
     if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return  # installed from this lock already
     done = subprocess.run(
-        [str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        [str(npm), "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=FOLDER,
         capture_output=True,
         text=True,
