@@ -6,11 +6,15 @@ under the blind index of the resident ID number, and trusting one gateway key.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hub.config import Settings, load_settings
 from hub.demo.workspace import Workspace, open_workspace_keyring
@@ -94,10 +98,5 @@ def hub_pair(workspace: Workspace, root: Path, environ: dict[str, str] | None = 
 
 
 def _public_b64(private: bytes) -> str:
-    import base64
-
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     raw = Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return base64.b64encode(raw).decode()

@@ -9,7 +9,12 @@ real gateway)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import json
 import os
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,9 +149,6 @@ def test_an_assertion_replayed_after_it_expired_is_refused(hub_a: Subgraph) -> N
 
 
 def test_an_assertion_whose_app_name_was_altered_is_refused(hub_a: Subgraph) -> None:
-    import base64
-    import json
-
     version, payload, signature = sign_assertion(hub_a.pair.gateway_key, CALLER).split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["app"] = "platform-admin"
@@ -275,8 +277,6 @@ def test_more_representations_than_the_bound_are_refused(hub_a: Subgraph) -> Non
 def test_entities_are_audited_by_the_hub_that_released_them_as_the_real_caller(
     hub_a: Subgraph, hub_b: Subgraph
 ) -> None:
-    import sqlite3
-
     path = str(hub_a.services.settings.database_url.database)
     with sqlite3.connect(path) as db:
         before = db.execute("SELECT max(position) FROM hub_audit_event").fetchone()[0] or 0
@@ -296,9 +296,6 @@ def test_entities_are_audited_by_the_hub_that_released_them_as_the_real_caller(
 def test_a_hub_whose_index_key_differs_from_the_declared_one_refuses_the_shared_key_and_says_why(
     pair: HubPair, tmp_path: Path
 ) -> None:
-    import dataclasses
-    import shutil
-
     manifests = tmp_path / "manifests"
     shutil.copytree(pair.a.manifests_dir, manifests)
     population = manifests / "population.yaml"
