@@ -42,6 +42,8 @@ from hub.access.plan import Planner, Verdict
 from hub.audit.event import sole_operation
 from hub.audit.routes import audit_routes
 from hub.auth.cache import PrincipalCache
+from hub.auth.gateway import HEADER as GATEWAY_HEADER
+from hub.auth.gateway import GatewayCallers, GatewayRefused
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
 from hub.encoding import encoded_slices
@@ -116,6 +118,9 @@ def create_app(services: Services) -> Starlette:
     built = build_schema(services.catalog, services.settings)
     trusted = TrustedDocuments(built.compiler, services.sessions)
     principals = PrincipalCache(services.sessions, services.settings.token_cache_seconds)
+    gateway = GatewayCallers(
+        services.sessions, services.settings.gateway_public_keys, services.settings.token_cache_seconds
+    )
     bounds = Bounds.of(services.settings)
     graphiql = services.settings.graphiql
     quota = services.quota
@@ -231,7 +236,17 @@ def create_app(services: Services) -> Starlette:
                     "GraphiQL is off on this hub (HUB_GRAPHIQL); send GraphQL operations as POST with a JSON body",
                 )
             return _error(400, "BAD_USER_INPUT", "send a GraphQL operation as POST with a JSON body")
-        principal = await _principal(principals, request)
+        assertion = request.headers.get(GATEWAY_HEADER)
+        if assertion is not None:
+            # A Federation gateway's request: the caller it vouches for, as this hub knows it.
+            if "authorization" in request.headers:
+                return _error(400, "BAD_USER_INPUT", "send a bearer token or a gateway assertion, not both")
+            try:
+                principal: Principal | None = await gateway.principal(assertion)
+            except GatewayRefused as not_trusted:
+                return _error(401, "UNAUTHENTICATED", str(not_trusted))
+        else:
+            principal = await _principal(principals, request)
         if principal is None:
             return _error(
                 401,
@@ -263,6 +278,8 @@ def create_app(services: Services) -> Starlette:
         refused = refusal(operation) or built.limits.refusal(operation, principal.roles)
         if refused is not None:
             return JSON(refused.body, refused.status, refused.headers)
+        if assertion is None and built.asks_federation(operation):
+            return _error(403, "FORBIDDEN", "_entities and _service answer a configured Federation gateway only")
         async with _in_flight(services, principal) as too_many:
             if too_many is not None:
                 metrics.limit_refused("concurrency")

@@ -43,6 +43,29 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+# Gateways a hub trusts at once (one per composition, two during a key change).
+MAX_GATEWAY_KEYS = 8
+
+
+def _gateway_keys(text: str) -> tuple[bytes, ...]:
+    keys: list[bytes] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            raw = base64.b64decode(part.replace("-", "+").replace("_", "/") + "=" * (-len(part) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise SettingsError(
+                "HUB_GATEWAY_PUBLIC_KEYS holds Ed25519 public keys: 32 bytes each, base64, comma-separated"
+            )
+        keys.append(raw)
+    if len(keys) > MAX_GATEWAY_KEYS:
+        raise SettingsError(f"HUB_GATEWAY_PUBLIC_KEYS names at most {MAX_GATEWAY_KEYS} keys")
+    return tuple(dict.fromkeys(keys))
+
+
 @dataclass(frozen=True)
 class Settings:
     # The hub's own database (apps, tokens; later policies, keys, lineage, audit).
@@ -92,6 +115,11 @@ class Settings:
     # again: a revoked token keeps working on an instance for at most this long. 0 reads the
     # database on every request.
     token_cache_seconds: float = 1.0
+    # The Ed25519 public keys (raw, 32 bytes) of the Federation gateways this hub trusts
+    # (HUB_GATEWAY_PUBLIC_KEYS, base64, comma-separated): a request with an assertion signed by
+    # one of them acts as the app it names (docs/federation.md). None trusted: `_entities` and
+    # `_service` are refused to everyone.
+    gateway_public_keys: tuple[bytes, ...] = field(default=(), repr=False)
     # The most related rows one row rule that follows a relation may match (a key-set
     # semi-join, e.g. a district's residents); past it a request is refused, never cut.
     max_semijoin_keys: int = 10_000
@@ -199,6 +227,7 @@ def load_settings(
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
         "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
         "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
+        "gateway_public_keys": environ.get("HUB_GATEWAY_PUBLIC_KEYS", ""),
         "max_semijoin_keys": environ.get("HUB_MAX_SEMIJOIN_KEYS", "10000"),
         "lookup_quotas": environ.get("HUB_LOOKUP_QUOTAS"),
         "lookup_quota_default": environ.get("HUB_LOOKUP_QUOTA_DEFAULT", "50"),
@@ -329,6 +358,7 @@ def load_settings(
         lookup_quota_default=quota_default,
         lookup_quota_enabled=_flag("HUB_LOOKUP_QUOTA", values["lookup_quota_enabled"]),
         token_cache_seconds=token_cache,
+        gateway_public_keys=_gateway_keys(str(values["gateway_public_keys"] or "")),
         trusted_documents_only=_flag("HUB_TRUSTED_DOCUMENTS_ONLY", values["trusted_documents_only"]),
         cursor_key=cursor_key,
         master_key=master_key,

@@ -27,6 +27,12 @@ def selection_of(
             fields.setdefault(root_fields[name], frozenset())
     for type_name, names in reached.items():
         entity_id = entity_types.get(type_name)
+        shared = catalog.shared.get(type_name)
+        if shared is not None:
+            # A shared entity's member fields read their entities (schema/federation.py).
+            for name in names:
+                if name in shared.members:
+                    fields.setdefault(shared.members[name].entity, frozenset())
         if entity_id is None:
             continue
         entity = catalog.entity(entity_id)

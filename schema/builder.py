@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
@@ -24,6 +25,16 @@ from schema.entities import EntityTypes, add_field, connection_class, entity_typ
 from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
+from schema.execution.operation import Operation
+from schema.federation import (
+    FEDERATION_VERSION,
+    SubgraphSDL,
+    asks_federation,
+    entities,
+    service_field,
+    shared_classes,
+    subgraph_sdl,
+)
 from schema.limits import DemandControl
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
@@ -63,6 +74,18 @@ class HubSchema(strawberry.Schema):
                 log.error("internal error: %s", error.message, exc_info=error.original_error)
 
 
+class FederatedHubSchema(strawberry.federation.Schema, HubSchema):
+    """A hub whose catalog shares entities across hubs: an Apollo Federation 2 subgraph
+    (schema/federation.py), `_entities` checked there and read through the same plan."""
+
+    catalog: Catalog
+    shared_types: dict[str, type]
+    subgraph_sdl: str
+
+    def entities_resolver(self, info: strawberry.Info, representations: list[FederationAny]) -> list[FederationAny]:
+        return entities(self.catalog, self.shared_types, representations)
+
+
 @dataclass
 class BuiltSchema:
     schema: HubSchema
@@ -83,6 +106,19 @@ class BuiltSchema:
     def sdl(self) -> str:
         return self.schema.as_str() + "\n"
 
+    def asks_federation(self, operation: Operation) -> bool:
+        """Whether `operation`'s document asks for `_entities` or `_service` (a gateway's)."""
+        document = operation.document.document
+        if not isinstance(self.schema, FederatedHubSchema) or document is None:
+            return False
+        return asks_federation(self.schema._schema, document, operation.text)
+
+    def subgraph_sdl(self) -> str | None:
+        """What this hub contributes to a Federation composition; None if it shares nothing."""
+        if not isinstance(self.schema, FederatedHubSchema):
+            return None
+        return self.schema.subgraph_sdl
+
 
 def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_path: bool = True) -> BuiltSchema:
     """The schema of `catalog`. `fast_path`: complete entity rows with shapers (schema/execution/fast_path.py);
@@ -99,6 +135,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     )
     generated = entity_types(catalog)
     _add_relations(catalog, generated)
+    shared = shared_classes(catalog, generated) if catalog.shared else {}
     query_fields: list[StrawberryField] = []
     for types_ in generated.values():
         strawberry.type(types_.object_type, description=types_.entity.description or None)
@@ -106,13 +143,19 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         query_fields.extend(_root_fields(types_))
         query_fields.append(aggregate_root_field(aggregate_types(types_.entity), types_.filter))
     # The generated fields sit beside the fixed admin and trail fields on one Query type.
+    names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
+    sdl = SubgraphSDL()
+    if shared:
+        query_fields.append(service_field(sdl))
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
     query = types.new_class(
         "Query", (AdminQuery, AuditQueryFields), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
     )
-    names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
-    schema = HubSchema(
+    federated: dict[str, Any] = (
+        {"types": list(shared.values()), "federation_version": FEDERATION_VERSION} if shared else {}
+    )
+    schema = (FederatedHubSchema if shared else HubSchema)(
         query=strawberry.type(query),
         mutation=AdminMutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
@@ -128,6 +171,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
             else HubExecutor
         ),
         scalar_overrides={datetime.datetime: AWARE_DATETIME},
+        **federated,
     )
     schema.hide_suggestions = not introspection
     limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
@@ -136,6 +180,9 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     # Aggregate fields are roots too: their entity is planned, their filter counted for the
     # lookup quota as a list's is (direct plans take by-key fields only).
     roots.update((aggregate_field_name(t.entity), t.entity.id) for t in generated.values())
+    if isinstance(schema, FederatedHubSchema):
+        schema.catalog, schema.shared_types = catalog, shared
+        sdl.text = schema.subgraph_sdl = subgraph_sdl(schema.as_str(), set(roots))
     direct = DirectPlans(schema._schema, catalog, roots, _default_resolver) if fast_path else None
     lookups = Lookups(schema._schema, catalog, roots, names)
     return BuiltSchema(schema, names, roots, compiler, direct, lookups, limits)

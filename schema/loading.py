@@ -28,9 +28,12 @@ from schema.selection import child_fields
 
 
 def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Entity fields selected, and fields relations need as join values."""
+    """Entity fields selected, and fields relations (and links to shared entities) need as
+    join values."""
     names = [name for name in fields if name in entity.fields]
     joins = [entity.relations[name].field for name in fields if name in entity.relations]
+    if entity.links:
+        joins.extend(entity.links[name][1] for name in fields if name in entity.links)
     return names, list(dict.fromkeys(joins))
 
 

@@ -251,8 +251,6 @@ class Reader:
         target = self.catalog.entity(relation.target)
         source_field = self.catalog.entity(relation.source).fields[relation.field]
         target_field = target.fields[relation.target_field]
-        match_column = target_field.searchable_column
-        columns = _union(self._columns(plan, target, names, joins), [match_column])
         bound = self._relation_limit(args.first) if relation.many else 1
         # Every check (fields, relations followed, order) before any statement runs.
         filtered = compile_checked(self.catalog, plan, target, args.filter_spec, self._index_value)
@@ -272,6 +270,60 @@ class Reader:
                 wanted[value] = index_form(target_field, value)  # type: ignore[arg-type]
             else:
                 wanted[value] = self._index_value(target_field, str(value))
+        return await self._matching(
+            request, target, target_field, wanted, names, joins, bound, relation.many, rule, order
+        )
+
+    async def shared(
+        self,
+        request: RequestAccess,
+        entity: EntityInfo,
+        field: str,
+        values: Sequence[Hashable],
+        names: Sequence[str],
+        joins: Sequence[str],
+        many: bool,
+    ) -> RelatedRows:
+        """Rows of `entity` whose `field` is one of `values` (blind-index digests for an
+        encrypted field), grouped by value: a shared entity's rows for a Federation gateway's
+        batch of keys (schema/federation.py). One statement per chunk, with the entity's row
+        rule; a list keeps the relation page's rows per value. The plan must release `field`
+        plain or for lookups: the keys name rows by it."""
+        plan = request.plan
+        plan.require_readable(entity)
+        item = entity.fields[field]
+        verdict = plan.field(entity.id, field)
+        if verdict.decision is not Decision.PLAIN and not verdict.lookup:
+            raise Forbidden(
+                f"finding {entity.type_name} by {field} needs {field} released plain to you",
+                {"field": f"{entity.type_name}.{field}"},
+            )
+        scope = plan.row_rule(entity.id)
+        rule = await self._scoped(request, scope) if isinstance(scope, Scoped) else scope
+        wanted: dict[Hashable, Hashable] = {}
+        for value in values:
+            if value is not None and value not in wanted:
+                wanted[value] = index_form(item, value) if item.index_column is not None else value  # type: ignore[arg-type]
+        bound = self._relation_limit(None) if many else 1
+        return await self._matching(request, entity, item, wanted, names, joins, bound, many, rule, ())
+
+    async def _matching(
+        self,
+        request: RequestAccess,
+        target: EntityInfo,
+        target_field: FieldInfo,
+        wanted: Mapping[Hashable, Hashable],
+        names: Sequence[str],
+        joins: Sequence[str],
+        bound: int,
+        many: bool,
+        rule: Filter | None,
+        order: Sequence[OrderKey],
+    ) -> RelatedRows:
+        """The rows of `target` whose `target_field` matches a value of `wanted` (given value
+        -> the value as stored), grouped by given value: one `fetch_by` statement per chunk."""
+        match_column = target_field.searchable_column
+        columns = _union(self._columns(request.plan, target, names, joins), [match_column])
         unique = list(dict.fromkeys(wanted.values()))
         connector = self.connectors[target.department]
         width = values_per_row(names, joins)
@@ -300,7 +352,7 @@ class Reader:
                 ),
             )
         # A to-one relation reads its first row: more rows behind it are no list cut short.
-        cut_matches = {_join_value(target_field, m) for m in rows.cut} if relation.many else set()
+        cut_matches = {_join_value(target_field, m) for m in rows.cut} if many else set()
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)

@@ -17,6 +17,7 @@ from hub.catalog.manifest import (
     EntityDecl,
     FieldType,
     Manifest,
+    SharedDecl,
     lower_first,
     pascal,
     pluralize,
@@ -29,6 +30,7 @@ from hub.catalog.model import (
     RelationInfo,
     table_spec,
 )
+from hub.catalog.shared import SharedError, add_shared
 
 
 class ManifestError(Exception):
@@ -109,6 +111,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
     catalog = Catalog()
     pending: list[tuple[str, EntityDecl, EntityInfo]] = []
     graphql_names: dict[str, str] = {}
+    shared: list[tuple[str, str, SharedDecl]] = []
     for source, manifest in manifests:
         if manifest.department in catalog.departments:
             other = catalog.departments[manifest.department].source
@@ -127,6 +130,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
             catalog.entities[info.id] = info
             pending.append((source, decl, info))
             ids.append(info.id)
+        shared.extend((source, manifest.department, decl) for decl in manifest.shared)
         catalog.departments[manifest.department] = DepartmentInfo(
             manifest.department, manifest.title, prefix, manifest.connection, source, tuple(ids)
         )
@@ -153,6 +157,10 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
             info.relations[rel.name] = RelationInfo(
                 rel.name, info.id, target_id, rel.field, target_field, rel.many, rel.description
             )
+    try:
+        add_shared(catalog, shared, set(graphql_names))
+    except SharedError as exc:
+        raise ManifestError(str(exc)) from None
     return catalog
 
 

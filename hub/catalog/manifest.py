@@ -204,6 +204,39 @@ class ConnectionDecl(Strict):
         return value
 
 
+class SharedMemberDecl(Strict):
+    """An entity of this department that holds a shared entity's key, and the field of the
+    shared entity (on this hub's part of it) that lists its rows."""
+
+    entity: str = Field(pattern=NAME)
+    # The entity's field whose value (or, for an index domain, its blind index) is the key.
+    field: str = Field(pattern=NAME)
+    # The shared entity's field on this hub that gives these rows (`person`, `healthVisits`).
+    name: FieldName
+    many: bool = False
+
+
+class SharedDecl(Strict):
+    """An entity shared across hubs under an Apollo Federation 2 `@key` (docs/federation.md):
+    every hub that declares the type with the same key can be composed by a gateway."""
+
+    type: str = Field(pattern=NAME, max_length=60)
+    key: FieldName
+    # The key is the blind index of this domain (a person by resident ID number): hubs that
+    # share it share the domain's index key (`hub keys export-index`).
+    index_domain: str | None = Field(default=None, pattern=SNAKE)
+    # The fingerprint of that index key every hub of the composition holds (`hub keys
+    # fingerprint-index`): a hub whose key differs refuses to serve the key and says why.
+    index_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    members: list[SharedMemberDecl] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _fingerprint_with_domain(self) -> SharedDecl:
+        if (self.index_domain is None) != (self.index_fingerprint is None):
+            raise ValueError("index_domain and index_fingerprint go together")
+        return self
+
+
 class Manifest(Strict):
     department: str = Field(pattern=SNAKE)
     title: str = ""
@@ -211,6 +244,8 @@ class Manifest(Strict):
     prefix: str | None = Field(default=None, pattern=NAME)
     connection: ConnectionDecl
     entities: list[EntityDecl] = Field(min_length=1)
+    # Entities shared with other hubs through a Federation gateway.
+    shared: list[SharedDecl] = Field(default=[], max_length=20)
 
 
 def pascal(snake: str) -> str:

@@ -79,6 +79,9 @@ class EntityInfo:
     fields: dict[str, FieldInfo]
     relations: dict[str, RelationInfo]
     table: TableSpec
+    # Fields that lead to an entity shared across hubs (hub/catalog/shared.py): link field
+    # name -> (shared type name, the field of this entity holding its key).
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def column_of(self, field_name: str) -> str:
         return self.fields[field_name].column
@@ -100,10 +103,38 @@ class DepartmentInfo:
     entities: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SharedMember:
+    """Rows of `entity` whose `field` holds a shared entity's key, listed as `name`."""
+
+    entity: str  # entity id
+    field: str
+    name: str
+    many: bool
+
+
+@dataclass(frozen=True)
+class SharedInfo:
+    """An entity shared across hubs under a Federation `@key` (hub/catalog/shared.py)."""
+
+    type_name: str
+    key: str
+    # The blind-index domain the key is an index of, and the fingerprint of its key the
+    # composition expects; None for a plain key (a budget line's code).
+    index_domain: str | None
+    index_fingerprint: str | None
+    # By the shared type's field name.
+    members: dict[str, SharedMember]
+    # The field each member entity gets that leads to the shared entity (`resident`).
+    link: str
+
+
 @dataclass
 class Catalog:
     departments: dict[str, DepartmentInfo] = field(default_factory=dict)
     entities: dict[str, EntityInfo] = field(default_factory=dict)
+    # Entities shared across hubs, by their type name.
+    shared: dict[str, SharedInfo] = field(default_factory=dict)
 
     def entity(self, entity_id: str) -> EntityInfo:
         return self.entities[entity_id]

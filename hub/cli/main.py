@@ -10,6 +10,8 @@ import click
 from hub.cli.apps import apps
 from hub.cli.audit import audit
 from hub.cli.documents import documents
+from hub.cli.federation import federation
+from hub.cli.index_keys import export_index, fingerprint_index, import_index, index_recipient
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
@@ -34,6 +36,7 @@ READS: dict[str, tuple[str, ...]] = {
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
+    "federation": (MANIFESTS,),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -84,9 +87,12 @@ for command in (
     encrypt_column,
     audit,
     manifest,
+    federation,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)
+for index_command in (index_recipient, fingerprint_index, export_index, import_index):
+    keys.add_command(index_command)
 for name, command in main.commands.items():
     _describe(command, READS[name])
 # It reads the department databases it rewrites, unlike the rest of `hub keys`.

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.crypto.blind_index import BlindIndex
 from hub.crypto.errors import KeyringError
 from hub.crypto.fields import DataKeys, FieldCipher
+from hub.crypto.index_transfer import fingerprint
 from hub.crypto.master import MasterKey
 from hub.crypto.models import DATA, INDEX, MASK, MASK_SCOPE, SIGNING, SIGNING_SCOPE, WrappedKey
 from hub.crypto.signing import TreeSigner
@@ -105,6 +106,19 @@ class Keyring:
             self._lookup = HKDFExpand(hashes.SHA256(), KEY_BYTES, _LOOKUP_CONTEXT).derive(self._mask_root)
         return self._lookup
 
+    def index_key(self, domain: str) -> bytes:
+        """The raw blind-index key of `domain`, for `hub keys export-index` only (it leaves the
+        hub sealed for another hub's master key)."""
+        key = self._index.get(domain)
+        if key is None:
+            raise KeyringError(f"no blind-index key for the domain {domain}")
+        return key
+
+    def index_fingerprint(self, domain: str) -> str | None:
+        """The fingerprint of `domain`'s blind-index key, None if the hub has none."""
+        key = self._index.get(domain)
+        return None if key is None else fingerprint(key)
+
     def tree_signer(self) -> TreeSigner:
         """The signer of the access trail's tree heads."""
         if self._signer is None:
@@ -146,6 +160,33 @@ async def rotate_data_key(session: AsyncSession, master: MasterKey, department: 
 async def ensure_index_key(session: AsyncSession, master: MasterKey, domain: str) -> bool:
     """Make the blind-index key of `domain` if it has none; True if it was made."""
     return await _ensure(session, master, INDEX, domain)
+
+
+async def import_index_key(
+    session: AsyncSession, master: MasterKey, domain: str, key: bytes, *, replace: bool = False
+) -> str:
+    """Stores `key` as the blind-index key of `domain`: "made" where the hub had none, "same"
+    where it had this one. A different key is replaced only with `replace`: every stored index
+    of the domain in this hub's departments was computed with the old key and must be computed
+    again (docs/federation.md); "replaced"."""
+    rows = (
+        await session.scalars(select(WrappedKey).where(WrappedKey.purpose == INDEX, WrappedKey.scope == domain))
+    ).all()
+    if rows:
+        current = master.unwrap(rows[-1].wrapped, INDEX, domain, rows[-1].version)
+        if current == key:
+            return "same"
+        if not replace:
+            raise KeyringError(
+                f"this hub already holds another blind-index key for {domain} (fingerprint "
+                f"{fingerprint(current)}); its department data is indexed with it. Replace it with --replace, "
+                "then recompute the domain's stored indexes"
+            )
+        for row in rows:
+            await session.delete(row)
+        await session.flush()
+    await _add(session, master, INDEX, domain, 1, key)
+    return "replaced" if rows else "made"
 
 
 async def ensure_mask_key(session: AsyncSession, master: MasterKey) -> bool:
@@ -222,7 +263,9 @@ async def _ensure(session: AsyncSession, master: MasterKey, purpose: str, scope:
     return True
 
 
-async def _add(session: AsyncSession, master: MasterKey, purpose: str, scope: str, version: int) -> None:
+async def _add(
+    session: AsyncSession, master: MasterKey, purpose: str, scope: str, version: int, key: bytes | None = None
+) -> None:
     # New keys go under the master key every other key is under; a mix would leave a key that
     # the configured master cannot open, or one that a finished rewrap missed.
     others = await session.scalar(
@@ -233,7 +276,8 @@ async def _add(session: AsyncSession, master: MasterKey, purpose: str, scope: st
             f"keys in the hub database are wrapped by master key {others}, not by the given {master.id}: "
             "finish the rewrap, or configure the master key those keys are under"
         )
-    key = os.urandom(KEY_BYTES)
+    if key is None:
+        key = os.urandom(KEY_BYTES)
     session.add(
         WrappedKey(
             purpose=purpose,

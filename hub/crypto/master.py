@@ -30,12 +30,13 @@ NONCE = 12
 WRAP_FORMAT = 1
 _ID_CONTEXT = b"hub-master-key-id/1\x00"
 _WRAP_CONTEXT = b"hub-key-wrap/1\x00"
+_TRANSFER_CONTEXT = b"hub-index-transfer/1\x00"
 
 
 class MasterKey:
     """A 32-byte AES-256-GCM key that wraps the hub's data, index and mask keys."""
 
-    __slots__ = ("_aead", "id")
+    __slots__ = ("_aead", "id", "transfer_secret")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
@@ -43,6 +44,9 @@ class MasterKey:
         # Not the key's hash alone: a hash under a context of its own, useless for anything else.
         self.id = hashlib.sha256(_ID_CONTEXT + key).digest()[:8].hex()
         self._aead = AESGCM(key)
+        # The private half of the hub's index-transfer key (hub/crypto/index_transfer.py),
+        # derived under a context of its own: it opens blind-index keys sent to this hub.
+        self.transfer_secret = hashlib.sha256(_TRANSFER_CONTEXT + key).digest()
 
     @classmethod
     def generate(cls) -> MasterKey:
