@@ -1,0 +1,150 @@
+"""Serving one generation of the hub at a time, and swapping to the next without a restart.
+
+A generation is the services built over one reading of the manifests and the HTTP app over
+them. `hub reload` (the admin mutation `reloadManifests`, or SIGHUP to a local `hub serve`)
+reads the manifests again and builds the next generation beside the serving one: the catalog,
+the start-up checks (schema gate, keys opening, mask strength, the stored policy against the new
+catalog), the schema and its costs. Only when all of that succeeds do new requests go to it;
+requests already running finish on the generation they started on, which is closed once the
+last of them is done. A manifest that does not load, or a generation that would not start,
+leaves the serving one as it is, and the report says why (file, entity, field).
+
+This module builds nothing itself: the command line gives it how to build services over a
+catalog and an app over services, so the request path's layers stay as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from hub.catalog import Catalog, ManifestError
+from hub.catalog.connections import ConnectionSetupError
+from hub.crypto.errors import CryptoError
+from hub.services import Services, StartupRefused
+
+log = logging.getLogger("hub.reload")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Errors that mean "this configuration cannot start", each with a message for an operator.
+STARTUP_ERRORS: tuple[type[Exception], ...] = (ManifestError, ConnectionSetupError, CryptoError, StartupRefused)
+# How long a retired generation waits for its requests before it is closed anyway.
+DRAIN_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What a reload did: `reloaded` and the new catalog's entity count, or why not (`error`)."""
+
+    reloaded: bool
+    entities: int
+    error: str | None = None
+
+
+class _Generation:
+    __slots__ = ("app", "in_flight", "services", "stack")
+
+    def __init__(self, services: Services, app: ASGIApp, stack: AsyncExitStack) -> None:
+        self.services = services
+        self.app = app
+        self.stack = stack
+        self.in_flight = 0
+
+
+class Reloadable:
+    """An ASGI app that hands each HTTP request to the current generation. Enter it
+    (`async with`) to start the first generation; leave it to close the current one."""
+
+    def __init__(
+        self,
+        manifests: Callable[[], Catalog],
+        build: Callable[[Catalog], Services],
+        make_app: Callable[[Services], Any],
+    ) -> None:
+        self._manifests = manifests
+        self._build = build
+        self._make_app = make_app
+        self._current: _Generation | None = None
+        self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def services(self) -> Services:
+        if self._current is None:
+            raise RuntimeError("the hub has not started")
+        return self._current.services
+
+    async def __aenter__(self) -> Reloadable:
+        # The first generation's failures propagate: the caller stops with one line.
+        self._current = await self._start(self._manifests())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._current is not None:
+            current, self._current = self._current, None
+            await current.stack.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        generation = self._current
+        if generation is None:
+            raise RuntimeError("the hub has not started")
+        generation.in_flight += 1
+        try:
+            await generation.app(scope, receive, send)
+        finally:
+            generation.in_flight -= 1
+
+    async def reload(self) -> ReloadReport:
+        """Read the manifests again and serve them if they start; else keep serving the old."""
+        async with self._lock:
+            try:
+                catalog = self._manifests()
+                fresh = await self._start(catalog)
+            except STARTUP_ERRORS as exc:
+                log.error("reload refused, the previous manifests stay in service: %s", exc)
+                return ReloadReport(False, len(self.services.catalog.entities), str(exc))
+            old, self._current = self._current, fresh
+            log.info("reloaded the manifests: %s entities", len(catalog.entities))
+            if old is not None:
+                task = asyncio.create_task(self._retire(old))
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+            return ReloadReport(True, len(catalog.entities))
+
+    async def _start(self, catalog: Catalog) -> _Generation:
+        services = self._build(catalog)
+        services.reload = self.reload
+        stack = AsyncExitStack()
+        try:
+            app = self._make_app(services)
+            # The app's own start and stop (hub/app.py's lifespan): start-up checks, the
+            # policy's watcher, tree-head signing; closing it closes the services.
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        except BaseException:
+            await stack.aclose()
+            await services.close()
+            raise
+        return _Generation(services, app, stack)
+
+    async def _retire(self, old: _Generation) -> None:
+        """Close `old` once the requests it was serving are done (or after DRAIN_SECONDS)."""
+        waited = 0.0
+        while old.in_flight and waited < DRAIN_SECONDS:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        if old.in_flight:
+            log.warning("closing the previous generation with %s requests still running", old.in_flight)
+        await old.stack.aclose()
