@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -35,8 +36,19 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+
+class ReloadRefused(Exception):
+    """The new manifests would start, but worse than the serving ones (the message says where)."""
+
+
 # Errors that mean "this configuration cannot start", each with a message for an operator.
-STARTUP_ERRORS: tuple[type[Exception], ...] = (ManifestError, ConnectionSetupError, CryptoError, StartupRefused)
+STARTUP_ERRORS: tuple[type[Exception], ...] = (
+    ManifestError,
+    ConnectionSetupError,
+    CryptoError,
+    StartupRefused,
+    ReloadRefused,
+)
 # How long a retired generation waits for its requests before it is closed anyway.
 DRAIN_SECONDS = 120.0
 
@@ -48,6 +60,15 @@ class ReloadReport:
     reloaded: bool
     entities: int
     error: str | None = None
+
+
+def _without_paths(message: str) -> str:
+    """`message` with each absolute path cut to its last part: the file a mistake is in is
+    named, the server's folders are not (the log keeps the whole message)."""
+    return _PATH.sub(lambda found: found.group(0).rsplit("/", 1)[-1], message)
+
+
+_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:]+/)*[^\s/:]+")
 
 
 class _Generation:
@@ -112,10 +133,10 @@ class Reloadable:
         async with self._lock:
             try:
                 catalog = self._manifests()
-                fresh = await self._start(catalog)
+                fresh = await self._start(catalog, strict=True)
             except STARTUP_ERRORS as exc:
                 log.error("reload refused, the previous manifests stay in service: %s", exc)
-                return ReloadReport(False, len(self.services.catalog.entities), str(exc))
+                return ReloadReport(False, len(self.services.catalog.entities), _without_paths(str(exc)))
             old, self._current = self._current, fresh
             log.info("reloaded the manifests: %s entities", len(catalog.entities))
             if old is not None:
@@ -124,7 +145,10 @@ class Reloadable:
                 task.add_done_callback(self._retiring.discard)
             return ReloadReport(True, len(catalog.entities))
 
-    async def _start(self, catalog: Catalog) -> _Generation:
+    async def _start(self, catalog: Catalog, strict: bool = False) -> _Generation:
+        """The generation over `catalog`, started. `strict` (a reload): a department whose
+        database does not match its manifest refuses the whole reload, where a first start
+        serves it as unavailable: the old manifest still serves it."""
         services = self._build(catalog)
         services.reload = self.reload
         stack = AsyncExitStack()
@@ -133,6 +157,9 @@ class Reloadable:
             # The app's own start and stop (hub/app.py's lifespan): start-up checks, the
             # policy's watcher, tree-head signing; closing it closes the services.
             await stack.enter_async_context(app.router.lifespan_context(app))
+            mismatched = [m for gate in services.gates.values() for m in gate.mismatches]
+            if strict and mismatched:
+                raise ReloadRefused("; ".join(mismatched[:3]))
         except BaseException:
             await stack.aclose()
             await services.close()

@@ -1,0 +1,151 @@
+"""`hub reload` (the admin mutation `reloadManifests`; SIGHUP to `hub serve`): manifests read
+again and served without a restart. Under a steady load no request fails across the swap, and
+the new field is served afterwards; a bad manifest leaves the old catalog serving and the
+answer names the file, the entity and the field; only admins may reload."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from hub.app import create_app
+from hub.catalog import load_catalog
+from hub.config import Settings, load_settings
+from hub.demo.workspace import Workspace
+from hub.reload import Reloadable
+from hub.services import build_services
+from tests.demo_copies import copy_demo_manifests
+from tests.integration.conftest import _tokens
+
+LIST = "{ financeBudgetLines(first: 20) { nodes { lineId amount } } }"
+WITH_PROGRAM = "{ financeBudgetLines(first: 3) { nodes { lineId program } } }"
+RELOAD = "mutation { reloadManifests { reloaded entities error } }"
+
+
+def _without_program(document: dict[str, Any]) -> None:
+    if document["department"] == "finance":
+        line = document["entities"][0]
+        line["fields"] = [f for f in line["fields"] if f["name"] != "program"]
+
+
+@pytest.fixture
+def folder(demo_workspace: Workspace, tmp_path: Path) -> Path:
+    return copy_demo_manifests(demo_workspace, tmp_path / "manifests", _without_program)
+
+
+@pytest.fixture
+def settings(demo_workspace: Workspace, folder: Path) -> Settings:
+    return load_settings(
+        {},
+        database_url=demo_workspace.hub_database.render_as_string(),
+        manifests_dir=folder,
+        master_key_file=demo_workspace.master_key_file,
+    )
+
+
+def _hub(settings: Settings) -> Reloadable:
+    return Reloadable(lambda: load_catalog(settings.manifests_dir), lambda c: build_services(settings, c), create_app)
+
+
+def _client(hub: Reloadable) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=hub), base_url="http://hub")
+
+
+async def _ask(client: httpx.AsyncClient, token: str, query: str) -> tuple[int, Any]:
+    response = await client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"})
+    return response.status_code, response.json()
+
+
+def _restore_program(folder: Path, demo_workspace: Workspace) -> None:
+    source = yaml.safe_load((demo_workspace.manifests / "finance.yaml").read_text(encoding="utf-8"))
+    copied = yaml.safe_load((folder / "finance.yaml").read_text(encoding="utf-8"))
+    copied["entities"][0]["fields"] = source["entities"][0]["fields"]
+    (folder / "finance.yaml").write_text(yaml.safe_dump(copied, allow_unicode=True), encoding="utf-8")
+
+
+def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
+    settings: Settings, folder: Path, demo_workspace: Workspace
+) -> None:
+    tokens = _tokens(demo_workspace)
+    reader, admin = tokens["auditor"], tokens["platform-admin"]
+
+    async def scenario() -> tuple[list[tuple[int, Any]], Any, Any, Any]:
+        async with _hub(settings) as hub, _client(hub) as client:
+            _, before = await _ask(client, reader, WITH_PROGRAM)
+            answers: list[tuple[int, Any]] = []
+            stop = asyncio.Event()
+
+            async def load() -> None:
+                while not stop.is_set():
+                    answers.append(await _ask(client, reader, LIST))
+
+            workers = [asyncio.create_task(load()) for _ in range(8)]
+            await asyncio.sleep(0.5)
+            _restore_program(folder, demo_workspace)
+            _, reloaded = await _ask(client, admin, RELOAD)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*workers)
+            _, after = await _ask(client, reader, WITH_PROGRAM)
+        return answers, before, reloaded, after
+
+    answers, before, reloaded, after = asyncio.run(scenario())
+    assert before["errors"][0]["message"].startswith("Cannot query field 'program'")
+    assert reloaded["data"] == {"reloadManifests": {"reloaded": True, "entities": 15, "error": None}}
+    assert len(answers) > 20
+    assert [status for status, _ in answers] == [200] * len(answers)
+    assert all("errors" not in body and len(body["data"]["financeBudgetLines"]["nodes"]) == 20 for _, body in answers)
+    programs = [node["program"] for node in after["data"]["financeBudgetLines"]["nodes"]]
+    assert len(programs) == 3 and all(isinstance(p, str) and p for p in programs)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        ("type: Decimal", "type: Money", "finance.yaml: entity BudgetLine, field amount, type: Input should be"),
+        (
+            "column: fiscal_year",
+            "column: fiscal_yaer",
+            "finance.yaml: entity BudgetLine, field fiscalYear: column fiscal_yaer is not in table fin_budget_line",
+        ),
+    ],
+)
+def test_a_bad_manifest_keeps_the_old_catalog_serving_and_says_where(
+    settings: Settings, folder: Path, demo_workspace: Workspace, old: str, new: str, error: str
+) -> None:
+    tokens = _tokens(demo_workspace)
+    reader, admin = tokens["auditor"], tokens["platform-admin"]
+    manifest = folder / "finance.yaml"
+
+    async def scenario() -> tuple[Any, Any]:
+        async with _hub(settings) as hub, _client(hub) as client:
+            manifest.write_text(manifest.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+            _, reloaded = await _ask(client, admin, RELOAD)
+            _, still = await _ask(client, reader, LIST.replace("amount", "amount fiscalYear"))
+        return reloaded, still
+
+    reloaded, still = asyncio.run(scenario())
+    report = reloaded["data"]["reloadManifests"]
+    assert report["reloaded"] is False
+    assert report["error"].startswith(error)
+    assert str(folder) not in report["error"]
+    assert "errors" not in still
+    assert all(isinstance(node["fiscalYear"], int) for node in still["data"]["financeBudgetLines"]["nodes"])
+
+
+def test_only_an_admin_may_reload(settings: Settings, demo_workspace: Workspace) -> None:
+    tokens = _tokens(demo_workspace)
+
+    async def scenario() -> Any:
+        async with _hub(settings) as hub, _client(hub) as client:
+            return (await _ask(client, tokens["auditor"], RELOAD))[1]
+
+    refused = asyncio.run(scenario())
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert refused["errors"][0]["message"] == "only admins reload the manifests"
