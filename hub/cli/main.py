@@ -13,6 +13,7 @@ from hub.cli.documents import documents
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
+from hub.cli.onboard import onboard
 from hub.cli.policy import policy
 from hub.cli.serve import demo, load_demo_command, migrate, schema, serve
 
@@ -34,6 +35,11 @@ READS: dict[str, tuple[str, ...]] = {
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
+    "onboard": (
+        "the variable --url-env names",
+        HUB_DB + ", " + MANIFESTS + " and HUB_MASTER_KEY_FILE: on a new hub, written to hub.toml",
+        "HUB_MASTER_KEY (used instead of a key file when set)",
+    ),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -84,6 +90,7 @@ for command in (
     encrypt_column,
     audit,
     manifest,
+    onboard,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)
