@@ -15,6 +15,7 @@ from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
 from hub.cli.onboard import onboard
 from hub.cli.policy import policy
+from hub.cli.reload import reload_command
 from hub.cli.serve import demo, load_demo_command, migrate, schema, serve
 
 HUB_DB = "HUB_DATABASE_URL (the hub database)"
@@ -35,6 +36,7 @@ READS: dict[str, tuple[str, ...]] = {
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
+    "reload": ("HUB_ADMIN_TOKEN (an admin app's token, with --url)",),
     "onboard": (
         "the variable --url-env names",
         HUB_DB + ", " + MANIFESTS + " and HUB_MASTER_KEY_FILE: on a new hub, written to hub.toml",
@@ -91,6 +93,7 @@ for command in (
     audit,
     manifest,
     onboard,
+    reload_command,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

@@ -6,15 +6,22 @@ answer names the file, the entity and the field; only admins may reload."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from hub.app import create_app
 from hub.catalog import load_catalog
+from hub.cli.main import main
 from hub.config import Settings, load_settings
 from hub.demo.workspace import Workspace
 from hub.reload import Reloadable
@@ -149,3 +156,60 @@ def test_only_an_admin_may_reload(settings: Settings, demo_workspace: Workspace)
     assert refused["data"] is None
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert refused["errors"][0]["message"] == "only admins reload the manifests"
+
+
+def test_sighup_and_hub_reload_reach_a_real_hub_serve(
+    settings: Settings, folder: Path, demo_workspace: Workspace
+) -> None:
+    tokens = _tokens(demo_workspace)
+    port = 18871
+    environ = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url.render_as_string(hide_password=False),
+        "HUB_MANIFESTS": str(folder),
+        "HUB_MASTER_KEY_FILE": str(demo_workspace.master_key_file),
+    }
+    environ.pop("HUB_MASTER_KEY", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}/graphql"
+
+    def ask(query: str, token: str) -> Any:
+        for _ in range(240):
+            assert server.poll() is None, "the hub stopped"
+            try:
+                return httpx.post(
+                    endpoint, json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                ).json()
+            except httpx.TransportError:
+                time.sleep(0.25)
+        raise AssertionError("the hub did not answer within a minute")
+
+    try:
+        assert "errors" in ask(WITH_PROGRAM, tokens["auditor"])
+        _restore_program(folder, demo_workspace)
+        os.kill(server.pid, signal.SIGHUP)
+        for _ in range(240):
+            served = ask(WITH_PROGRAM, tokens["auditor"])
+            if "errors" not in served:
+                break
+            time.sleep(0.25)
+        assert all(node["program"] for node in served["data"]["financeBudgetLines"]["nodes"])
+        manifest = folder / "finance.yaml"
+        manifest.write_text(manifest.read_text(encoding="utf-8").replace("type: Decimal", "type: Money", 1))
+        refused = CliRunner().invoke(
+            main, ["reload", "--url", endpoint], env={"HUB_ADMIN_TOKEN": tokens["platform-admin"]}
+        )
+        assert refused.exit_code == 1
+        assert refused.stderr.startswith(
+            "error: the manifests were not taken, the previous ones still serve: finance.yaml: entity BudgetLine, "
+            "field amount, type:"
+        )
+        assert "errors" not in ask(WITH_PROGRAM, tokens["auditor"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
