@@ -151,6 +151,11 @@ class Reloadable:
         serves it as unavailable: the old manifest still serves it."""
         services = self._build(catalog)
         services.reload = self.reload
+        if self._current is not None:
+            # Counted per caller in memory: a reload must not hand every caller a fresh
+            # allowance of requests, nor forget the requests it has running.
+            services.rates = self._current.services.rates
+            services.in_flight = self._current.services.in_flight
         stack = AsyncExitStack()
         try:
             app = self._make_app(services)

@@ -84,6 +84,8 @@ def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
     async def scenario() -> tuple[list[tuple[int, Any]], Any, Any, Any]:
         async with _hub(settings) as hub, _client(hub) as client:
             _, before = await _ask(client, reader, WITH_PROGRAM)
+            counted = (hub.services.rates, hub.services.in_flight)
+            assert None not in counted
             answers: list[tuple[int, Any]] = []
             stop = asyncio.Event()
 
@@ -99,6 +101,9 @@ def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
             stop.set()
             await asyncio.gather(*workers)
             _, after = await _ask(client, reader, WITH_PROGRAM)
+            # Counted per caller in memory: carried over, not started again.
+            assert (hub.services.rates, hub.services.in_flight) == counted
+            assert "program" in {f.name for f in hub.services.catalog.entity("finance.BudgetLine").fields.values()}
         return answers, before, reloaded, after
 
     answers, before, reloaded, after = asyncio.run(scenario())
