@@ -123,6 +123,9 @@ def test_every_help_lists_the_environment_it_reads(path: tuple[str, ...], comman
         if path[0] == "manifest":
             # Drafting and checking manifests reads department databases, never the hub's.
             assert "--url-env" in result.output and "HUB_MANIFESTS" in result.output
+        elif path == ("reload",):
+            # It asks a serving hub, as its admin: the token is all it reads.
+            assert "HUB_ADMIN_TOKEN" in result.output and "HUB_DATABASE_URL" not in result.output
         else:
             assert "HUB_DATABASE_URL" in result.output or path == ("demo",)
         assert "hub.toml" in result.output
