@@ -60,6 +60,8 @@ class ReloadReport:
     reloaded: bool
     entities: int
     error: str | None = None
+    # Trusted documents the new schema no longer validates (refused when run), as `name (id)`.
+    invalid_documents: tuple[str, ...] = ()
 
 
 def _without_paths(message: str) -> str:
@@ -90,10 +92,12 @@ class Reloadable:
         manifests: Callable[[], Catalog],
         build: Callable[[Catalog], Services],
         make_app: Callable[[Services], Any],
+        revalidate: Callable[[Any], Awaitable[list[str]]] | None = None,
     ) -> None:
         self._manifests = manifests
         self._build = build
         self._make_app = make_app
+        self._revalidate = revalidate
         self._current: _Generation | None = None
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -137,13 +141,21 @@ class Reloadable:
             except STARTUP_ERRORS as exc:
                 log.error("reload refused, the previous manifests stay in service: %s", exc)
                 return ReloadReport(False, len(self.services.catalog.entities), _without_paths(str(exc)))
+            invalid: list[str] = []
+            if self._revalidate is not None:
+                try:
+                    invalid = await self._revalidate(fresh.app)
+                except Exception:  # the hub database could not be read: the swap still helps
+                    log.warning("could not check the trusted documents against the new schema", exc_info=True)
             old, self._current = self._current, fresh
             log.info("reloaded the manifests: %s entities", len(catalog.entities))
+            for document in invalid:
+                log.warning("trusted document %s no longer validates: it is refused when run", document)
             if old is not None:
                 task = asyncio.create_task(self._retire(old))
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
-            return ReloadReport(True, len(catalog.entities))
+            return ReloadReport(True, len(catalog.entities), None, tuple(invalid))
 
     async def _start(self, catalog: Catalog, strict: bool = False) -> _Generation:
         """The generation over `catalog`, started. `strict` (a reload): a department whose

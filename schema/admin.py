@@ -332,6 +332,9 @@ class ManifestReload:
     error: str | None = strawberry.field(
         description="Why the manifests were not taken (file, entity, field); the previous ones still serve."
     )
+    invalidDocuments: list[str] = strawberry.field(
+        description="Trusted documents the new schema no longer validates, as `name (id)`: they are refused when run."
+    )
 
 
 # A client that lost an answer sends the change again with the same key: it applies once.
@@ -408,4 +411,9 @@ class AdminMutation:
         if context.reload is None:
             raise Internal("this hub cannot reload its manifests")
         report = await context.reload()
-        return ManifestReload(reloaded=report.reloaded, entities=report.entities, error=report.error)
+        return ManifestReload(
+            reloaded=report.reloaded,
+            entities=report.entities,
+            error=report.error,
+            invalidDocuments=list(report.invalid_documents),
+        )

@@ -63,10 +63,10 @@ async def _serving(
     never a traceback. SIGHUP reloads the manifests (hub/reload.py)."""
     import uvicorn
 
-    from hub.app import create_app
+    from hub.app import create_app, invalid_trusted_documents
     from hub.reload import STARTUP_ERRORS, Reloadable
 
-    hub = Reloadable(manifests, build, create_app)
+    hub = Reloadable(manifests, build, create_app, invalid_trusted_documents)
     reloads: set[asyncio.Task[Any]] = set()
 
     def on_hangup() -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +20,23 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy.engine import URL
 
-from hub.app import create_app
+from hub.app import create_app, invalid_trusted_documents
 from hub.catalog import load_catalog
 from hub.cli.main import main
 from hub.config import Settings, load_settings
+from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace
 from hub.reload import Reloadable
 from hub.services import build_services
+from hub.trusted.service import register_document
 from tests.demo_copies import copy_demo_manifests
 from tests.integration.conftest import _tokens
 
 LIST = "{ financeBudgetLines(first: 20) { nodes { lineId amount } } }"
 WITH_PROGRAM = "{ financeBudgetLines(first: 3) { nodes { lineId program } } }"
-RELOAD = "mutation { reloadManifests { reloaded entities error } }"
+RELOAD = "mutation { reloadManifests { reloaded entities error invalidDocuments } }"
 
 
 def _without_program(document: dict[str, Any]) -> None:
@@ -56,7 +61,12 @@ def settings(demo_workspace: Workspace, folder: Path) -> Settings:
 
 
 def _hub(settings: Settings) -> Reloadable:
-    return Reloadable(lambda: load_catalog(settings.manifests_dir), lambda c: build_services(settings, c), create_app)
+    return Reloadable(
+        lambda: load_catalog(settings.manifests_dir),
+        lambda c: build_services(settings, c),
+        create_app,
+        invalid_trusted_documents,
+    )
 
 
 def _client(hub: Reloadable) -> httpx.AsyncClient:
@@ -108,7 +118,9 @@ def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
 
     answers, before, reloaded, after = asyncio.run(scenario())
     assert before["errors"][0]["message"].startswith("Cannot query field 'program'")
-    assert reloaded["data"] == {"reloadManifests": {"reloaded": True, "entities": 15, "error": None}}
+    assert reloaded["data"] == {
+        "reloadManifests": {"reloaded": True, "entities": 15, "error": None, "invalidDocuments": []}
+    }
     assert len(answers) > 20
     assert [status for status, _ in answers] == [200] * len(answers)
     assert all("errors" not in body and len(body["data"]["financeBudgetLines"]["nodes"]) == 20 for _, body in answers)
@@ -218,3 +230,40 @@ def test_sighup_and_hub_reload_reach_a_real_hub_serve(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_reload_lists_the_trusted_documents_the_new_schema_refuses(
+    settings: Settings, folder: Path, demo_workspace: Workspace, tmp_path: Path
+) -> None:
+    tokens = _tokens(demo_workspace)
+    # A copy of the demo's hub database (its callers registered first): the document
+    # registered here stays out of other tests.
+    copy = tmp_path / "hub.db"
+    shutil.copy(str(demo_workspace.hub_database.database), copy)
+    settings = replace(settings, database_url=URL.create("sqlite+aiosqlite", database=str(copy)))
+    text = "{ financeBudgetLines(first: 1) { nodes { lineId fiscalYear } } }"
+
+    async def scenario() -> tuple[str, Any, Any, Any]:
+        engine = hub_engine(settings.database_url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                found = await register_document(session, text, name="budget-years")
+        finally:
+            await engine.dispose()
+        async with _hub(settings) as hub, _client(hub) as client:
+            headers = {"Authorization": f"Bearer {tokens['auditor']}"}
+            ran = (await client.post("/graphql", json={"documentId": found}, headers=headers)).json()
+            manifest = folder / "finance.yaml"
+            document = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+            line = document["entities"][0]
+            line["fields"] = [f for f in line["fields"] if f["name"] != "fiscalYear"]
+            manifest.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+            _, reloaded = await _ask(client, tokens["platform-admin"], RELOAD)
+            refused = (await client.post("/graphql", json={"documentId": found}, headers=headers)).json()
+        return found, ran, reloaded, refused
+
+    found, ran, reloaded, refused = asyncio.run(scenario())
+    assert "errors" not in ran
+    assert reloaded["data"]["reloadManifests"]["reloaded"] is True, reloaded
+    assert reloaded["data"]["reloadManifests"]["invalidDocuments"] == [f"budget-years ({found})"]
+    assert refused["errors"][0]["message"].startswith("Cannot query field 'fiscalYear'")
