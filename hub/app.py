@@ -56,7 +56,7 @@ from hub.quota.concurrency import ConcurrencyRefusal
 from hub.quota.rates import RateRefusal
 from hub.request import BadRequest, Bounds, GraphQLRequest, read_request, repeated, response_media_type
 from hub.services import Services
-from hub.trusted.service import is_document_id
+from hub.trusted.service import is_document_id, live_documents
 from schema import (
     INTERNAL_MESSAGE,
     BuiltSchema,
@@ -302,7 +302,19 @@ def create_app(services: Services) -> Starlette:
     ]
     if graphiql:
         routes.append(Mount("/graphiql/static", StaticFiles(directory=str(STATIC)), name="graphiql"))
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal})
+    # For a reload (hub/reload.py): which trusted documents this app's schema no longer runs.
+    app.state.compiler = built.compiler
+    app.state.sessions = services.sessions
+    return app
+
+
+async def invalid_trusted_documents(app: Starlette) -> list[str]:
+    """The live trusted documents that do not validate against `app`'s schema (a field they
+    name is gone, say), as `name (id)`: such a document is refused when it is run."""
+    async with app.state.sessions() as session:
+        documents = await live_documents(session)
+    return [f"{name} ({id_})" for id_, name, text in documents if app.state.compiler.compile_uncached(text).errors]
 
 
 async def _principal(principals: PrincipalCache, request: Request) -> Principal | None:

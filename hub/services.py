@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -47,6 +48,9 @@ from hub.policy.terms import Purpose, Terms, load_terms
 from hub.quota import LookupCounter
 from hub.quota.concurrency import InFlight
 from hub.quota.rates import RateLimits, rate
+
+if TYPE_CHECKING:
+    from hub.reload import ReloadReport
 
 log = logging.getLogger("hub.services")
 
@@ -91,6 +95,9 @@ class Services:
     audit: AuditQuery | None = None
     # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
     history: PersonHistory | None = None
+    # Reads the manifests again and swaps to them (hub/reload.py); None where nothing can
+    # reload this hub (tests, and hubs served without `hub serve`).
+    reload: Callable[[], Awaitable[ReloadReport]] | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -128,7 +135,7 @@ class Services:
                 if sampled:
                     refuse_unopened(self.keys.keyring, name, sampled)
         except KeysDoNotOpen as exc:
-            log.error("%s", exc)
+            # Whoever started the hub reports it: `hub serve` as its one line, a reload to its caller.
             raise StartupRefused(f"the hub will not start: {exc}") from None
         for name in made:
             log.info("made the %s", name)
@@ -151,7 +158,6 @@ class Services:
         # A limit set for a misspelt role would silently leave that role on the default.
         unknown = self.settings.unknown_limit_role(current.snapshot.role_names())
         if unknown is not None:
-            log.error("%s", unknown)
             raise StartupRefused(f"the hub will not start: {unknown}")
         try:
             # The stored policy against this hub's catalog (its manifests, just loaded) and
@@ -165,7 +171,6 @@ class Services:
         except (SnapshotError, WeakMask) as exc:
             version = current.snapshot.version
             message = f"the hub will not start on policy version {version}: {exc}; fix it with `hub policy import`"
-            log.error("%s", message)
             raise StartupRefused(message) from None
 
     async def close(self) -> None:

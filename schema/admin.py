@@ -9,9 +9,9 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.errors import Internal
+from hub.errors import Forbidden, Internal
 from hub.policy.admin import Explained, PolicyAdmin
-from hub.policy.changes import Exposure, parse_edits
+from hub.policy.changes import ADMIN, Exposure, parse_edits
 from hub.policy.grants import Grant
 from hub.policy.models import PolicyChangeRow
 from hub.policy.store import Outcome
@@ -361,6 +361,18 @@ class AdminQuery:
         )
 
 
+@strawberry.type(description="What a reload of the manifests did.")
+class ManifestReload:
+    reloaded: bool = strawberry.field(description="True when the hub now serves the manifests as they are on disk.")
+    entities: int = strawberry.field(description="Entities the hub serves after the reload.")
+    error: str | None = strawberry.field(
+        description="Why the manifests were not taken (file, entity, field); the previous ones still serve."
+    )
+    invalidDocuments: list[str] = strawberry.field(
+        description="Trusted documents the new schema no longer validates, as `name (id)`: they are refused when run."
+    )
+
+
 # A client that lost an answer sends the change again with the same key: it applies once.
 IDEMPOTENCY_KEY = strawberry.argument(
     description="Your key for this change (1-100 of A-Z a-z 0-9 . _ : -): sent again with the same key, "
@@ -423,3 +435,21 @@ class AdminMutation:
     ) -> list[str]:
         context, admin = _admin(info)
         return await admin.assign_roles(context.principal, app, roles, reason, idempotencyKey)
+
+    @strawberry.mutation(
+        description="Read the manifests again and serve them without a restart (admins only); a manifest "
+        "that does not load or start leaves the previous ones serving, and the answer says why."
+    )
+    async def reloadManifests(self, info: strawberry.Info) -> ManifestReload:
+        context: RequestContext = info.context
+        if ADMIN not in context.principal.roles:
+            raise Forbidden("only admins reload the manifests")
+        if context.reload is None:
+            raise Internal("this hub cannot reload its manifests")
+        report = await context.reload()
+        return ManifestReload(
+            reloaded=report.reloaded,
+            entities=report.entities,
+            error=report.error,
+            invalidDocuments=list(report.invalid_documents),
+        )

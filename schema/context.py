@@ -2,7 +2,7 @@
 
 import asyncio
 from bisect import insort
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
 from hub.policy.admin import PolicyAdmin
+from hub.reload import ReloadReport
 from schema.compiled import Compiled
 
 
@@ -67,6 +68,8 @@ class RequestContext:
     # Reading the access trail; None on a hub built without it.
     audit: AuditQuery | None = None
     history: PersonHistory | None = None
+    # Reads the manifests again and swaps to them (hub/reload.py); None where nothing can.
+    reload: Callable[[], Awaitable[ReloadReport]] | None = None
     request: RequestAccess | None = None
     # The request's document, compiled: set by the app for a trusted document, else on parsing.
     document: Compiled | None = None

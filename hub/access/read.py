@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import (
@@ -38,9 +38,10 @@ from hub.access.relation_filter import compile_checked
 from hub.access.release import Released, ReleasedRow, Releaser
 from hub.access.semijoin import DEFAULT_MAX_KEYS, KeySets, Scoped, conjoin_scopes
 from hub.catalog import Catalog, EntityInfo, RelationInfo
-from hub.catalog.filters import FilterSpec, compile_order
+from hub.catalog.filters import FilterSpec, compile_order, spellings
 from hub.catalog.model import FieldInfo
-from hub.crypto.cells import index_bytes, index_form
+from hub.crypto.blind_index import normaliser
+from hub.crypto.cells import FieldCells, index_bytes, index_form, row_keys
 from hub.crypto.live import LiveKeyring
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.health.guard import CircuitOpenError
@@ -50,6 +51,17 @@ log = logging.getLogger("hub.access")
 # Released rows carry the raw values relations join on under (JOIN, field) keys: the join may be
 # allowed where the field itself is not released, and string-keyed readers never see them.
 JOIN = "join"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedJoin:
+    """The join value of an encrypted field whose relation reaches a plain column: its value,
+    decrypted in memory to query the plain side by value, and never released (it travels
+    under a JOIN key, which no caller's field reads; its repr hides it, so no log shows it)."""
+
+    # The stored blind index beside it (None without one), for relations to indexed targets.
+    index: bytes | None
+    plain: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,9 @@ class Reader:
         self.relation_page = relation_page
         self.max_relation_page = max_relation_page
         self.max_values = max_values
+        # Per entity, its encrypted fields some relation joins to a plain column: their values
+        # are fetched and decrypted (in memory, never released) to query the plain side.
+        self._sealed = _sealed_joins(catalog)
 
     def budget(self) -> ValueBudget:
         """A fresh value budget, for one request."""
@@ -261,17 +276,38 @@ class Reader:
         # The value each join value is looked up by. Encrypted fields join on blind indexes of
         # one domain; a plain source joining an encrypted target is indexed here.
         wanted: dict[Hashable, Hashable] = {}
+        # An encrypted source joining a plain column: by the decrypted values in each spelling
+        # a plain column may hold (an ID number's X as x: catalog/filters.py); rows are matched
+        # back in the domain's normal form.
+        unseal = source_field.encrypted and target_field.index_column is None
+        domain = source_field.blind_index or target_field.blind_index or ""
+        normal = normaliser(domain)
         for value in values:
             if value is None or value in wanted:
                 continue
-            if target_field.index_column is None:
+            if unseal:
+                if isinstance(value, SealedJoin):
+                    wanted[value] = normal(value.plain)
+            elif target_field.index_column is None:
                 wanted[value] = value
             elif source_field.encrypted:
-                wanted[value] = index_form(target_field, value)  # type: ignore[arg-type]
+                index = value.index if isinstance(value, SealedJoin) else value
+                if index is not None:
+                    wanted[value] = index_form(target_field, index)  # type: ignore[arg-type]
             else:
                 wanted[value] = self._index_value(target_field, str(value))
         return await self._matching(
-            request, target, target_field, wanted, names, joins, bound, relation.many, rule, order
+            request,
+            target,
+            target_field,
+            wanted,
+            names,
+            joins,
+            bound,
+            relation.many,
+            rule,
+            order,
+            unseal=domain if unseal else None,
         )
 
     async def shared(
@@ -319,12 +355,26 @@ class Reader:
         many: bool,
         rule: Filter | None,
         order: Sequence[OrderKey],
+        unseal: str | None = None,
     ) -> RelatedRows:
         """The rows of `target` whose `target_field` matches a value of `wanted` (given value
-        -> the value as stored), grouped by given value: one `fetch_by` statement per chunk."""
+        -> the value as stored), grouped by given value: one `fetch_by` statement per chunk.
+        `unseal` names the index domain when an encrypted source joins a plain column: the
+        given values are decrypted join values, looked up in each spelling a plain column may
+        hold and matched back in the domain's normal form."""
         match_column = target_field.searchable_column
         columns = _union(self._columns(request.plan, target, names, joins), [match_column])
         unique = list(dict.fromkeys(wanted.values()))
+        normal = normaliser(unseal) if unseal is not None else None
+        if unseal is not None:
+            sealed = [value.plain for value in wanted if isinstance(value, SealedJoin)]
+            unique = list(dict.fromkeys(each for plain in sealed for each in spellings(unseal, plain)))
+
+        def matched(match: Any) -> Any:
+            if normal is not None:
+                return None if match is None else normal(str(match))
+            return _join_value(target_field, match)
+
         connector = self.connectors[target.department]
         width = values_per_row(names, joins)
         budget = request.budget
@@ -352,14 +402,16 @@ class Reader:
                 ),
             )
         # A to-one relation reads its first row: more rows behind it are no list cut short.
-        cut_matches = {_join_value(target_field, m) for m in rows.cut} if many else set()
+        cut_matches = {matched(m) for m in rows.cut} if many else set()
         # The match value travels outside the released row: the caller may not be allowed it.
         released = await self._release(request, target, rows, names, joins)
         by_match: dict[Hashable, list[ReleasedRow]] = defaultdict(list)
         for match, out in zip(_kept(released, rows.column(match_column)), released.rows, strict=True):
-            by_match[_join_value(target_field, match)].append(out)
-        grouped = {value: by_match.get(_join_value(target_field, match), []) for value, match in wanted.items()}
-        cut = {value for value, match in wanted.items() if _join_value(target_field, match) in cut_matches}
+            by_match[matched(match)].append(out)
+        if normal is None:
+            wanted = {value: _join_value(target_field, match) for value, match in wanted.items()}
+        grouped = {value: by_match.get(match, []) for value, match in wanted.items()}
+        cut = {value for value, match in wanted.items() if match in cut_matches}
         return RelatedRows(grouped, released, cut)
 
     async def _release(
@@ -377,8 +429,12 @@ class Reader:
             # serving): release again with the reloaded keyring, counting the rows once.
             record.undo_columns(entity.id, released.recorded, len(released.rows))
             released = await self.releaser.release_paced(request.plan, record, entity, rows, names)
+        sealed = self._sealed.get(entity.id, ())
         for name in joins:
             item = entity.fields[name]
+            if name in sealed:
+                self._unseal(entity, item, rows, released)
+                continue
             column = item.searchable_column
             values = _kept(released, rows.column(column))
             if column in rows.unreadable:
@@ -387,6 +443,19 @@ class Reader:
             for out, value in zip(released.rows, values, strict=True):
                 out[(JOIN, name)] = _join_value(item, value)
         return released
+
+    def _unseal(self, entity: EntityInfo, item: FieldInfo, rows: Page, released: Released) -> None:
+        """Each kept row's join value of encrypted `item`, decrypted as a SealedJoin; one that
+        does not decrypt joins nothing (the field itself reports it where it is selected)."""
+        cells = FieldCells(self.keys.keyring, entity, item)
+        stored = _kept(released, rows.column(item.column))
+        keys = row_keys(entity, _kept(released, rows.column(entity.table.key)))
+        indexes: Sequence[Any] = [None] * len(stored)
+        if item.index_column is not None:
+            indexes = [index_bytes(v) for v in _kept(released, rows.column(item.index_column))]
+        decrypted = cells.decrypt(stored, keys)
+        for out, plain, index in zip(released.rows, decrypted, indexes, strict=True):
+            out[(JOIN, item.name)] = SealedJoin(index, plain) if isinstance(plain, str) else None
 
     async def _scoped(self, request: RequestAccess, scope: Scoped) -> Filter | None:
         """A row rule that follows relations, as a filter: its key sets are read once per
@@ -434,11 +503,16 @@ class Reader:
             raise LimitExceeded(f"`first` may be at most {self.max_page}")
         return page.first
 
-    @staticmethod
-    def _columns(plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]) -> tuple[str, ...]:
+    def _columns(
+        self, plan: AccessPlan, entity: EntityInfo, names: Sequence[str], joins: Sequence[str]
+    ) -> tuple[str, ...]:
         # Withheld fields are never fetched: what is not read cannot leak. Join values are
-        # fetched for relations, which have their own decision.
+        # fetched for relations, which have their own decision (an encrypted one that joins a
+        # plain column as its ciphertext too, to decrypt the join value).
         wanted = [entity.table.key, *(entity.fields[name].searchable_column for name in joins)]
+        sealed = self._sealed.get(entity.id)
+        if sealed:
+            wanted.extend(entity.fields[name].column for name in joins if name in sealed)
         # Persons touched are recorded whether or not their identifying field is selected (by
         # its blind index where it is encrypted: recording never decrypts).
         wanted.extend(entity.person_columns)
@@ -471,6 +545,18 @@ def _failure(entity: EntityInfo, error: QueryError | ConnectorError) -> Exceptio
         f"the {entity.department} department's database is unavailable; try again later",
         {"department": entity.department},
     )
+
+
+def _sealed_joins(catalog: Catalog) -> dict[str, frozenset[str]]:
+    """Per entity, the encrypted fields that a relation joins to a plain (unindexed) column."""
+    found: dict[str, set[str]] = {}
+    for entity in catalog:
+        for relation in entity.relations.values():
+            source = entity.fields[relation.field]
+            target = catalog.entity(relation.target).fields[relation.target_field]
+            if source.encrypted and target.index_column is None:
+                found.setdefault(entity.id, set()).add(source.name)
+    return {entity_id: frozenset(names) for entity_id, names in found.items()}
 
 
 def _join_value(item: FieldInfo, value: Any) -> Any:

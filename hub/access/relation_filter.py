@@ -90,9 +90,11 @@ def _joins(
     target = catalog.entity(relation.target)
     plan.require_readable(target)
     source, target_field = entity.fields[relation.field], target.fields[relation.target_field]
-    if target_field.encrypted and not source.encrypted:
-        # The related side holds blind indexes, this side plain values: no SQL can match them.
-        raise BadUserInput(f"{where} cannot be filtered on: {relation.field} is plain here and encrypted there")
+    if target_field.encrypted != source.encrypted:
+        # One side holds blind indexes or ciphertext, the other plain values: no SQL can match
+        # them (a relation's rows are joined in memory; a filter runs in SQL).
+        here, there = ("plain", "encrypted") if target_field.encrypted else ("encrypted", "plain")
+        raise BadUserInput(f"{where} cannot be filtered on: {relation.field} is {here} here and {there} there")
     rule = plan.row_rule(target.id)
     out = []
     for quantifier in QUANTIFIERS:

@@ -83,11 +83,13 @@ def compile_scope(catalog: Catalog, entity: EntityInfo, spec: Mapping[str, Any] 
             raise BadUserInput(f"{entity.type_name}.{name} takes a filter on {relation.target}")
         target = catalog.entity(relation.target)
         source, target_field = entity.fields[relation.field], target.fields[relation.target_field]
-        if target_field.encrypted and not source.encrypted:
-            # The related side holds blind indexes, this side plain values: no SQL can match them.
+        if target_field.encrypted != source.encrypted:
+            # One side holds blind indexes or ciphertext, the other plain values: no SQL can
+            # match them (a relation's rows decrypt in memory; a semi-join runs in SQL).
+            here, there = ("plain", "encrypted") if target_field.encrypted else ("encrypted", "plain")
             raise BadUserInput(
-                f"{entity.type_name}.{name} cannot be followed in a filter: {relation.field} is plain here "
-                f"and {relation.target_field} is encrypted there"
+                f"{entity.type_name}.{name} cannot be followed in a filter: {relation.field} is {here} here "
+                f"and {relation.target_field} is {there} there"
             )
         inner = compile_scope(catalog, target, nested, hops + 1)
         joins.append(SemiJoin(relation, source, target, target_field, inner))

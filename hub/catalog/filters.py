@@ -16,6 +16,7 @@ from typing import Any
 from connectors.base import And, Compare, Filter, In, IsNull, Like, Match, Not, Op, Or, OrderKey
 from hub.catalog import EntityInfo
 from hub.catalog.model import FieldInfo
+from hub.crypto.blind_index import normaliser
 from hub.errors import BadUserInput, LimitExceeded
 
 FilterSpec = Mapping[str, Any]
@@ -116,7 +117,14 @@ def _field(
     for op, value in ops.items():
         if value is None:
             continue
-        if op in OPS:
+        if item.blind_index is not None and op in ("eq", "in"):
+            # A plain identifier of an index domain: one value in all its spellings, so an
+            # ID number's x finds a row that holds X (and counts once against the quota).
+            given = value if op == "in" else [value]
+            if len(given) > MAX_IN:
+                raise LimitExceeded(f"an `in` list may hold at most {MAX_IN} values")
+            out.append(In(column, tuple(dict.fromkeys(s for v in given for s in spellings(item.blind_index, str(v))))))
+        elif op in OPS:
             out.append(Compare(column, OPS[op], _comparable(entity, name, value)))
         elif op == "in":
             if len(value) > MAX_IN:
@@ -129,6 +137,13 @@ def _field(
         else:
             raise BadUserInput(f"unknown filter operator {op} on {entity.type_name}.{name}")
     return out
+
+
+def spellings(domain: str, value: str) -> tuple[str, ...]:
+    """`value` as given, in `domain`'s normal form, and that in lower case: how a plain
+    column of the domain may hold it (SQL compares text exactly)."""
+    normal = normaliser(domain)(value)
+    return tuple(dict.fromkeys((value, normal, normal.lower())))
 
 
 def _comparable(entity: EntityInfo, name: str, value: Any) -> Any:

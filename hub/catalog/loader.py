@@ -225,20 +225,19 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
 
 
 def _check_encrypted_join(where: str, source: FieldInfo, target: FieldInfo) -> None:
-    """Joins on encrypted fields go through blind indexes of one domain, never decryption: the
-    target must be indexed, and an encrypted source must be indexed in the same domain (a plain
-    source is indexed by the hub as it joins)."""
+    """Joins between encrypted fields go through blind indexes of one domain: the target must
+    be indexed, and an encrypted source too, in the same domain. A plain source joining an
+    encrypted target is indexed by the hub as it joins; an encrypted source joining a plain
+    target is decrypted in memory (never released) to query the plain side by value."""
     if target.encrypted and target.index_column is None:
         raise ManifestError(f"{where}: target field {target.name} is encrypted without a blind_index")
-    if source.encrypted and (source.index_column is None or not target.encrypted):
+    if source.encrypted and target.encrypted and source.index_column is None:
         raise ManifestError(
-            f"{where}: field {source.name} is encrypted; the join needs both fields encrypted with "
-            "blind indexes of one domain"
+            f"{where}: field {source.name} is encrypted; joining encrypted {target.name} needs both "
+            "with blind indexes of one domain"
         )
-    if source.encrypted and source.blind_index != target.blind_index:
+    if source.blind_index and target.blind_index and source.blind_index != target.blind_index:
         raise ManifestError(
             f"{where}: fields {source.name} ({source.blind_index}) and {target.name} ({target.blind_index}) "
             "are indexed in different domains"
         )
-    if target.encrypted and not source.encrypted and source.blind_index not in (None, target.blind_index):
-        raise ManifestError(f"{where}: field {source.name} names another index domain than {target.name}")

@@ -15,7 +15,9 @@ from hub.cli.index_keys import export_index, fingerprint_index, import_index, in
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
+from hub.cli.onboard import onboard
 from hub.cli.policy import policy
+from hub.cli.reload import reload_command
 from hub.cli.serve import demo, load_demo_command, migrate, schema, serve
 
 HUB_DB = "HUB_DATABASE_URL (the hub database)"
@@ -37,6 +39,12 @@ READS: dict[str, tuple[str, ...]] = {
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
     "federation": (MANIFESTS,),
+    "reload": ("HUB_ADMIN_TOKEN (an admin app's token, with --url)",),
+    "onboard": (
+        "the variable --url-env names",
+        HUB_DB + ", " + MANIFESTS + " and HUB_MASTER_KEY_FILE: on a new hub, written to hub.toml",
+        "HUB_MASTER_KEY (used instead of a key file when set)",
+    ),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -88,6 +96,8 @@ for command in (
     audit,
     manifest,
     federation,
+    onboard,
+    reload_command,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

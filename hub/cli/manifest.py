@@ -43,6 +43,12 @@ def manifest() -> None:
     "--sample", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Rows sampled per table."
 )
 def manifest_draft(url_env: str, department: str, tables: tuple[str, ...], output: Path | None, sample: int) -> None:
+    write_draft(url_env, department, tables, output, sample)
+
+
+def write_draft(url_env: str, department: str, tables: tuple[str, ...], output: Path | None, sample: int) -> None:
+    """Draft `department`'s manifest from the database `url_env` names, and write it to
+    `output` (standard output when None); any failure is one line and exit 1."""
     if not re.match(SNAKE, department):
         fail(f"--department {department!r}: use lower case letters, digits and _ (e.g. housing)")
     try:

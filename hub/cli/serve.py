@@ -3,28 +3,29 @@ preparing what it runs on."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from hub.catalog import ManifestError, load_catalog
-from hub.catalog.connections import ConnectionSetupError
+from hub.catalog import Catalog, ManifestError, load_catalog
 from hub.cli.base import fail, require_migrated, run, settings_from_env
 from hub.config import Settings
-from hub.crypto.errors import CryptoError
 from hub.db.engine import hub_engine, sessions
 
 SDL_PATH = Path(__file__).resolve().parent.parent.parent / "schema" / "schema.graphql"
 
 T = TypeVar("T")
+log = logging.getLogger("hub.cli.serve")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    from hub.app import create_app as create_http_app
     from hub.services import build_services
 
     # Manifests first (a file check, no database), then the hub database, then the rest.
@@ -33,11 +34,6 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     except ManifestError as exc:
         fail(str(exc))
     require_migrated(settings)
-    try:
-        services = build_services(settings, catalog)
-        app = create_http_app(services)
-    except (ManifestError, ConnectionSetupError, CryptoError) as exc:
-        fail(str(exc))
     on = {True: "on", False: "off"}
     shown = f"GraphiQL {on[settings.graphiql]}, introspection {on[settings.introspection]}"
     if settings.observe.access_log:
@@ -49,8 +45,56 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         write_access_log(sys.stdout)
     tracing = settings.observe.tracing
     shown += f", access log {on[settings.observe.access_log]}, tracing {tracing.exporter if tracing.enabled else 'off'}"
-    click.echo(f"serving GraphQL at http://{host}:{port}/graphql ({shown})")
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    readings = [catalog]
+
+    def manifests() -> Catalog:
+        # The catalog checked above first; every reload reads the folder again.
+        return readings.pop() if readings else load_catalog(settings.manifests_dir)
+
+    problem = asyncio.run(_serving(manifests, lambda c: build_services(settings, c), host, port, shown))
+    if problem is not None:
+        fail(problem)
+
+
+async def _serving(
+    manifests: Callable[[], Catalog], build: Callable[[Catalog], Any], host: str, port: int, shown: str
+) -> str | None:
+    """Start the hub, then serve it until stopped; a start that fails is one line (returned),
+    never a traceback. SIGHUP reloads the manifests (hub/reload.py)."""
+    import uvicorn
+
+    from hub.app import create_app, invalid_trusted_documents
+    from hub.reload import STARTUP_ERRORS, Reloadable
+
+    hub = Reloadable(manifests, build, create_app, invalid_trusted_documents)
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def on_hangup() -> None:
+        task = asyncio.ensure_future(hub.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    try:
+        # The app's start-up runs here, before uvicorn listens: uvicorn's own lifespan would print
+        # the traceback of a refused start above our line.
+        async with hub:
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(NotImplementedError):  # no SIGHUP on Windows
+                loop.add_signal_handler(signal.SIGHUP, on_hangup)
+            click.echo(f"serving GraphQL at http://{host}:{port}/graphql ({shown})")
+            config = uvicorn.Config(hub, host=host, port=port, log_level="info", access_log=False, lifespan="off")
+            await uvicorn.Server(config).serve()
+    except STARTUP_ERRORS as exc:
+        return str(exc)
+    except (SQLAlchemyError, OSError) as exc:
+        # The error's type, never its text: that may quote SQL or a connection string.
+        return f"the hub will not start: a database could not be used ({type(exc).__name__})"
+    except Exception as exc:
+        # Not one of the failures above: the operator's own terminal gets its first line.
+        log.debug("start-up failed", exc_info=True)
+        detail = " ".join(str(exc).split())[:300]
+        return f"the hub will not start: unexpected {type(exc).__name__}: {detail}"
+    return None
 
 
 @click.command(help="Serve the hub over the manifests in HUB_MANIFESTS.")

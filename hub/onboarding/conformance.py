@@ -128,7 +128,15 @@ def _type_mismatch(item: FieldInfo, kind: sa.types.TypeEngine[Any]) -> str:
     if item.encrypted:
         return "" if _stores(item.stored_as, kind) else f"an encrypted field with {_storage_need(item.stored_as)}"
     allowed = _COMPATIBLE[item.type]
-    if isinstance(kind, allowed) and not (item.type is FieldType.DECIMAL and isinstance(kind, sa.Float)):
+    if item.type is FieldType.DECIMAL and isinstance(kind, sa.Float):
+        # Money is never carried as a binary float (0.1 + 0.2 is not 0.3): a government's
+        # amounts must add up to the cent. Refused, with the two ways out.
+        return (
+            "a Decimal field is never read from a floating-point column (it would round amounts): "
+            "store it as NUMERIC(p, s) (in SQLite, a NUMERIC column), or declare the field Float "
+            "if an approximate number will do"
+        )
+    if isinstance(kind, allowed):
         return ""
     article = "an" if item.type.value[0] in "AEIOU" else "a"
     return f"{article} {item.type.value} field needs {_NEEDS[item.type]}"

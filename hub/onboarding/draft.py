@@ -221,11 +221,15 @@ def _personal(item: Item, column: Column, kind: Looks | None) -> None:
     decl = item.decl
     where = column.name
     if kind is Looks.RESIDENT_ID:
-        decl.update(type="ID", tier="L3", mask=ID_MASK, identifier="resident_id", person=True)
+        # Of the resident_id domain: it joins the population registry as it is, and an `eq`
+        # on it is a lookup, counted against the quota like one on an encrypted number.
+        decl.update(
+            type="ID", tier="L3", mask=ID_MASK, identifier="resident_id", person=True, blind_index="resident_id"
+        )
         item.comments.append(
-            f"decide: {where} holds resident ID numbers (valid check digits) in plain text; to join it to the "
-            "population registry or look records up by it, encrypt it: `hub encrypt-column`, then "
-            "encrypted: true and blind_index: resident_id"
+            f"decide: {where} holds resident ID numbers (valid check digits) in plain text; it joins the "
+            "population registry as it is; to keep it encrypted at rest, `hub encrypt-column`, then "
+            "encrypted: true"
         )
     elif kind is Looks.MOBILE:
         decl.update(tier="L3", mask=MOBILE_MASK, identifier="mobile")

@@ -82,6 +82,14 @@ async def list_documents(session: AsyncSession, *, removed: bool = False) -> lis
     return [DocumentListing(r.id, r.name, r.registered_at, r.removed_at, len(r.body.encode())) for r in rows]
 
 
+async def live_documents(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(id, name, text) of every live document, for checking them against a new schema."""
+    query = select(TrustedDocument.id, TrustedDocument.name, TrustedDocument.body).where(
+        TrustedDocument.removed_at.is_(None)
+    )
+    return [(row.id, row.name, row.body) for row in (await session.execute(query.order_by(TrustedDocument.name)))]
+
+
 async def remove_document(session: AsyncSession, id_: str) -> None:
     """Stop running a document by id (the row stays, marked removed)."""
     row = await session.get(TrustedDocument, id_) if is_document_id(id_) else None

@@ -7,6 +7,10 @@ starts."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,3 +113,31 @@ def test_with_the_keys_restored_the_copied_manifests_are_served(
     settings = replace(new_hub, master_key=None, master_key_file=demo_workspace.master_key_file)
     with TestClient(create_app(build_services(settings))) as client:
         assert client.get("/readyz").json()["departments"]["civil_affairs"]["schema"] == "matches"
+
+
+def test_serve_with_copied_manifests_stops_with_one_line_and_no_traceback(new_hub: Settings, tmp_path: Path) -> None:
+    # The real `hub serve`, as an operator runs it: the refusal used to print uvicorn's
+    # traceback of the failed lifespan above the line.
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HUB_DATABASE_URL": new_hub.database_url.render_as_string(),
+        "HUB_MANIFESTS": str(new_hub.manifests_dir),
+        "HUB_MASTER_KEY": base64.b64encode(TEST_MASTER_KEY).decode(),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert done.stderr == (
+        "error: the hub will not start: department civil_affairs: field AssistanceCase.recipientIdNumber already "
+        "holds values encrypted under data key version 1, and this hub holds no data key for civil_affairs; it "
+        "will not make one that cannot open them: restore the keys with `hub keys restore`\n"
+    )
+    assert done.stdout == ""

@@ -76,6 +76,8 @@ def test_personal_data_is_recognised_by_its_values(department_url: str, tmp_path
     assert fields["idValue"]["tier"] == "L3"
     assert fields["idValue"]["mask"] == {"kind": "partial", "keep_first": 3}
     assert fields["idValue"]["identifier"] == "resident_id" and fields["idValue"]["person"] is True
+    # Of the index domain as it is, plain: it joins the registry and is looked up under the quota.
+    assert fields["idValue"]["blind_index"] == "resident_id" and "encrypted" not in fields["idValue"]
     assert fields["contact"]["tier"] == "L3" and fields["contact"]["identifier"] == "mobile"
     assert fields["fullName"]["tier"] == "L3" and fields["fullName"]["mask"] == {"kind": "partial", "keep_first": 1}
     # A name that sounds personal is not enough: its values decide, and a person is asked.

@@ -22,12 +22,22 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 PORT = 18851
 
 
-def _steps() -> list[str]:
+def _block() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Serve a department database of your own", 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL)
     assert block is not None
-    return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if not line.lstrip().startswith("#")]
+    return block.group(1).splitlines()
+
+
+def _steps() -> list[str]:
+    return [line.split("  #")[0].strip() for line in _block() if not line.lstrip().startswith("#")]
+
+
+def test_readme_onboarding_takes_at_most_five_commands_and_three_edits() -> None:
+    edits = [line for line in _block() if line.lstrip().startswith("#") and "edit" in line]
+    assert len(_steps()) <= 5, _steps()
+    assert 1 <= len(edits) <= 3
 
 
 def test_readme_onboarding_steps_serve_a_new_department(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ CASES = [
 REFERRALS = [
     {"referral_id": "R1", "id_number": "11010519850202567x"},
     {"referral_id": "R2", "id_number": "999999999999999999"},
+    {"referral_id": "R3", "id_number": "110105199001011234"},
+    {"referral_id": "R4", "id_number": "110105199001011234"},
 ]
 
 
@@ -79,6 +81,8 @@ class CountingConnector:
     def __init__(self, inner: MemoryConnector) -> None:
         self.inner = inner
         self.queries: list[Query] = []
+        # The values of each batch read by values (`fetch_by`), one entry per call.
+        self.batches: list[list[Any]] = []
 
     async def fetch(self, query: Query) -> Page:
         self.queries.append(query)
@@ -88,6 +92,7 @@ class CountingConnector:
         return await self.inner.count(table, where)
 
     async def fetch_by(self, *args: Any, **options: Any) -> Page:
+        self.batches.append(list(args[2]))
         return await self.inner.fetch_by(*args, **options)
 
     async def close(self) -> None:
@@ -143,8 +148,7 @@ def make_keyring(url: URL, catalog: Catalog) -> Keyring:
     return asyncio.run(run())
 
 
-@pytest.fixture
-def vault(hub_db: URL) -> Iterator[Vault]:
+def _vault(hub_db: URL, environ: dict[str, str]) -> Iterator[Vault]:
     catalog = load_catalog(CATALOG_DIR)
     keyring = make_keyring(hub_db, catalog)
     tables = {
@@ -160,11 +164,22 @@ def vault(hub_db: URL) -> Iterator[Vault]:
     }
     policy = Policy()
     settings = load_settings(
-        {}, database_url=hub_db.render_as_string(), manifests_dir=CATALOG_DIR, master_key=TEST_MASTER_KEY
+        environ, database_url=hub_db.render_as_string(), manifests_dir=CATALOG_DIR, master_key=TEST_MASTER_KEY
     )
     services = build_services(settings, catalog=catalog, connectors=connectors, policy=policy)
     with TestClient(create_app(services)) as client:
         yield Vault(Hub(client, register(hub_db), hub_db), catalog, keyring, connectors, policy)
+
+
+@pytest.fixture
+def vault(hub_db: URL) -> Iterator[Vault]:
+    yield from _vault(hub_db, {})
+
+
+@pytest.fixture
+def tight_vault(hub_db: URL) -> Iterator[Vault]:
+    """The same, its app allowed three looked-up identifiers an hour."""
+    yield from _vault(hub_db, {"HUB_LOOKUP_QUOTAS": "department_app=3"})
 
 
 def persons(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -243,7 +258,107 @@ def test_plain_id_number_joins_the_encrypted_registry(vault: Vault) -> None:
     assert result["data"]["welfareReferrals"]["nodes"] == [
         {"referralId": "R1", "person": {"name": "李华"}},
         {"referralId": "R2", "person": None},
+        {"referralId": "R3", "person": {"name": "王小明"}},
+        {"referralId": "R4", "person": {"name": "王小明"}},
     ]
+
+
+def test_encrypted_id_number_joins_a_plain_column_by_its_decrypted_value(vault: Vault) -> None:
+    result = vault.hub.query("{ registryPersons { nodes { name referrals { referralId } } } }")
+    by_name = {n["name"]: sorted(r["referralId"] for r in n["referrals"]) for n in persons(result)}
+    # R1 holds 李华's number with a lower-case x: one value in the ID number's normal form.
+    assert by_name == {"王小明": ["R3", "R4"], "李华": ["R1"], "张伟": []}
+    # One statement for the whole list's join values, by value on the plain side.
+    assert len(vault.connectors["welfare"].batches) == 1
+    assert "110105199001011234" in vault.connectors["welfare"].batches[0]
+
+
+def test_a_masked_id_number_joins_the_plain_side_without_being_released(vault: Vault) -> None:
+    vault.policy.verdicts["idNumber"] = Verdict(Decision.MASKED, "no grant", lookup=True)
+    response = vault.hub.client.post(
+        "/graphql",
+        json={"query": "{ registryPersons { nodes { idNumber referrals { referralId } } } }"},
+        headers={"Authorization": f"Bearer {vault.hub.token}"},
+    )
+    nodes = persons(response.json())
+    assert sorted(len(n["referrals"]) for n in nodes) == [0, 1, 2]
+    assert all("*" in n["idNumber"] for n in nodes)
+    for person in PEOPLE:
+        assert person["id_number"] not in response.text
+        assert person["id_number"][6:14] not in response.text
+
+
+def test_a_withheld_or_unsearchable_id_number_cannot_be_followed_to_the_plain_side(vault: Vault) -> None:
+    vault.policy.verdicts["idNumber"] = Verdict(Decision.MASKED, "no grant", lookup=False)
+    result = vault.hub.query("{ registryPersons { nodes { district referrals { referralId } } } }")
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert vault.connectors["welfare"].batches == []
+
+
+def test_a_relation_used_as_an_oracle_on_a_masked_id_number_is_bounded_by_the_lookup_quota(
+    tight_vault: Vault,
+) -> None:
+    # The caller gets the number masked but may look it up: each guess it sends, whether it
+    # then follows the relation to the plain side or filters by it, counts against its quota.
+    tight_vault.policy.verdicts["idNumber"] = Verdict(Decision.MASKED, "no grant", lookup=True)
+    guesses = ["110105199001011234", "110105199001011242", "110105199001011250", "110105199001011269"]
+    answers = [
+        tight_vault.hub.query(
+            f'{{ registryPersons(filter: {{idNumber: {{eq: "{guess}"}}}}) {{ nodes {{ referrals {{ referralId }} }} }} }}'
+        )
+        for guess in guesses[:2]
+    ]
+    answers.append(tight_vault.hub.query(f'{{ registryPerson(key: "{guesses[2]}") {{ referrals {{ referralId }} }} }}'))
+    refused = tight_vault.hub.query(
+        f'{{ registryPersons(filter: {{idNumber: {{eq: "{guesses[3]}"}}}}) {{ nodes {{ referrals {{ referralId }} }} }} }}'
+    )
+    assert [a.get("errors") for a in answers] == [None, None, None]
+    assert [len(n["referrals"]) for n in answers[0]["data"]["registryPersons"]["nodes"]] == [2]
+    assert refused["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert refused["data"] is None
+
+
+def test_eq_on_a_plain_id_number_column_compares_its_spellings(vault: Vault) -> None:
+    query = '{ welfareReferrals(filter: {idNumber: {eq: "11010519850202567X"}}) { nodes { referralId } } }'
+    assert vault.hub.query(query)["data"]["welfareReferrals"]["nodes"] == [{"referralId": "R1"}]
+
+
+def test_a_masked_plain_id_number_allows_one_eq_under_lookup_and_counts_it(tight_vault: Vault) -> None:
+    tight_vault.policy.verdicts["idNumber"] = Verdict(Decision.MASKED, "no grant", lookup=True)
+    found = [
+        tight_vault.hub.query(
+            f'{{ welfareReferrals(filter: {{idNumber: {{eq: "{guess}"}}}}) {{ nodes {{ referralId }} }} }}'
+        )
+        for guess in [
+            "110105199001011234",
+            "11010519850202567x",
+            "11010519850202567X",
+            "999999999999999999",
+            "330102200512120021",
+        ]
+    ]
+    assert [[n["referralId"] for n in f["data"]["welfareReferrals"]["nodes"]] for f in found[:3]] == [
+        ["R3", "R4"],
+        ["R1"],
+        ["R1"],  # the same number as the one before: counted once
+    ]
+    assert found[3]["data"]["welfareReferrals"]["nodes"] == [{"referralId": "R2"}]
+    assert found[4]["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    listed = tight_vault.hub.query(
+        '{ welfareReferrals(filter: {idNumber: {in: ["110105199001011234"]}}) { nodes { referralId } } }'
+    )
+    assert listed["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_a_filter_cannot_follow_a_relation_between_an_encrypted_and_a_plain_column(vault: Vault) -> None:
+    # A filter runs in SQL, where ciphertext never equals a plain value: refused, not empty.
+    for query in (
+        '{ registryPersons(filter: {referrals: {some: {referralId: {eq: "R1"}}}}) { nodes { name } } }',
+        '{ welfareReferrals(filter: {person: {some: {district: {eq: "Haidian"}}}}) { nodes { referralId } } }',
+    ):
+        result = vault.hub.query(query)
+        assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "cannot be filtered on" in result["errors"][0]["message"]
 
 
 def test_encrypted_fields_refuse_pattern_filters_and_order(vault: Vault) -> None:

@@ -126,6 +126,9 @@ def test_every_help_lists_the_environment_it_reads(path: tuple[str, ...], comman
         elif path[0] == "federation":
             # The subgraph SDL comes from the manifests alone, never the hub database.
             assert "HUB_MANIFESTS" in result.output and "HUB_DATABASE_URL" not in result.output
+        elif path == ("reload",):
+            # It asks a serving hub, as its admin: the token is all it reads.
+            assert "HUB_ADMIN_TOKEN" in result.output and "HUB_DATABASE_URL" not in result.output
         else:
             assert "HUB_DATABASE_URL" in result.output or path == ("demo",)
         assert "hub.toml" in result.output
