@@ -24,7 +24,9 @@ import asyncio.events
 import json
 import signal
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,10 @@ KEEP_S = 0.005
 
 class Probe:
     def __init__(self) -> None:
+        # When the running callback began (0.0 between callbacks), for the sampler.
+        self.began = 0.0
+        self.loop_thread = threading.get_ident()
+        self.samples: Counter[str] = Counter()
         self.walls: list[float] = []
         self.cpus: list[float] = []
         self.slow: list[tuple[float, float, str]] = []
@@ -47,12 +53,14 @@ class Probe:
 
         def timed(handle: asyncio.events.Handle) -> None:
             wall, cpu = time.perf_counter(), time.thread_time()
+            probe.began = wall
             if probe.last_end:
                 probe.gaps.append(wall - probe.last_end)
             try:
                 run(handle)
             finally:
                 end = time.perf_counter()
+                probe.began = 0.0
                 spent_wall, spent_cpu = end - wall, time.thread_time() - cpu
                 probe.last_end = end
                 probe.walls.append(spent_wall)
@@ -61,6 +69,21 @@ class Probe:
                     probe.slow.append((spent_wall, spent_cpu, _what(handle)))
 
         asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+    def sample(self, every_s: float) -> None:
+        """Samples, from a thread of its own, where the loop thread is in every callback that
+        has run longer than KEEP_S: the stacks that hold the loop, weighted by time."""
+
+        def run() -> None:
+            while True:
+                time.sleep(every_s)
+                began = self.began
+                if began and time.perf_counter() - began >= KEEP_S:
+                    frame = sys._current_frames().get(self.loop_thread)
+                    if frame is not None:
+                        self.samples[_stack(frame)] += 1
+
+        threading.Thread(target=run, name="loop probe sampler", daemon=True).start()
 
     def report(self) -> dict[str, Any]:
         def percentiles(values: list[float]) -> dict[str, float]:
@@ -82,7 +105,20 @@ class Probe:
             "cpu_total_s": round(sum(self.cpus), 3),
             "slowest_wall": [_row(s) for s in sorted(self.slow, key=lambda s: -s[0])[:40]],
             "slowest_cpu": [_row(s) for s in sorted(self.slow, key=lambda s: -s[1])[:40]],
+            "long_callback_samples": self.samples.most_common(60),
         }
+
+
+def _stack(frame: Any) -> str:
+    """The innermost frames of the hub's own code and the libraries under it, innermost first."""
+    parts = []
+    while frame is not None and len(parts) < 8:
+        name = frame.f_code.co_filename
+        if "asyncio" in name:
+            break
+        parts.append(f"{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(parts)
 
 
 def _row(slow: tuple[float, float, str]) -> dict[str, Any]:
@@ -105,9 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sample", type=float, help="sample long callbacks' stacks every this many seconds")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the hub, in seconds")
     args = parser.parse_args(argv)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     probe = Probe()
     probe.install()
+    if args.sample is not None:
+        probe.sample(args.sample)
     # uvicorn raises SIGTERM again once it has shut down: here that ends `hub` normally, and
     # the report is written.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
