@@ -79,6 +79,13 @@ REQUESTS = [
 ]
 
 
+def cpu(pid: int) -> float:
+    """The process's CPU seconds so far (user and system, /proc/PID/stat): what a request cost
+    the hub, whatever else loads the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -94,6 +101,7 @@ class Outcome:
     answer: str
     peak: int
     slowest_small: float
+    cpu_seconds: float
 
 
 def _children(pid: int) -> list[int]:
@@ -149,9 +157,10 @@ def _measure(client: httpx.Client, pid: int, name: str, query: str, headers: dic
     threads = [threading.Thread(target=sample), threading.Thread(target=small)]
     for thread in threads:
         thread.start()
-    began = time.perf_counter()
+    began, spent = time.perf_counter(), cpu(pid)
     response = client.post("/graphql", json={"query": query})
     seconds = time.perf_counter() - began
+    spent = cpu(pid) - spent
     done.set()
     for thread in threads:
         thread.join()
@@ -163,7 +172,7 @@ def _measure(client: httpx.Client, pid: int, name: str, query: str, headers: dic
         answer = f"refused: {extensions.get('code')} value {extensions.get('value')} > {extensions.get('limit')}"
     else:
         answer = f"answered: {len(errors)} errors, {access.get('truncatedCount', 0)} lists cut"
-    return Outcome(name, seconds, len(response.content), answer, peak, slowest[0])
+    return Outcome(name, seconds, len(response.content), answer, peak, slowest[0], spent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,13 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(2)
             idle = rss(pid)
             print(f"hub pid {pid}; RSS at idle {cold / MB:.0f} MB cold, {idle / MB:.0f} MB warm")
-            print(f"{'request':<24}{'time':>8}{'body':>10}{'peak':>10}{'growth':>9}{'small max':>11}  answer")
+            header = f"{'request':<24}{'time':>8}{'hub CPU':>9}{'body':>10}{'peak':>10}{'growth':>9}{'small max':>11}"
+            print(f"{header}  answer")
             outcomes = []
             for name, query in requests:
                 outcome = _measure(client, pid, name, query, headers)
                 outcomes.append(outcome)
                 print(
-                    f"{name:<24}{outcome.seconds:>7.2f}s{outcome.size / MB:>8.1f}MB{outcome.peak / MB:>8.0f}MB"
+                    f"{name:<24}{outcome.seconds:>7.2f}s{outcome.cpu_seconds:>8.2f}s"
+                    f"{outcome.size / MB:>8.1f}MB{outcome.peak / MB:>8.0f}MB"
                     f"{(outcome.peak - idle) / MB:>7.0f}MB{outcome.slowest_small * 1000:>9.0f}ms  {outcome.answer}"
                 )
             time.sleep(args.after)

@@ -46,7 +46,7 @@ from hub.auth.gateway import HEADER as GATEWAY_HEADER
 from hub.auth.gateway import GatewayCallers, GatewayRefused
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
-from hub.encoding import encoded_slices
+from hub.encoding import encoded_slices, fragment
 from hub.health.readiness import readiness
 from hub.large_answer import LargeJSON
 from hub.observe.requests import HEADER as REQUEST_ID
@@ -83,7 +83,8 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         self.code = _first_code(content)
-        return orjson.dumps(content)
+        # A long list of rows may come encoded already (hub/encoding.py).
+        return orjson.dumps(content, default=fragment)
 
 
 def _error(

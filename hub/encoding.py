@@ -10,6 +10,13 @@ members, runs of a list's items) and joined, so the body is byte for byte what o
 The body comes as slices of about SLICE_BYTES, joined as the pieces are made, for the answer
 to be sent a slice at a time (hub/large_answer.py): never one 26 MB bytes object, whose join
 and single copy into the transport held the loop for ~20 ms.
+
+A long list of entity rows may come already encoded (`EncodedList`): the fast path shapes and
+encodes it a slice of rows at a time (schema/execution/shaper.py), so its ~80,000 response
+objects never live at once as small Python objects. Those filled pymalloc arenas that a few
+objects kept by the hub meanwhile then pinned: the memory stayed held after the request. Every
+encoder of answers passes `fragment` to orjson as `default`, so an EncodedList becomes its bytes
+wherever it sits.
 """
 
 from __future__ import annotations
@@ -24,6 +31,33 @@ from connectors.pacing import Steps, run_paced
 PIECE_VALUES = 20_000
 # Bytes per slice of the body: a piece or two of PIECE_VALUES values.
 SLICE_BYTES = 1 << 20
+
+
+class EncodedList:
+    """A list whose JSON is made already: each piece is one slice of its items encoded as a
+    JSON array (`[...]`); the list is their items joined. `values` is about how many values it
+    holds, for cutting the answer around it into pieces."""
+
+    __slots__ = ("pieces", "values")
+
+    def __init__(self, pieces: list[bytes], values: int) -> None:
+        self.pieces = pieces
+        self.values = values
+
+    def items(self) -> list[memoryview]:
+        """Each piece without its brackets (no copy): its items, comma-separated."""
+        return [memoryview(piece)[1:-1] for piece in self.pieces if len(piece) > 2]
+
+    def json(self) -> bytes:
+        return b"[" + b",".join(self.items()) + b"]"
+
+
+def fragment(value: Any) -> orjson.Fragment:
+    """orjson's `default` for answers: an EncodedList as its bytes; anything else refused as
+    orjson refuses it."""
+    if type(value) is EncodedList:
+        return orjson.Fragment(value.json())
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 async def encoded(value: Any) -> bytes:
@@ -67,14 +101,23 @@ class _Slices:
 
 def _pieces(value: Any, out: _Slices) -> Steps[None]:
     kind = type(value)
+    if kind is EncodedList:
+        out.append(b"[")
+        for at, items in enumerate(value.items()):
+            if at:
+                out.append(b",")
+            out.append(items)
+            yield
+        out.append(b"]")
+        return
     if (kind is not dict and kind is not list) or _weight(value) <= PIECE_VALUES:
-        out.append(orjson.dumps(value))
+        out.append(orjson.dumps(value, default=fragment))
         yield
         return
     if kind is dict:
         if not all(type(key) is str for key in value):
             # orjson's own refusal (or its handling), not a piece-wise guess at it.
-            out.append(orjson.dumps(value))
+            out.append(orjson.dumps(value, default=fragment))
             return
         out.append(b"{")
         for at, (key, item) in enumerate(value.items()):
@@ -102,7 +145,7 @@ def _list(items: list[Any], out: _Slices) -> Steps[None]:
         for start in range(0, len(items), run):
             if start:
                 out.append(b",")
-            out.append(orjson.dumps(items[start : start + run])[1:-1])
+            out.append(orjson.dumps(items[start : start + run], default=fragment)[1:-1])
             yield
     out.append(b"]")
 
@@ -111,6 +154,8 @@ def _weight(value: Any) -> int:
     """About how many values `value` holds: each list judged by its first item, so the cost of
     knowing stays a walk down one path rather than over the whole answer."""
     kind = type(value)
+    if kind is EncodedList:
+        return int(value.values)
     if kind is dict:
         return 1 + sum(_weight(item) if type(item) in _CONTAINERS else 1 for item in value.values())
     if kind is list:
@@ -118,4 +163,4 @@ def _weight(value: Any) -> int:
     return 1
 
 
-_CONTAINERS = frozenset({dict, list})
+_CONTAINERS = frozenset({dict, list, EncodedList})

@@ -14,12 +14,13 @@ or why it got no answer, and a span where tracing is on): hub/observe/department
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 from connectors.aggregates import AggregateQuery, Groups
 from connectors.base import Connector, ConnectorError, Filter, OrderKey, Page, Query, TableSpec, UnavailableError
 from hub.health.breaker import Breaker, CircuitOpen, Ticket
-from hub.health.deadline import Deadlines
+from hub.health.deadline import Deadlines, Read
 from hub.health.schema_gate import SchemaGate
 from hub.health.share import Share, current_owner
 from hub.observe.departments import DepartmentWatch, ReadSpan, clock
@@ -61,79 +62,27 @@ class GuardedConnector:
         self.share = Share(pool_size)
         self.watch = watch
 
-    # Each method spells the guard out rather than passing the call to a shared wrapper: a
-    # lookup by key is one fetch, and every coroutine frame between it and the driver is paid
-    # again on each suspension.
+    # The guard's bookkeeping lives in `_Read`, entered around the inner call in each method's
+    # own frame: a lookup by key is one fetch, and a wrapper coroutine between it and the driver
+    # would be one more frame paid again on each suspension.
     async def fetch(self, query: Query) -> Page:
-        gate = self.gate
-        if gate is not None and not gate.matches:
-            await gate.admit()
-        watch = self.watch
-        span = None if watch is None or watch.tracer is None else watch.span("fetch", query.table.name)
-        ticket = self._admit(span)
-        read = self.deadlines.start()
-        share, owner = self.share, current_owner()
-        started = clock()
-        try:
-            if not share.take(owner):
-                await share.wait(owner)
-            try:
-                page = await self.inner.fetch(query)
-            finally:
-                share.give(owner)
-        except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
-        self.deadlines.finish(read)
-        self.breaker.succeeded(ticket)
-        if watch is not None:
-            watch.answered(started, span, page.count)
+        await self._gate()
+        async with self._read("fetch", query.table.name) as read:
+            page = await self.inner.fetch(query)
+        read.answered(page.count)
         return page
 
     async def count(self, table: TableSpec, where: Filter | None) -> int:
-        gate = self.gate
-        if gate is not None and not gate.matches:
-            await gate.admit()
-        watch = self.watch
-        span = None if watch is None or watch.tracer is None else watch.span("count", table.name)
-        ticket = self._admit(span)
-        read = self.deadlines.start()
-        share, owner = self.share, current_owner()
-        started = clock()
-        try:
-            if not share.take(owner):
-                await share.wait(owner)
-            try:
-                total = await self.inner.count(table, where)
-            finally:
-                share.give(owner)
-        except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
-        self.deadlines.finish(read)
-        self.breaker.succeeded(ticket)
-        if watch is not None:
-            watch.answered(started, span, None)
+        await self._gate()
+        async with self._read("count", table.name) as read:
+            total = await self.inner.count(table, where)
+        read.answered(None)
         return total
 
     async def aggregate(self, query: AggregateQuery) -> Groups:
-        watch = self.watch
-        span = None if watch is None or watch.tracer is None else watch.span("aggregate", query.table.name)
-        ticket = self._admit(span)
-        read = self.deadlines.start()
-        share, owner = self.share, current_owner()
-        started = clock()
-        try:
-            if not share.take(owner):
-                await share.wait(owner)
-            try:
-                groups = await self.inner.aggregate(query)
-            finally:
-                share.give(owner)
-        except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
-        self.deadlines.finish(read)
-        self.breaker.succeeded(ticket)
-        if watch is not None:
-            watch.answered(started, span, len(groups.rows))
+        async with self._read("aggregate", query.table.name) as read:
+            groups = await self.inner.aggregate(query)
+        read.answered(len(groups.rows))
         return groups
 
     async def fetch_by(
@@ -151,43 +100,39 @@ class GuardedConnector:
     ) -> Page:
         # One read under one deadline, whatever the chunks: the request as a whole is what
         # must end within the department's timeout.
-        gate = self.gate
-        if gate is not None and not gate.matches:
-            await gate.admit()
-        watch = self.watch
-        span = None if watch is None or watch.tracer is None else watch.span("fetch_by", table.name, len(values))
-        ticket = self._admit(span)
-        read = self.deadlines.start()
-        share, owner = self.share, current_owner()
-        started = clock()
-        try:
-            if not share.take(owner):
-                await share.wait(owner)
-            try:
-                rows = await self.inner.fetch_by(
-                    table,
-                    column,
-                    values,
-                    columns,
-                    where=where,
-                    per_value=per_value,
-                    limit=limit,
-                    order=order,
-                    on_chunk=on_chunk,
-                )
-            finally:
-                share.give(owner)
-        except BaseException as error:
-            raise self._failure(ticket, error, self.deadlines.finish(read), span) from None
-        self.deadlines.finish(read)
-        self.breaker.succeeded(ticket)
-        if watch is not None:
-            watch.answered(started, span, rows.count)
+        await self._gate()
+        async with self._read("fetch_by", table.name, len(values)) as read:
+            rows = await self.inner.fetch_by(
+                table,
+                column,
+                values,
+                columns,
+                where=where,
+                per_value=per_value,
+                limit=limit,
+                order=order,
+                on_chunk=on_chunk,
+            )
+        read.answered(rows.count)
         return rows
 
     async def close(self) -> None:
         self.deadlines.stop()
         await self.inner.close()
+
+    async def _gate(self) -> None:
+        """Waits where the database was found not to match its manifest (schema_gate.py)."""
+        gate = self.gate
+        if gate is not None and not gate.matches:
+            await gate.admit()
+
+    def _read(self, kind: str, table: str, values: int | None = None) -> _Read:
+        """One read of `kind` on `table`, admitted by the breaker (or refused at once) and
+        under its deadline from here on."""
+        watch = self.watch
+        span = None if watch is None or watch.tracer is None else watch.span(kind, table, values)
+        ticket = self._admit(span)
+        return _Read(self, ticket, span, self.deadlines.start())
 
     def _admit(self, span: ReadSpan | None) -> Ticket:
         try:
@@ -227,3 +172,53 @@ class GuardedConnector:
         if self.watch is not None:
             self.watch.failed(reason, span)
         return error
+
+
+class _Read:
+    """One guarded read: its breaker ticket, span, deadline and connection share. Entered, it
+    takes a connection of the department's share (waiting within the deadline); left, it gives
+    the connection back and settles the deadline and the breaker, and turns a failure into what
+    the reader sees (`GuardedConnector._failure`)."""
+
+    __slots__ = ("guard", "owner", "read", "span", "started", "taken", "ticket")
+
+    def __init__(self, guard: GuardedConnector, ticket: Ticket, span: ReadSpan | None, read: Read) -> None:
+        self.guard = guard
+        self.ticket = ticket
+        self.span = span
+        self.read = read
+        self.owner = current_owner()
+        self.started = clock()
+        self.taken = False
+
+    async def __aenter__(self) -> _Read:
+        share, owner = self.guard.share, self.owner
+        if not share.take(owner):
+            try:
+                await share.wait(owner)
+            except BaseException as error:
+                raise self._failed(error) from None
+        self.taken = True
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        guard = self.guard
+        if self.taken:
+            self.taken = False
+            guard.share.give(self.owner)
+        if error is not None:
+            raise self._failed(error) from None
+        guard.deadlines.finish(self.read)
+        guard.breaker.succeeded(self.ticket)
+
+    def answered(self, count: int | None) -> None:
+        """Reports the answered read to the department's watch, with how many rows it gave."""
+        watch = self.guard.watch
+        if watch is not None:
+            watch.answered(self.started, self.span, count)
+
+    def _failed(self, error: BaseException) -> BaseException:
+        guard = self.guard
+        return guard._failure(self.ticket, error, guard.deadlines.finish(self.read), self.span)

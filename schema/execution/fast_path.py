@@ -24,6 +24,7 @@ from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from connectors.pacing import SLICE_ROWS
+from hub.encoding import EncodedList
 from schema.context import RequestContext
 from schema.execution.relations import Run
 from schema.execution.shaper import Shaper, prepare
@@ -103,8 +104,11 @@ class FastExecutor(HubExecutor):
         if entity is not None and set(map(type, result)) <= DICTS:
             shaper = self.shaper(entity, field_details_list)
             if shaper is not None and len(result) > SLICE_ROWS:
-                # Shaped a slice at a time, other requests served between (connectors/pacing.py).
-                return self._paced(shaper, return_type, field_details_list, info, path, result, position_context)
+                # Shaped a slice at a time, other requests served between (connectors/pacing.py);
+                # graphql-core takes the EncodedList it may give as the list's value.
+                return self._paced(  # type: ignore[return-value]
+                    shaper, return_type, field_details_list, info, path, result, position_context
+                )
             shaped = None if shaper is None else shaper.many(self.run, result, path, position_context)
             if shaped is not None:
                 return shaped
@@ -119,7 +123,9 @@ class FastExecutor(HubExecutor):
         path: Path,
         result: list[Any],
         position_context: Any,
-    ) -> list[Any]:
+    ) -> list[Any] | EncodedList:
+        # A list without relations comes encoded (EncodedList): graphql-core places it as it
+        # is, and the hub's encoders of answers write it where the list goes (hub/encoding.py).
         shaped = await shaper.many_paced(self.run, result, path, position_context)
         if shaped is not None:
             return shaped

@@ -16,7 +16,9 @@ executor then completes that list the normal way, which produces the error exact
 
 A list longer than SLICE_ROWS is shaped a slice at a time (`objects_paced`), giving the event
 loop a turn between slices when one is due (connectors/pacing.py): shaping 10,000 rows of 12
-fields in one go held every other request up for tens of milliseconds.
+fields in one go held every other request up for tens of milliseconds. Such a list without
+relations is encoded a slice at a time as well (`EncodedList`, hub/encoding.py): its response
+objects never all live at once, and the memory they took goes back after the request.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from operator import itemgetter
 from types import FunctionType
 from typing import Any
 
+import orjson
 from graphql import (
     GraphQLBoolean,
     GraphQLField,
@@ -48,6 +51,7 @@ from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinit
 from strawberry.types.field import StrawberryField
 
 from connectors.pacing import SLICE_ROWS, Steps, run_paced
+from hub.encoding import EncodedList
 from schema.execution.positions import ListRows, OneRow
 from schema.execution.relations import Related, Run, pending
 from schema.loading import RELATION_FIELDS
@@ -205,10 +209,29 @@ class Shaper:
             yield
         return out
 
+    def _encoded(self, rows: list[dict[Any, Any]]) -> Steps[EncodedList | None]:
+        # As `_sliced`, each slice decides alone whether the normal path must take over.
+        pieces: list[bytes] = []
+        for start in range(0, len(rows), SLICE_ROWS):
+            part = self.objects(rows[start : start + SLICE_ROWS])
+            if part is None:
+                return None
+            yield
+            # No EncodedList inside: a shaped object holds scalars and nested objects only.
+            pieces.append(orjson.dumps(part))
+            del part
+            yield
+        return EncodedList(pieces, len(rows) * (1 + len(self.keys)))
+
     async def many_paced(
         self, run: Run | None, rows: list[dict[Any, Any]], path: Path, position: Any
-    ) -> list[dict[str, Any]] | None:
-        """`many` for a long list, shaped in slices; None to leave it to the normal path."""
+    ) -> list[dict[str, Any]] | EncodedList | None:
+        """`many` for a long list, shaped in slices; None to leave it to the normal path. A list
+        without relations comes encoded already (hub/encoding.py): each slice's objects are
+        encoded and dropped before the next is shaped, in a request (`run`) whose answer the
+        hub encodes; bare, it is a list of objects."""
+        if not self.related and run is not None:
+            return await run_paced(self._encoded(rows))
         if self.related and run is None:
             return None
         objects = await self.objects_paced(rows)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hub.encoding
-from hub.encoding import encoded
+from hub.encoding import EncodedList, encoded, encoded_slices, fragment
 
 scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False) | st.text()
 answers = st.recursive(
@@ -50,3 +50,38 @@ async def test_a_large_answer_encodes_in_pieces_with_turns_between() -> None:
 def test_keys_orjson_refuses_are_refused_alike() -> None:
     with pytest.raises(TypeError):
         asyncio.run(encoded({"data": {1: list(range(50_000))}}))
+
+
+def rows(count: int, first: int = 0) -> list[dict[str, Any]]:
+    return [{"deliveryId": f"CASD{n:06d}", "amount": "5900.00", "n": n, "ok": n % 2 == 0} for n in range(first, count)]
+
+
+def encoded_list(items: list[dict[str, Any]], per_piece: int) -> EncodedList:
+    pieces = [orjson.dumps(items[at : at + per_piece]) for at in range(0, len(items), per_piece)]
+    return EncodedList(pieces, len(items) * 5)
+
+
+@pytest.mark.parametrize("size", [None, 64])
+def test_an_encoded_list_writes_its_items_wherever_it_sits(size: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub.encoding, "PIECE_VALUES", 100)
+    long, short = rows(2_500), rows(3)
+    value = {
+        "data": {
+            "a": {"nodes": encoded_list(long, 1_000)},
+            # A list whose first item is light and whose second holds an encoded list.
+            "b": [{"nodes": short}, {"nodes": encoded_list(long, 700)}],
+            "c": [encoded_list(short, 2), encoded_list([], 1)],
+        }
+    }
+    plain = {"data": {"a": {"nodes": long}, "b": [{"nodes": short}, {"nodes": long}], "c": [short, []]}}
+    slices = asyncio.run(encoded_slices(value, size))
+    assert b"".join(slices) == orjson.dumps(plain)
+    assert orjson.dumps(value, default=fragment) == orjson.dumps(plain)
+    if size is not None:
+        # Cut into slices as the pieces come: never one body for the whole list.
+        assert len(slices) > 3
+
+
+def test_fragment_refuses_what_orjson_refuses() -> None:
+    with pytest.raises(TypeError):
+        orjson.dumps({"data": object()}, default=fragment)

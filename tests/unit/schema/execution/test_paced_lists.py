@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+import schema.execution.shaper
 from connectors.pacing import SLICE_ROWS
 from hub.access.plan import Decision, Verdict
 from hub.catalog import load_catalog
+from hub.encoding import EncodedList
 from tests.conftest import FIXTURES
 from tests.unit.schema.execution.test_fast_path_differential import Pair, _serve, hub_database
 
@@ -88,3 +90,21 @@ def test_a_long_list_refused_by_its_shaper_is_completed_the_normal_way_alike(lon
         long.policy.fields, long.policy.version = {}, "plain"
     assert body["data"]["welfareCases"] is None
     assert [error["extensions"]["code"] for error in body["errors"]] == ["INTERNAL"]
+
+
+def test_a_long_list_without_relations_is_encoded_a_slice_at_a_time_as_the_normal_path_answers(
+    long: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[EncodedList] = []
+
+    def recorded(pieces: list[bytes], values: int) -> EncodedList:
+        made.append(EncodedList(pieces, values))
+        return made[-1]
+
+    monkeypatch.setattr(schema.execution.shaper, "EncodedList", recorded)
+    query = f"{{ registryPersons(first: {PEOPLE}) {{ nodes {{ idNumber name income active district }} }} }}"
+    body = long.assert_same(query, {})
+    nodes = body["data"]["registryPersons"]["nodes"]
+    assert [node["idNumber"] for node in nodes] == [f"110105{n:012d}" for n in range(PEOPLE)]
+    # The fast path's list came encoded, one piece per slice of rows: no list of objects.
+    assert [len(encoded.pieces) for encoded in made] == [3]
