@@ -33,6 +33,9 @@ from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
 from hub.health.schema_gate import SchemaGate
+from hub.instances.catalog_hash import catalog_hash, record_if_absent
+from hub.instances.feed import ChangeFeed
+from hub.instances.unconfirmed import ConfirmedSource
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
@@ -91,6 +94,11 @@ class Services:
     audit: AuditQuery | None = None
     # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
     history: PersonHistory | None = None
+    # Changes other instances make, on a PostgreSQL hub database (hub/instances); None on
+    # SQLite, which serves one instance (its policy is polled, hub/policy/live.py).
+    changes: ChangeFeed | None = None
+    # The hash of this instance's manifests, against the one the hub database records.
+    catalog_hash: str = ""
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -109,6 +117,10 @@ class Services:
         database and load its newest version. A policy whose row rules leave an entity about
         persons uncovered (stored before the check existed, or over a changed catalog) stops
         the start: serving it would release the rows the rules meant to hide."""
+        if self.changes is not None:
+            # Before anything is loaded: a change committed while this start loads is applied
+            # by the first check (hub/instances/feed.py).
+            await self.changes.prime()
         # Each department's database against its manifest: a mismatched one is served as
         # unavailable, an unreachable one is checked on its first read (hub/health/schema_gate.py).
         await asyncio.gather(*(d.gate.verify() for d in self.departments.values() if d.gate is not None))
@@ -142,6 +154,9 @@ class Services:
                 daily,
                 self.settings.min_mask_candidates,
             )
+        if self.catalog_hash:
+            async with self.sessions() as session, session.begin():
+                await record_if_absent(session, self.catalog_hash)
         if self.live is None:
             return
         async with self.sessions() as session, session.begin():
@@ -222,6 +237,21 @@ def build_services(
     else:
         live = LivePolicy(catalog, terms)
         source = live.current
+    changes: ChangeFeed | None = None
+    if engine.dialect.name == "postgresql":
+        changes = ChangeFeed(
+            settings.database_url, session_maker, settings.change_poll_seconds, settings.unconfirmed_after_seconds
+        )
+        # Unconfirmed, L3 and L4 fields are withheld (hub/instances/unconfirmed.py).
+        source = ConfirmedSource(source, changes.confirmed)
+        if live is not None:
+            applied = live
+
+            async def refresh_policy() -> None:
+                await applied.refresh(session_maker)
+
+            changes.on_change(refresh_policy)
+        changes.on_change(lambda: keys.refresh(force=True))
     quota = LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key())
     audit = AuditQuery(session_maker, catalog, cursors, quota, lambda: keys.keyring.blind_index(PERSON_DOMAIN))
     return Services(
@@ -246,6 +276,8 @@ def build_services(
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
         audit=audit,
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
+        changes=changes,
+        catalog_hash=catalog_hash(settings.manifests_dir),
     )
 
 
