@@ -9,6 +9,7 @@ import click
 
 from hub.cli.apps import apps
 from hub.cli.audit import audit
+from hub.cli.catalog import catalog
 from hub.cli.documents import documents
 from hub.cli.keys import keys
 from hub.cli.maintenance import encrypt_column, reencrypt
@@ -34,6 +35,7 @@ READS: dict[str, tuple[str, ...]] = {
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
+    "catalog": (HUB_DB, MANIFESTS),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -84,6 +86,7 @@ for command in (
     encrypt_column,
     audit,
     manifest,
+    catalog,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

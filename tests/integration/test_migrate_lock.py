@@ -25,7 +25,9 @@ def _tables(dsn: str) -> tuple[list[str], list[str]]:
     async def read() -> tuple[list[str], list[str]]:
         connection = await asyncpg.connect(dsn)
         try:
-            tables = [r[0] for r in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            tables = [
+                r[0] for r in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ]
             revisions = []
             if "alembic_version" in tables:
                 revisions = [r[0] for r in await connection.fetch("SELECT version_num FROM alembic_version")]
