@@ -121,6 +121,7 @@ class Services:
             # Before anything is loaded: a change committed while this start loads is applied
             # by the first check (hub/instances/feed.py).
             await self.changes.prime()
+            self._warn_instance_local()
         # Each department's database against its manifest: a mismatched one is served as
         # unavailable, an unreachable one is checked on its first read (hub/health/schema_gate.py).
         await asyncio.gather(*(d.gate.verify() for d in self.departments.values() if d.gate is not None))
@@ -182,6 +183,20 @@ class Services:
             message = f"the hub will not start on policy version {version}: {exc}; fix it with `hub policy import`"
             log.error("%s", message)
             raise StartupRefused(message) from None
+
+    def _warn_instance_local(self) -> None:
+        """On PostgreSQL the hub may run as several instances; say which settings would keep
+        state that instances behind one balancer must share on this instance alone."""
+        if self.settings.cursor_key is None:
+            log.warning(
+                "HUB_CURSOR_KEY is not set: this instance signs page cursors with a key of its own, "
+                "so a cursor it issued is refused by any other instance of this hub"
+            )
+        if self.rates is not None and self.settings.limits_storage.startswith("memory"):
+            log.warning(
+                "HUB_LIMITS_STORAGE is memory://: each instance counts request rates on its own; "
+                "point every instance at one Redis to share them"
+            )
 
     async def close(self) -> None:
         if self.trail is not None:
