@@ -94,6 +94,12 @@ class ChangeFeed:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        # Start-up may have taken longer than the bound since `prime`: one check first, so the
+        # first requests are not decided as unconfirmed (a failure leaves that to the tasks).
+        try:
+            await self._check(self._read_pooled)
+        except Exception as error:
+            log.warning("the first change check failed: %s", type(error).__name__)
         tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
         try:
             yield
