@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
@@ -136,7 +137,13 @@ class Services:
             unread = [name for name in keyless if found.get(name, []) is None]
             for name in unread:
                 log.warning("department %s: no data key made, its database could not be read", name)
-            made = await self.keys.start([name for name in departments if name not in unread], domains)
+            wanted = [name for name in departments if name not in unread]
+            try:
+                made = await self.keys.start(wanted, domains)
+            except IntegrityError:
+                # Another instance starting on the same new hub database made them first (one
+                # key per purpose, scope and version): load those.
+                made = await self.keys.start(wanted, domains)
             for name, sampled in found.items():
                 if sampled:
                     refuse_unopened(self.keys.keyring, name, sampled)
@@ -160,8 +167,11 @@ class Services:
                 await record_if_absent(session, self.catalog_hash)
         if self.live is None:
             return
-        async with self.sessions() as session, session.begin():
-            await seed(session, self.catalog, self.terms)
+        try:
+            async with self.sessions() as session, session.begin():
+                await seed(session, self.catalog, self.terms)
+        except IntegrityError:
+            log.info("another instance seeded the policy first")
         await self.live.refresh(self.sessions)
         current = self.live.current()
         # A limit set for a misspelt role would silently leave that role on the default.

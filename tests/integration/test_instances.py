@@ -77,6 +77,22 @@ def wait_on_others(fleet_: Fleet, changed_by: int, done: Any) -> float:
     return time.monotonic() - began
 
 
+def test_three_instances_started_at_once_on_a_new_hub_database_seed_its_policy_once(three: Fleet) -> None:
+    """The fixture started all three together on a hub database without a policy: each tried to
+    seed version 1, one did, the others loaded it and are ready."""
+
+    async def seeded() -> list[str]:
+        connection = await asyncpg.connect(three.url.set(drivername="postgresql").render_as_string(False))
+        try:
+            rows = await connection.fetch("SELECT reason FROM hub_policy_change WHERE version = 1")
+            return [row[0] for row in rows]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(seeded()) == ["seeded from policies/default.yaml"]
+    assert all(three.readyz(i).status_code == 200 for i in range(3))
+
+
 def test_a_policy_edit_through_any_instance_is_enforced_by_every_instance_within_a_second(three: Fleet) -> None:
     times = []
     op = "REMOVE_RULE" if denied_now(three) else "ADD_RULE"
