@@ -135,6 +135,14 @@ def create_app(services: Services) -> Starlette:
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
     state = {"ready": False}
+    changes = services.changes
+    if changes is not None:
+        # A change announced by the hub database reaches cached tokens and documents at once.
+        async def forget_cached() -> None:
+            principals.forget()
+            trusted.forget()
+
+        changes.on_change(forget_cached)
     trail = services.trail if services.trail is not None and services.trail.settings.enabled else None
 
     @contextlib.asynccontextmanager
@@ -147,7 +155,14 @@ def create_app(services: Services) -> Starlette:
         # every few seconds to a few ms (bench W2's latency spikes).
         gc.collect()
         gc.freeze()
-        watching = services.live.watching(services.sessions) if services.live else contextlib.nullcontext()
+        watching: AbstractAsyncContextManager[None]
+        if changes is not None:
+            # PostgreSQL: notifications, with the serial checked every interval (hub/instances).
+            watching = changes.running()
+        elif services.live is not None:
+            watching = services.live.watching(services.sessions)
+        else:
+            watching = contextlib.nullcontext()
         # Tree heads are signed at an interval while the log grows (hub/audit/heads.py).
         signing = None if trail is None or services.heads is None else asyncio.create_task(services.heads.run())
         async with watching:
@@ -168,7 +183,9 @@ def create_app(services: Services) -> Starlette:
     async def readyz(_: Request) -> Response:
         if not state["ready"]:
             return JSON({"status": "starting"}, 503)
-        status, body = await readiness(services.engine, services.breakers, services.gates)
+        status, body = await readiness(
+            services.engine, services.breakers, services.gates, changes, services.catalog_hash
+        )
         return JSON(body, status)
 
     async def graphql(request: Request) -> Response:

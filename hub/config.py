@@ -145,6 +145,12 @@ class Settings:
     breaker_failures: int = 5
     breaker_window_seconds: float = 30.0
     breaker_cooldown_seconds: float = 10.0
+    # Several instances on one PostgreSQL hub database (hub/instances): how often an instance
+    # checks the change serial itself (the fallback beside LISTEN/NOTIFY, and its keep-alive),
+    # and how long it may go without confirming it holds every change before it withholds L3
+    # and L4 fields and reports itself not ready.
+    change_poll_seconds: float = 1.0
+    unconfirmed_after_seconds: float = 3.0
     # Production mode is the default: the schema is not served to whoever asks (introspection
     # off, and with it the "Did you mean" suggestions that would spell it out field by field)
     # and /graphql serves no GraphiQL page. `hub demo` turns both on.
@@ -240,6 +246,8 @@ def load_settings(
         "breaker_failures": environ.get("HUB_BREAKER_FAILURES", "5"),
         "breaker_window_seconds": environ.get("HUB_BREAKER_WINDOW_SECONDS", "30"),
         "breaker_cooldown_seconds": environ.get("HUB_BREAKER_COOLDOWN_SECONDS", "10"),
+        "change_poll_seconds": environ.get("HUB_CHANGE_POLL_SECONDS", "1"),
+        "unconfirmed_after_seconds": environ.get("HUB_UNCONFIRMED_AFTER_SECONDS", "3"),
         "introspection": environ.get("HUB_INTROSPECTION", "off"),
         "graphiql": environ.get("HUB_GRAPHIQL", "off"),
         "max_body_bytes": environ.get("HUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
@@ -297,6 +305,11 @@ def load_settings(
     quota_default = _int("HUB_LOOKUP_QUOTA_DEFAULT", values["lookup_quota_default"])
     if quota_default < 0:
         raise SettingsError("HUB_LOOKUP_QUOTA_DEFAULT must not be negative")
+    change_poll = _seconds("HUB_CHANGE_POLL_SECONDS", values["change_poll_seconds"])
+    unconfirmed_after = _seconds("HUB_UNCONFIRMED_AFTER_SECONDS", values["unconfirmed_after_seconds"])
+    if unconfirmed_after <= change_poll:
+        # Every instance would fail closed between two checks.
+        raise SettingsError("HUB_UNCONFIRMED_AFTER_SECONDS must be longer than HUB_CHANGE_POLL_SECONDS")
     storage = str(values["limits_storage"]).strip()
     if storage not in ("memory", "memory://") and not storage.startswith(("redis://", "rediss://")):
         raise SettingsError("HUB_LIMITS_STORAGE must be memory:// or a redis:// URL")
@@ -346,6 +359,8 @@ def load_settings(
         breaker_failures=breaker_failures,
         breaker_window_seconds=_seconds("HUB_BREAKER_WINDOW_SECONDS", values["breaker_window_seconds"]),
         breaker_cooldown_seconds=_seconds("HUB_BREAKER_COOLDOWN_SECONDS", values["breaker_cooldown_seconds"]),
+        change_poll_seconds=change_poll,
+        unconfirmed_after_seconds=unconfirmed_after,
         introspection=_flag("HUB_INTROSPECTION", values["introspection"]),
         graphiql=_flag("HUB_GRAPHIQL", values["graphiql"]),
         max_body_bytes=max_body,

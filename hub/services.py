@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connectors.base import Connector
@@ -34,6 +35,9 @@ from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
 from hub.health.schema_gate import SchemaGate
+from hub.instances.catalog_hash import catalog_hash, record_if_absent
+from hub.instances.feed import ChangeFeed
+from hub.instances.unconfirmed import ConfirmedSource
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
@@ -98,6 +102,11 @@ class Services:
     # Reads the manifests again and swaps to them (hub/reload.py); None where nothing can
     # reload this hub (tests, and hubs served without `hub serve`).
     reload: Callable[[], Awaitable[ReloadReport]] | None = None
+    # Changes other instances make, on a PostgreSQL hub database (hub/instances); None on
+    # SQLite, which serves one instance (its policy is polled, hub/policy/live.py).
+    changes: ChangeFeed | None = None
+    # The hash of this instance's manifests, against the one the hub database records.
+    catalog_hash: str = ""
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -116,6 +125,11 @@ class Services:
         database and load its newest version. A policy whose row rules leave an entity about
         persons uncovered (stored before the check existed, or over a changed catalog) stops
         the start: serving it would release the rows the rules meant to hide."""
+        if self.changes is not None:
+            # Before anything is loaded: a change committed while this start loads is applied
+            # by the first check (hub/instances/feed.py).
+            await self.changes.prime()
+            self._warn_instance_local()
         # Each department's database against its manifest: a mismatched one is served as
         # unavailable, an unreachable one is checked on its first read (hub/health/schema_gate.py).
         await asyncio.gather(*(d.gate.verify() for d in self.departments.values() if d.gate is not None))
@@ -130,7 +144,13 @@ class Services:
             unread = [name for name in keyless if found.get(name, []) is None]
             for name in unread:
                 log.warning("department %s: no data key made, its database could not be read", name)
-            made = await self.keys.start([name for name in departments if name not in unread], domains)
+            wanted = [name for name in departments if name not in unread]
+            try:
+                made = await self.keys.start(wanted, domains)
+            except IntegrityError:
+                # Another instance starting on the same new hub database made them first (one
+                # key per purpose, scope and version): load those.
+                made = await self.keys.start(wanted, domains)
             for name, sampled in found.items():
                 if sampled:
                     refuse_unopened(self.keys.keyring, name, sampled)
@@ -149,10 +169,16 @@ class Services:
                 daily,
                 self.settings.min_mask_candidates,
             )
+        if self.catalog_hash:
+            async with self.sessions() as session, session.begin():
+                await record_if_absent(session, self.catalog_hash)
         if self.live is None:
             return
-        async with self.sessions() as session, session.begin():
-            await seed(session, self.catalog, self.terms)
+        try:
+            async with self.sessions() as session, session.begin():
+                await seed(session, self.catalog, self.terms)
+        except IntegrityError:
+            log.info("another instance seeded the policy first")
         await self.live.refresh(self.sessions)
         current = self.live.current()
         # A limit set for a misspelt role would silently leave that role on the default.
@@ -172,6 +198,20 @@ class Services:
             version = current.snapshot.version
             message = f"the hub will not start on policy version {version}: {exc}; fix it with `hub policy import`"
             raise StartupRefused(message) from None
+
+    def _warn_instance_local(self) -> None:
+        """On PostgreSQL the hub may run as several instances; say which settings would keep
+        state that instances behind one balancer must share on this instance alone."""
+        if self.settings.cursor_key is None:
+            log.warning(
+                "HUB_CURSOR_KEY is not set: this instance signs page cursors with a key of its own, "
+                "so a cursor it issued is refused by any other instance of this hub"
+            )
+        if self.rates is not None and self.settings.limits_storage.startswith("memory"):
+            log.warning(
+                "HUB_LIMITS_STORAGE is memory://: each instance counts request rates on its own; "
+                "point every instance at one Redis to share them"
+            )
 
     async def close(self) -> None:
         if self.trail is not None:
@@ -227,6 +267,21 @@ def build_services(
     else:
         live = LivePolicy(catalog, terms)
         source = live.current
+    changes: ChangeFeed | None = None
+    if engine.dialect.name == "postgresql":
+        changes = ChangeFeed(
+            settings.database_url, session_maker, settings.change_poll_seconds, settings.unconfirmed_after_seconds
+        )
+        # Unconfirmed, L3 and L4 fields are withheld (hub/instances/unconfirmed.py).
+        source = ConfirmedSource(source, changes.confirmed)
+        if live is not None:
+            applied = live
+
+            async def refresh_policy() -> None:
+                await applied.refresh(session_maker)
+
+            changes.on_change(refresh_policy)
+        changes.on_change(lambda: keys.refresh(force=True))
     quota = LookupCounter(session_maker, settings, lambda: keys.keyring.lookup_key())
     audit = AuditQuery(session_maker, catalog, cursors, quota, lambda: keys.keyring.blind_index(PERSON_DOMAIN))
     return Services(
@@ -251,6 +306,8 @@ def build_services(
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
         audit=audit,
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
+        changes=changes,
+        catalog_hash=catalog_hash(settings.manifests_dir),
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 
 from hub.config import load_settings
@@ -14,6 +15,11 @@ from hub.db.metadata import all_metadata
 
 config = context.config
 target_metadata = all_metadata()
+
+# The advisory lock `hub migrate` holds on PostgreSQL for its whole transaction: concurrent runs
+# (several instances' deployments starting at once) wait, then find the database at head and do
+# nothing. Any fixed number; this one spells "hubmigr" in ASCII.
+MIGRATE_LOCK = 0x6875626D696772
 
 
 def _url() -> URL:
@@ -24,6 +30,9 @@ def _url() -> URL:
 
 
 def _configure(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Taken before alembic reads the current revision; released at the commit.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

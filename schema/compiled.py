@@ -168,8 +168,16 @@ class TrustedDocuments:
         self.clock = clock
         self._known: dict[str, tuple[Compiled, float]] = {}
         self._lock = asyncio.Lock()
+        # Raised by `forget`: a lookup begun before it does not keep what it found.
+        self._generation = 0
         # For /metrics: found checked within `recheck_s`, or looked up in the hub database.
         self.hits = self.misses = 0
+
+    def forget(self) -> None:
+        """Check every document again on its next use: the hub database announced a change of
+        documents (hub/instances), such as a removal made through another instance."""
+        self._generation += 1
+        self._known.clear()
 
     def known(self, id_: str) -> Compiled | None:
         """The compiled document under `id_` if it was checked within `recheck_s`, else None
@@ -191,11 +199,13 @@ class TrustedDocuments:
             if found is not None and self.clock() - found[1] < self.recheck_s:
                 return found[0]
             self.misses += 1
+            generation = self._generation
             async with self.sessions() as session:
                 text = await find_document(session, id_)
             if text is None:
                 self._known.pop(id_, None)
                 return None
             compiled = found[0] if found is not None else self.compiler.compile_uncached(text)
-            self._known[id_] = (compiled, self.clock())
+            if generation == self._generation:
+                self._known[id_] = (compiled, self.clock())
             return compiled

@@ -52,6 +52,15 @@ class PrincipalCache:
         # digest -> (principal, the token's expiry, when it was read)
         self._entries: OrderedDict[str, tuple[Principal, datetime, float]] = OrderedDict()
         self._reading: dict[str, asyncio.Future[tuple[Principal, datetime] | None]] = {}
+        # Raised by `forget`: a read begun before it must not put back what it read.
+        self._generation = 0
+
+    def forget(self) -> None:
+        """Drop every entry: the hub database announced a change of apps or tokens (hub/instances),
+        so the next request of each app reads its token again."""
+        self._generation += 1
+        self._entries.clear()
+        self._reading.clear()
 
     async def principal(self, token: str) -> Principal | None:
         """The principal `token` stands for, or None if unknown, expired or revoked."""
@@ -74,22 +83,31 @@ class PrincipalCache:
         reading = self._reading.get(key)
         if reading is None:
             reading = self._reading[key] = asyncio.ensure_future(self._read(token))
-            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+            reading.add_done_callback(lambda done: self._done(key, done))
+        generation = self._generation
         found = await asyncio.shield(reading)
         if found is None:
             return None
+        if generation != self._generation:
+            # Forgotten while it was read: the answer may predate the change; read again.
+            return await self.principal(token)
         self._entries[key] = (found[0], found[1], self.clock())
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return found[0]
 
+    def _done(self, key: str, done: asyncio.Future[tuple[Principal, datetime] | None]) -> None:
+        if self._reading.get(key) is done:
+            del self._reading[key]
+
     def _refresh(self, key: str, token: str) -> None:
         """Reads `token` again without waiting: the entry it makes counts from now."""
         began = self.clock()
+        generation = self._generation
         reading = self._reading[key] = asyncio.ensure_future(self._read(token))
 
         def refreshed(done: asyncio.Future[tuple[Principal, datetime] | None]) -> None:
-            self._reading.pop(key, None)
+            self._done(key, done)
             if done.cancelled():
                 return
             error = done.exception()
@@ -98,6 +116,8 @@ class PrincipalCache:
                 # meets the failure itself.
                 log.warning("reading a cached token again failed: %s", type(error).__name__)
                 return
+            if generation != self._generation:
+                return  # forgotten while it was read: the answer may predate the change
             found = done.result()
             if found is None:
                 self._entries.pop(key, None)  # revoked or expired since: refused from now on

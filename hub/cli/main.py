@@ -9,6 +9,7 @@ import click
 
 from hub.cli.apps import apps
 from hub.cli.audit import audit
+from hub.cli.catalog import catalog
 from hub.cli.documents import documents
 from hub.cli.federation import federation
 from hub.cli.index_keys import export_index, fingerprint_index, import_index, index_recipient
@@ -45,6 +46,7 @@ READS: dict[str, tuple[str, ...]] = {
         HUB_DB + ", " + MANIFESTS + " and HUB_MASTER_KEY_FILE: on a new hub, written to hub.toml",
         "HUB_MASTER_KEY (used instead of a key file when set)",
     ),
+    "catalog": (HUB_DB, MANIFESTS),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -98,6 +100,7 @@ for command in (
     federation,
     onboard,
     reload_command,
+    catalog,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

@@ -51,11 +51,13 @@ class LiveKeyring:
         await self._load()
         return made
 
-    async def refresh(self) -> bool:
-        """Reload if keys were added or rewrapped since the last load; True if it reloaded."""
+    async def refresh(self, force: bool = False) -> bool:
+        """Reload if keys were added or rewrapped since the last load; True if it reloaded.
+        `force`: the hub database announced a change of keys (hub/instances), so the interval
+        that spaces out reloads prompted by unknown versions does not apply."""
         async with self._lock:
             now = time.monotonic()
-            if now - self._checked < MIN_RELOAD_SECONDS:
+            if not force and now - self._checked < MIN_RELOAD_SECONDS:
                 return False
             self._checked = now
             if await self._state() == self._seen:

@@ -4,6 +4,7 @@ holds states, never a URL, a path or an error. /healthz stays a liveness check."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from hub.access.plan import ReleaseEverything
 from hub.app import create_app
 from hub.catalog import Catalog
 from hub.config import load_settings
+from hub.db.engine import hub_engine, sessions
+from hub.instances.catalog_hash import catalog_hash, publish
 from hub.services import Services, build_services
 from tests.conftest import FIXTURES, TEST_MASTER_KEY, memory_connectors, register
 
@@ -84,6 +87,7 @@ def served(hub_db: URL, small_catalog: Catalog) -> Iterator[Served]:
 def test_readyz_reports_the_hub_database_and_every_department_up(served: Served) -> None:
     response = served.client.get("/readyz")
     assert response.status_code == 200
+    own = catalog_hash(FIXTURES / "manifests")
     assert response.json() == {
         "status": "ready",
         "hub_database": "up",
@@ -91,7 +95,29 @@ def test_readyz_reports_the_hub_database_and_every_department_up(served: Served)
             "registry": {"state": "up", "circuit": "closed"},
             "welfare": {"state": "up", "circuit": "closed"},
         },
+        # The first instance on a hub database records its catalog's hash.
+        "catalog": {"hash": own, "published": own, "state": "matches"},
     }
+
+
+def test_an_instance_whose_manifests_differ_from_the_published_catalog_is_not_ready(served: Served) -> None:
+    async def publish_other() -> None:
+        engine = hub_engine(served.services.settings.database_url)
+        try:
+            async with sessions(engine)() as session, session.begin():
+                await publish(session, "sha256:" + "0" * 64)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(publish_other())
+    response = served.client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["catalog"]["state"] == "differs"
+    assert body["catalog"]["published"] == "sha256:" + "0" * 64
+    # Requests are still served (the balancer decides); only readiness says no.
+    assert served.query("{ welfareCases { nodes { caseId } } }")["data"]["welfareCases"]["nodes"]
 
 
 def test_a_failing_department_shows_degraded_then_open_while_the_hub_stays_ready(served: Served) -> None:
