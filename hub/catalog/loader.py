@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hub.catalog.lineage_check import EdgeError, check_edge
 from hub.catalog.manifest import (
     EntityDecl,
     FieldType,
@@ -82,11 +83,15 @@ def _where(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     while i < len(loc):
         step = loc[i]
         child = _child(node, step)
-        if step in ("entities", "fields", "relations") and i + 1 < len(loc):
+        if step in ("entities", "fields", "relations", "lineage") and i + 1 < len(loc):
             index = loc[i + 1]
             item = _child(child, index)
             name = item.get("name") if isinstance(item, dict) else None
-            label = {"entities": "entity", "fields": "field", "relations": "relation"}[str(step)]
+            if step == "lineage" and isinstance(item, dict) and isinstance(item.get("kind"), str):
+                name = f"#{int(index) + 1} ({item['kind']})"
+            label = {"entities": "entity", "fields": "field", "relations": "relation", "lineage": "lineage edge"}[
+                str(step)
+            ]
             parts.append(f"{label} {name}" if isinstance(name, str) else f"{label} #{int(index) + 1}")
             node = item
             i += 2
@@ -153,6 +158,13 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
             info.relations[rel.name] = RelationInfo(
                 rel.name, info.id, target_id, rel.field, target_field, rel.many, rel.description
             )
+    for source, decl, info in pending:
+        for index, edge in enumerate(decl.lineage, 1):
+            where = f"{source}: entity {decl.name}, lineage edge #{index} ({edge.kind}), field {edge.field}"
+            try:
+                info.lineage.append(check_edge(catalog, info, edge))
+            except EdgeError as exc:
+                raise ManifestError(f"{where}: {exc}") from None
     return catalog
 
 
