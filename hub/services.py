@@ -33,6 +33,7 @@ from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
 from hub.health.schema_gate import SchemaGate
+from hub.lineage.refs import References
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
@@ -195,7 +196,9 @@ def build_services(
     # The master key is read now, so a missing or exposed key file stops the start at once;
     # the keys it wraps are loaded (and made where missing) by `start`.
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
-    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
+    # Cursors and lineage references are sealed under one key, told apart by their purpose.
+    sealing_key = settings.cursor_key or secrets.token_bytes(32)
+    cursors = Cursors(sealing_key)
     observe = Observability(settings.observe, span_exporter)
     releaser = observe.releaser(lambda: keys.keyring)
     guarded = guard(catalog, connectors, settings, observe)
@@ -211,6 +214,7 @@ def build_services(
         relation_page=settings.relation_page_size,
         max_relation_page=settings.max_relation_page_size,
         max_values=settings.max_values,
+        refs=References(sealing_key),
     )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None

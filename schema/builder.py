@@ -25,9 +25,10 @@ from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
 from schema.limits import DemandControl
+from schema.loading import REF_FIELD
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
-from schema.resolvers import key_resolver, list_resolver, relation_resolver
+from schema.resolvers import key_resolver, list_resolver, ref_resolver, relation_resolver
 from schema.scalars import AWARE_DATETIME, PYTHON_TYPE
 
 log = logging.getLogger("hub.schema")
@@ -99,6 +100,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     )
     generated = entity_types(catalog)
     _add_relations(catalog, generated)
+    _add_refs(generated)
     query_fields: list[StrawberryField] = []
     for types_ in generated.values():
         strawberry.type(types_.object_type, description=types_.entity.description or None)
@@ -169,6 +171,23 @@ def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:
                 annotation,
                 strawberry.field(resolver=resolver, name=relation.name, description=description),
             )
+
+
+def _add_refs(generated: dict[str, EntityTypes]) -> None:
+    for types_ in generated.values():
+        add_field(
+            types_.object_type,
+            REF_FIELD,
+            Optional[str],  # noqa: UP045
+            strawberry.field(
+                resolver=ref_resolver(types_.entity),
+                name=REF_FIELD,
+                description=(
+                    "The record's global reference: `department:Entity:key` where you read the key plain, "
+                    "else a sealed reference that only you can trace from."
+                ),
+            ),
+        )
 
 
 def _root_fields(types_: EntityTypes) -> list[StrawberryField]:

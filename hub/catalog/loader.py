@@ -138,7 +138,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
     for source, decl, info in pending:
         for rel in decl.relations:
             where = f"{source}: entity {decl.name}, relation {rel.name}"
-            if rel.name in info.fields or rel.name in info.relations:
+            if rel.name in info.fields or rel.name in info.relations or rel.name == "ref":
                 raise ManifestError(f"{where}: the name is already a field of {decl.name}")
             target_id = rel.target if "." in rel.target else f"{info.department}.{rel.target}"
             target = catalog.entities.get(target_id)
@@ -175,6 +175,8 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
         column = f.column or f.name
         if f.name in fields:
             raise ManifestError(f"{where}, field {f.name}: declared twice")
+        if f.name == "ref":
+            raise ManifestError(f"{where}, field {f.name}: `ref` is every entity's global reference; rename the field")
         if column in columns:
             raise ManifestError(f"{where}, field {f.name}: column {column} is used by another field")
         columns.add(column)
