@@ -33,6 +33,8 @@ from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
 from hub.health.schema_gate import SchemaGate
+from hub.lineage.links import LinkStore
+from hub.lineage.recording import Lineage
 from hub.lineage.refs import References
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
@@ -92,6 +94,8 @@ class Services:
     audit: AuditQuery | None = None
     # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
     history: PersonHistory | None = None
+    # Traces and recorded links (hub/lineage).
+    lineage: Lineage | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -250,6 +254,7 @@ def build_services(
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
         audit=audit,
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
+        lineage=Lineage(catalog, reader, LinkStore(session_maker)),
     )
 
 

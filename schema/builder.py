@@ -25,9 +25,11 @@ from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
 from schema.limits import DemandControl
+from schema.lineage import lineage_fields
 from schema.loading import REF_FIELD
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
+from schema.records import bind_union, record_union
 from schema.resolvers import key_resolver, list_resolver, ref_resolver, relation_resolver
 from schema.scalars import AWARE_DATETIME, PYTHON_TYPE
 
@@ -110,13 +112,22 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     # The generated fields sit beside the fixed admin and trail fields on one Query type.
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
+    lineage_query, lineage_mutation = lineage_fields(record_union([t.object_type for t in generated.values()]))
     query = types.new_class(
-        "Query", (AdminQuery, AuditQueryFields), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
+        "Query",
+        (AdminQuery, AuditQueryFields, lineage_query),
+        {},
+        lambda ns: ns.update({**namespace, "__annotations__": annotations}),
+    )
+    mutation = strawberry.type(
+        types.new_class("Mutation", (AdminMutation, lineage_mutation), {}),
+        name="Mutation",
+        description="Policy administration and recorded lineage links; every change is recorded.",
     )
     names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
     schema = HubSchema(
         query=strawberry.type(query),
-        mutation=AdminMutation,
+        mutation=mutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
         # Factories: each request gets fresh extension objects.
         extensions=[
@@ -132,6 +143,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         scalar_overrides={datetime.datetime: AWARE_DATETIME},
     )
     schema.hide_suggestions = not introspection
+    bind_union(schema._schema)
     limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}

@@ -42,6 +42,25 @@ def plain_ref(entity: EntityInfo, key: Any) -> str:
     return f"{entity.department}:{entity.name}:{key}"
 
 
+def stored_key(raw: Any) -> str:
+    """A stored key as text, for the hub database (recorded links): a blind index in hex, so
+    no ID number is written there."""
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return "x:" + bytes(raw).hex()
+    if isinstance(raw, int):
+        return f"i:{raw}"
+    return f"s:{raw}"
+
+
+def from_stored(text: str) -> Any:
+    kind, _, value = text.partition(":")
+    if kind == "x":
+        return bytes.fromhex(value)
+    if kind == "i":
+        return int(value)
+    return value
+
+
 class References:
     """Makes and reads references for one hub (the key is the cursors' key: tokens of one kind
     are refused as the other by the seal's associated data)."""
