@@ -154,7 +154,8 @@ def test_a_missing_and_a_hidden_start_get_the_same_answer(demo_hub: Hub) -> None
 
 def test_prov_json_of_a_trace_reads_back_with_prov(demo_hub: Hub) -> None:
     result = auditor(demo_hub).query(
-        'query P { trace(from: "%s", depth: 1) { nodes { id } edges { kind } provJson } }' % LINE
+        "query P($from: String!) { trace(from: $from, depth: 1) { nodes { id } edges { kind } provJson } }",
+        {"from": LINE},
     )
     found = result["data"]["trace"]
     document = ProvDocument.deserialize(content=found["provJson"], format="json")
