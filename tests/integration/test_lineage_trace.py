@@ -7,8 +7,12 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
+from click.testing import CliRunner
 from prov.model import ProvDocument
 
+from hub.cli import lineage as lineage_cli
+from hub.cli import main
 from tests.conftest import Hub
 
 LINE = "finance:BudgetLine:BL2026-CA-01"
@@ -164,3 +168,26 @@ def test_prov_json_of_a_trace_reads_back_with_prov(demo_hub: Hub) -> None:
     derivations = [r for r in records if r.get_type().localpart == "Derivation"]
     assert len(entities) == len(found["nodes"])
     assert len(derivations) == len(found["edges"])
+
+
+def test_hub_lineage_export_writes_prov_json_as_the_app_in_hub_token(
+    demo_hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def post(url: str, json: Any, headers: dict[str, str], timeout: float) -> Any:
+        sent.append(headers)
+        return demo_hub.client.post("/graphql", json=json, headers=headers)
+
+    monkeypatch.setattr(lineage_cli.httpx, "post", post)
+    runner = CliRunner(env={"HUB_TOKEN": demo_hub.tokens["auditor"]})
+    args = ["lineage", "export", LINE, "--url", "http://hub", "--depth", "2", "--purpose", "audit"]
+    result = runner.invoke(main, [*args, "--direction", "DOWNSTREAM", "--format", "prov-json"])
+    assert result.exit_code == 0, result.output
+    document = ProvDocument.deserialize(content=result.stdout, format="json")
+    assert len([r for r in document.get_records() if r.get_type().localpart == "Entity"]) > 10
+    assert sent[0]["X-Hub-Purpose"] == "audit"
+    refused = CliRunner(env={"HUB_TOKEN": demo_hub.tokens["public"]}).invoke(
+        main, [*args[:2], "finance:Expenditure:EX0000001", *args[3:]]
+    )
+    assert refused.exit_code == 1 and "refused" in refused.output
