@@ -28,7 +28,7 @@ from hub.catalog.manifest import RefValues
 from hub.catalog.model import EdgeInfo
 from hub.crypto.cells import index_bytes
 from hub.errors import BadUserInput, LimitExceeded
-from hub.lineage.edges import Direction, steps_from, walks
+from hub.lineage.edges import Direction, Step, steps_from, walks
 from hub.lineage.links import Link
 from hub.lineage.refs import PLAIN_REF, RecordRef, from_stored, plain_ref, stored_key
 
@@ -180,11 +180,18 @@ class Tracer:
 
     def _steps(self, plan: AccessPlan, args: TraceArgs, result: Trace, frontier: list[Node]) -> list[_Pending]:
         pending: list[_Pending] = []
+        # The steps out of an entity are the same for each of its records: worked out once.
+        steps: dict[str, list[tuple[Step, EntityInfo, str | None]]] = {}
         for node in frontier:
-            for step in steps_from(self.catalog, node.entity.id, args.direction, args.kinds):
+            entity_id = node.entity.id
+            if entity_id not in steps:
+                steps[entity_id] = [
+                    (step, target, refusal(plan, self.catalog, step.edge, target if step.forward else node.entity))
+                    for step in steps_from(self.catalog, entity_id, args.direction, args.kinds)
+                    for target in (self.catalog.entity(step.to),)
+                ]
+            for step, target, reason in steps[entity_id]:
                 edge = step.edge
-                target = self.catalog.entity(step.to)
-                reason = refusal(plan, self.catalog, edge, target if step.forward else node.entity)
                 if step.forward:
                     value = node.row.get((JOIN, edge.field))
                     if value is None:
