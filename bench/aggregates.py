@@ -63,8 +63,8 @@ def database_for(scale: int) -> URL:
     return bench_url(DATABASE if scale == 1 else f"{DATABASE}_x{scale}")
 
 
-def ensure_scaled_data(url: URL, scale: int) -> None:
-    """The demo at `scale` in `url`, loaded unless every table already holds its rows."""
+def ensure_scaled_data(url: URL, scale: int, keys: Workspace = KEYS) -> None:
+    """The demo at `scale` in `url`, loaded (under `keys`) unless every table already holds its rows."""
     if asyncio.run(ensure_database(str(url.database))):
         say(f"created database {url.database}")
     expected = {
@@ -76,7 +76,7 @@ def ensure_scaled_data(url: URL, scale: int) -> None:
     if all(counts[t] == n for t, n in expected.items()):
         return
     say(f"loading the demo at scale {scale} into {url.database} ({sum(expected.values())} rows)")
-    keyring = bench_keyring(KEYS)
+    keyring = bench_keyring(keys)
     target = url.render_as_string(hide_password=False)
     asyncio.run(load_demo(dict.fromkeys(DEPARTMENTS, target), keyring, scale=scale))
 

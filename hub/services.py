@@ -38,6 +38,9 @@ from hub.health.schema_gate import SchemaGate
 from hub.instances.catalog_hash import catalog_hash, record_if_absent
 from hub.instances.feed import ChangeFeed
 from hub.instances.unconfirmed import ConfirmedSource
+from hub.lineage.links import LinkStore
+from hub.lineage.recording import Lineage
+from hub.lineage.refs import References
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
@@ -107,6 +110,8 @@ class Services:
     changes: ChangeFeed | None = None
     # The hash of this instance's manifests, against the one the hub database records.
     catalog_hash: str = ""
+    # Traces and recorded links (hub/lineage).
+    lineage: Lineage | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -240,7 +245,9 @@ def build_services(
     # The master key is read now, so a missing or exposed key file stops the start at once;
     # the keys it wraps are loaded (and made where missing) by `start`.
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
-    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
+    # Cursors and lineage references are sealed under one key, told apart by their purpose.
+    sealing_key = settings.cursor_key or secrets.token_bytes(32)
+    cursors = Cursors(sealing_key)
     observe = Observability(settings.observe, span_exporter)
     releaser = observe.releaser(lambda: keys.keyring)
     guarded = guard(catalog, connectors, settings, observe)
@@ -256,6 +263,7 @@ def build_services(
         relation_page=settings.relation_page_size,
         max_relation_page=settings.max_relation_page_size,
         max_values=settings.max_values,
+        refs=References(sealing_key),
     )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None
@@ -308,6 +316,7 @@ def build_services(
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
         changes=changes,
         catalog_hash=catalog_hash(settings.manifests_dir),
+        lineage=Lineage(catalog, reader, LinkStore(session_maker)),
     )
 
 

@@ -14,6 +14,7 @@ from hub.access.record import AccessRecord
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
+from hub.lineage.recording import Lineage
 from hub.policy.admin import PolicyAdmin
 from hub.reload import ReloadReport
 from schema.compiled import Compiled
@@ -70,6 +71,7 @@ class RequestContext:
     history: PersonHistory | None = None
     # Reads the manifests again and swaps to them (hub/reload.py); None where nothing can.
     reload: Callable[[], Awaitable[ReloadReport]] | None = None
+    lineage: Lineage | None = None
     request: RequestAccess | None = None
     # The request's document, compiled: set by the app for a trusted document, else on parsing.
     document: Compiled | None = None

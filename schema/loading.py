@@ -26,6 +26,9 @@ from schema.context import RequestContext
 from schema.inputs import input_spec
 from schema.selection import child_fields
 
+# Every entity type's global reference (hub/lineage/refs.py); no manifest field may take the name.
+REF_FIELD = "ref"
+
 
 def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Entity fields selected, and fields relations (and links to shared entities) need as
@@ -34,6 +37,9 @@ def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], lis
     joins = [entity.relations[name].field for name in fields if name in entity.relations]
     if entity.links:
         joins.extend(entity.links[name][1] for name in fields if name in entity.links)
+    if REF_FIELD in fields:
+        # A reference is made from the key as stored (a blind index for an encrypted key).
+        joins.append(entity.key)
     return names, list(dict.fromkeys(joins))
 
 

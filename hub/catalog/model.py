@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connectors.base import ColumnSpec, Kind, TableSpec
-from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Storage, Tier
+from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, RefValues, Storage, Tier
 
 KIND_OF: dict[FieldType, Kind] = {
     FieldType.ID: Kind.STRING,
@@ -64,6 +64,20 @@ class RelationInfo:
 
 
 @dataclass(frozen=True)
+class EdgeInfo:
+    """A declared lineage edge: `source`'s `field` names records of `target` by `target_field`
+    (or, with GLOBAL_REF values, names any record of `targets` by a global reference)."""
+
+    kind: str
+    source: str  # entity id of the record holding the reference
+    field: str
+    targets: tuple[str, ...]  # entity ids it may point at; one unless values are global refs
+    target_field: str | None  # None for global references (they name the key)
+    values: RefValues
+    description: str
+
+
+@dataclass(frozen=True)
 class EntityInfo:
     """One shared entity. `id` is `department.Entity`, stable across releases."""
 
@@ -82,6 +96,9 @@ class EntityInfo:
     # Fields that lead to an entity shared across hubs (hub/catalog/shared.py): link field
     # name -> (shared type name, the field of this entity holding its key).
     links: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Typed lineage edges from this entity's records, in declaration order (filled by the
+    # loader once every entity is known).
+    lineage: list[EdgeInfo] = field(default_factory=list)
 
     def column_of(self, field_name: str) -> str:
         return self.fields[field_name].column

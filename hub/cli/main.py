@@ -14,6 +14,7 @@ from hub.cli.documents import documents
 from hub.cli.federation import federation
 from hub.cli.index_keys import export_index, fingerprint_index, import_index, index_recipient
 from hub.cli.keys import keys
+from hub.cli.lineage import lineage
 from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
 from hub.cli.onboard import onboard
@@ -47,6 +48,7 @@ READS: dict[str, tuple[str, ...]] = {
         "HUB_MASTER_KEY (used instead of a key file when set)",
     ),
     "catalog": (HUB_DB, MANIFESTS),
+    "lineage": (HUB_DB + " (verify)", "HUB_TOKEN, the app's token (export)"),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -101,6 +103,7 @@ for command in (
     onboard,
     reload_command,
     catalog,
+    lineage,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

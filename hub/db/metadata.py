@@ -10,6 +10,7 @@ import hub.audit.models
 import hub.auth.models
 import hub.crypto.models
 import hub.instances.models
+import hub.lineage.models
 import hub.policy.models
 import hub.quota.models
 import hub.trusted.models
@@ -21,6 +22,7 @@ MODELS = (
     hub.auth.models,
     hub.crypto.models,
     hub.instances.models,
+    hub.lineage.models,
     hub.policy.models,
     hub.quota.models,
     hub.trusted.models,

@@ -55,6 +55,7 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
         services.audit,
         services.history,
         services.reload,
+        services.lineage,
     )
     context.document = document
     return context
