@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.audit.event import stored_leaf
 from hub.audit.heads import all_heads
 from hub.audit.models import AuditEvent, AuditLog, AuditPerson
+from hub.audit.store import persons_between
 
 FORMAT = "hub-audit-archive/1"
 PAGE = 5_000
@@ -83,13 +84,7 @@ async def archive(
                     .order_by(AuditEvent.position)
                 )
             ).all()
-            persons: dict[int, list[str]] = {}
-            for position, person in await session.execute(
-                select(AuditPerson.position, AuditPerson.person).where(
-                    AuditPerson.position >= start, AuditPerson.position < stop
-                )
-            ):
-                persons.setdefault(position, []).append(person)
+            persons = await persons_between(session, start, stop)
         if [row.position for row in rows] != list(range(start, stop)):
             raise ArchiveError(f"events between {start} and {stop} are missing: run `hub audit verify` first")
         output.write(

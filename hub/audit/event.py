@@ -55,9 +55,10 @@ def released_of(record: AccessRecord | None) -> dict[str, Any]:
     return released
 
 
-@dataclass
-class Event:
-    """An event before it has a position (the writer gives it one)."""
+@dataclass(frozen=True)
+class EventFacts:
+    """What every event says, stored and shown alike: when, who asked, with which purpose and
+    operation, how it ended, and under which policy version."""
 
     at_us: int
     principal: str
@@ -70,6 +71,12 @@ class Event:
     status: int
     code: str | None
     policy_version: str | None
+
+
+@dataclass(frozen=True)
+class Event(EventFacts):
+    """An event before it has a position (the writer gives it one)."""
+
     released: dict[str, Any]
     persons: frozenset[str] = field(default_factory=frozenset)
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.access.cursor import Cursors
 from hub.access.plan import Decision
+from hub.audit.event import EventFacts
 from hub.audit.models import OUTCOMES, AuditEvent, AuditPerson
 from hub.auth.principal import Principal
 from hub.catalog import Catalog
@@ -69,22 +70,15 @@ class FieldRelease:
 
 
 @dataclass(frozen=True)
-class EventView:
+class EventView(EventFacts):
     position: int
-    at: datetime
-    principal: str
-    department: str
-    purpose: str | None
-    operation_hash: str | None
-    operation_name: str | None
-    document_id: str | None
-    outcome: str
-    status: int
-    code: str | None
-    policy_version: str | None
     fields: list[FieldRelease]
     rows: dict[str, int]
     persons: int
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_us / 1_000_000, UTC)
 
 
 @dataclass(frozen=True)
@@ -222,7 +216,7 @@ def view(row: AuditEvent) -> EventView:
     released: dict[str, Any] = orjson.loads(row.released)
     return EventView(
         position=row.position,
-        at=datetime.fromtimestamp(row.at_us / 1_000_000, UTC),
+        at_us=row.at_us,
         principal=row.principal,
         department=row.department,
         purpose=row.purpose,

@@ -52,6 +52,18 @@ async def frontier_at(session: AsyncSession | AsyncConnection, size: int) -> Fro
     return Frontier(size, [found[node] for node in wanted])
 
 
+async def persons_between(session: AsyncSession | AsyncConnection, start: int, stop: int) -> dict[int, list[str]]:
+    """The persons (hex blind indexes) of the events at positions [start, stop), by position."""
+    persons: dict[int, list[str]] = {}
+    for position, person in await session.execute(
+        select(AuditPerson.position, AuditPerson.person).where(
+            AuditPerson.position >= start, AuditPerson.position < stop
+        )
+    ):
+        persons.setdefault(position, []).append(person)
+    return persons
+
+
 # The statements of a flush, on the tables (Core: the ORM's bulk path costs more per flush).
 _LOG = cast(Table, AuditLog.__table__)
 _GROW = update(_LOG).where(_LOG.c.id == 1).values(size=_LOG.c.size + bindparam("count")).returning(_LOG.c.size)

@@ -28,8 +28,8 @@ from hub.audit.archive import ArchivedEvent
 from hub.audit.event import LEAF_KEYS, canonical, persons_digest
 from hub.audit.heads import TreeHead, all_heads
 from hub.audit.merkle import Frontier, leaf_hash, range_nodes
-from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
-from hub.audit.store import TrailUnavailable, frontier_at, read_nodes
+from hub.audit.models import AuditEvent, AuditLog, AuditNode
+from hub.audit.store import TrailUnavailable, frontier_at, persons_between, read_nodes
 
 PAGE = 10_000
 COLUMNS = [getattr(AuditEvent, name) for name in LEAF_KEYS]
@@ -213,13 +213,7 @@ async def _table_page(session: AsyncSession, start: int, stop: int) -> dict[int,
             .order_by(AuditEvent.position)
         )
     ).all()
-    persons: dict[int, list[str]] = {}
-    for position, person in await session.execute(
-        select(AuditPerson.position, AuditPerson.person).where(
-            AuditPerson.position >= start, AuditPerson.position < stop
-        )
-    ):
-        persons.setdefault(position, []).append(person)
+    persons = await persons_between(session, start, stop)
     leaves = {}
     for row in rows:
         columns = dict(zip(LEAF_KEYS, row[1:], strict=True))
