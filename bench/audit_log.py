@@ -50,7 +50,7 @@ def _event(i: int) -> Event:
         code=None,
         policy_version="1",
         released={"fields": [["population.Person", "idNumber", "MASKED", 1]], "rows": {"population.Person": 1}},
-        persons=frozenset({f"{i:064x}"}),
+        persons={f"{i:064x}": "population.Person"},
     )
 
 

@@ -25,14 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit.archive import ArchivedEvent
-from hub.audit.event import LEAF_KEYS, canonical, persons_digest
+from hub.audit.event import LEAF_COLUMNS, canonical, parsed, persons_digest
 from hub.audit.heads import TreeHead, all_heads
 from hub.audit.merkle import Frontier, leaf_hash, range_nodes
 from hub.audit.models import AuditEvent, AuditLog, AuditNode
-from hub.audit.store import TrailUnavailable, frontier_at, persons_between, read_nodes
+from hub.audit.store import TrailUnavailable, digest_lines, frontier_at, persons_between, read_nodes
 
 PAGE = 10_000
-COLUMNS = [getattr(AuditEvent, name) for name in LEAF_KEYS]
+COLUMNS = [getattr(AuditEvent, name) for name in LEAF_COLUMNS]
 
 
 @dataclass
@@ -216,9 +216,9 @@ async def _table_page(session: AsyncSession, start: int, stop: int) -> dict[int,
     persons = await persons_between(session, start, stop)
     leaves = {}
     for row in rows:
-        columns = dict(zip(LEAF_KEYS, row[1:], strict=True))
-        columns["released"] = orjson.loads(str(columns["released"]))
+        columns = parsed(dict(zip(LEAF_COLUMNS, row[1:], strict=True)))
         touched = persons.get(row[0], [])
-        persons_ok = columns["persons"] == len(touched) and columns["persons_digest"] == persons_digest(touched)
+        lines = digest_lines(columns["format"], touched)
+        persons_ok = columns["persons"] == len(touched) and columns["persons_digest"] == persons_digest(lines)
         leaves[row[0]] = _Leaf(row[0], canonical(row[0], columns), persons_ok)
     return leaves

@@ -91,7 +91,8 @@ TAMPERING: dict[str, tuple[list[str], str, int | None]] = {
     "insert": (
         [
             "INSERT INTO hub_audit_event SELECT 12, at_us, principal, department, purpose, operation_hash, "
-            "operation_name, document_id, outcome, status, code, policy_version, released, persons, persons_digest "
+            "operation_name, document_id, outcome, status, code, policy_version, released, persons, persons_digest, "
+            "format, kind, action, concerns "
             "FROM hub_audit_event WHERE position = 2"
         ],
         "inserted",
