@@ -9,6 +9,10 @@ with the hub database's own credentials), what (the action's name, its target an
 why it was refused), why (the reason given) and which departments it concerns, so a data steward
 reads the admin events about its department (hub/audit/query.py) and no other's.
 
+Free text (a reason, a refusal's detail, a target, the edits) never brings a personal identifier
+into the trail: a resident ID number (valid check character) or a mobile number in it is kept as
+`[redacted]`, so the trail holds no plain identifier whatever an admin types.
+
 What an action keeps is bounded: a reason and a refusal's detail at most KEPT_TEXT characters,
 edits at most KEPT_EDITS characters of JSON (else their kinds only), at most MAX_CONCERNS
 departments named (else all, `*`). Refused attempts are written only as often as the policy
@@ -18,6 +22,7 @@ store keeps them whole (hub/policy/store.py), so a caller cannot flood the log w
 from __future__ import annotations
 
 import getpass
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.audit.event import Event
 from hub.audit.store import append_in
+from hub.onboarding.guesses import is_resident_id
 
 # The actions recorded; a name outside this list is a programming error, refused.
 ACTIONS = frozenset(
@@ -45,6 +51,9 @@ ACTIONS = frozenset(
     }
 )
 ALL = "*"
+REDACTED = "[redacted]"
+_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{16}[\dXx](?![0-9A-Za-z])")
+_MOBILE_LIKE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 # The department the command line acts as (the hub's own).
 CLI_DEPARTMENT = "platform"
 KEPT_TEXT = 500
@@ -81,9 +90,9 @@ class AdminAction:
         status = (403 if self.code == "FORBIDDEN" else 400) if refused else 200
         action = {
             "name": self.name,
-            "target": None if self.target is None else self.target[:KEPT_TEXT],
-            "reason": self.reason[:KEPT_TEXT],
-            "detail": self.detail[:KEPT_TEXT],
+            "target": None if self.target is None else scrubbed(self.target[:KEPT_TEXT]),
+            "reason": scrubbed(self.reason[:KEPT_TEXT]),
+            "detail": scrubbed(self.detail[:KEPT_TEXT]),
             "edits": bounded(self.edits),
         }
         return Event(
@@ -114,11 +123,19 @@ def concerns(departments: Iterable[str]) -> str:
     return "," + ",".join(names) + "," if names else ","
 
 
+def scrubbed(text: str) -> str:
+    """`text` with every resident ID number and mobile number in it replaced by REDACTED."""
+    text = _ID_LIKE.sub(lambda m: REDACTED if is_resident_id(m.group()) else m.group(), text)
+    return _MOBILE_LIKE.sub(REDACTED, text)
+
+
 def bounded(edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Edits as kept: whole when small, else their kinds only."""
-    if len(orjson.dumps(edits, default=str)) <= KEPT_EDITS:
-        return orjson.loads(orjson.dumps(edits, default=str))  # type: ignore[no-any-return]
-    return [{"op": str(e.get("op", "?")), "omitted": "too large to keep"} for e in edits[:100]]
+    """Edits as kept: whole when small, else their kinds only; identifiers in them redacted
+    (the replacement holds no quote or backslash, so the JSON stays JSON)."""
+    text = orjson.dumps(edits, default=str).decode()
+    if len(text) <= KEPT_EDITS:
+        return orjson.loads(scrubbed(text))  # type: ignore[no-any-return]
+    return [{"op": scrubbed(str(e.get("op", "?"))[:40]), "omitted": "too large to keep"} for e in edits[:100]]
 
 
 def cli_actor() -> str:

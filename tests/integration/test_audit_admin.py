@@ -26,6 +26,7 @@ from tests.integration.policy_fixtures import (
     own_hub,
     rule,
 )
+from tests.integration.test_leaks import sensitive
 
 EVENTS = """query Trail($filter: AuditEventFilter) {
   auditEvents(filter: $filter, first: 100) {
@@ -115,6 +116,17 @@ def test_a_steward_cannot_read_another_departments_admin_events(hub: Hub) -> Non
     ]
     # A department app reads only its own events: no admin event of anyone else's.
     assert admin_events(hub, "health-app") == []
+
+
+def test_no_identifier_typed_into_a_reason_or_an_edit_reaches_the_trail(hub: Hub) -> None:
+    id_number, mobile = "110105198502025670", "13912345678"  # a valid check character
+    typed = f"asked by {id_number}, call {mobile}"
+    attempt = [{"op": "ADD_ROW_RULE", "rowRule": {"role": "auditor", "entity": CASES, "filter": {"note": typed}}}]
+    change(hub, STEWARD, attempt, typed)
+    answer = hub.as_caller("auditor").query(EVENTS, {"filter": {"kind": "admin", "principal": STEWARD}})
+    text = orjson.dumps(answer).decode()
+    assert "[redacted]" in text
+    assert id_number not in text and mobile not in text and not sensitive(text)
 
 
 def test_filters_by_kind_and_action_are_checked(hub: Hub) -> None:
