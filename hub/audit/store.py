@@ -58,11 +58,13 @@ async def persons_between(
     """The persons of the events at positions [start, stop), by position: (hex blind index,
     entities) each (entities "" in events of format 1)."""
     persons: dict[int, list[tuple[str, str]]] = {}
-    for position, person, entities in await session.execute(
+    # All rows at once: row by row, each fetch is a hop to the driver.
+    rows = await session.execute(
         select(AuditPerson.position, AuditPerson.person, AuditPerson.entities).where(
             AuditPerson.position >= start, AuditPerson.position < stop
         )
-    ):
+    )
+    for position, person, entities in rows.all():
         persons.setdefault(position, []).append((person, entities))
     return persons
 

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit.archive import ArchivedEvent
-from hub.audit.event import LEAF_COLUMNS, canonical, parsed, persons_digest
+from hub.audit.event import LEAF_COLUMNS, canonical, embedded, persons_digest
 from hub.audit.heads import TreeHead, all_heads
 from hub.audit.merkle import Frontier, leaf_hash, range_nodes, subtree_root
 from hub.audit.models import AuditEvent, AuditLog, AuditNode
@@ -286,7 +286,7 @@ def _leaves(rows: Sequence[Any], persons: dict[int, list[tuple[str, str]]]) -> d
     """Each row's leaf recomputed, and whether its person rows give its persons digest."""
     leaves = {}
     for row in rows:
-        columns = parsed(dict(zip(LEAF_COLUMNS, row[1:], strict=True)))
+        columns = embedded(dict(zip(LEAF_COLUMNS, row[1:], strict=True)))
         touched = persons.get(row[0], [])
         lines = digest_lines(columns["format"], touched)
         persons_ok = columns["persons"] == len(touched) and columns["persons_digest"] == persons_digest(lines)
