@@ -128,15 +128,7 @@ class PolicyStore:
             validate(changed, self.catalog, self.terms)
         except (Forbidden, SnapshotError, BadUserInput) as exc:
             code = "FORBIDDEN" if isinstance(exc, Forbidden) else "BAD_USER_INPUT"
-            await self.record_refusal(
-                actor,
-                _dump(edits),
-                reason,
-                str(exc),
-                current.snapshot.version,
-                concerned(actor, edits, current.snapshot),
-                code,
-            )
+            await self._refused(actor, edits, reason, str(exc), current, code)
             if isinstance(exc, SnapshotError):
                 raise BadUserInput(str(exc)) from None
             raise
@@ -146,14 +138,7 @@ class PolicyStore:
         try:
             await self.check_masks(after, callers)
         except WeakMask as exc:
-            await self.record_refusal(
-                actor,
-                _dump(edits),
-                reason,
-                str(exc),
-                current.snapshot.version,
-                concerned(actor, edits, current.snapshot),
-            )
+            await self._refused(actor, edits, reason, str(exc), current)
             raise BadUserInput(str(exc)) from None
         purposes: list[str | None] = [None, *sorted(self.terms.purposes)]
         exposures = preview(current, after, callers, self.catalog, purposes)
@@ -185,6 +170,19 @@ class PolicyStore:
             # Another change took this version first; the caller decides again on the new one.
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
         return Outcome(changed, exposures, applied=True)
+
+    async def _refused(
+        self,
+        actor: Principal,
+        edits: Sequence[Edit],
+        reason: str,
+        detail: str,
+        current: SnapshotPolicy,
+        code: str = "BAD_USER_INPUT",
+    ) -> None:
+        """Record a refused change (and its admin event) made against `current`."""
+        concerns = concerned(actor, edits, current.snapshot)
+        await self.record_refusal(actor, _dump(edits), reason, detail, current.snapshot.version, concerns, code)
 
     async def _replay(self, actor: Principal, retry: RequestKey) -> Outcome | None:
         """The outcome of the change `actor` applied under `retry`'s key before, if any."""
