@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +131,51 @@ def run_w1(hubs: list[tuple[Server, str, URL]], runs: int) -> dict[str, Any]:
     }
 
 
+def measure_trail(database: str, workload: str, duration_s: float, runs: int, on_env: dict[str, str]) -> dict[str, Any]:
+    """W6 and/or W1 with the trail on and off, same run, hub database on `database`."""
+    servers: list[Server] = []
+    results: dict[str, Any] = {"hub_database": database, "on_env": on_env}
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        try:
+            hubs = start_hubs(Path(tmp), servers, database, on_env)
+            if workload in ("w6", "both"):
+                results["w6"] = run_w6(hubs, duration_s, runs)
+            if workload in ("w1", "both"):
+                results["w1"] = run_w1(hubs, 3 * runs)
+        except Exception:
+            for server in servers:
+                say(f"--- {server.name} ---\n{server.log_tail(40)}")
+            raise
+        finally:
+            for server in reversed(servers):
+                stop(server)
+    return results
+
+
+def trail_workload(code: str, machine: dict[str, Any], duration_s: float, folder: Path, runs: int = 4) -> Path:
+    """`bench.run --workload trail`: W6 and W1 with the trail on and off, same run, the hub
+    database on SQLite and then on PostgreSQL; the record's path (bench/results/trail-*.json)."""
+    started = datetime.now(UTC)
+    record: dict[str, Any] = {
+        "workload": "trail",
+        "started": started.isoformat(),
+        "machine": machine,
+        "revision": code,
+        "runs": {db: measure_trail(db, "both", duration_s, runs, {}) for db in ("sqlite", "postgresql")},
+    }
+    for db, result in record["runs"].items():
+        w6_cpu, w1_cpu = result["w6"]["cpu_us_per_request"], result["w1"]["cpu_ms_per_request"]
+        say(
+            f"trail, hub database {db}: W6 req/s on/off {result['w6']['ratio']:.2f}, CPU per request "
+            f"{w6_cpu[NAMES[0]]:.0f} / {w6_cpu[NAMES[1]]:.0f} µs; W1 median latency on/off "
+            f"{result['w1']['ratio']:.2f}, CPU per request {w1_cpu[NAMES[0]]:.0f} / {w1_cpu[NAMES[1]]:.0f} ms"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"trail-{started:%Y%m%dT%H%M%SZ}.json"
+    path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audit_cost")
     parser.add_argument("--workload", choices=("w6", "w1", "both"), default="both")
@@ -140,22 +186,7 @@ def main() -> int:
     args = parser.parse_args()
     on_env = dict(item.split("=", 1) for item in args.on_env)
     prepare_database()
-    servers: list[Server] = []
-    results: dict[str, Any] = {"hub_database": args.hub_database, "on_env": on_env}
-    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-        try:
-            hubs = start_hubs(Path(tmp), servers, args.hub_database, on_env)
-            if args.workload in ("w6", "both"):
-                results["w6"] = run_w6(hubs, args.duration, args.runs)
-            if args.workload in ("w1", "both"):
-                results["w1"] = run_w1(hubs, 3 * args.runs)
-        except Exception:
-            for server in servers:
-                say(f"--- {server.name} ---\n{server.log_tail(40)}")
-            raise
-        finally:
-            for server in reversed(servers):
-                stop(server)
+    results = measure_trail(args.hub_database, args.workload, args.duration, args.runs, on_env)
     print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
     return 0
 

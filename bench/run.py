@@ -1,5 +1,6 @@
-"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|w2|w6|w6-quota|all]`
-from the repository root (default: all, W1, W1-access, W2, W6, then W6-quota).
+"""Run the benchmarks: `.venv/bin/python -m bench.run [--workload w1|w1-access|w2|w6|w6-quota|trail|all]`
+from the repository root (default: all, W1, W1-access, W2, W6, W6-quota, then trail: W6 and W1 with
+the access trail on and off, the hub database on SQLite and on PostgreSQL).
 
 Sets up the bench database; then, per workload, a throw-away hub and its contenders as uvicorn
 subprocesses on loopback, checks their answers, times them and reports. Progress goes to
@@ -404,7 +405,7 @@ def run_load_workload(workload: str, code: str, machine: Machine, args: argparse
 
 
 LOAD_ERRORS = (LoadFailed, OpenLoopFailed, w6.TrustedDocumentsMissing)
-WORKLOADS = ("w1", "w1-access", "w2", "w6", "w6-quota")
+WORKLOADS = ("w1", "w1-access", "w2", "w6", "w6-quota", "trail")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,13 +432,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Taken before the servers start: the code they run is the code as of now.
         code = revision(REPO)
-        if "w6" in chosen or "w6-quota" in chosen:
+        if {"w6", "w6-quota", "trail"} & set(chosen):
             wrk_version()  # W6 cannot run without wrk: say so before the other workloads run
         prepare_database()
         machine = asyncio.run(describe(bench_url()))
         for number, workload in enumerate(chosen):
             if number:
                 print()
+            if workload == "trail":
+                # W6 and W1 with the access trail on and off (bench/audit_cost.py); imported here,
+                # as it builds on this module.
+                from bench.audit_cost import trail_workload
+
+                path = trail_workload(code, machine.as_dict(), args.duration, RESULTS)
+                say(f"\nwrote {path.relative_to(REPO)}")
+                continue
             if workload in ("w2", "w6", "w6-quota"):
                 say(f"\nwrote {run_load_workload(workload, code, machine, args).relative_to(REPO)}")
                 continue

@@ -268,7 +268,7 @@ def build_services(
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None
     source: PolicySource
-    store = PolicyStore(session_maker, catalog, terms)
+    store = PolicyStore(session_maker, catalog, terms, audit=settings.audit.enabled)
     if policy is not None:
         fixed = policy
         source = lambda: fixed  # noqa: E731

@@ -5,8 +5,9 @@ against the lookup quota, page the answer and make the proofs."""
 
 import base64
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import strawberry
 
 from hub.audit.heads import TreeHead
@@ -37,7 +38,18 @@ class AuditOperation:
     documentId: str | None = strawberry.field(description="The trusted document's id, if one was run.")
 
 
-@strawberry.type(description="One request in the access trail. Persons touched are counted, never named.")
+@strawberry.type(description="An admin action recorded in the trail: who did what, to what, and why.")
+class AuditAction:
+    name: str = strawberry.field(description="policy.change, roles.assign, app.create, keys.rotate, ...")
+    target: str | None = strawberry.field(description="What it acted on: an app, a document id, the policy.")
+    reason: str = strawberry.field(description="Why, as its author said.")
+    detail: str = strawberry.field(description="Why it was refused; empty when applied.")
+    edits: str = strawberry.field(description="The edits made or attempted, JSON.")
+
+
+@strawberry.type(
+    description="One request or admin action in the access trail. Persons touched are counted, never named."
+)
 class AuditEventView:
     position: int = strawberry.field(description="The event's leaf index in the Merkle log (docs/audit.md).")
     at: datetime
@@ -45,13 +57,17 @@ class AuditEventView:
     department: str
     purpose: str | None
     operation: AuditOperation
-    outcome: str = strawberry.field(description="served, partly_served, refused or failed.")
+    outcome: str = strawberry.field(
+        description="served, partly_served, refused or failed (a request); applied or refused (an admin action)."
+    )
     status: int
     code: str | None = strawberry.field(description="The first error's code, if any.")
     policyVersion: str | None
     fields: list[AuditFieldRelease]
     rows: list[AuditEntityRows]
     personsTouched: int
+    kind: str = strawberry.field(description="request or admin.")
+    action: AuditAction | None = strawberry.field(description="An admin event's action; null for a request.")
 
 
 @strawberry.type(description="A page of events, newest first.")
@@ -83,6 +99,8 @@ class AuditEventFilter:
     outcome: str | None = None
     since: datetime | None = strawberry.field(default=None, description="At or after (with an offset).")
     until: datetime | None = strawberry.field(default=None, description="Before (with an offset).")
+    kind: str | None = strawberry.field(default=None, description="request or admin.")
+    action: str | None = strawberry.field(default=None, description="Admin events of this action (its name).")
 
 
 @strawberry.type(description='A signed tree head of the access trail (docs/audit.md, "Tree heads").')
@@ -100,7 +118,10 @@ class PersonAccess:
     department: str = strawberry.field(description="The department that received the data.")
     app: str = strawberry.field(description="Its app.")
     purpose: str | None
-    fields: list[AuditFieldRelease] = strawberry.field(description="The fields the request released, per level.")
+    entities: list[str] = strawberry.field(description="The entities of the person's records released.")
+    fields: list[AuditFieldRelease] = strawberry.field(
+        description="The fields of those entities the request released, per level."
+    )
     position: int = strawberry.field(description="The event's leaf index in the log.")
     leaf: str = strawberry.field(description="The event's leaf, base64: hash SHA-256(0x00 || leaf).")
     auditPath: list[str] = strawberry.field(description="RFC 9162 PATH(position, treeSize), base64, in order.")
@@ -131,7 +152,8 @@ def _entry(entry: Entry) -> PersonAccess:
         department=event.department,
         app=event.principal,
         purpose=event.purpose,
-        fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in event.fields],
+        entities=entry.entities,
+        fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in entry.fields],
         position=event.position,
         leaf=base64.b64encode(entry.leaf).decode(),
         auditPath=[base64.b64encode(h).decode() for h in entry.path],
@@ -153,6 +175,18 @@ def _view(event: EventView) -> AuditEventView:
         fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in event.fields],
         rows=[AuditEntityRows(entity=e, count=n) for e, n in sorted(event.rows.items())],
         personsTouched=event.persons,
+        kind=event.kind,
+        action=None if event.action is None else _action(event.action),
+    )
+
+
+def _action(action: dict[str, Any]) -> AuditAction:
+    return AuditAction(
+        name=str(action.get("name", "")),
+        target=action.get("target"),
+        reason=str(action.get("reason", "")),
+        detail=str(action.get("detail", "")),
+        edits=orjson.dumps(action.get("edits", [])).decode(),
     )
 
 
@@ -191,6 +225,8 @@ class AuditQueryFields:
             outcome=given.outcome,
             since=given.since,
             until=given.until,
+            kind=given.kind,
+            action=given.action,
         )
         page = await query.events(context.principal, wanted, first, after)
         return AuditEventConnection(

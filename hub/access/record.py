@@ -23,8 +23,9 @@ class AccessRecord:
     # (entity id, field, decision) -> how many values were released so.
     released: Counter[tuple[str, str, Decision]] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
-    # Persons touched, by the hex blind index of their resident ID number (never the number).
-    persons: set[str] = field(default_factory=set)
+    # Persons touched per entity id, by the hex blind index of their resident ID number (never
+    # the number): the trail says which entities of a person's records left.
+    persons_of: dict[str, set[str]] = field(default_factory=dict)
     # Aggregates: (entity id, field) of every group key and measure, and the groups suppressed.
     aggregated: set[tuple[str, str]] = field(default_factory=set)
     suppressed_groups: int = 0
@@ -33,6 +34,26 @@ class AccessRecord:
     # Lineage links this request recorded or retracted: [operation, link id, row hash], so the
     # trail holds every recording (hub/lineage/links.py).
     links: list[list[Any]] = field(default_factory=list)
+
+    @property
+    def persons(self) -> set[str]:
+        """Every person touched, whatever the entity."""
+        return set().union(*self.persons_of.values())
+
+    def touched(self, entity_id: str) -> set[str]:
+        """The persons touched in `entity_id`'s rows, to add to."""
+        found = self.persons_of.get(entity_id)
+        if found is None:
+            found = self.persons_of[entity_id] = set()
+        return found
+
+    def persons_entities(self) -> dict[str, str]:
+        """Each person touched -> the entities of theirs released, sorted, joined by commas."""
+        by_person: dict[str, list[str]] = {}
+        for entity_id in sorted(self.persons_of):
+            for person in self.persons_of[entity_id]:
+                by_person.setdefault(person, []).append(entity_id)
+        return {person: ",".join(entities) for person, entities in by_person.items()}
 
     def add_aggregate(self, entity_id: str, fields: Iterable[str], suppressed: int) -> None:
         self.aggregated_entities.add(entity_id)

@@ -219,16 +219,17 @@ class Releaser:
         for item in entity.fields.values():
             if not item.person:
                 continue
+            touched = record.touched(entity.id)
             if item.index_column is not None and page.has(item.index_column):
                 stored = page.column(item.index_column)
                 if set(map(type, stored)) <= _BYTES_OR_NULL:
-                    record.persons.update([value.hex() for value in stored if value is not None])
+                    touched.update([value.hex() for value in stored if value is not None])
                 else:
                     found = (index_bytes(value) for value in stored)
-                    record.persons.update(value.hex() for value in found if value is not None)
+                    touched.update(value.hex() for value in found if value is not None)
             elif not item.encrypted and page.has(item.column):
                 index = keyring.blind_index(item.blind_index or PERSON_DOMAIN)
-                record.persons.update(
+                touched.update(
                     index.hex(str(value))
                     for value in page.column(item.column)
                     if value is not None and value is not UNREADABLE

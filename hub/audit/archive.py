@@ -2,7 +2,8 @@
 
 The file's first line is a header: `{"format": "hub-audit-archive/1", "first": F, "end": E,
 "heads": [tree heads whose size passes F]}`; then one line per event, in position order:
-`{"position": P, "leaf": "<the event's leaf, as text>", "persons": [hex blind indexes]}`. The
+`{"position": P, "leaf": "<the event's leaf, as text>", "persons": [lines of its persons digest]}`
+(format 1: hex blind indexes; format 2: each index, a space and its entities). The
 leaf is kept as the exact bytes the tree hashed, so `hub audit verify --archive FILE` checks the
 archived events against the stored leaf hashes and the signed roots as it does the table's.
 The subtree hashes stay in the hub database: proofs and the tree's roots need them.
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.audit.event import stored_leaf
 from hub.audit.heads import all_heads
 from hub.audit.models import AuditEvent, AuditLog, AuditPerson
+from hub.audit.store import digest_lines, persons_between
 
 FORMAT = "hub-audit-archive/1"
 PAGE = 5_000
@@ -83,13 +85,7 @@ async def archive(
                     .order_by(AuditEvent.position)
                 )
             ).all()
-            persons: dict[int, list[str]] = {}
-            for position, person in await session.execute(
-                select(AuditPerson.position, AuditPerson.person).where(
-                    AuditPerson.position >= start, AuditPerson.position < stop
-                )
-            ):
-                persons.setdefault(position, []).append(person)
+            persons = await persons_between(session, start, stop)
         if [row.position for row in rows] != list(range(start, stop)):
             raise ArchiveError(f"events between {start} and {stop} are missing: run `hub audit verify` first")
         output.write(
@@ -98,7 +94,7 @@ async def archive(
                     {
                         "position": row.position,
                         "leaf": stored_leaf(row).decode(),
-                        "persons": sorted(persons.get(row.position, [])),
+                        "persons": sorted(digest_lines(row.format, persons.get(row.position, []))),
                     }
                 )
                 + b"\n"

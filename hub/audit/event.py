@@ -23,7 +23,7 @@ from hub.access.record import AccessRecord
 from hub.audit.models import AuditEvent
 
 # The leaf format's version: part of every leaf, so a later format cannot be mistaken for it.
-FORMAT = 1
+FORMAT = 2
 
 
 def sole_operation(document: DocumentNode | None) -> str | None:
@@ -36,8 +36,10 @@ def sole_operation(document: DocumentNode | None) -> str | None:
     return operations[0].name.value
 
 
-def persons_digest(persons: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(persons)).encode()).hexdigest()
+def persons_digest(lines: Iterable[str]) -> str:
+    """SHA-256 (hex) of the sorted lines joined by newlines: in format 1 a line is a person's hex
+    blind index, in format 2 the index, a space and the entities (`person_lines`)."""
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def released_of(record: AccessRecord | None) -> dict[str, Any]:
@@ -58,9 +60,10 @@ def released_of(record: AccessRecord | None) -> dict[str, Any]:
     return released
 
 
-@dataclass
-class Event:
-    """An event before it has a position (the writer gives it one)."""
+@dataclass(frozen=True)
+class EventFacts:
+    """What every event says, stored and shown alike: when, who asked, with which purpose and
+    operation, how it ended, and under which policy version."""
 
     at_us: int
     principal: str
@@ -73,11 +76,28 @@ class Event:
     status: int
     code: str | None
     policy_version: str | None
+
+
+@dataclass(frozen=True)
+class Event(EventFacts):
+    """An event before it has a position (the writer gives it one)."""
+
     released: dict[str, Any]
-    persons: frozenset[str] = field(default_factory=frozenset)
+    # Persons touched: hex blind index -> the entities whose released rows were theirs, sorted
+    # and joined by commas (entity ids hold none).
+    persons: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "request"
+    # An admin event's action (hub/audit/admin.py), a JSON object; None for a request.
+    action: dict[str, Any] | None = None
+    # The departments an admin event concerns, ",a,b," (",*," for all); None for a request.
+    concerns: str | None = None
 
     def leaf(self, position: int) -> bytes:
-        return canonical(position, {**self.columns(), "released": self.released})
+        return self.leaf_of(position, self.columns())
+
+    def leaf_of(self, position: int, columns: dict[str, Any]) -> bytes:
+        """The leaf, given this event's `columns()` (made once for the row and the leaf)."""
+        return canonical(position, {**columns, "released": self.released, "action": self.action})
 
     def columns(self) -> dict[str, Any]:
         """The row's columns but its position."""
@@ -93,13 +113,27 @@ class Event:
             "status": self.status,
             "code": self.code,
             "policy_version": self.policy_version,
-            "released": orjson.dumps(self.released, option=orjson.OPT_SORT_KEYS).decode(),
+            "released": _text(self.released),
             "persons": len(self.persons),
-            "persons_digest": persons_digest(self.persons),
+            "persons_digest": persons_digest(person_lines(self.persons.items())),
+            "format": FORMAT,
+            "kind": self.kind,
+            "action": None if self.action is None else _text(self.action),
+            "concerns": self.concerns,
         }
 
 
-LEAF_KEYS = {
+def _text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def person_lines(persons: Iterable[tuple[str, str]]) -> list[str]:
+    """The lines of format 2's persons digest: `<hex blind index> <entities>` per person."""
+    return [f"{person} {entities}" for person, entities in persons]
+
+
+# Column -> leaf key, per leaf format. Format 1 (before admin events) lacks the last three.
+LEAF_KEYS_1 = {
     "at_us": "atUs",
     "principal": "principal",
     "department": "department",
@@ -115,21 +149,44 @@ LEAF_KEYS = {
     "persons": "persons",
     "persons_digest": "personsDigest",
 }
+LEAF_KEYS = {**LEAF_KEYS_1, "kind": "kind", "action": "action", "concerns": "concerns"}
+KEYS_OF = {1: LEAF_KEYS_1, 2: LEAF_KEYS}
+# Every column a leaf is made of, the format included: what `verify` and the proofs read.
+LEAF_COLUMNS = (*LEAF_KEYS, "format")
 
 
 def canonical(position: int, columns: Mapping[str, Any]) -> bytes:
-    """The leaf of the event at `position` with these column values (`released` parsed)."""
-    document = {LEAF_KEYS[name]: value for name, value in columns.items()}
+    """The leaf of the event at `position` with these column values (`released` and `action`
+    parsed), in the format `columns["format"]` names."""
+    version = columns["format"]
+    keys = KEYS_OF[version]
+    document = {keys[name]: value for name, value in columns.items() if name in keys}
     document["position"] = position
-    document["v"] = FORMAT
+    document["v"] = version
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def parsed(columns: dict[str, Any]) -> dict[str, Any]:
+    """Stored columns with `released` and `action` parsed back from their JSON text."""
+    columns["released"] = orjson.loads(columns["released"])
+    if columns.get("action") is not None:
+        columns["action"] = orjson.loads(columns["action"])
+    return columns
+
+
+def embedded(columns: dict[str, Any]) -> dict[str, Any]:
+    """Stored columns with `released` and `action` embedded as the JSON text they are stored as
+    (written canonical, keys sorted): the same leaf as `parsed` gives for an untouched row, with
+    no parse and dump of each; a row whose text was changed in any byte gives another leaf."""
+    columns["released"] = orjson.Fragment(columns["released"])
+    if columns.get("action") is not None:
+        columns["action"] = orjson.Fragment(columns["action"])
+    return columns
 
 
 def stored_leaf(row: AuditEvent) -> bytes:
     """The leaf of an event as stored: what `verify` and the proofs recompute."""
-    columns = {name: getattr(row, name) for name in LEAF_KEYS}
-    columns["released"] = orjson.loads(row.released)
-    return canonical(row.position, columns)
+    return canonical(row.position, parsed({name: getattr(row, name) for name in LEAF_COLUMNS}))
 
 
 def exported(row: AuditEvent) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from hub.audit.event import stored_leaf
 from hub.audit.heads import TreeHead, latest_head, sign_head
 from hub.audit.merkle import inclusion_spans, proof_nodes, range_hash
 from hub.audit.models import AuditEvent, AuditPerson
-from hub.audit.query import AuditQuery, EventView, micros, view
+from hub.audit.query import AuditQuery, EventView, FieldRelease, micros, view
 from hub.audit.store import read_nodes
 from hub.auth.principal import Principal
 from hub.crypto.signing import TreeSigner
@@ -44,6 +44,11 @@ class Entry:
     event: EventView
     leaf: bytes
     path: list[bytes]
+    # The entities whose released rows were this person's, and the fields released of them:
+    # exactly what of the person's records left (events of format 1, which kept one set of
+    # persons per request, give the request's entities and fields as a whole).
+    entities: list[str]
+    fields: list[FieldRelease]
 
 
 @dataclass(frozen=True)
@@ -76,16 +81,16 @@ class PersonHistory:
                 f"stating purpose {CITIZEN_SERVICE}"
             )
         person = await self.query.person(actor, id_number)
-        positions = select(AuditPerson.position).where(AuditPerson.person == person)
+        positions = select(AuditPerson.position, AuditPerson.entities).where(AuditPerson.person == person)
         if since is not None:
             positions = positions.where(AuditPerson.at_us >= micros(since))
         if until is not None:
             positions = positions.where(AuditPerson.at_us < micros(until))
         positions = positions.order_by(AuditPerson.at_us.desc()).limit(MAX_ENTRIES + 1)
         async with self.sessions() as session:
-            wanted = list(await session.scalars(positions))
-            truncated = len(wanted) > MAX_ENTRIES
-            wanted = wanted[:MAX_ENTRIES]
+            found = {position: entities for position, entities in (await session.execute(positions)).all()}
+            truncated = len(found) > MAX_ENTRIES
+            wanted = sorted(found, reverse=True)[:MAX_ENTRIES]
             rows = list(await session.scalars(select(AuditEvent).where(AuditEvent.position.in_(wanted))))
         rows.sort(key=lambda r: r.position, reverse=True)
         if not rows:
@@ -97,7 +102,13 @@ class PersonHistory:
             nodes = {}
             for start in range(0, len(keys), CHUNK):
                 nodes.update(await read_nodes(session, keys[start : start + CHUNK]))
-        entries = [Entry(view(r), stored_leaf(r), [range_hash(s, nodes) for s in spans[r.position]]) for r in rows]
+        entries = []
+        for row in rows:
+            shown = view(row)
+            entities = found[row.position].split(",") if found[row.position] else sorted(shown.rows)
+            fields = [f for f in shown.fields if not found[row.position] or f.entity in entities]
+            path = [range_hash(s, nodes) for s in spans[row.position]]
+            entries.append(Entry(shown, stored_leaf(row), path, entities, fields))
         return History(head, entries, truncated)
 
     async def _head(self, newest: int) -> TreeHead:

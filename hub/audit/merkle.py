@@ -172,6 +172,17 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
     return sn == 0 and fr == first_root and sr == second_root
 
 
+def subtree_root(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a complete subtree (a power of two of leaf hashes), level by level."""
+    level = list(hashes)
+    if not level or len(level) & (len(level) - 1):
+        raise ValueError(f"{len(level)} leaves are not a complete subtree")
+    sha256, prefix = hashlib.sha256, NODE_PREFIX
+    while len(level) > 1:
+        level = [sha256(prefix + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
 class Frontier:
     """The log's right edge while it grows: the complete subtrees of [0, size), largest first.
 
@@ -202,6 +213,18 @@ class Frontier:
         nodes.append((level, current))
         self.size = index + 1
         return closed
+
+    def append_subtree(self, level: int, digest: bytes) -> None:
+        """Add a complete subtree of 2**level leaves at once (the size must be a multiple of it)."""
+        if self.size % (1 << level):
+            raise ValueError(f"a subtree of level {level} cannot follow {self.size} leaves")
+        added, nodes, current = 1 << level, self.nodes, digest
+        while nodes and nodes[-1][0] == level:
+            _, left = nodes.pop()
+            current = node_hash(left, current)
+            level += 1
+        nodes.append((level, current))
+        self.size += added
 
     def root(self) -> bytes:
         if not self.nodes:

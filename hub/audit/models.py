@@ -18,7 +18,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db.base import Base
 
-OUTCOMES = ("served", "partly_served", "refused", "failed")
+OUTCOMES = ("served", "partly_served", "refused", "failed", "applied")
+# What an event records: a GraphQL request, or an admin action (hub/audit/admin.py). Another kind
+# (lineage's recorded links) is one more name here: the column has no check, the writer checks
+# the name against this list.
+KINDS = ("request", "admin")
 
 
 class AuditEvent(Base):
@@ -26,7 +30,7 @@ class AuditEvent(Base):
     __table_args__ = (
         # No index by principal or department yet: each costs every request a write, and no
         # query reads by them before the auditors' `auditEvents` lands (with its indexes).
-        CheckConstraint("outcome IN ('served', 'partly_served', 'refused', 'failed')", name="outcome"),
+        CheckConstraint("outcome IN ('served', 'partly_served', 'refused', 'failed', 'applied')", name="outcome"),
     )
 
     # The leaf index in the Merkle tree, from 0, without gaps.
@@ -52,6 +56,15 @@ class AuditEvent(Base):
     # so the leaf covers the person rows without holding them.
     persons: Mapped[int] = mapped_column(Integer)
     persons_digest: Mapped[str] = mapped_column(String(64))
+    # The leaf format the event was written in (docs/audit.md): 1 before admin events and
+    # persons per entity, 2 since; `verify` recomputes each leaf in its own format.
+    format: Mapped[int] = mapped_column(Integer, server_default="1")
+    # request or admin (KINDS); an admin event's action (canonical JSON: name, target, reason,
+    # detail, edits) and the departments it concerns, as ",a,b," (",*," for all), so a steward's
+    # scope is one LIKE on a delimited list of validated names.
+    kind: Mapped[str] = mapped_column(String(32), server_default="request")
+    action: Mapped[str | None] = mapped_column(Text)
+    concerns: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditPerson(Base):
@@ -62,6 +75,9 @@ class AuditPerson(Base):
     # The hex blind index of the person's resident ID number (domain resident_id).
     person: Mapped[str] = mapped_column(String(64), primary_key=True)
     at_us: Mapped[int] = mapped_column(BigInteger)
+    # The entities whose released rows were this person's, sorted and joined by commas ("" in
+    # events of format 1, which kept one set of persons per request).
+    entities: Mapped[str] = mapped_column(Text, server_default="")
 
 
 # A subtree's key: its level in the top bits, its index below (a log of 2**48 events fits).

@@ -2,7 +2,9 @@
 
 Who reads what is decided once per request, as a condition on the events, before any row is
 read: auditors and admins read every event; a data steward reads the events that released (or
-withheld) its department's data; a department app reads its own events; anyone else is refused.
+withheld) its department's data and the admin events that concern its department (a change to
+its policy, its apps, its keys; hub/audit/admin.py); a department app reads its own events;
+anyone else is refused.
 
 A person is looked up by resident ID number through its blind index (hub_audit_person, indexed
 by person and time); the number itself is neither stored nor echoed. It is a guess at an
@@ -27,7 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.access.cursor import Cursors
 from hub.access.plan import Decision
-from hub.audit.models import OUTCOMES, AuditEvent, AuditPerson
+from hub.audit.admin import ACTIONS, ALL
+from hub.audit.event import EventFacts
+from hub.audit.models import KINDS, OUTCOMES, AuditEvent, AuditPerson
 from hub.auth.principal import Principal
 from hub.catalog import Catalog
 from hub.crypto.blind_index import BlindIndex
@@ -58,6 +62,9 @@ class EventFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    kind: str | None = None
+    # An admin event's action name (hub/audit/admin.py ACTIONS).
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,22 +76,18 @@ class FieldRelease:
 
 
 @dataclass(frozen=True)
-class EventView:
+class EventView(EventFacts):
     position: int
-    at: datetime
-    principal: str
-    department: str
-    purpose: str | None
-    operation_hash: str | None
-    operation_name: str | None
-    document_id: str | None
-    outcome: str
-    status: int
-    code: str | None
-    policy_version: str | None
     fields: list[FieldRelease]
     rows: dict[str, int]
     persons: int
+    kind: str = "request"
+    # An admin event's action (name, target, reason, detail, edits); None for a request.
+    action: dict[str, Any] | None = None
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_us / 1_000_000, UTC)
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,12 @@ class AuditQuery:
             return None
         own = AuditEvent.principal == actor.subject
         if STEWARD in roles:
-            # A steward is its department's app too: its own events as well.
-            return or_(_releases(f'["{actor.department}.'), own)
+            # A steward is its department's app too: its own events as well. Department names
+            # are identifiers (hub/policy/terms.py), so the delimited pattern matches one name.
+            concerns = AuditEvent.concerns.contains(f",{actor.department},", autoescape=True) | (
+                AuditEvent.concerns == f",{ALL},"
+            )
+            return or_(_releases(f'["{actor.department}.'), (AuditEvent.kind == "admin") & concerns, own)
         if roles & APP_ROLES:
             return own
         raise Forbidden("the access trail is read by auditors, admins, data stewards and department apps")
@@ -176,6 +183,15 @@ class AuditQuery:
             out.append(
                 (AuditEvent.operation_hash == wanted.operation) | (AuditEvent.operation_name == wanted.operation)
             )
+        if wanted.kind is not None:
+            if wanted.kind not in KINDS:
+                raise BadUserInput(f"`kind` is one of {', '.join(KINDS)}")
+            out.append(AuditEvent.kind == wanted.kind)
+        if wanted.action is not None:
+            if wanted.action not in ACTIONS:
+                raise BadUserInput(f"`action` is one of {', '.join(sorted(ACTIONS))}")
+            # An admin event's operation is its action (hub/audit/admin.py).
+            out.append((AuditEvent.kind == "admin") & (AuditEvent.operation_name == wanted.action))
         if wanted.outcome is not None:
             if wanted.outcome not in OUTCOMES:
                 raise BadUserInput(f"`outcome` is one of {', '.join(OUTCOMES)}")
@@ -222,7 +238,7 @@ def view(row: AuditEvent) -> EventView:
     released: dict[str, Any] = orjson.loads(row.released)
     return EventView(
         position=row.position,
-        at=datetime.fromtimestamp(row.at_us / 1_000_000, UTC),
+        at_us=row.at_us,
         principal=row.principal,
         department=row.department,
         purpose=row.purpose,
@@ -236,4 +252,6 @@ def view(row: AuditEvent) -> EventView:
         fields=[FieldRelease(e, f, level, n) for e, f, level, n in released.get("fields", [])],
         rows=dict(released.get("rows", {})),
         persons=row.persons,
+        kind=row.kind,
+        action=None if row.action is None else orjson.loads(row.action),
     )

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.audit.heads import latest_head
-from hub.audit.tree import ProofError, consistency, inclusion
+from hub.audit.tree import NodeCache, ProofError, consistency, inclusion
 from hub.crypto.signing import TreeSigner
 
 
@@ -47,6 +47,9 @@ def _int(request: Request, name: str) -> int | None:
 
 
 def audit_routes(sessions: async_sessionmaker[AsyncSession], signer: Callable[[], TreeSigner]) -> list[Route]:
+    # Subtree hashes read by earlier proofs of this hub database (hub/audit/tree.py).
+    cache = NodeCache()
+
     async def tree_head(_: Request) -> Response:
         async with sessions() as session:
             head = await latest_head(session)
@@ -71,7 +74,7 @@ def audit_routes(sessions: async_sessionmaker[AsyncSession], signer: Callable[[]
                     return _bad("the event is not in a signed tree head yet; ask again after the next one", 404)
                 size = head.size
             try:
-                proof = await inclusion(session, position, size)
+                proof = await inclusion(session, position, size, cache)
             except ProofError as exc:
                 return _bad(str(exc), 404)
         return _json(
@@ -93,7 +96,7 @@ def audit_routes(sessions: async_sessionmaker[AsyncSession], signer: Callable[[]
             return _bad("give both sizes: ?first=M&second=N")
         async with sessions() as session:
             try:
-                proof = await consistency(session, first, second)
+                proof = await consistency(session, first, second, cache)
             except ProofError as exc:
                 return _bad(str(exc), 404)
         return _json({"first": first, "second": second, "consistency": _b64(proof)})

@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from hub.audit.event import Event, canonical
+from hub.audit.event import Event, person_lines
 from hub.audit.merkle import Frontier, Node, leaf_hash, range_nodes
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
 from hub.audit.sqlite_direct import DirectSqlite
@@ -51,6 +51,28 @@ async def frontier_at(session: AsyncSession | AsyncConnection, size: int) -> Fro
     if missing:
         raise TrailUnavailable(f"the trail's subtree {missing[0]} is missing")
     return Frontier(size, [found[node] for node in wanted])
+
+
+async def persons_between(
+    session: AsyncSession | AsyncConnection, start: int, stop: int
+) -> dict[int, list[tuple[str, str]]]:
+    """The persons of the events at positions [start, stop), by position: (hex blind index,
+    entities) each (entities "" in events of format 1)."""
+    persons: dict[int, list[tuple[str, str]]] = {}
+    # All rows at once: row by row, each fetch is a hop to the driver.
+    rows = await session.execute(
+        select(AuditPerson.position, AuditPerson.person, AuditPerson.entities).where(
+            AuditPerson.position >= start, AuditPerson.position < stop
+        )
+    )
+    for position, person, entities in rows.all():
+        persons.setdefault(position, []).append((person, entities))
+    return persons
+
+
+def digest_lines(format_: int, persons: list[tuple[str, str]]) -> list[str]:
+    """What an event's persons digest covers in its format (docs/audit.md)."""
+    return [person for person, _ in persons] if format_ == 1 else person_lines(persons)
 
 
 # The statements of a flush, on the tables (Core: the ORM's bulk path costs more per flush).
@@ -107,44 +129,57 @@ class TrailWriter:
 
     async def write(self, events: Sequence[Event]) -> int:
         """Append `events` in one transaction; the first one's position."""
-        count = len(events)
-        self_edge, self._edge = self._edge, None  # kept again only once this flush commits
+        edge, self._edge = self._edge, None  # kept again only once this flush commits
         async with self.engine.begin() as connection:
-            # On SQLite, each statement in one trip to aiosqlite's thread (hub/audit/sqlite_direct.py).
-            direct = await DirectSqlite.of(connection)
-            size: int | None
-            if direct is not None:
-                size = await direct.scalar(_GROW, {"count": count})
-            else:
-                size = (await connection.execute(_GROW, {"count": count})).scalar()
-            if size is None:
-                raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
-            first = size - count
-            edge = (
-                self_edge if self_edge is not None and self_edge.size == first else await frontier_at(connection, first)
-            )
-            rows: list[dict[str, Any]] = []
-            persons: list[dict[str, Any]] = []
-            nodes: list[dict[str, Any]] = []
-            for offset, event in enumerate(events):
-                position = first + offset
-                columns = event.columns()
-                rows.append({"position": position, **columns})
-                persons.extend({"position": position, "person": p, "at_us": event.at_us} for p in event.persons)
-                closed = edge.append(leaf_hash(canonical(position, {**columns, "released": event.released})))
-                nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
-            if direct is not None:
-                await direct.many(_EVENTS, rows)
-                await direct.many(_PERSONS, persons)
-                await direct.many(_NODES, nodes)
-            else:
-                await connection.execute(_EVENTS, rows)
-                if persons:
-                    await connection.execute(_PERSONS, persons)
-                await connection.execute(_NODES, nodes)
+            first, edge = await append_in(connection, events, edge)
         self._edge = edge
         self.flushes += 1
         return first
+
+
+async def append_in(
+    connection: AsyncConnection, events: Sequence[Event], edge: Frontier | None = None
+) -> tuple[int, Frontier]:
+    """Append `events` inside the caller's transaction (an admin action writes its event in the
+    transaction that makes the change, so neither lands without the other): the first event's
+    position and the tree's new right edge. `edge` is the right edge as last seen, if known; it
+    is read back from the stored subtrees unless it is the log's size."""
+    count = len(events)
+    # On SQLite, each statement in one trip to aiosqlite's thread (hub/audit/sqlite_direct.py).
+    direct = await DirectSqlite.of(connection)
+    size: int | None
+    if direct is not None:
+        size = await direct.scalar(_GROW, {"count": count})
+    else:
+        size = (await connection.execute(_GROW, {"count": count})).scalar()
+    if size is None:
+        raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
+    first = size - count
+    if edge is None or edge.size != first:
+        edge = await frontier_at(connection, first)
+    rows: list[dict[str, Any]] = []
+    persons: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    for offset, event in enumerate(events):
+        position = first + offset
+        columns = event.columns()
+        rows.append({"position": position, **columns})
+        at_us = event.at_us
+        persons.extend(
+            {"position": position, "person": p, "at_us": at_us, "entities": e} for p, e in event.persons.items()
+        )
+        closed = edge.append(leaf_hash(event.leaf_of(position, columns)))
+        nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
+    if direct is not None:
+        await direct.many(_EVENTS, rows)
+        await direct.many(_PERSONS, persons)
+        await direct.many(_NODES, nodes)
+    else:
+        await connection.execute(_EVENTS, rows)
+        if persons:
+            await connection.execute(_PERSONS, persons)
+        await connection.execute(_NODES, nodes)
+    return first, edge
 
 
 async def count_anonymous(engine: AsyncEngine, counts: dict[tuple[int, str], int]) -> None:

@@ -116,7 +116,7 @@ class Trail:
             code=code,
             policy_version=None if record is None else record.policy_version,
             released=released_of(record),
-            persons=frozenset(() if record is None else record.persons),
+            persons={} if record is None else record.persons_entities(),
         )
         try:
             await self.writer.append(event)

@@ -10,11 +10,19 @@ Archived events (`hub audit archive`) are read from their files, given in any or
 the same way. Without them the archived prefix is taken from its stored subtree hashes, so the
 events still in the tables are checked against the signed roots all the same.
 
-Rows are read a page of positions at a time, so memory stays flat over millions of events.
+Rows are read a block of 2**LEVEL positions at a time (the next block read while this one is
+hashed), so memory stays flat over millions of events. A whole block is compared with the
+stored hash of its subtree: when the root of its recomputed leaves is that hash (and its persons
+match), every one of its leaves is the one stored, and the block enters the tree as one node.
+Only a block that differs is compared leaf by leaf, to name the event and the kind of change.
+What this does not re-read is the stored leaf and inner hashes below a block that matches: a
+change to those alone (no row changed) breaks proofs, not the log, and is found by `verify`
+only where it reaches a block's hash or a signed root.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -25,14 +33,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit.archive import ArchivedEvent
-from hub.audit.event import LEAF_KEYS, canonical, persons_digest
+from hub.audit.event import LEAF_COLUMNS, canonical, embedded, persons_digest
 from hub.audit.heads import TreeHead, all_heads
-from hub.audit.merkle import Frontier, leaf_hash, range_nodes
-from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
-from hub.audit.store import TrailUnavailable, frontier_at, read_nodes
+from hub.audit.merkle import Frontier, leaf_hash, range_nodes, subtree_root
+from hub.audit.models import AuditEvent, AuditLog, AuditNode
+from hub.audit.store import TrailUnavailable, digest_lines, frontier_at, persons_between, read_nodes
 
-PAGE = 10_000
-COLUMNS = [getattr(AuditEvent, name) for name in LEAF_KEYS]
+# Events are read and checked a block at a time: 2**LEVEL, a complete subtree whose stored hash
+# the recomputed leaves are compared with at once (leaf by leaf only when it differs).
+LEVEL = 14
+PAGE = 1 << LEVEL
+COLUMNS = [getattr(AuditEvent, name) for name in LEAF_COLUMNS]
 
 
 @dataclass
@@ -77,10 +88,36 @@ class _Checker:
         self.frontier = frontier
         self.pending = [h for h in self.pending if h.size > frontier.size]
 
-    def page(self, start: int, stop: int, leaves: dict[int, _Leaf], stored: dict[int, bytes]) -> None:
+    def block(self, start: int, stop: int, leaves: dict[int, _Leaf], hashes: dict[int, bytes], root: bytes) -> bool:
+        """Take a complete, aligned block of events whole when the root of their recomputed leaves
+        is the stored hash of that subtree (`root`) and their persons match; False (nothing
+        taken) otherwise, and the block is checked leaf by leaf against the stored leaf hashes."""
+        count = stop - start
+        if stop > self.report.size or len(leaves) != count or self.frontier.size != start:
+            return False
+        if self.pending and self.pending[0].size < stop:
+            return False  # a signed head inside the block needs the tree at its size
+        if not all(item.persons_ok for item in leaves.values()):
+            return False
+        if subtree_root([hashes[p] for p in range(start, stop)]) != root:
+            return False
+        self.frontier.append_subtree(count.bit_length() - 1, root)
+        self.report.events += count
+        self._heads()
+        return True
+
+    def page(
+        self,
+        start: int,
+        stop: int,
+        leaves: dict[int, _Leaf],
+        stored: dict[int, bytes],
+        hashes: dict[int, bytes] | None = None,
+    ) -> None:
         report, size = self.report, self.report.size
-        hashes = {p: leaf_hash(item.leaf) for p, item in leaves.items()}
-        wrong = [p for p in range(start, min(stop, size)) if p in hashes and hashes[p] != stored.get(p)]
+        if hashes is None:
+            hashes = {p: leaf_hash(item.leaf) for p, item in leaves.items()}
+        wrong = {p for p in range(start, min(stop, size)) if p in hashes and hashes[p] != stored.get(p)}
         for position in range(start, min(stop, size)):
             item = leaves.get(position)
             if item is None:
@@ -149,12 +186,20 @@ async def verify_log(
             return report
         position = archived
     end = max(size, (highest or 0) + 1)
-    for start in range(position, end, PAGE):
-        stop = min(start + PAGE, end)
-        async with sessions() as session:
-            leaves = await _table_page(session, start, stop)
-            stored = await _stored(session, start, stop)
-        checker.page(start, stop, leaves, stored)
+    spans = _blocks(position, end)
+    # The next block's rows are read while this one is hashed (the database works meanwhile).
+    reading = asyncio.create_task(_read_block(sessions, *spans[0])) if spans else None
+    for number, (start, stop) in enumerate(spans):
+        assert reading is not None
+        rows, persons, root = await reading
+        if number + 1 < len(spans):
+            reading = asyncio.create_task(_read_block(sessions, *spans[number + 1]))
+        leaves = _leaves(rows, persons)
+        hashes = {p: leaf_hash(item.leaf) for p, item in leaves.items()}
+        if root is None or not checker.block(start, stop, leaves, hashes, root):
+            async with sessions() as session:
+                stored = await _stored(session, start, stop)
+            checker.page(start, stop, leaves, stored, hashes)
         if progress is not None:
             progress(min(stop, size), size)
     frontier = checker.frontier
@@ -205,26 +250,45 @@ async def _stored(session: AsyncSession, start: int, stop: int) -> dict[int, byt
     return {node: bytes(digest) for node, digest in rows}
 
 
-async def _table_page(session: AsyncSession, start: int, stop: int) -> dict[int, _Leaf]:
-    rows = (
-        await session.execute(
-            select(AuditEvent.position, *COLUMNS)
-            .where(AuditEvent.position >= start, AuditEvent.position < stop)
-            .order_by(AuditEvent.position)
-        )
-    ).all()
-    persons: dict[int, list[str]] = {}
-    for position, person in await session.execute(
-        select(AuditPerson.position, AuditPerson.person).where(
-            AuditPerson.position >= start, AuditPerson.position < stop
-        )
-    ):
-        persons.setdefault(position, []).append(person)
+def _blocks(start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) cut at multiples of PAGE: every whole block is a complete stored subtree."""
+    spans = []
+    while start < end:
+        stop = min(end, (start // PAGE + 1) * PAGE)
+        spans.append((start, stop))
+        start = stop
+    return spans
+
+
+async def _read_block(
+    sessions: async_sessionmaker[AsyncSession], start: int, stop: int
+) -> tuple[Sequence[Any], dict[int, list[tuple[str, str]]], bytes | None]:
+    """The event rows and persons of [start, stop), and the stored hash of the block's subtree
+    (None unless it is a whole block): three statements, on the connection (Core rows, no ORM)."""
+    async with sessions() as session:
+        connection = await session.connection()
+        rows = (
+            await connection.execute(
+                select(AuditEvent.position, *COLUMNS)
+                .where(AuditEvent.position >= start, AuditEvent.position < stop)
+                .order_by(AuditEvent.position)
+            )
+        ).all()
+        persons = await persons_between(connection, start, stop)
+        root = None
+        if stop - start == PAGE:
+            found = await read_nodes(connection, [(LEVEL, start >> LEVEL)])
+            root = found.get((LEVEL, start >> LEVEL))
+    return rows, persons, root
+
+
+def _leaves(rows: Sequence[Any], persons: dict[int, list[tuple[str, str]]]) -> dict[int, _Leaf]:
+    """Each row's leaf recomputed, and whether its person rows give its persons digest."""
     leaves = {}
     for row in rows:
-        columns = dict(zip(LEAF_KEYS, row[1:], strict=True))
-        columns["released"] = orjson.loads(str(columns["released"]))
+        columns = embedded(dict(zip(LEAF_COLUMNS, row[1:], strict=True)))
         touched = persons.get(row[0], [])
-        persons_ok = columns["persons"] == len(touched) and columns["persons_digest"] == persons_digest(touched)
+        lines = digest_lines(columns["format"], touched)
+        persons_ok = columns["persons"] == len(touched) and columns["persons_digest"] == persons_digest(lines)
         leaves[row[0]] = _Leaf(row[0], canonical(row[0], columns), persons_ok)
     return leaves

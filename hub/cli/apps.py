@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
 
+from hub.audit.admin import CLI_DEPARTMENT, AdminAction, cli_actor, record_admin
+from hub.auth.models import App
 from hub.auth.registry import list_apps, register_app, revoke_tokens, rotate_token
 from hub.cli.base import MANIFESTS_OPTION, fail, hub_database, run, settings_from_env
 from hub.cli.policy import current_snapshot, manifest_catalog
@@ -21,12 +24,36 @@ def apps() -> None:
     pass
 
 
-def _with_session(work: Callable[[Any], Awaitable[T]]) -> T:
+def _with_session(
+    work: Callable[[Any], Awaitable[T]],
+    action: str | None = None,
+    target: str = "",
+    department: str = "",
+    edits: list[dict[str, Any]] | None = None,
+) -> T:
+    """Run `work` in one transaction; with `action`, the trail's admin event is written in it."""
     settings = settings_from_env()
 
     async def job() -> T:
         async with hub_database(settings) as db, db() as session, session.begin():
-            return await work(session)
+            done = await work(session)
+            if action is not None:
+                if not department:
+                    found = await session.scalar(select(App.department).where(App.name == target))
+                    concerns = {CLI_DEPARTMENT, found or CLI_DEPARTMENT}
+                else:
+                    concerns = {CLI_DEPARTMENT, department}
+                event = AdminAction(
+                    action,
+                    cli_actor(),
+                    CLI_DEPARTMENT,
+                    "applied",
+                    target=target,
+                    edits=edits or [],
+                    concerns=frozenset(concerns),
+                )
+                await record_admin(session, event, settings.audit.enabled)
+            return done
 
     return run(job)
 
@@ -64,7 +91,10 @@ def apps_create(
     unknown = sorted(set(roles) - known)
     if unknown:
         fail(f"{unknown[0]!r} is not a known role; known: {', '.join(sorted(known))}")
-    issued = _with_session(lambda s: register_app(s, name, department, roles, attrs, days))
+    made = [{"op": "create", "department": department, "roles": sorted(roles), "attributes": attrs, "days": days}]
+    issued = _with_session(
+        lambda s: register_app(s, name, department, roles, attrs, days), "app.create", name, department, made
+    )
     click.echo(f"registered {name}; token (store it now, it is not shown again):")
     click.echo(issued.token)
     click.echo(f"expires {issued.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
@@ -87,12 +117,17 @@ def apps_list() -> None:
 @click.option("--days", default=90, show_default=True, type=int)
 @click.option("--grace-hours", default=0, show_default=True, type=int)
 def apps_rotate(name: str, days: int, grace_hours: int) -> None:
-    issued = _with_session(lambda s: rotate_token(s, name, days, timedelta(hours=grace_hours)))
+    issued = _with_session(
+        lambda s: rotate_token(s, name, days, timedelta(hours=grace_hours)),
+        "app.rotate",
+        name,
+        edits=[{"op": "rotate", "days": days, "graceHours": grace_hours}],
+    )
     click.echo(issued.token)
 
 
 @apps.command("revoke", help="Revoke every live token of an app at once.")
 @click.argument("name")
 def apps_revoke(name: str) -> None:
-    count = _with_session(lambda s: revoke_tokens(s, name))
+    count = _with_session(lambda s: revoke_tokens(s, name), "app.revoke", name)
     click.echo(f"revoked {count} token(s) of {name}")

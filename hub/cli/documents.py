@@ -9,9 +9,11 @@ run (HUB_MAX_COST and its per-role overrides) is refused."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from hub.audit.admin import CLI_DEPARTMENT, AdminAction, cli_actor, record_admin
 from hub.catalog import ManifestError, load_catalog
 from hub.cli.base import fail, hub_database, run, settings_from_env
 from hub.trusted.service import DocumentError, document_id, list_documents, register_document, remove_document
@@ -71,10 +73,13 @@ def documents_register(files: tuple[Path, ...], name: str | None, dry_run: bool)
 
     async def work() -> list[str]:
         async with hub_database(settings) as db, db() as session, session.begin():
-            return [
+            ids = [
                 await register_document(session, text, name=name or file.name.removesuffix(".graphql"))
                 for file, text, _ in texts
             ]
+            for id_ in ids:
+                await _recorded(session, "document.register", id_, settings.audit.enabled)
+            return ids
 
     try:
         ids = run(work)
@@ -82,6 +87,13 @@ def documents_register(files: tuple[Path, ...], name: str | None, dry_run: bool)
         fail(str(exc))
     for (file, _, cost), id_ in zip(texts, ids, strict=True):
         click.echo(f"{id_}\t{file}\t{cost}")
+
+
+async def _recorded(session: Any, name: str, id_: str, enabled: bool) -> None:
+    """The trail's admin event of a trusted document registered or removed (every department's
+    callers may run it: it concerns all)."""
+    action = AdminAction(name, cli_actor(), CLI_DEPARTMENT, "applied", target=id_, concerns=frozenset({"*"}))
+    await record_admin(session, action, enabled)
 
 
 def _cost(built: BuiltSchema, compiled: Compiled) -> tuple[str, str | None]:
@@ -137,6 +149,7 @@ def documents_remove(id_: str) -> None:
     async def work() -> None:
         async with hub_database(settings) as db, db() as session, session.begin():
             await remove_document(session, id_)
+            await _recorded(session, "document.remove", id_, settings.audit.enabled)
 
     try:
         run(work)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
+from hub.audit.admin import CLI_DEPARTMENT, AdminAction, cli_actor, record_admin
 from hub.cli.base import fail, hub_database, run, settings_from_env
 from hub.config import Settings
 from hub.crypto.backup import Backup, backup_keys, restore_keys
@@ -122,7 +123,19 @@ def rotate_command(departments: tuple[str, ...], dry_run: bool) -> None:
                 def advance(_: Rotation) -> None:
                     bar.update()
 
-                return await rotate(session, master, plan, advance)
+                done = await rotate(session, master, plan, advance)
+            rotated = [{"op": "rotate", "department": r.department, "from": r.old, "to": r.new} for r in done]
+            action = AdminAction(
+                "keys.rotate",
+                cli_actor(),
+                CLI_DEPARTMENT,
+                "applied",
+                target="data keys",
+                edits=rotated,
+                concerns=frozenset({CLI_DEPARTMENT, *(r.department for r in done)}),
+            )
+            await record_admin(session, action, settings.audit.enabled)
+            return done
 
     plan = _run(work)
     if not plan:
@@ -174,6 +187,18 @@ def rewrap(new_key_file: Path, old_key_files: tuple[Path, ...], dry_run: bool, b
                     bar.update(step.rewrapped)
 
                 moved = await rewrap_keys(db, masters, new, batch_size, advance)
+            # Rewrapping runs in batches of its own; its event follows the last one.
+            async with db() as session, session.begin():
+                action = AdminAction(
+                    "keys.rewrap",
+                    cli_actor(),
+                    CLI_DEPARTMENT,
+                    "applied",
+                    target=f"master key {new.id}",
+                    edits=[{"op": "rewrap", "to": new.id, "keys": moved}],
+                    concerns=frozenset({"*"}),
+                )
+                await record_admin(session, action, settings.audit.enabled)
             return before, moved
 
     before, moved = _run(work)

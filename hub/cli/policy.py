@@ -61,10 +61,9 @@ def policy_export(manifests: Path | None) -> None:
 @click.option("--reason", required=True, help="Why: kept in the change history.")
 @MANIFESTS_OPTION
 def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
-    import getpass
-
     import yaml
 
+    from hub.audit.admin import CLI_DEPARTMENT, cli_actor
     from hub.auth.principal import Principal
     from hub.errors import BadUserInput
     from hub.policy.snapshot import SnapshotError, parse_seed
@@ -77,12 +76,12 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
     except (SnapshotError, yaml.YAMLError) as exc:
         fail(f"{file.name}: {exc}" if isinstance(exc, SnapshotError) else f"{file.name}: not valid YAML")
     current_snapshot(settings, catalog)  # a new hub database gets its seed first
-    actor = Principal(f"cli:{getpass.getuser()}", "platform", ("admin",))
+    actor = Principal(cli_actor(), CLI_DEPARTMENT, ("admin",))
 
     async def work() -> Any:
         async with hub_database(settings) as db:
             terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
-            return await PolicyStore(db, catalog, terms).replace(actor, snapshot, reason)
+            return await PolicyStore(db, catalog, terms, audit=settings.audit.enabled).replace(actor, snapshot, reason)
 
     try:
         imported = run(work)

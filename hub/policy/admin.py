@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub.access.plan import Decision
+from hub.audit.admin import AdminAction
 from hub.auth.models import App
 from hub.auth.principal import Principal
 from hub.auth.registry import app_principal
@@ -79,14 +80,18 @@ class PolicyAdmin:
             return wanted
         if ADMIN not in actor.roles:
             version = self.live.current().snapshot.version
-            await self.store.record_refusal(actor, edits, reason, "only admins assign roles", version)
+            await self.store.record_refusal(
+                actor, edits, reason, "only admins assign roles", version, code="FORBIDDEN", action="roles.assign"
+            )
             raise Forbidden("only admins assign roles")
         self.store.check_reason(reason, "a role change")
         known = self.live.current().snapshot.role_names()
         unknown = sorted(set(wanted) - known)
         if unknown or len(wanted) > MAX_ROLES:
             detail = f"unknown role {unknown[0][:60]!r}" if unknown else f"at most {MAX_ROLES} roles"
-            await self.store.record_refusal(actor, edits, reason, detail, self.live.current().snapshot.version)
+            await self.store.record_refusal(
+                actor, edits, reason, detail, self.live.current().snapshot.version, action="roles.assign"
+            )
             raise BadUserInput(f"{detail}; known roles: {', '.join(sorted(known))}")
         try:
             async with self.store.sessions() as session, session.begin():
@@ -101,6 +106,20 @@ class PolicyAdmin:
                     PolicySnapshotRow(version=bumped.version, created_at=datetime.now(UTC), content=bumped.to_json())
                 )
                 session.add(self.store.row(actor, edits, reason, "applied", "", bumped.version, retry))
+                await self.store.admin_event(
+                    session,
+                    AdminAction(
+                        "roles.assign",
+                        actor.subject,
+                        actor.department,
+                        "applied",
+                        reason,
+                        target=app_name,
+                        edits=edits,
+                        concerns=frozenset({actor.department, app.department}),
+                        policy_version=str(bumped.version),
+                    ),
+                )
         except IntegrityError:
             if retry is not None and await self._applied(actor, retry):
                 return wanted

@@ -172,6 +172,35 @@ def _min_group(sent: MinGroupEdit, where: str) -> MinGroup:
         raise SnapshotError(f"{where}: k is a whole number from {MIN_GROUP_FLOOR} to {MIN_GROUP_CEILING}") from None
 
 
+def concerned(actor: Principal, edits: Sequence[Edit], snapshot: Snapshot) -> set[str]:
+    """The departments a change concerns, for the trail's admin event (a steward reads those of
+    its department): the actor's, each edited entity's, each grant's recipient, each rule's
+    domain; "*" where an edit reaches every department (a rule on a tier or for all domains)."""
+    out = {actor.department}
+
+    def of(object_id: str) -> str:
+        department, dot, _ = object_id.partition(".")
+        return department if dot else "*"
+
+    for edit in edits:
+        if edit.rule is not None:
+            domain = edit.rule.domain
+            out.add("*" if domain in ("*", "own") else domain)
+            out.add(of(edit.rule.object))
+        if edit.inheritance is not None:
+            out.add("*" if edit.inheritance.domain == "*" else edit.inheritance.domain)
+        if edit.row_rule is not None:
+            out.add(of(edit.row_rule.entity))
+        for line in (edit.min_group, edit.min_group_key):
+            if line is not None:
+                # A group size line on "*" reaches every department's data.
+                out.add(line.department)
+        grants = [edit.grant] if edit.grant is not None else [g for g in snapshot.grants if g.id == edit.grant_id]
+        for grant in grants:
+            out.update((grant.department, of(grant.entity)))
+    return out
+
+
 def _need(value: Any, where: str, name: str) -> Any:
     if value is None:
         raise SnapshotError(f"{where}: give `{name}`")

@@ -21,13 +21,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.audit.admin import AdminAction, record_admin
 from hub.auth.models import App
 from hub.auth.principal import Principal
 from hub.auth.registry import app_principal
 from hub.catalog import Catalog
 from hub.errors import BadUserInput, Forbidden
 from hub.policy import mask_strength
-from hub.policy.changes import Edit, Exposure, apply, authorize, preview, stamp
+from hub.policy.changes import Edit, Exposure, apply, authorize, concerned, preview, stamp
 from hub.policy.decisions import SnapshotPolicy
 from hub.policy.idempotency import RequestKey, earlier, request_key
 from hub.policy.mask_strength import WeakMask, caller_kinds
@@ -100,6 +101,8 @@ class PolicyStore:
     sessions: async_sessionmaker[AsyncSession]
     catalog: Catalog
     terms: Terms
+    # Write each change, import and refusal as an admin event of the access trail (HUB_AUDIT).
+    audit: bool = False
 
     async def propose(
         self,
@@ -124,7 +127,8 @@ class PolicyStore:
             changed = apply(current.snapshot, edits)
             validate(changed, self.catalog, self.terms)
         except (Forbidden, SnapshotError, BadUserInput) as exc:
-            await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
+            code = "FORBIDDEN" if isinstance(exc, Forbidden) else "BAD_USER_INPUT"
+            await self._refused(actor, edits, reason, str(exc), current, code)
             if isinstance(exc, SnapshotError):
                 raise BadUserInput(str(exc)) from None
             raise
@@ -134,7 +138,7 @@ class PolicyStore:
         try:
             await self.check_masks(after, callers)
         except WeakMask as exc:
-            await self.record_refusal(actor, _dump(edits), reason, str(exc), current.snapshot.version)
+            await self._refused(actor, edits, reason, str(exc), current)
             raise BadUserInput(str(exc)) from None
         purposes: list[str | None] = [None, *sorted(self.terms.purposes)]
         exposures = preview(current, after, callers, self.catalog, purposes)
@@ -144,6 +148,20 @@ class PolicyStore:
             async with self.sessions() as session, session.begin():
                 session.add(PolicySnapshotRow(version=changed.version, created_at=_now(), content=changed.to_json()))
                 session.add(self.row(actor, _dump(edits), reason, "applied", "", changed.version, retry))
+                await self.admin_event(
+                    session,
+                    AdminAction(
+                        "policy.change",
+                        actor.subject,
+                        actor.department,
+                        "applied",
+                        reason,
+                        target="policy",
+                        edits=_dump(edits),
+                        concerns=frozenset(concerned(actor, edits, current.snapshot)),
+                        policy_version=str(changed.version),
+                    ),
+                )
         except IntegrityError:
             # The same change retried meanwhile under the same key: that one applied it.
             replay = None if retry is None else await self._replay(actor, retry)
@@ -152,6 +170,19 @@ class PolicyStore:
             # Another change took this version first; the caller decides again on the new one.
             raise BadUserInput("the policy changed meanwhile; review the current version and try again") from None
         return Outcome(changed, exposures, applied=True)
+
+    async def _refused(
+        self,
+        actor: Principal,
+        edits: Sequence[Edit],
+        reason: str,
+        detail: str,
+        current: SnapshotPolicy,
+        code: str = "BAD_USER_INPUT",
+    ) -> None:
+        """Record a refused change (and its admin event) made against `current`."""
+        concerns = concerned(actor, edits, current.snapshot)
+        await self.record_refusal(actor, _dump(edits), reason, detail, current.snapshot.version, concerns, code)
 
     async def _replay(self, actor: Principal, retry: RequestKey) -> Outcome | None:
         """The outcome of the change `actor` applied under `retry`'s key before, if any."""
@@ -179,6 +210,20 @@ class PolicyStore:
                 imported = snapshot.model_copy(update={"version": version})
                 session.add(PolicySnapshotRow(version=version, created_at=_now(), content=imported.to_json()))
                 session.add(self.row(actor, [{"op": "import"}], reason, "applied", "", version))
+                await self.admin_event(
+                    session,
+                    AdminAction(
+                        "policy.import",
+                        actor.subject,
+                        actor.department,
+                        "applied",
+                        reason,
+                        target="policy",
+                        edits=[{"op": "import"}],
+                        concerns=frozenset({"*"}),
+                        policy_version=str(version),
+                    ),
+                )
         except IntegrityError:
             raise BadUserInput("the policy changed meanwhile; run the import again") from None
         return imported
@@ -203,11 +248,24 @@ class PolicyStore:
         if len(reason) > self.terms.max_reason:
             raise BadUserInput(f"a reason has at most {self.terms.max_reason} characters")
 
+    async def admin_event(self, session: AsyncSession, action: AdminAction) -> None:
+        """The trail's event of an admin action, in the transaction that makes it."""
+        await record_admin(session, action, self.audit)
+
     async def record_refusal(
-        self, actor: Principal, edits: list[dict[str, Any]], reason: str, detail: str, version: int = 0
+        self,
+        actor: Principal,
+        edits: list[dict[str, Any]],
+        reason: str,
+        detail: str,
+        version: int = 0,
+        concerns: set[str] | None = None,
+        code: str = "BAD_USER_INPUT",
+        action: str = "policy.change",
     ) -> None:
         """Keep a refused change on record, in its own transaction: whole for the caller's
-        first REFUSALS_PER_MINUTE in a minute, then as a count on the last one kept."""
+        first REFUSALS_PER_MINUTE in a minute, then as a count on the last one kept. The trail
+        gets an admin event for each one kept whole (so it cannot be flooded either)."""
         since = _now() - timedelta(minutes=1)
         async with self.sessions() as session, session.begin():
             recent = select(PolicyChangeRow.id).where(
@@ -230,6 +288,22 @@ class PolicyStore:
                 return
             session.add(
                 self.row(actor, _bounded(edits), reason[:KEPT_REASON], "refused", detail[:KEPT_REASON], version)
+            )
+            await self.admin_event(
+                session,
+                AdminAction(
+                    action,
+                    actor.subject,
+                    actor.department,
+                    "refused",
+                    reason,
+                    target="policy" if action.startswith("policy.") else None,
+                    detail=detail,
+                    edits=edits,
+                    concerns=frozenset(concerns or {actor.department}),
+                    code=code,
+                    policy_version=str(version),
+                ),
             )
 
     @staticmethod

@@ -36,7 +36,7 @@ async def main(url: str, n: int, name: str) -> None:
     def event(i: int) -> Event:
         return Event(i, name, "welfare", None, None, None, None, "served", 200, None, "1",
                      {"fields": [["registry.Person", "name", "PLAIN", 1]], "rows": {"registry.Person": 1}},
-                     frozenset({f"{hash((name, i)) & (2**64 - 1):064x}"}))
+                     {f"{hash((name, i)) & (2**64 - 1):064x}": "registry.Person"})
     positions = []
     for wave in range(0, n, 50):
         positions += await asyncio.gather(*(writer.append(event(i)) for i in range(wave, min(n, wave + 50))))

@@ -24,7 +24,7 @@ PERSONS = "query Persons { populationPersons(first: 3) { nodes { idNumber name }
 HISTORY = """query History($id: String!, $from: DateTime, $to: DateTime) {
   personAccessHistory(idNumber: $id, from: $from, to: $to) {
     treeHead { treeSize timestamp rootHash signature keyId }
-    entries { at department app purpose position leaf auditPath fields { entity field level count } }
+    entries { at department app purpose position leaf auditPath entities fields { entity field level count } }
     truncated
   }
 }"""
@@ -159,3 +159,23 @@ def test_guessing_past_the_quota_is_refused(portal: QuotaHub) -> None:
     codes = [a["errors"][0]["extensions"]["code"] if "errors" in a else None for a in outcomes]
     assert "LIMIT_EXCEEDED" in codes
     assert codes[-1] == "LIMIT_EXCEEDED"
+
+
+def test_an_entry_names_only_the_entities_and_fields_of_the_persons_own_records(portal: QuotaHub) -> None:
+    both = "{ populationPersons(first: 1) { nodes { idNumber name } } healthVisits(first: 2) { nodes { visitId } } }"
+    read = portal.query(both, caller="health-app", purpose="health_care").json()
+    assert "errors" not in read, read
+    masked = read["data"]["populationPersons"]["nodes"][0]["idNumber"]
+    # The app saw the number masked; the citizen knows their own: read it as the civil affairs app does.
+    plain = portal.query(PERSONS, caller="civil-affairs-app", purpose="social_assistance").json()
+    id_number = plain["data"]["populationPersons"]["nodes"][0]["idNumber"]
+    assert masked != id_number and masked[:3] == id_number[:3]
+    answer = history(portal, id_number)
+    assert "errors" not in answer, answer
+    entries = answer["data"]["personAccessHistory"]["entries"]
+    leaves = [orjson.loads(base64.b64decode(e["leaf"])) for e in entries]
+    # The request released rows of both entities; this person's records were only of one.
+    (mixed,) = [e for e, leaf in zip(entries, leaves, strict=True) if "health.Visit" in leaf["released"]["rows"]]
+    assert mixed["entities"] == ["population.Person"]
+    assert {f["entity"] for f in mixed["fields"]} == {"population.Person"}
+    assert {"entity": "population.Person", "field": "idNumber", "level": "MASKED", "count": 1} in mixed["fields"]

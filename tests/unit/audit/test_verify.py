@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from hub.audit import verify
 from hub.audit.heads import TreeHead, sign_head
 from hub.audit.verify import Report, verify_log
 from hub.audit.witness import WitnessAlarm, witness
@@ -91,7 +92,8 @@ TAMPERING: dict[str, tuple[list[str], str, int | None]] = {
     "insert": (
         [
             "INSERT INTO hub_audit_event SELECT 12, at_us, principal, department, purpose, operation_hash, "
-            "operation_name, document_id, outcome, status, code, policy_version, released, persons, persons_digest "
+            "operation_name, document_id, outcome, status, code, policy_version, released, persons, persons_digest, "
+            "format, kind, action, concerns "
             "FROM hub_audit_event WHERE position = 2"
         ],
         "inserted",
@@ -123,6 +125,46 @@ TAMPERING: dict[str, tuple[list[str], str, int | None]] = {
 @pytest.mark.parametrize("kind", sorted(TAMPERING))
 def test_verify_reports_the_first_tampered_event(logged: Hub, kind: str) -> None:
     statements, expected, position = TAMPERING[kind]
+    _sql(logged.url, *statements)
+    report = asyncio.run(_verify(logged.url))
+    assert not report.ok
+    first = report.findings[0]
+    assert (first.kind, first.position) == (expected, position)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 4 events, so the 12-event log has whole blocks [0, 4), [4, 8), [8, 12)."""
+    monkeypatch.setattr(verify, "LEVEL", 2)
+    monkeypatch.setattr(verify, "PAGE", 4)
+
+
+def test_whole_blocks_matching_their_stored_subtree_are_taken_without_their_leaf_hashes(
+    logged: Hub, small_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[tuple[int, int]] = []
+    original = verify._stored
+
+    async def spy(session: Any, start: int, stop: int) -> dict[int, bytes]:
+        read.append((start, stop))
+        return await original(session, start, stop)
+
+    monkeypatch.setattr(verify, "_stored", spy)
+    report = asyncio.run(_verify(logged.url))
+    assert report.ok and report.events == EVENTS, report.findings
+    # Only the block holding the head signed at 5 events is checked leaf by leaf.
+    assert read == [(4, 8)]
+
+
+IN_BLOCKS = {
+    **TAMPERING,
+    "modify-in-a-whole-block": (["UPDATE hub_audit_event SET status = 201 WHERE position = 9"], "altered", 9),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IN_BLOCKS))
+def test_verify_in_blocks_reports_the_first_tampered_event(logged: Hub, small_blocks: None, kind: str) -> None:
+    statements, expected, position = IN_BLOCKS[kind]
     _sql(logged.url, *statements)
     report = asyncio.run(_verify(logged.url))
     assert not report.ok
