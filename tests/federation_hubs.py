@@ -56,6 +56,12 @@ def _manifests(workspace: Workspace, folder: Path, departments: frozenset[str], 
                 for r in entity.get("relations", [])
                 if "." not in r["target"] or r["target"].split(".", 1)[0] in departments
             ]
+            # So do lineage edges to them: each hub traces within its own departments.
+            entity["lineage"] = [
+                e
+                for e in entity.get("lineage", [])
+                if "." not in e.get("to", "") or e["to"].split(".", 1)[0] in departments
+            ]
         shared = shared_resident(document["department"], fingerprint)
         if shared:
             document["shared"] = shared
