@@ -48,9 +48,9 @@ class Withholding:
     def next_change(self, after: datetime) -> datetime | None:
         return self.inner.next_change(after)
 
-    def min_group(self, principal: Principal, purpose: str | None) -> int:
+    def min_group(self, principal: Principal, purpose: str | None, department: str | None = None) -> int:
         inner = getattr(self.inner, "min_group", None)
-        return DEFAULT_MIN_GROUP if inner is None else int(inner(principal, purpose))
+        return DEFAULT_MIN_GROUP if inner is None else int(inner(principal, purpose, department))
 
 
 class ConfirmedSource:
