@@ -204,6 +204,30 @@ class ConnectionDecl(Strict):
         return value
 
 
+class DemandAnswerDecl(Strict):
+    """Requests of `category` are answered by deliveries of `service_type` from `department`."""
+
+    category: str = Field(min_length=1, max_length=100)
+    department: str = Field(pattern=SNAKE)
+    service_type: str = Field(min_length=1, max_length=200)
+
+
+class DemandDecl(Strict):
+    """What citizens' requests ask for, in delivered services: declared by the department that
+    takes the requests (the hotline), checked against the other manifests at start-up
+    (hub/catalog/demand.py)."""
+
+    # The entity (lineage role citizen_input) holding the requests, and its fields the
+    # accountability reports read.
+    entity: str = Field(pattern=NAME)
+    category: str = Field(default="category", pattern=NAME)
+    district: str = Field(default="districtCode", pattern=NAME)
+    answers: list[DemandAnswerDecl] = Field(min_length=1, max_length=1000)
+    # Per delivering department: the field whose presence gives a delivery a programme basis
+    # (an assistance case, a granted aid) when it answers no request.
+    bases: dict[str, str] = {}
+
+
 class Manifest(Strict):
     department: str = Field(pattern=SNAKE)
     title: str = ""
@@ -211,6 +235,7 @@ class Manifest(Strict):
     prefix: str | None = Field(default=None, pattern=NAME)
     connection: ConnectionDecl
     entities: list[EntityDecl] = Field(min_length=1)
+    demand: DemandDecl | None = None
 
 
 def pascal(snake: str) -> str:

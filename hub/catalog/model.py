@@ -9,9 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from connectors.base import ColumnSpec, Kind, TableSpec
 from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Storage, Tier
+
+if TYPE_CHECKING:
+    from hub.catalog.demand import Demand
 
 KIND_OF: dict[FieldType, Kind] = {
     FieldType.ID: Kind.STRING,
@@ -104,6 +108,8 @@ class DepartmentInfo:
 class Catalog:
     departments: dict[str, DepartmentInfo] = field(default_factory=dict)
     entities: dict[str, EntityInfo] = field(default_factory=dict)
+    # Which delivered services answer which requests (hub/catalog/demand.py), where declared.
+    demand: Demand | None = None
 
     def entity(self, entity_id: str) -> EntityInfo:
         return self.entities[entity_id]
