@@ -16,6 +16,7 @@ from strawberry.types.field import StrawberryField
 from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
+from schema.accountability import accountability_fields
 from schema.admin import AdminMutation, AdminQuery
 from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
 from schema.audit import AuditQueryFields
@@ -109,7 +110,10 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
     query = types.new_class(
-        "Query", (AdminQuery, AuditQueryFields), {}, lambda ns: ns.update({**namespace, "__annotations__": annotations})
+        "Query",
+        (AdminQuery, AuditQueryFields, accountability_fields(catalog)),
+        {},
+        lambda ns: ns.update({**namespace, "__annotations__": annotations}),
     )
     names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
     schema = HubSchema(

@@ -17,6 +17,12 @@ from hub.catalog.model import Catalog, EntityInfo
 
 # The fields of a service delivery entity the reports read, by name.
 DELIVERY_FIELDS = ("requestId", "expenditureId", "serviceType", "districtCode", "deliveredAt", "amount")
+# ... of the budget line, expenditure and feedback entities (one of each role in the catalog).
+ROLE_FIELDS = {
+    LineageRole.BUDGET_LINE: ("lineId", "department", "fiscalYear", "program", "amount"),
+    LineageRole.EXPENDITURE: ("expenditureId", "budgetLineId", "department", "amount", "paidAt"),
+    LineageRole.FEEDBACK: ("requestId", "satisfaction"),
+}
 
 
 class DemandError(ValueError):
@@ -31,9 +37,14 @@ class Demand:
     requests: EntityInfo
     category: str
     district: str
+    received: str
+    deadline: str
+    closed: str
     answers: dict[str, tuple[tuple[str, str], ...]]
     deliveries: dict[str, EntityInfo]
     bases: dict[str, str]
+    # The budget line, expenditure and feedback entities.
+    roles: dict[LineageRole, EntityInfo]
 
     def categories_of(self, department: str, service_type: str) -> tuple[str, ...]:
         """The categories a (department, service type) answers."""
@@ -52,7 +63,7 @@ def check_demand(catalog: Catalog, source: str, department: str, decl: DemandDec
         raise DemandError(f"{where}: entity {decl.entity} is not an entity of this manifest")
     if requests.lineage_role is not LineageRole.CITIZEN_INPUT:
         raise DemandError(f"{where}: entity {decl.entity} needs lineage_role citizen_input")
-    for name in (decl.category, decl.district):
+    for name in (decl.category, decl.district, decl.received, decl.deadline, decl.closed):
         if name not in requests.fields:
             raise DemandError(f"{where}: entity {decl.entity}, field {name}: not a field of {decl.entity}")
     deliveries: dict[str, EntityInfo] = {}
@@ -72,14 +83,33 @@ def check_demand(catalog: Catalog, source: str, department: str, decl: DemandDec
             raise DemandError(f"{where}, bases: department {named} answers no category")
         if field_name not in entity.fields:
             raise DemandError(f"{where}, bases: entity {entity.id}, field {field_name}: not a field of it")
+    roles = {role: _role_entity(catalog, where, role, names) for role, names in ROLE_FIELDS.items()}
     return Demand(
         requests,
         decl.category,
         decl.district,
+        decl.received,
+        decl.deadline,
+        decl.closed,
         {c: tuple(pairs) for c, pairs in answers.items()},
         deliveries,
         dict(decl.bases),
+        roles,
     )
+
+
+def _role_entity(catalog: Catalog, where: str, role: LineageRole, names: tuple[str, ...]) -> EntityInfo:
+    found = [e for e in catalog if e.lineage_role is role]
+    if len(found) != 1:
+        raise DemandError(
+            f"{where}: the reports need one entity of lineage role {role.value}; {len(found)} are declared"
+        )
+    for name in names:
+        if name not in found[0].fields:
+            raise DemandError(
+                f"{where}: entity {found[0].id}, field {name}: the reports need it, and it is not declared"
+            )
+    return found[0]
 
 
 def _delivery_entity(catalog: Catalog, where: str, department: str) -> EntityInfo:

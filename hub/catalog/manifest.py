@@ -222,6 +222,9 @@ class DemandDecl(Strict):
     entity: str = Field(pattern=NAME)
     category: str = Field(default="category", pattern=NAME)
     district: str = Field(default="districtCode", pattern=NAME)
+    received: str = Field(default="receivedAt", pattern=NAME)
+    deadline: str = Field(default="deadline", pattern=NAME)
+    closed: str = Field(default="closedAt", pattern=NAME)
     answers: list[DemandAnswerDecl] = Field(min_length=1, max_length=1000)
     # Per delivering department: the field whose presence gives a delivery a programme basis
     # (an assistance case, a granted aid) when it answers no request.
