@@ -134,7 +134,8 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     for cell in in_scope:
         report = reports[cell.key["budgetLineId"]]
         report.expenditures += 1
-        if cell.key["expenditureId"] not in ledger.funded and cell.key["expenditureId"] not in ledger.hidden:
+        delivering = report.department in demand.deliveries
+        if delivering and cell.key["expenditureId"] not in ledger.funded | ledger.hidden:
             report.spend_without_service += 1
         if paid:
             report.spent = (report.spent or Decimal(0)) + (cell.measure("sum.amount") or Decimal(0))

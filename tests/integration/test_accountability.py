@@ -3,13 +3,38 @@ generator's own data (hub.demo.generate), never by asking the hub another way.""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from statistics import median
 from typing import Any
 
+import pytest
+
+from hub.demo.generate import generate
+from hub.demo.timeline import NOW
 from tests.conftest import Hub
 
+DATA = generate()
+AS_OF = "2026-06-30T18:00:00+08:00"
+DELIVERING = {"civil_affairs": "ca_service_delivery", "human_resources": "hr_service_delivery", "education": "edu_service_delivery"}
+# The hotline manifest's demand mapping, as the generator's needs say it (hub/demo/needs.py).
+ANSWERS = {
+    "社会救助": {("civil_affairs", "临时救助金发放"), ("civil_affairs", "低保金发放")},
+    "养老": {("civil_affairs", "居家养老服务")},
+    "就业": {("human_resources", "职业技能培训补贴"), ("human_resources", "一次性创业补贴")},
+    "教育": {("education", "家庭经济困难学生临时补助")},
+}
+BASES = {"civil_affairs": "case_id", "education": "aid_id"}
+DELIVERIES = [(d, row) for d, table in DELIVERING.items() for row in DATA[d][table]]
+REQUESTS = DATA["hotline"]["hl_request"]
+FEEDBACK = DATA["hotline"]["hl_feedback"]
+EXPENDITURES = DATA["finance"]["fin_expenditure"]
+ANSWERED_ANYWHERE = {row["request_id"] for _, row in DELIVERIES if row["request_id"] is not None}
+
 LINES = """
-query Lines($filter: BudgetLineFilter) {
-  budgetLineAccountability(filter: $filter, first: 1000) {
+query Lines($filter: BudgetLineFilter, $asOf: DateTime) {
+  budgetLineAccountability(filter: $filter, first: 1000, asOf: $asOf) {
     totalCount
     nodes {
       lineId department fiscalYear programme allocated spent expenditures servicesDelivered
@@ -23,11 +48,175 @@ query Lines($filter: BudgetLineFilter) {
 }
 """
 
+GAPS = """
+query Gaps($kind: GapKind!, $asOf: DateTime) {
+  accountabilityGaps(kind: $kind, asOf: $asOf, first: 10000) {
+    totalCount
+    nodes { kind ref group { department serviceType category districtCode } figures { name value } }
+  }
+}
+"""
 
-def test_smoke(demo_hub: Hub) -> None:
+
+def _types(department: str) -> set[str]:
+    return {s for pairs in ANSWERS.values() for d, s in pairs if d == department}
+
+
+def _without_basis(department: str, row: dict[str, Any]) -> bool:
+    basis = BASES.get(department)
+    return (
+        row["request_id"] is None
+        and row["service_type"] in _types(department)
+        and (basis is None or row[basis] is None)
+    )
+
+
+def _open_unanswered(row: dict[str, Any]) -> bool:
+    return row["closed_at"] is None and row["request_id"] not in ANSWERED_ANYWHERE
+
+
+def expected_line(line_id: str, department: str, year: int) -> dict[str, Any]:
+    spent = [e for e in EXPENDITURES if e["budget_line_id"] == line_id]
+    ids = {e["expenditure_id"] for e in spent}
+    paid = [(d, r) for d, r in DELIVERIES if r["expenditure_id"] in ids]
+    first: dict[str, datetime] = {}
+    for _, row in paid:
+        if row["request_id"] is not None:
+            at = row["delivered_at"]
+            first[row["request_id"]] = min(first.get(row["request_id"], at), at)
+    received = {r["request_id"]: r["received_at"] for r in REQUESTS}
+    hours = sorted((first[r] - received[r]).total_seconds() / 3600 for r in first)
+    districts = {r["district_code"] for _, r in paid}
+    categories = {c for c, pairs in ANSWERS.items() for d, r in paid if (d, r["service_type"]) in pairs}
+    scope = [
+        r
+        for r in REQUESTS
+        if r["category"] in categories and r["district_code"] in districts and r["received_at"].year == year
+    ]
+    rated = [f["satisfaction"] for f in FEEDBACK if f["request_id"] in first]
+    funded = {r["expenditure_id"] for _, r in paid}
+    return {
+        "expenditures": len(spent),
+        "spent": str(sum((e["amount"] for e in spent), Decimal(0))) if spent else None,
+        "servicesDelivered": len(paid),
+        "requestsAnswered": len(first),
+        "requestsUnanswered": sum(1 for r in scope if _open_unanswered(r)),
+        "overdueUnanswered": sum(1 for r in scope if _open_unanswered(r) and r["deadline"] < NOW),
+        "feedbackCount": len(rated),
+        "meanSatisfaction": sum(rated) / len(rated) if rated else None,
+        "medianResponseHours": median(hours) if hours else None,
+        "serviceWithoutBasis": sum(1 for d, r in paid if _without_basis(d, r)),
+        "spendWithoutService": len(ids - funded) if department in DELIVERING else 0,
+    }
+
+
+def test_every_budget_line_s_figures_match_the_generated_data(demo_hub: Hub) -> None:
     auditor = demo_hub.as_caller("auditor", "audit")
-    result: dict[str, Any] = auditor.query(LINES, {"filter": {"fiscalYear": 2026}})
-    import json
+    result = auditor.query(LINES, {"asOf": AS_OF})
+    assert "errors" not in result, result["errors"]
+    nodes = result["data"]["budgetLineAccountability"]["nodes"]
+    assert len(nodes) == len(DATA["finance"]["fin_budget_line"])
+    for node in nodes:
+        want = expected_line(node["lineId"], node["department"], node["fiscalYear"])
+        got = {
+            "expenditures": node["expenditures"],
+            "spent": node["spent"],
+            "servicesDelivered": node["servicesDelivered"],
+            "requestsAnswered": node["requestsAnswered"],
+            "requestsUnanswered": node["requestsUnanswered"],
+            "overdueUnanswered": node["gaps"]["overdueUnanswered"],
+            "feedbackCount": node["feedbackCount"],
+            "meanSatisfaction": node["meanSatisfaction"],
+            "medianResponseHours": node["medianResponseHours"],
+            "serviceWithoutBasis": node["gaps"]["serviceWithoutBasis"],
+            "spendWithoutService": node["gaps"]["spendWithoutService"],
+        }
+        for name in ("meanSatisfaction", "medianResponseHours"):
+            if want[name] is not None:
+                assert got[name] == pytest.approx(want[name]), (node["lineId"], name)
+                got[name] = want[name]
+        assert got == want, node["lineId"]
+        assert node["suppressed"] == [] and node["withheld"] == []
 
-    print(json.dumps(result, ensure_ascii=False, indent=1)[:6000])
-    assert "errors" not in result
+
+def test_the_readme_budget_line_answered_requests_at_a_cost(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    result = auditor.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs"}, "asOf": AS_OF})
+    line = next(n for n in result["data"]["budgetLineAccountability"]["nodes"] if n["lineId"] == "BL2026-CA-03")
+    assert line["requestsAnswered"] > 0 and line["costPerAnsweredRequest"] is not None
+    assert Decimal(line["costPerAnsweredRequest"]) == (Decimal(line["spent"]) / line["requestsAnswered"]).quantize(
+        Decimal("0.01")
+    )
+    assert line["p90ResponseHours"] >= line["medianResponseHours"] > 0
+
+
+def expected_gaps() -> dict[str, int]:
+    spending = {e["expenditure_id"] for e in EXPENDITURES if e["department"] in DELIVERING}
+    funded = {r["expenditure_id"] for _, r in DELIVERIES}
+    return {
+        "SPEND_WITHOUT_SERVICE": len(spending - funded),
+        "SERVICE_WITHOUT_BASIS": sum(1 for d, r in DELIVERIES if _without_basis(d, r)),
+        "OVERDUE_UNANSWERED": sum(1 for r in REQUESTS if _open_unanswered(r) and r["deadline"] < NOW),
+    }
+
+
+def test_gaps_of_each_record_kind_are_the_generated_numbers(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    for kind, count in expected_gaps().items():
+        assert count > 0, kind
+        result = auditor.query(GAPS, {"kind": kind, "asOf": AS_OF})
+        assert "errors" not in result, result["errors"]
+        answer = result["data"]["accountabilityGaps"]
+        assert answer["totalCount"] == count, kind
+        assert len({n["ref"] for n in answer["nodes"]}) == count
+
+
+def _feedback_groups() -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], float]]:
+    rated: dict[str, list[int]] = defaultdict(list)
+    for f in FEEDBACK:
+        rated[f["request_id"]].append(f["satisfaction"])
+    without: dict[tuple[str, str, str], int] = defaultdict(int)
+    scores: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(dict)
+    for d, r in DELIVERIES:
+        if r["request_id"] is None:
+            continue
+        key = (d, r["service_type"], r["district_code"])
+        if r["request_id"] in rated:
+            scores[key][r["request_id"]] = rated[r["request_id"]]
+        else:
+            without[key] += 1
+    means = {}
+    for key, per_request in scores.items():
+        values = [v for vs in per_request.values() for v in vs]
+        means[key] = sum(values) / len(values)
+    return dict(without), means
+
+
+def test_group_gaps_are_the_generated_numbers(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    without, means = _feedback_groups()
+    result = auditor.query(GAPS, {"kind": "SERVICE_WITHOUT_FEEDBACK"})
+    got = {
+        (n["group"]["department"], n["group"]["serviceType"], n["group"]["districtCode"]): n["figures"][1]["value"]
+        for n in result["data"]["accountabilityGaps"]["nodes"]
+    }
+    assert got == {k: float(v) for k, v in without.items()}
+    result = auditor.query(GAPS, {"kind": "LOW_SATISFACTION"})
+    low = {k for k, m in means.items() if m < 3.0}
+    got_low = {
+        (n["group"]["department"], n["group"]["serviceType"], n["group"]["districtCode"])
+        for n in result["data"]["accountabilityGaps"]["nodes"]
+    }
+    assert got_low == low
+    requests: dict[tuple[str, str], int] = defaultdict(int)
+    for r in REQUESTS:
+        requests[(r["category"], r["district_code"])] += 1
+    paid = {(d, r["service_type"], r["district_code"]) for d, r in DELIVERIES if r["expenditure_id"] is not None}
+    want = {
+        key
+        for key, n in requests.items()
+        if n >= 20 and not any((d, s, key[1]) in paid for d, s in ANSWERS.get(key[0], ()))
+    }
+    result = auditor.query(GAPS, {"kind": "DEMAND_WITHOUT_BUDGET"})
+    got_demand = {(n["group"]["category"], n["group"]["districtCode"]) for n in result["data"]["accountabilityGaps"]["nodes"]}
+    assert want and got_demand == want
