@@ -220,3 +220,63 @@ def test_group_gaps_are_the_generated_numbers(demo_hub: Hub) -> None:
     result = auditor.query(GAPS, {"kind": "DEMAND_WITHOUT_BUDGET"})
     got_demand = {(n["group"]["category"], n["group"]["districtCode"]) for n in result["data"]["accountabilityGaps"]["nodes"]}
     assert want and got_demand == want
+
+
+def _line(hub: Hub, line_id: str) -> dict[str, Any]:
+    result = hub.query(LINES, {"filter": {"fiscalYear": int(line_id[2:6])}, "asOf": AS_OF})
+    assert "errors" not in result, result["errors"]
+    return next(n for n in result["data"]["budgetLineAccountability"]["nodes"] if n["lineId"] == line_id)
+
+
+def test_a_department_app_asking_the_same_gets_small_cells_suppressed(demo_hub: Hub) -> None:
+    auditor = _line(demo_hub.as_caller("auditor", "audit"), "BL2026-HR-02")
+    app = _line(demo_hub.as_caller("civil-affairs-app", "social_assistance"), "BL2026-HR-02")
+    assert auditor["requestsAnswered"] > 0 and auditor["suppressed"] == []
+    # Each answered request is one person: a cell of one, below the app's k = 5.
+    assert app["requestsAnswered"] is None and app["medianResponseHours"] is None
+    assert {"requestsAnswered", "responseHours"} <= set(app["suppressed"])
+
+
+def test_amounts_masked_to_a_department_app_are_not_summed(demo_hub: Hub) -> None:
+    app = _line(demo_hub.as_caller("civil-affairs-app", "social_assistance"), "BL2026-HR-02")
+    # Human resources' delivery amounts reach civil affairs rounded (L3 masked): never summed plain.
+    assert all(s["amount"] is None for s in app["services"])
+    assert "services.amount" in app["withheld"]
+    # Finance's spending is internal (L2): plain, and summed.
+    assert app["spent"] == _line(demo_hub.as_caller("auditor", "audit"), "BL2026-HR-02")["spent"]
+
+
+def test_a_district_office_s_report_covers_its_district_only(demo_hub: Hub) -> None:
+    office = demo_hub.as_caller("district-office-app", "social_assistance")
+    result = office.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs"}, "asOf": AS_OF})
+    assert "errors" not in result, result["errors"]
+    for node in result["data"]["budgetLineAccountability"]["nodes"]:
+        assert set(node["districts"]) <= {"330102"}
+
+
+def test_the_public_cannot_read_the_report_s_person_data(demo_hub: Hub) -> None:
+    result = demo_hub.as_caller("public").query(LINES, {"asOf": AS_OF})
+    assert result["data"] is None or result["data"]["budgetLineAccountability"] is None
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_the_auditor_sees_hr_amounts_plain_and_names_masked(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    result = auditor.query(
+        "{ humanResourcesServiceDeliveries(first: 3) { nodes { amount recipientName idNumber } }"
+        " educationStudentAids(first: 3) { nodes { amount studentName studentIdNumber } } }"
+    )
+    access = result["extensions"]["access"]
+    masked = set(access.get("masked", []))
+    for path in ("humanResourcesServiceDeliveries/nodes/*/recipientName", "educationStudentAids/nodes/*/studentName"):
+        assert path in masked
+    assert not any(p.endswith("/amount") for p in masked)
+    assert result["data"]["humanResourcesServiceDeliveries"]["nodes"][0]["amount"] is not None
+
+
+def test_unknown_gap_kind_and_oversized_page_are_refused(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    result = auditor.query("{ accountabilityGaps(kind: EVERYTHING) { totalCount } }")
+    assert result["errors"]
+    result = auditor.query("{ budgetLineAccountability(first: 100000) { totalCount } }")
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
