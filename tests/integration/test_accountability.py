@@ -280,3 +280,42 @@ def test_unknown_gap_kind_and_oversized_page_are_refused(demo_hub: Hub) -> None:
     assert result["errors"]
     result = auditor.query("{ budgetLineAccountability(first: 100000) { totalCount } }")
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+DRILL = """
+query Drill($line: String!, $open: HotlineRequestFilter!) {
+  financeExpenditures(filter: { budgetLineId: { eq: $line } }) { totalCount }
+  civilAffairsServiceDeliveries(filter: { expenditure: { some: { budgetLineId: { eq: $line } } } }) { totalCount }
+  hotlineRequests(
+    filter: { civilAffairsDeliveries: { some: { expenditure: { some: { budgetLineId: { eq: $line } } } } } }
+  ) { totalCount }
+  hotlineFeedbacks(
+    filter: { request: { some: { civilAffairsDeliveries: { some: { expenditure: { some: { budgetLineId: { eq: $line } } } } } } } }
+  ) { totalCount }
+  unanswered: hotlineRequests(filter: $open) { totalCount }
+}
+"""
+
+
+def test_each_figure_of_a_line_is_the_total_of_its_documented_list_query(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    line = _line(auditor, "BL2026-CA-03")
+    categories = ["社会救助"]  # what 临时救助金发放 answers, in the hotline's demand mapping
+    none = {"none": {"requestId": {"isNull": False}}}
+    open_filter = {
+        "closedAt": {"isNull": True},
+        "category": {"in": categories},
+        "districtCode": {"in": line["districts"]},
+        "receivedAt": {"gte": "2026-01-01T00:00:00+08:00", "lt": "2027-01-01T00:00:00+08:00"},
+        "civilAffairsDeliveries": none,
+        "humanResourcesDeliveries": none,
+        "educationDeliveries": none,
+    }
+    result = auditor.query(DRILL, {"line": "BL2026-CA-03", "open": open_filter})
+    assert "errors" not in result, result["errors"]
+    data = result["data"]
+    assert data["financeExpenditures"]["totalCount"] == line["expenditures"]
+    assert data["civilAffairsServiceDeliveries"]["totalCount"] == line["servicesDelivered"]
+    assert data["hotlineRequests"]["totalCount"] == line["requestsAnswered"]
+    assert data["hotlineFeedbacks"]["totalCount"] == line["feedbackCount"]
+    assert data["unanswered"]["totalCount"] == line["requestsUnanswered"]
