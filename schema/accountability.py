@@ -3,8 +3,6 @@
 aggregates' access checks and suppression; here the caller's arguments are read, the report's
 entities planned once per request, and the answer ordered and paged."""
 
-from __future__ import annotations
-
 import enum
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +12,7 @@ import strawberry
 from hub.access.plan import Selection
 from hub.access.read import RequestAccess
 from hub.accountability.cells import Reading
-from hub.accountability.gaps import GAP_KINDS, GapFilter, GapItem, gaps
+from hub.accountability.gaps import GapFilter, GapItem, gaps
 from hub.accountability.ledger import LineFilter, LineReport, budget_lines
 from hub.catalog import Catalog
 from hub.catalog.demand import Demand
@@ -266,77 +264,90 @@ def _gap(item: GapItem) -> Gap:
     )
 
 
+# The report's selection per demand mapping (one per schema), so that its plans are cached.
+_SELECTIONS: dict[int, tuple[Demand, Selection]] = {}
+
+
+def _demand(context: RequestContext) -> tuple[Demand, Selection]:
+    demand = context.reader.catalog.demand
+    if demand is None:
+        raise BadUserInput("no department declares a demand mapping: the reports are not available")
+    known = _SELECTIONS.get(id(demand))
+    if known is None or known[0] is not demand:
+        known = _SELECTIONS[id(demand)] = (demand, report_selection(demand))
+    return known
+
+
 def accountability_fields(catalog: Catalog) -> type:
     """The two report fields, where the catalog declares a demand mapping; else none."""
-    demand = catalog.demand
-    if demand is None:
-        return type("AccountabilityFields", (), {})
-    selection = report_selection(demand)
-
-    @strawberry.type
-    class AccountabilityFields:
-        @strawberry.field(
-            description="Per budget line: allocated, spent, services delivered, requests answered and unanswered, "
-            "satisfaction, cost per answered request, response times and gaps. Small groups of persons are suppressed."
-        )
-        async def budgetLineAccountability(
-            self,
-            info: strawberry.Info,
-            filter: BudgetLineFilter | None = None,
-            orderBy: list[BudgetLineOrder] | None = None,
-            first: int | None = None,
-            after: str | None = None,
-            asOf: datetime | None = None,
-        ) -> BudgetLineAccountabilityConnection:
-            context: RequestContext = info.context
-            offset, limit = _page(context, "budgetLineAccountability", first, after)
-            if orderBy is not None and len(orderBy) > 5:
-                raise BadUserInput("orderBy takes at most 5 steps")
-            reading = _reading(context, selection)
-            chosen = (
-                LineFilter()
-                if filter is None
-                else LineFilter(filter.fiscalYear, filter.department, filter.district, filter.programme)
-            )
-            reports = _sort(await budget_lines(reading, demand, chosen, asOf or datetime.now(UTC)), orderBy or [])
-            _done(context, reading)
-            return BudgetLineAccountabilityConnection(
-                nodes=[_line(r) for r in reports[offset : offset + limit]],
-                totalCount=len(reports),
-                pageInfo=_info(context, "budgetLineAccountability", offset, limit, len(reports)),
-            )
-
-        @strawberry.field(description="Accountability gaps of one kind, records or groups, with their figures.")
-        async def accountabilityGaps(
-            self,
-            info: strawberry.Info,
-            kind: GapKind,
-            filter: GapsFilter | None = None,
-            first: int | None = None,
-            after: str | None = None,
-            asOf: datetime | None = None,
-            threshold: float = 3.0,
-            minRequests: int = 20,
-        ) -> GapConnection:
-            context: RequestContext = info.context
-            tag = f"accountabilityGaps|{kind.value}"
-            offset, limit = _page(context, tag, first, after)
-            period = filter.period if filter is not None else None
-            chosen = GapFilter(
-                None if filter is None else filter.department,
-                None if filter is None else filter.district,
-                None if filter is None else filter.serviceType,
-                None if period is None else period.start,
-                None if period is None else period.end,
-            )
-            reading = _reading(context, selection)
-            found = await gaps(reading, demand, kind.value, chosen, asOf or datetime.now(UTC), threshold, minRequests)
-            _done(context, reading)
-            return GapConnection(
-                nodes=[_gap(g) for g in found[offset : offset + limit]],
-                totalCount=len(found),
-                pageInfo=_info(context, tag, offset, limit, len(found)),
-            )
-
-    assert set(GAP_KINDS) == {k.value for k in GapKind}
+    if catalog.demand is None:
+        return type("NoAccountabilityFields", (), {})
     return AccountabilityFields
+
+
+@strawberry.type
+class AccountabilityFields:
+    @strawberry.field(
+        description="Per budget line: allocated, spent, services delivered, requests answered and unanswered, "
+        "satisfaction, cost per answered request, response times and gaps. Small groups of persons are suppressed."
+    )
+    async def budgetLineAccountability(
+        self,
+        info: strawberry.Info,
+        filter: BudgetLineFilter | None = None,
+        orderBy: list[BudgetLineOrder] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        asOf: datetime | None = None,
+    ) -> BudgetLineAccountabilityConnection:
+        context: RequestContext = info.context
+        offset, limit = _page(context, "budgetLineAccountability", first, after)
+        if orderBy is not None and len(orderBy) > 5:
+            raise BadUserInput("orderBy takes at most 5 steps")
+        demand, selection = _demand(context)
+        reading = _reading(context, selection)
+        chosen = (
+            LineFilter()
+            if filter is None
+            else LineFilter(filter.fiscalYear, filter.department, filter.district, filter.programme)
+        )
+        reports = _sort(await budget_lines(reading, demand, chosen, asOf or datetime.now(UTC)), orderBy or [])
+        _done(context, reading)
+        return BudgetLineAccountabilityConnection(
+            nodes=[_line(r) for r in reports[offset : offset + limit]],
+            totalCount=len(reports),
+            pageInfo=_info(context, "budgetLineAccountability", offset, limit, len(reports)),
+        )
+
+    @strawberry.field(description="Accountability gaps of one kind, records or groups, with their figures.")
+    async def accountabilityGaps(
+        self,
+        info: strawberry.Info,
+        kind: GapKind,
+        filter: GapsFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        asOf: datetime | None = None,
+        threshold: float = 3.0,
+        minRequests: int = 20,
+    ) -> GapConnection:
+        context: RequestContext = info.context
+        tag = f"accountabilityGaps|{kind.value}"
+        offset, limit = _page(context, tag, first, after)
+        period = filter.period if filter is not None else None
+        chosen = GapFilter(
+            None if filter is None else filter.department,
+            None if filter is None else filter.district,
+            None if filter is None else filter.serviceType,
+            None if period is None else period.start,
+            None if period is None else period.end,
+        )
+        demand, selection = _demand(context)
+        reading = _reading(context, selection)
+        found = await gaps(reading, demand, kind.value, chosen, asOf or datetime.now(UTC), threshold, minRequests)
+        _done(context, reading)
+        return GapConnection(
+            nodes=[_gap(g) for g in found[offset : offset + limit]],
+            totalCount=len(found),
+            pageInfo=_info(context, tag, offset, limit, len(found)),
+        )

@@ -78,11 +78,11 @@ def check_demand(catalog: Catalog, source: str, department: str, decl: DemandDec
             raise DemandError(f"{at}: category {answer.category} lists {answer.service_type} twice")
         listed.append(pair)
     for named, field_name in decl.bases.items():
-        entity = deliveries.get(named)
-        if entity is None:
+        delivering = deliveries.get(named)
+        if delivering is None:
             raise DemandError(f"{where}, bases: department {named} answers no category")
-        if field_name not in entity.fields:
-            raise DemandError(f"{where}, bases: entity {entity.id}, field {field_name}: not a field of it")
+        if field_name not in delivering.fields:
+            raise DemandError(f"{where}, bases: entity {delivering.id}, field {field_name}: not a field of it")
     roles = {role: _role_entity(catalog, where, role, names) for role, names in ROLE_FIELDS.items()}
     return Demand(
         requests,

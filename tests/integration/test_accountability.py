@@ -17,7 +17,11 @@ from tests.conftest import Hub
 
 DATA = generate()
 AS_OF = "2026-06-30T18:00:00+08:00"
-DELIVERING = {"civil_affairs": "ca_service_delivery", "human_resources": "hr_service_delivery", "education": "edu_service_delivery"}
+DELIVERING = {
+    "civil_affairs": "ca_service_delivery",
+    "human_resources": "hr_service_delivery",
+    "education": "edu_service_delivery",
+}
 # The hotline manifest's demand mapping, as the generator's needs say it (hub/demo/needs.py).
 ANSWERS = {
     "社会救助": {("civil_affairs", "临时救助金发放"), ("civil_affairs", "低保金发放")},
@@ -218,7 +222,9 @@ def test_group_gaps_are_the_generated_numbers(demo_hub: Hub) -> None:
         if n >= 20 and not any((d, s, key[1]) in paid for d, s in ANSWERS.get(key[0], ()))
     }
     result = auditor.query(GAPS, {"kind": "DEMAND_WITHOUT_BUDGET"})
-    got_demand = {(n["group"]["category"], n["group"]["districtCode"]) for n in result["data"]["accountabilityGaps"]["nodes"]}
+    got_demand = {
+        (n["group"]["category"], n["group"]["districtCode"]) for n in result["data"]["accountabilityGaps"]["nodes"]
+    }
     assert want and got_demand == want
 
 
