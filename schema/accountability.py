@@ -92,6 +92,9 @@ class BudgetLineFilter:
         default=None, description="Lines that paid for deliveries in this district."
     )
     programme: str | None = None
+    asOf: datetime | None = strawberry.field(
+        default=None, description="The moment deadlines are judged at (overdue figures); by default now."
+    )
 
 
 @strawberry.enum
@@ -135,6 +138,11 @@ class GapsFilter:
     district: str | None = None
     serviceType: str | None = None
     period: Period | None = None
+    asOf: datetime | None = strawberry.field(
+        default=None, description="OVERDUE_UNANSWERED: the moment deadlines are judged at; by default now."
+    )
+    threshold: float = strawberry.field(default=3.0, description="LOW_SATISFACTION: a mean below this, 0-100.")
+    minRequests: int = strawberry.field(default=20, description="DEMAND_WITHOUT_BUDGET: at least this many requests.")
 
 
 @strawberry.type(description="One figure of a gap.")
@@ -298,7 +306,6 @@ class AccountabilityFields:
         orderBy: list[BudgetLineOrder] | None = None,
         first: int | None = None,
         after: str | None = None,
-        asOf: datetime | None = None,
     ) -> BudgetLineAccountabilityConnection:
         context: RequestContext = info.context
         offset, limit = _page(context, "budgetLineAccountability", first, after)
@@ -311,7 +318,8 @@ class AccountabilityFields:
             if filter is None
             else LineFilter(filter.fiscalYear, filter.department, filter.district, filter.programme)
         )
-        reports = _sort(await budget_lines(reading, demand, chosen, asOf or datetime.now(UTC)), orderBy or [])
+        as_of = (filter.asOf if filter is not None else None) or datetime.now(UTC)
+        reports = _sort(await budget_lines(reading, demand, chosen, as_of), orderBy or [])
         _done(context, reading)
         return BudgetLineAccountabilityConnection(
             nodes=[_line(r) for r in reports[offset : offset + limit]],
@@ -327,9 +335,6 @@ class AccountabilityFields:
         filter: GapsFilter | None = None,
         first: int | None = None,
         after: str | None = None,
-        asOf: datetime | None = None,
-        threshold: float = 3.0,
-        minRequests: int = 20,
     ) -> GapConnection:
         context: RequestContext = info.context
         tag = f"accountabilityGaps|{kind.value}"
@@ -344,7 +349,9 @@ class AccountabilityFields:
         )
         demand, selection = _demand(context)
         reading = _reading(context, selection)
-        found = await gaps(reading, demand, kind.value, chosen, asOf or datetime.now(UTC), threshold, minRequests)
+        given = filter or GapsFilter()
+        as_of = given.asOf or datetime.now(UTC)
+        found = await gaps(reading, demand, kind.value, chosen, as_of, given.threshold, given.minRequests)
         _done(context, reading)
         return GapConnection(
             nodes=[_gap(g) for g in found[offset : offset + limit]],

@@ -37,8 +37,8 @@ EXPENDITURES = DATA["finance"]["fin_expenditure"]
 ANSWERED_ANYWHERE = {row["request_id"] for _, row in DELIVERIES if row["request_id"] is not None}
 
 LINES = """
-query Lines($filter: BudgetLineFilter, $asOf: DateTime) {
-  budgetLineAccountability(filter: $filter, first: 1000, asOf: $asOf) {
+query Lines($filter: BudgetLineFilter) {
+  budgetLineAccountability(filter: $filter, first: 1000) {
     totalCount
     nodes {
       lineId department fiscalYear programme allocated spent expenditures servicesDelivered
@@ -53,8 +53,8 @@ query Lines($filter: BudgetLineFilter, $asOf: DateTime) {
 """
 
 GAPS = """
-query Gaps($kind: GapKind!, $asOf: DateTime) {
-  accountabilityGaps(kind: $kind, asOf: $asOf, first: 10000) {
+query Gaps($kind: GapKind!, $filter: GapsFilter) {
+  accountabilityGaps(kind: $kind, filter: $filter, first: 10000) {
     totalCount
     nodes { kind ref group { department serviceType category districtCode } figures { name value } }
   }
@@ -116,7 +116,7 @@ def expected_line(line_id: str, department: str, year: int) -> dict[str, Any]:
 
 def test_every_budget_line_s_figures_match_the_generated_data(demo_hub: Hub) -> None:
     auditor = demo_hub.as_caller("auditor", "audit")
-    result = auditor.query(LINES, {"asOf": AS_OF})
+    result = auditor.query(LINES, {"filter": {"asOf": AS_OF}})
     assert "errors" not in result, result["errors"]
     nodes = result["data"]["budgetLineAccountability"]["nodes"]
     assert len(nodes) == len(DATA["finance"]["fin_budget_line"])
@@ -145,7 +145,7 @@ def test_every_budget_line_s_figures_match_the_generated_data(demo_hub: Hub) -> 
 
 def test_the_readme_budget_line_answered_requests_at_a_cost(demo_hub: Hub) -> None:
     auditor = demo_hub.as_caller("auditor", "audit")
-    result = auditor.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs"}, "asOf": AS_OF})
+    result = auditor.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs", "asOf": AS_OF}})
     line = next(n for n in result["data"]["budgetLineAccountability"]["nodes"] if n["lineId"] == "BL2026-CA-03")
     assert line["requestsAnswered"] > 0 and line["costPerAnsweredRequest"] is not None
     assert Decimal(line["costPerAnsweredRequest"]) == (Decimal(line["spent"]) / line["requestsAnswered"]).quantize(
@@ -168,7 +168,7 @@ def test_gaps_of_each_record_kind_are_the_generated_numbers(demo_hub: Hub) -> No
     auditor = demo_hub.as_caller("auditor", "audit")
     for kind, count in expected_gaps().items():
         assert count > 0, kind
-        result = auditor.query(GAPS, {"kind": kind, "asOf": AS_OF})
+        result = auditor.query(GAPS, {"kind": kind, "filter": {"asOf": AS_OF}})
         assert "errors" not in result, result["errors"]
         answer = result["data"]["accountabilityGaps"]
         assert answer["totalCount"] == count, kind
@@ -229,7 +229,7 @@ def test_group_gaps_are_the_generated_numbers(demo_hub: Hub) -> None:
 
 
 def _line(hub: Hub, line_id: str) -> dict[str, Any]:
-    result = hub.query(LINES, {"filter": {"fiscalYear": int(line_id[2:6])}, "asOf": AS_OF})
+    result = hub.query(LINES, {"filter": {"fiscalYear": int(line_id[2:6]), "asOf": AS_OF}})
     assert "errors" not in result, result["errors"]
     return next(n for n in result["data"]["budgetLineAccountability"]["nodes"] if n["lineId"] == line_id)
 
@@ -254,14 +254,14 @@ def test_amounts_masked_to_a_department_app_are_not_summed(demo_hub: Hub) -> Non
 
 def test_a_district_office_s_report_covers_its_district_only(demo_hub: Hub) -> None:
     office = demo_hub.as_caller("district-office-app", "social_assistance")
-    result = office.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs"}, "asOf": AS_OF})
+    result = office.query(LINES, {"filter": {"fiscalYear": 2026, "department": "civil_affairs", "asOf": AS_OF}})
     assert "errors" not in result, result["errors"]
     for node in result["data"]["budgetLineAccountability"]["nodes"]:
         assert set(node["districts"]) <= {"330102"}
 
 
 def test_the_public_cannot_read_the_report_s_person_data(demo_hub: Hub) -> None:
-    result = demo_hub.as_caller("public").query(LINES, {"asOf": AS_OF})
+    result = demo_hub.as_caller("public").query(LINES, {"filter": {"asOf": AS_OF}})
     assert result["data"] is None or result["data"]["budgetLineAccountability"] is None
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
