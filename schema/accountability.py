@@ -12,11 +12,12 @@ import strawberry
 from hub.access.plan import Selection
 from hub.access.read import RequestAccess
 from hub.accountability.cells import Reading
+from hub.accountability.citizen import CitizenRequest, portal_plan, requests_of, require_portal
 from hub.accountability.gaps import GapFilter, GapItem, gaps
 from hub.accountability.ledger import LineFilter, LineReport, budget_lines
 from hub.catalog import Catalog
 from hub.catalog.demand import Demand
-from hub.errors import BadUserInput
+from hub.errors import BadUserInput, Internal
 from schema.context import RequestContext
 
 DEFAULT_FIRST = 100
@@ -175,6 +176,60 @@ class GapConnection:
     nodes: list[Gap]
     totalCount: int
     pageInfo: ReportPageInfo
+
+
+@strawberry.type(description="A service that answered a citizen's request, and the budget line that paid for it.")
+class CitizenService:
+    department: str
+    serviceType: str | None
+    deliveredAt: datetime | None
+    budgetLineId: str | None
+    programme: str | None
+
+
+@strawberry.type(description="The citizen's feedback on a request.")
+class CitizenFeedback:
+    satisfaction: int | None
+    submittedAt: datetime | None
+
+
+@strawberry.type(description="One request a citizen made, and what came of it.")
+class CitizenRequestOutcome:
+    requestId: str
+    category: str | None
+    receivedAt: datetime | None
+    status: str | None
+    deadline: datetime | None
+    closedAt: datetime | None
+    answered: bool = strawberry.field(description="A delivered service answers it.")
+    overdue: bool = strawberry.field(description="Not answered, not closed, and past its deadline now.")
+    services: list[CitizenService]
+    feedback: list[CitizenFeedback]
+
+
+def _outcome(item: CitizenRequest, now: datetime) -> CitizenRequestOutcome:
+    open_ = not item.services and item.closed_at is None
+    return CitizenRequestOutcome(
+        requestId=item.request_id,
+        category=item.category,
+        receivedAt=item.received_at,
+        status=item.status,
+        deadline=item.deadline,
+        closedAt=item.closed_at,
+        answered=bool(item.services),
+        overdue=open_ and item.deadline is not None and item.deadline < now,
+        services=[
+            CitizenService(
+                department=o.department,
+                serviceType=o.service_type,
+                deliveredAt=o.delivered_at,
+                budgetLineId=o.budget_line,
+                programme=o.programme,
+            )
+            for o in item.services
+        ],
+        feedback=[CitizenFeedback(satisfaction=f.satisfaction, submittedAt=f.submitted_at) for f in item.feedback],
+    )
 
 
 def report_selection(demand: Demand) -> Selection:
@@ -358,3 +413,23 @@ class AccountabilityFields:
             totalCount=len(found),
             pageInfo=_info(context, tag, offset, limit, len(found)),
         )
+
+    @strawberry.field(
+        description="One person's requests, newest first (at most 200), and what came of each: the services "
+        "delivered, when, by which department, the budget line that paid, the feedback; unanswered ones with "
+        "their deadline. Only for role citizen_portal stating purpose citizen_service; each call counts the "
+        "person against the lookup quota and is recorded in the access trail."
+    )
+    async def citizenRequests(self, info: strawberry.Info, idNumber: str) -> list[CitizenRequestOutcome]:
+        context: RequestContext = info.context
+        require_portal(context.principal, context.purpose)
+        demand, _ = _demand(context)
+        if context.audit is None:
+            raise Internal("the lookup quota is not available on this hub")
+        # Validates the number and counts it against the caller's lookup quota before any SQL.
+        await context.audit.person(context.principal, idNumber)
+        current = context.current
+        plan = portal_plan(demand, context.principal, context.purpose, context.planner.policy.version)
+        found = await requests_of(context.reader, RequestAccess(plan, current.record, current.budget), demand, idNumber)
+        now = datetime.now(UTC)
+        return [_outcome(item, now) for item in found]

@@ -66,7 +66,10 @@ def test_a_basis_field_the_delivery_lacks_is_named(tmp_path: Path) -> None:
     folder = copy(tmp_path)
     edit_demand(folder, {"bases": {"civil_affairs": "permitId"}})
     message = error_of(folder)
-    assert message == "hotline.yaml: demand, bases: entity civil_affairs.ServiceDelivery, field permitId: not a field of it"
+    assert (
+        message
+        == "hotline.yaml: demand, bases: entity civil_affairs.ServiceDelivery, field permitId: not a field of it"
+    )
 
 
 def test_a_department_without_the_fields_the_reports_read_is_refused(tmp_path: Path) -> None:
