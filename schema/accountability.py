@@ -93,6 +93,7 @@ class BudgetLineFilter:
         default=None, description="Lines that paid for deliveries in this district."
     )
     programme: str | None = None
+    lineId: str | None = strawberry.field(default=None, description="One budget line, by its code.")
     asOf: datetime | None = strawberry.field(
         default=None, description="The moment deadlines are judged at (overdue figures); by default now."
     )
@@ -371,7 +372,7 @@ class AccountabilityFields:
         chosen = (
             LineFilter()
             if filter is None
-            else LineFilter(filter.fiscalYear, filter.department, filter.district, filter.programme)
+            else LineFilter(filter.fiscalYear, filter.department, filter.district, filter.programme, filter.lineId)
         )
         as_of = (filter.asOf if filter is not None else None) or datetime.now(UTC)
         reports = _sort(await budget_lines(reading, demand, chosen, as_of), orderBy or [])

@@ -41,6 +41,7 @@ class LineFilter:
     department: str | None = None
     district: str | None = None
     programme: str | None = None
+    line_id: str | None = None
 
 
 @dataclass
@@ -99,6 +100,7 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
         ("fiscalYear", chosen.fiscal_year),
         ("department", chosen.department),
         ("program", chosen.programme),
+        ("lineId", chosen.line_id),
     ):
         if value is not None:
             spec[name] = {"eq": value}
