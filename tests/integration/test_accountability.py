@@ -207,6 +207,8 @@ def test_group_gaps_are_the_generated_numbers(demo_hub: Hub) -> None:
     assert got == {k: float(v) for k, v in without.items()}
     result = auditor.query(GAPS, {"kind": "LOW_SATISFACTION"})
     low = {k for k, m in means.items() if m < 3.0}
+    # The generator's badly run home care (hub.demo.hotline.POORLY_SERVED), and nothing else.
+    assert low == {("civil_affairs", "居家养老服务", "330127")}
     got_low = {
         (n["group"]["department"], n["group"]["serviceType"], n["group"]["districtCode"])
         for n in result["data"]["accountabilityGaps"]["nodes"]
