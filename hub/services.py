@@ -33,6 +33,9 @@ from hub.db.engine import hub_engine, sessions
 from hub.health.breaker import Breaker, BreakerSettings
 from hub.health.guard import GuardedConnector
 from hub.health.schema_gate import SchemaGate
+from hub.lineage.links import LinkStore
+from hub.lineage.recording import Lineage
+from hub.lineage.refs import References
 from hub.observe.metrics import pool_usage
 from hub.observe.requests import Observability
 from hub.observe.settings import ObserveSettings
@@ -91,6 +94,8 @@ class Services:
     audit: AuditQuery | None = None
     # A person's access history with proofs (`personAccessHistory`), for citizens' apps.
     history: PersonHistory | None = None
+    # Traces and recorded links (hub/lineage).
+    lineage: Lineage | None = None
 
     @property
     def breakers(self) -> Mapping[str, Breaker]:
@@ -195,7 +200,9 @@ def build_services(
     # The master key is read now, so a missing or exposed key file stops the start at once;
     # the keys it wraps are loaded (and made where missing) by `start`.
     keys = LiveKeyring(session_maker, [master_key_from_settings(settings)])
-    cursors = Cursors(settings.cursor_key or secrets.token_bytes(32))
+    # Cursors and lineage references are sealed under one key, told apart by their purpose.
+    sealing_key = settings.cursor_key or secrets.token_bytes(32)
+    cursors = Cursors(sealing_key)
     observe = Observability(settings.observe, span_exporter)
     releaser = observe.releaser(lambda: keys.keyring)
     guarded = guard(catalog, connectors, settings, observe)
@@ -211,6 +218,7 @@ def build_services(
         relation_page=settings.relation_page_size,
         max_relation_page=settings.max_relation_page_size,
         max_values=settings.max_values,
+        refs=References(sealing_key),
     )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
     live: LivePolicy | None = None
@@ -246,6 +254,7 @@ def build_services(
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
         audit=audit,
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),
+        lineage=Lineage(catalog, reader, LinkStore(session_maker)),
     )
 
 

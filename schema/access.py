@@ -13,6 +13,7 @@ from hub.access.read import RequestAccess
 from hub.access.record import AccessRecord
 from hub.catalog import Catalog
 from schema.context import RequestContext
+from schema.lineage import LINEAGE_MUTATIONS, LINEAGE_QUERIES
 from schema.selection import reachable_fields
 
 
@@ -32,6 +33,11 @@ def selection_of(
         entity = catalog.entity(entity_id)
         fields[entity_id] = frozenset(n for n in names if n in entity.fields)
         relations[entity_id] = frozenset(n for n in names if n in entity.relations)
+    if LINEAGE_QUERIES & reached.get("Query", set()) or LINEAGE_MUTATIONS & reached.get("Mutation", set()):
+        # A trace may reach, and a link may name, a record of any entity with a lineage role.
+        for entity in catalog:
+            if entity.lineage_role is not None:
+                fields.setdefault(entity.id, frozenset())
     return Selection(fields, relations)
 
 

@@ -6,6 +6,7 @@ entities planned once per request, and the answer ordered and paged."""
 import enum
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, Optional
 
 import strawberry
 
@@ -18,7 +19,10 @@ from hub.accountability.ledger import LineFilter, LineReport, budget_lines
 from hub.catalog import Catalog
 from hub.catalog.demand import Demand
 from hub.errors import BadUserInput, Internal
+from hub.lineage.refs import RecordRef
 from schema.context import RequestContext
+from schema.records import fields_by_type, needs_by_entity, records_by_ref
+from schema.selection import child_fields
 
 DEFAULT_FIRST = 100
 MAX_FIRST = 10_000
@@ -164,21 +168,6 @@ class GapGroup:
     districtCode: str | None
 
 
-@strawberry.type(description="One accountability gap: a record (by its global reference) or a group, with its figures.")
-class Gap:
-    kind: GapKind
-    ref: str | None = strawberry.field(description="`department:Entity:key` of the record, for a record-level gap.")
-    group: GapGroup | None
-    figures: list[GapFigure]
-
-
-@strawberry.type
-class GapConnection:
-    nodes: list[Gap]
-    totalCount: int
-    pageInfo: ReportPageInfo
-
-
 @strawberry.type(description="A service that answered a citizen's request, and the budget line that paid for it.")
 class CitizenService:
     department: str
@@ -311,7 +300,7 @@ def _sort(reports: list[LineReport], order: list[BudgetLineOrder]) -> list[LineR
     return out
 
 
-def _gap(item: GapItem) -> Gap:
+def _gap(gap_type: Any, item: GapItem, record: Any) -> Any:
     group = None
     if item.group is not None:
         group = GapGroup(
@@ -320,12 +309,37 @@ def _gap(item: GapItem) -> Gap:
             category=item.group.get("category"),
             districtCode=item.group.get("districtCode"),
         )
-    return Gap(
+    return gap_type(
         kind=GapKind(item.kind),
+        record=record,
         ref=item.ref,
         group=group,
         figures=[GapFigure(name=n, value=None if v is None else float(v)) for n, v in item.figures],
     )
+
+
+async def _records(info: strawberry.Info, context: RequestContext, page: list[GapItem]) -> list[Any]:
+    """The records of the page's record-level gaps, where `record` is selected: one statement
+    per entity, through the request's own access plan (schema/records.py)."""
+    raw = info._raw_info
+    fragments, variables = raw.fragments, raw.variable_values
+    nodes = child_fields(child_fields(raw.field_nodes, fragments, variables).get("nodes", []), fragments, variables)
+    if "record" not in nodes:
+        return [None] * len(page)
+    selected = fields_by_type(nodes["record"], fragments, context.entity_types)
+    names, joins = needs_by_entity(context.reader.catalog, selected, context.entity_types)
+    wanted = [(i, g) for i, g in enumerate(page) if g.entity is not None]
+    refs = [
+        RecordRef(g.entity, plain=g.key) if g.entity.fields[g.entity.key].encrypted else RecordRef(g.entity, raw=g.key)
+        for _, g in wanted
+        if g.entity is not None
+    ]
+    path = tuple("*" if isinstance(k, int) else k for k in info.path.as_list())
+    found = await records_by_ref(context, refs, names, joins, (*path, "nodes", "*", "record"))
+    out: list[Any] = [None] * len(page)
+    for (index, _), record in zip(wanted, found, strict=True):
+        out[index] = record
+    return out
 
 
 # The report's selection per demand mapping (one per schema), so that its plans are cached.
@@ -342,15 +356,75 @@ def _demand(context: RequestContext) -> tuple[Demand, Selection]:
     return known
 
 
-def accountability_fields(catalog: Catalog) -> type:
-    """The two report fields, where the catalog declares a demand mapping; else none."""
+def accountability_fields(catalog: Catalog, union: Any) -> type:
+    """The report fields, where the catalog declares a demand mapping (else none); a gap's
+    `record` is of the record union `union` (schema/records.py)."""
     if catalog.demand is None:
         return type("NoAccountabilityFields", (), {})
+
+    @strawberry.type(
+        name="Gap",
+        description="One accountability gap: a record (by its global reference) or a group, with its figures.",
+    )
+    class Gap:
+        kind: GapKind
+        ref: Optional[str] = strawberry.field(  # noqa: UP045
+            description="`department:Entity:key` of the record, for a record-level gap."
+        )
+        group: Optional[GapGroup]  # noqa: UP045
+        figures: list[GapFigure]
+        record: Optional[union] = strawberry.field(  # noqa: UP045
+            description="The record of a record-level gap, released under your access plan (null for groups, "
+            "and where you may not see it)."
+        )
+
+    @strawberry.type(name="GapConnection")
+    class GapConnection:
+        nodes: list[Gap]
+        totalCount: int
+        pageInfo: ReportPageInfo
+
+    @strawberry.type
+    class AccountabilityFields(ReportFields):
+        @strawberry.field(description="Accountability gaps of one kind, records or groups, with their figures.")
+        async def accountabilityGaps(
+            self,
+            info: strawberry.Info,
+            kind: GapKind,
+            filter: GapsFilter | None = None,
+            first: int | None = None,
+            after: str | None = None,
+        ) -> GapConnection:
+            context: RequestContext = info.context
+            tag = f"accountabilityGaps|{kind.value}"
+            offset, limit = _page(context, tag, first, after)
+            period = filter.period if filter is not None else None
+            chosen = GapFilter(
+                None if filter is None else filter.department,
+                None if filter is None else filter.district,
+                None if filter is None else filter.serviceType,
+                None if period is None else period.start,
+                None if period is None else period.end,
+            )
+            demand, selection = _demand(context)
+            reading = _reading(context, selection)
+            given = filter or GapsFilter()
+            as_of = given.asOf or datetime.now(UTC)
+            found = await gaps(reading, demand, kind.value, chosen, as_of, given.threshold, given.minRequests)
+            _done(context, reading)
+            page = found[offset : offset + limit]
+            records = await _records(info, context, page)
+            return GapConnection(
+                nodes=[_gap(Gap, g, r) for g, r in zip(page, records, strict=True)],
+                totalCount=len(found),
+                pageInfo=_info(context, tag, offset, limit, len(found)),
+            )
+
     return AccountabilityFields
 
 
 @strawberry.type
-class AccountabilityFields:
+class ReportFields:
     @strawberry.field(
         description="Per budget line: allocated, spent, services delivered, requests answered and unanswered, "
         "satisfaction, cost per answered request, response times and gaps. Small groups of persons are suppressed."
@@ -381,38 +455,6 @@ class AccountabilityFields:
             nodes=[_line(r) for r in reports[offset : offset + limit]],
             totalCount=len(reports),
             pageInfo=_info(context, "budgetLineAccountability", offset, limit, len(reports)),
-        )
-
-    @strawberry.field(description="Accountability gaps of one kind, records or groups, with their figures.")
-    async def accountabilityGaps(
-        self,
-        info: strawberry.Info,
-        kind: GapKind,
-        filter: GapsFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> GapConnection:
-        context: RequestContext = info.context
-        tag = f"accountabilityGaps|{kind.value}"
-        offset, limit = _page(context, tag, first, after)
-        period = filter.period if filter is not None else None
-        chosen = GapFilter(
-            None if filter is None else filter.department,
-            None if filter is None else filter.district,
-            None if filter is None else filter.serviceType,
-            None if period is None else period.start,
-            None if period is None else period.end,
-        )
-        demand, selection = _demand(context)
-        reading = _reading(context, selection)
-        given = filter or GapsFilter()
-        as_of = given.asOf or datetime.now(UTC)
-        found = await gaps(reading, demand, kind.value, chosen, as_of, given.threshold, given.minRequests)
-        _done(context, reading)
-        return GapConnection(
-            nodes=[_gap(g) for g in found[offset : offset + limit]],
-            totalCount=len(found),
-            pageInfo=_info(context, tag, offset, limit, len(found)),
         )
 
     @strawberry.field(

@@ -26,9 +26,12 @@ from schema.errors import code_of
 from schema.execution.direct import DirectPlans
 from schema.execution.fast_path import HubExecutor, fast_executor
 from schema.limits import DemandControl
+from schema.lineage import lineage_fields
+from schema.loading import REF_FIELD
 from schema.lookups import Lookups
 from schema.parsing import DocumentParsing
-from schema.resolvers import key_resolver, list_resolver, relation_resolver
+from schema.records import bind_union, record_union
+from schema.resolvers import key_resolver, list_resolver, ref_resolver, relation_resolver
 from schema.scalars import AWARE_DATETIME, PYTHON_TYPE
 
 log = logging.getLogger("hub.schema")
@@ -100,6 +103,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     )
     generated = entity_types(catalog)
     _add_relations(catalog, generated)
+    _add_refs(generated)
     query_fields: list[StrawberryField] = []
     for types_ in generated.values():
         strawberry.type(types_.object_type, description=types_.entity.description or None)
@@ -109,16 +113,23 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     # The generated fields sit beside the fixed admin and trail fields on one Query type.
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
+    union = record_union([t.object_type for t in generated.values()])
+    lineage_query, lineage_mutation = lineage_fields(union)
     query = types.new_class(
         "Query",
-        (AdminQuery, AuditQueryFields, accountability_fields(catalog)),
+        (AdminQuery, AuditQueryFields, lineage_query, accountability_fields(catalog, union)),
         {},
         lambda ns: ns.update({**namespace, "__annotations__": annotations}),
+    )
+    mutation = strawberry.type(
+        types.new_class("Mutation", (AdminMutation, lineage_mutation), {}),
+        name="Mutation",
+        description="Policy administration and recorded lineage links; every change is recorded.",
     )
     names = {t.entity.type_name: entity_id for entity_id, t in generated.items()}
     schema = HubSchema(
         query=strawberry.type(query),
-        mutation=AdminMutation,
+        mutation=mutation,
         config=StrawberryConfig(auto_camel_case=False, default_resolver=_default_resolver),
         # Factories: each request gets fresh extension objects.
         extensions=[
@@ -134,6 +145,7 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         scalar_overrides={datetime.datetime: AWARE_DATETIME},
     )
     schema.hide_suggestions = not introspection
+    bind_union(schema._schema)
     limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
@@ -173,6 +185,23 @@ def _add_relations(catalog: Catalog, generated: dict[str, EntityTypes]) -> None:
                 annotation,
                 strawberry.field(resolver=resolver, name=relation.name, description=description),
             )
+
+
+def _add_refs(generated: dict[str, EntityTypes]) -> None:
+    for types_ in generated.values():
+        add_field(
+            types_.object_type,
+            REF_FIELD,
+            Optional[str],  # noqa: UP045
+            strawberry.field(
+                resolver=ref_resolver(types_.entity),
+                name=REF_FIELD,
+                description=(
+                    "The record's global reference: `department:Entity:key` where you read the key plain, "
+                    "else a sealed reference that only you can trace from."
+                ),
+            ),
+        )
 
 
 def _root_fields(types_: EntityTypes) -> list[StrawberryField]:

@@ -14,6 +14,7 @@ from hub.access.record import AccessRecord
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
+from hub.lineage.recording import Lineage
 from hub.policy.admin import PolicyAdmin
 from schema.compiled import Compiled
 
@@ -67,6 +68,7 @@ class RequestContext:
     # Reading the access trail; None on a hub built without it.
     audit: AuditQuery | None = None
     history: PersonHistory | None = None
+    lineage: Lineage | None = None
     request: RequestAccess | None = None
     # The request's document, compiled: set by the app for a trusted document, else on parsing.
     document: Compiled | None = None

@@ -26,11 +26,17 @@ from schema.context import RequestContext
 from schema.inputs import input_spec
 from schema.selection import child_fields
 
+# Every entity type's global reference (hub/lineage/refs.py); no manifest field may take the name.
+REF_FIELD = "ref"
+
 
 def needs(entity: EntityInfo, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Entity fields selected, and fields relations need as join values."""
     names = [name for name in fields if name in entity.fields]
     joins = [entity.relations[name].field for name in fields if name in entity.relations]
+    if REF_FIELD in fields:
+        # A reference is made from the key as stored (a blind index for an encrypted key).
+        joins.append(entity.key)
     return names, list(dict.fromkeys(joins))
 
 

@@ -94,6 +94,15 @@ def key_resolver(entity: EntityInfo, key_type: Any) -> Any:
     return resolve
 
 
+def ref_resolver(entity: EntityInfo) -> Any:
+    async def resolve(root: dict[Any, Any], info: strawberry.Info) -> str | None:
+        context: RequestContext = info.context
+        return context.reader.refs.of_row(context.plan, entity, root, root.get((JOIN, entity.key)))
+
+    resolve.__annotations__ = {"root": dict, "info": strawberry.Info, "return": Optional[str]}  # noqa: UP045
+    return resolve
+
+
 def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
     field = RelationField(relation, target)
 

@@ -44,6 +44,7 @@ from hub.crypto.cells import index_bytes, index_form
 from hub.crypto.live import LiveKeyring
 from hub.errors import BadUserInput, DepartmentUnavailable, Forbidden, Internal, LimitExceeded
 from hub.health.guard import CircuitOpenError
+from hub.lineage.refs import References
 
 log = logging.getLogger("hub.access")
 
@@ -133,8 +134,11 @@ class Reader:
         relation_page: int = 100,
         max_relation_page: int = 1_000,
         max_values: int = 1_000_000,
+        refs: References | None = None,
     ) -> None:
         self.catalog = catalog
+        # Global references of the records read (hub/lineage/refs.py).
+        self.refs = refs or References()
         self.cursors = cursors
         self.connectors = connectors
         self.releaser = releaser

@@ -30,6 +30,9 @@ class AccessRecord:
     suppressed_groups: int = 0
     # Entities aggregated at all (a bare count names no field, yet answers about the rows).
     aggregated_entities: set[str] = field(default_factory=set)
+    # Lineage links this request recorded or retracted: [operation, link id, row hash], so the
+    # trail holds every recording (hub/lineage/links.py).
+    links: list[list[Any]] = field(default_factory=list)
 
     def add_aggregate(self, entity_id: str, fields: Iterable[str], suppressed: int) -> None:
         self.aggregated_entities.add(entity_id)

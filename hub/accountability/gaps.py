@@ -19,9 +19,11 @@ from typing import Any
 
 from hub.accountability.cells import Reading
 from hub.accountability.ledger import unanswered_filter
+from hub.catalog import EntityInfo
 from hub.catalog.demand import Demand
 from hub.catalog.manifest import LineageRole
 from hub.errors import BadUserInput
+from hub.lineage.refs import plain_ref
 
 GAP_KINDS = (
     "SPEND_WITHOUT_SERVICE",
@@ -48,6 +50,9 @@ class GapItem:
     ref: str | None
     group: dict[str, str] | None
     figures: list[tuple[str, Any]]
+    # The record of a record-level gap: its entity and key.
+    entity: EntityInfo | None = None
+    key: Any = None
 
 
 def _period(name: str, chosen: GapFilter) -> dict[str, Any]:
@@ -59,8 +64,10 @@ def _period(name: str, chosen: GapFilter) -> dict[str, Any]:
     return {name: bounds} if bounds else {}
 
 
-def _ref(entity: Any, key: Any) -> str:
-    return f"{entity.department}:{entity.name}:{key}"
+def _record(kind: str, entity: EntityInfo, key: Any, figures: list[tuple[str, Any]]) -> GapItem:
+    """A record-level gap: its plain reference (gaps list only keys released plain: they are
+    group keys of aggregates, which need it)."""
+    return GapItem(kind, plain_ref(entity, key), None, figures, entity, key)
 
 
 async def gaps(
@@ -103,10 +110,10 @@ async def _spend_without_service(reading: Reading, demand: Demand, chosen: GapFi
             c.key["expenditureId"] for c in await reading.cells_in(entity, "expenditureId", ids, {}, ("expenditureId",))
         )
     return [
-        GapItem(
+        _record(
             "SPEND_WITHOUT_SERVICE",
-            _ref(spending, c.key["expenditureId"]),
-            None,
+            spending,
+            c.key["expenditureId"],
             [("amount", c.measure("sum.amount") if paid else None)],
         )
         for c in sorted(cells, key=lambda c: c.key["expenditureId"])
@@ -135,7 +142,7 @@ async def _service_without_basis(reading: Reading, demand: Demand, chosen: GapFi
         cells = await reading.cells(entity, spec, (entity.key,), [("sum", "amount")] if plain else [])
         for cell in cells:
             amount = cell.measure("sum.amount") if plain else None
-            out.append(GapItem("SERVICE_WITHOUT_BASIS", _ref(entity, cell.key[entity.key]), None, [("amount", amount)]))
+            out.append(_record("SERVICE_WITHOUT_BASIS", entity, cell.key[entity.key], [("amount", amount)]))
     return out
 
 
@@ -159,10 +166,10 @@ async def _overdue(reading: Reading, demand: Demand, chosen: GapFilter, as_of: d
         spec[demand.category] = {"in": categories}
     cells = await reading.cells(requests, spec, (requests.key,), [("min", demand.deadline)])
     return [
-        GapItem(
+        _record(
             "OVERDUE_UNANSWERED",
-            _ref(requests, c.key[requests.key]),
-            None,
+            requests,
+            c.key[requests.key],
             [
                 (
                     "daysOverdue",

@@ -52,6 +52,9 @@ def released_of(record: AccessRecord | None) -> dict[str, Any]:
         released["aggregates"] = sorted(record.aggregated_entities)
         released["aggregated"] = sorted([e, f] for e, f in record.aggregated)
         released["suppressedGroups"] = record.suppressed_groups
+    if record.links:
+        # Present only where the request recorded lineage links (docs/audit.md).
+        released["links"] = sorted(record.links)
     return released
 
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from hub.catalog.demand import DemandError, check_demand
+from hub.catalog.lineage_check import EdgeError, check_edge
 from hub.catalog.manifest import (
     EntityDecl,
     FieldType,
@@ -83,11 +84,15 @@ def _where(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     while i < len(loc):
         step = loc[i]
         child = _child(node, step)
-        if step in ("entities", "fields", "relations") and i + 1 < len(loc):
+        if step in ("entities", "fields", "relations", "lineage") and i + 1 < len(loc):
             index = loc[i + 1]
             item = _child(child, index)
             name = item.get("name") if isinstance(item, dict) else None
-            label = {"entities": "entity", "fields": "field", "relations": "relation"}[str(step)]
+            if step == "lineage" and isinstance(item, dict) and isinstance(item.get("kind"), str):
+                name = f"#{int(index) + 1} ({item['kind']})"
+            label = {"entities": "entity", "fields": "field", "relations": "relation", "lineage": "lineage edge"}[
+                str(step)
+            ]
             parts.append(f"{label} {name}" if isinstance(name, str) else f"{label} #{int(index) + 1}")
             node = item
             i += 2
@@ -137,7 +142,7 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
     for source, decl, info in pending:
         for rel in decl.relations:
             where = f"{source}: entity {decl.name}, relation {rel.name}"
-            if rel.name in info.fields or rel.name in info.relations:
+            if rel.name in info.fields or rel.name in info.relations or rel.name == "ref":
                 raise ManifestError(f"{where}: the name is already a field of {decl.name}")
             target_id = rel.target if "." in rel.target else f"{info.department}.{rel.target}"
             target = catalog.entities.get(target_id)
@@ -157,6 +162,13 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
             info.relations[rel.name] = RelationInfo(
                 rel.name, info.id, target_id, rel.field, target_field, rel.many, rel.description
             )
+    for source, decl, info in pending:
+        for index, edge in enumerate(decl.lineage, 1):
+            where = f"{source}: entity {decl.name}, lineage edge #{index} ({edge.kind}), field {edge.field}"
+            try:
+                info.lineage.append(check_edge(catalog, info, edge))
+            except EdgeError as exc:
+                raise ManifestError(f"{where}: {exc}") from None
     for source, manifest in manifests_with_demand:
         if catalog.demand is not None:
             raise ManifestError(f"{source}: demand is declared by two manifests; one department takes the requests")
@@ -174,6 +186,8 @@ def _entity(where: str, department: str, prefix: str, decl: EntityDecl) -> Entit
         column = f.column or f.name
         if f.name in fields:
             raise ManifestError(f"{where}, field {f.name}: declared twice")
+        if f.name == "ref":
+            raise ManifestError(f"{where}, field {f.name}: `ref` is every entity's global reference; rename the field")
         if column in columns:
             raise ManifestError(f"{where}, field {f.name}: column {column} is used by another field")
         columns.add(column)

@@ -52,6 +52,19 @@ class LineageRole(enum.Enum):
     EXPENDITURE = "expenditure"
     BUDGET_LINE = "budget_line"
     FEEDBACK = "feedback"
+    # An entitlement granted to a person (an assistance case, a student aid) under which
+    # deliveries are paid: the programme basis of a delivery.
+    ENTITLEMENT = "entitlement"
+    # A person in the registry: where traces towards the citizen end.
+    PERSON = "person"
+
+
+class RefValues(enum.Enum):
+    """What a lineage edge's field holds: the target's key (or `to_field`), or global
+    references `department:Entity:key` that name their entity themselves."""
+
+    KEY = "key"
+    GLOBAL_REF = "global_ref"
 
 
 class Strict(BaseModel):
@@ -163,6 +176,29 @@ class RelationDecl(Strict):
     description: str = ""
 
 
+class LineageDecl(Strict):
+    """One typed lineage edge from this entity's records: `field` refers to `to`'s records.
+
+    The kinds and the roles they join are in `hub.catalog.lineage`; the loader checks them."""
+
+    kind: str = Field(pattern=SNAKE)
+    field: str = Field(pattern=NAME)
+    # `department.Entity`, or `Entity` within the same department; omitted only when the
+    # field holds global references (then each value names its entity).
+    to: str | None = Field(default=None, pattern=r"^([a-z][a-z0-9_]*\.)?[A-Za-z][A-Za-z0-9]*$")
+    to_field: str | None = Field(default=None, pattern=NAME)
+    values: RefValues = RefValues.KEY
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _target_given(self) -> LineageDecl:
+        if self.values is RefValues.KEY and self.to is None:
+            raise ValueError("`to` names the entity the field refers to")
+        if self.values is RefValues.GLOBAL_REF and self.to_field is not None:
+            raise ValueError("a global reference names its record by key; to_field does not apply")
+        return self
+
+
 class EntityDecl(Strict):
     name: str = Field(pattern=NAME)
     table: str = Field(pattern=COLUMN)
@@ -175,6 +211,7 @@ class EntityDecl(Strict):
     lineage_role: LineageRole | None = None
     fields: list[FieldDecl] = Field(min_length=1)
     relations: list[RelationDecl] = []
+    lineage: list[LineageDecl] = []
 
 
 class ConnectionDecl(Strict):

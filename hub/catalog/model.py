@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from connectors.base import ColumnSpec, Kind, TableSpec
-from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, Storage, Tier
+from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, RefValues, Storage, Tier
 
 if TYPE_CHECKING:
     from hub.catalog.demand import Demand
@@ -68,6 +68,20 @@ class RelationInfo:
 
 
 @dataclass(frozen=True)
+class EdgeInfo:
+    """A declared lineage edge: `source`'s `field` names records of `target` by `target_field`
+    (or, with GLOBAL_REF values, names any record of `targets` by a global reference)."""
+
+    kind: str
+    source: str  # entity id of the record holding the reference
+    field: str
+    targets: tuple[str, ...]  # entity ids it may point at; one unless values are global refs
+    target_field: str | None  # None for global references (they name the key)
+    values: RefValues
+    description: str
+
+
+@dataclass(frozen=True)
 class EntityInfo:
     """One shared entity. `id` is `department.Entity`, stable across releases."""
 
@@ -83,6 +97,9 @@ class EntityInfo:
     fields: dict[str, FieldInfo]
     relations: dict[str, RelationInfo]
     table: TableSpec
+    # Typed lineage edges from this entity's records, in declaration order (filled by the
+    # loader once every entity is known).
+    lineage: list[EdgeInfo] = field(default_factory=list)
 
     def column_of(self, field_name: str) -> str:
         return self.fields[field_name].column

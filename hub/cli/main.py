@@ -11,6 +11,7 @@ from hub.cli.apps import apps
 from hub.cli.audit import audit
 from hub.cli.documents import documents
 from hub.cli.keys import keys
+from hub.cli.lineage import lineage
 from hub.cli.maintenance import encrypt_column, reencrypt
 from hub.cli.manifest import manifest
 from hub.cli.policy import policy
@@ -34,6 +35,7 @@ READS: dict[str, tuple[str, ...]] = {
     "encrypt-column": (HUB_DB, MANIFESTS, MASTER, URLS),
     "audit": (HUB_DB, MASTER, "HUB_AUDIT_*"),
     "manifest": ("the variable --url-env names (draft)", MANIFESTS + " and " + URLS + " (check)"),
+    "lineage": (HUB_DB + " (verify)", "HUB_TOKEN, the app's token (export)"),
 }
 SETTINGS_FILE = (
     "Each variable may instead be set in the settings file (`hub --config FILE`, else hub.toml in the "
@@ -84,6 +86,7 @@ for command in (
     encrypt_column,
     audit,
     manifest,
+    lineage,
 ):
     main.add_command(command)
 keys.add_command(reencrypt)

@@ -9,13 +9,22 @@ from sqlalchemy import MetaData
 import hub.audit.models
 import hub.auth.models
 import hub.crypto.models
+import hub.lineage.models
 import hub.policy.models
 import hub.quota.models
 import hub.trusted.models
 from hub.db.base import Base
 
 # The model modules are imported for their side effect of registering tables.
-MODELS = (hub.audit.models, hub.auth.models, hub.crypto.models, hub.policy.models, hub.quota.models, hub.trusted.models)
+MODELS = (
+    hub.audit.models,
+    hub.auth.models,
+    hub.crypto.models,
+    hub.lineage.models,
+    hub.policy.models,
+    hub.quota.models,
+    hub.trusted.models,
+)
 
 
 def all_metadata() -> MetaData:

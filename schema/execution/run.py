@@ -54,6 +54,7 @@ def _context(built: BuiltSchema, caller: Caller, document: Compiled) -> RequestC
         services.admin,
         services.audit,
         services.history,
+        services.lineage,
     )
     context.document = document
     return context

@@ -327,3 +327,25 @@ def test_each_figure_of_a_line_is_the_total_of_its_documented_list_query(demo_hu
     assert data["hotlineRequests"]["totalCount"] == line["requestsAnswered"]
     assert data["hotlineFeedbacks"]["totalCount"] == line["feedbackCount"]
     assert data["unanswered"]["totalCount"] == line["requestsUnanswered"]
+
+
+def test_a_gap_carries_its_record_through_the_auditor_s_plan_names_masked(demo_hub: Hub) -> None:
+    auditor = demo_hub.as_caller("auditor", "audit")
+    query = """query($filter: GapsFilter) { accountabilityGaps(kind: OVERDUE_UNANSWERED, filter: $filter, first: 3) {
+      nodes { ref record { ... on HotlineRequest { requestId callerName content deadline } } } } }"""
+    result = auditor.query(query, {"filter": {"asOf": AS_OF, "district": "330106"}})
+    nodes = result["data"]["accountabilityGaps"]["nodes"]
+    assert len(nodes) == 3
+    requests = {r["request_id"]: r for r in REQUESTS}
+    for node in nodes:
+        record = node["record"]
+        assert node["ref"] == f"hotline:Request:{record['requestId']}"
+        plain = requests[record["requestId"]]
+        assert record["callerName"] != plain["caller_name"] and record["callerName"][0] == plain["caller_name"][0]
+        assert record["content"] is None
+    assert any(e["extensions"]["code"] == "FORBIDDEN" for e in result["errors"])  # the request text, withheld
+    result = auditor.query(
+        GAPS.replace("figures { name value }", "figures { name value } record { __typename }"),
+        {"kind": "LOW_SATISFACTION", "filter": {"asOf": AS_OF}},
+    )
+    assert all(n["record"] is None for n in result["data"]["accountabilityGaps"]["nodes"])

@@ -109,3 +109,28 @@ def test_a_relation_filter_takes_one_statement_on_each_side(demo_hub: Hub, state
     assert "errors" not in result, result
     assert len(statements.by_department("civil_affairs")) == 1
     assert len(statements.by_department("hotline")) == 1
+
+
+def test_a_trace_takes_one_statement_per_entity_per_hop(demo_hub: Hub, statements: Statements) -> None:
+    query = """{ trace(from: "finance:BudgetLine:BL2026-CA-01", direction: DOWNSTREAM, depth: 3, maxNodes: 5000) {
+        truncated nodes { depth entity record { ... on FinanceExpenditure { amount } } } } }"""
+    result = demo_hub.as_caller("auditor", "audit").query(query)
+    assert "errors" not in result, result
+    found = result["data"]["trace"]
+    assert found["truncated"] is False
+    by_hop: dict[int, set[str]] = {}
+    for node in found["nodes"]:
+        by_hop.setdefault(node["depth"], set()).add(node["entity"])
+    # The start, then per hop one statement for each entity read (hop 3 reads what hop 2's
+    # records point at, whether or not new records come back).
+    assert by_hop[1] == {"FinanceExpenditure"} and by_hop[2] == {"CivilAffairsServiceDelivery"}
+    assert by_hop[3] == {"HotlineRequest", "HotlineFeedback", "CivilAffairsAssistanceCase", "PopulationPerson"}
+    assert len(statements.by_department("finance")) == 2  # the line, then its expenditures
+    assert len(statements.by_department("civil_affairs")) == 2  # deliveries (hop 2), cases (hop 3)
+    assert len(statements.by_department("hotline")) == 2  # requests and feedback (hop 3)
+    assert len(statements.by_department("population")) == 1  # persons (hop 3)
+    # Hop 2 also asks education's and human resources' deliveries (an expenditure may fund
+    # any department's): one statement each, none answered.
+    assert len(statements.by_department("education")) == len(statements.by_department("human_resources")) == 1
+    assert len(statements.seen) == 9
+    assert len(found["nodes"]) > 1800

@@ -79,6 +79,7 @@ def test_a_department_without_the_fields_the_reports_read_is_refused(tmp_path: P
     delivery = next(e for e in raw["entities"] if e["name"] == "ServiceDelivery")
     delivery["fields"] = [f for f in delivery["fields"] if f["name"] != "expenditureId"]
     delivery["relations"] = [r for r in delivery.get("relations", []) if r["field"] != "expenditureId"]
+    delivery["lineage"] = [e for e in delivery.get("lineage", []) if e["field"] != "expenditureId"]
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     for other in ("finance.yaml",):
         text = (folder / other).read_text(encoding="utf-8")

@@ -397,6 +397,9 @@ def test_manifests_protect_personal_data() -> None:
         "education.ServiceDelivery": LineageRole.SERVICE_DELIVERY,
         "finance.Expenditure": LineageRole.EXPENDITURE,
         "finance.BudgetLine": LineageRole.BUDGET_LINE,
+        "civil_affairs.AssistanceCase": LineageRole.ENTITLEMENT,
+        "education.StudentAid": LineageRole.ENTITLEMENT,
+        "population.Person": LineageRole.PERSON,
     }
 
 

@@ -240,7 +240,7 @@ DEMO_PRICES = [
         + " }",
         960_016,
     ),
-    ("the standard introspection query", get_introspection_query(), 4_018_528),
+    ("the standard introspection query", get_introspection_query(), 4_283_181),
     (
         "the README's curl-sized listing",
         "{ populationPersons(first: 10000) { nodes { name healthVisits { diagnosis } } } }",

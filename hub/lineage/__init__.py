@@ -1,0 +1,1 @@
+"""Lineage: typed edges between records across departments, recorded links and traces."""
