@@ -58,12 +58,15 @@ class Reading:
         self,
         entity: EntityInfo,
         name: str,
-        values: Iterable[Any],
+        values: Iterable[Any] | None,
         rest: FilterSpec,
         group_by: Sequence[str],
         measures: Sequence[tuple[str, str]] = (),
     ) -> list[Cell]:
-        """As `cells`, for rows whose `name` is among `values`: one statement per MAX_IN values."""
+        """As `cells`, for rows whose `name` is among `values`: one statement per MAX_IN values
+        (`values` None: every row where `name` is present, one statement)."""
+        if values is None:
+            return await self.cells(entity, {**rest, name: {"isNull": False}}, group_by, measures)
         ordered = sorted(set(values))
         out: list[Cell] = []
         for start in range(0, len(ordered), MAX_IN):

@@ -12,6 +12,7 @@ on a suppressed cell keeps its reference or group and has its figures null.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,12 +104,11 @@ async def _spend_without_service(reading: Reading, demand: Demand, chosen: GapFi
     cells = await reading.cells(
         spending, spec, ("expenditureId", "budgetLineId", "department"), [("sum", "amount")] if paid else []
     )
-    funded: set[str] = set()
-    ids = [c.key["expenditureId"] for c in cells]
-    for entity in departments.values():
-        funded.update(
-            c.key["expenditureId"] for c in await reading.cells_in(entity, "expenditureId", ids, {}, ("expenditureId",))
-        )
+    # Every expenditure a delivery names, per department side by side (one statement each).
+    named = await asyncio.gather(
+        *(reading.cells_in(entity, "expenditureId", None, {}, ("expenditureId",)) for entity in departments.values())
+    )
+    funded = {c.key["expenditureId"] for cells_of in named for c in cells_of}
     return [
         _record(
             "SPEND_WITHOUT_SERVICE",
@@ -131,8 +131,7 @@ def _delivery_spec(entity: Any, chosen: GapFilter) -> dict[str, Any]:
 
 
 async def _service_without_basis(reading: Reading, demand: Demand, chosen: GapFilter) -> list[GapItem]:
-    out: list[GapItem] = []
-    for department, entity in sorted(_departments(demand, chosen).items()):
+    async def one(department: str, entity: EntityInfo) -> list[GapItem]:
         spec = {**_delivery_spec(entity, chosen), "requestId": {"isNull": True}}
         spec["serviceType"] = {"in": [t for t in demand.service_types(department) if chosen.service_type in (None, t)]}
         basis = demand.bases.get(department)
@@ -140,10 +139,18 @@ async def _service_without_basis(reading: Reading, demand: Demand, chosen: GapFi
             spec[basis] = {"isNull": True}
         plain = reading.plain(entity, "amount")
         cells = await reading.cells(entity, spec, (entity.key,), [("sum", "amount")] if plain else [])
-        for cell in cells:
-            amount = cell.measure("sum.amount") if plain else None
-            out.append(_record("SERVICE_WITHOUT_BASIS", entity, cell.key[entity.key], [("amount", amount)]))
-    return out
+        return [
+            _record(
+                "SERVICE_WITHOUT_BASIS",
+                entity,
+                cell.key[entity.key],
+                [("amount", cell.measure("sum.amount") if plain else None)],
+            )
+            for cell in cells
+        ]
+
+    found = await asyncio.gather(*(one(d, e) for d, e in sorted(_departments(demand, chosen).items())))
+    return [item for items in found for item in items]
 
 
 def _categories(demand: Demand, chosen: GapFilter) -> list[str] | None:
@@ -189,9 +196,19 @@ async def _feedback_groups(
     feedback = demand.roles[LineageRole.FEEDBACK]
     # (department, service type, district) -> {request: deliveries}; None marks a suppressed cell.
     groups: dict[tuple[str, str, str], dict[str, int | None]] = defaultdict(dict)
-    for department, entity in sorted(_departments(demand, chosen).items()):
-        spec = {**_delivery_spec(entity, chosen), "requestId": {"isNull": False}}
-        for cell in await reading.cells(entity, spec, ("requestId", "serviceType", "districtCode")):
+    chosen_departments = sorted(_departments(demand, chosen).items())
+    answering = await asyncio.gather(
+        *(
+            reading.cells(
+                entity,
+                {**_delivery_spec(entity, chosen), "requestId": {"isNull": False}},
+                ("requestId", "serviceType", "districtCode"),
+            )
+            for _, entity in chosen_departments
+        )
+    )
+    for (department, _), cells in zip(chosen_departments, answering, strict=True):
+        for cell in cells:
             key = (department, cell.key["serviceType"], cell.key["districtCode"])
             groups[key][cell.key["requestId"]] = cell.measure("count")
     asked = {r for requests in groups.values() for r in requests}
@@ -236,13 +253,24 @@ async def _demand_without_budget(
     categories = _categories(demand, chosen)
     if categories is not None:
         spec[demand.category] = {"in": categories}
-    asked = await reading.cells(requests, spec or None, (demand.category, demand.district))
-    paid: set[tuple[str, str, str]] = set()
-    for department, entity in sorted(demand.deliveries.items()):
-        delivered = {**_delivery_spec(entity, GapFilter(None, chosen.district, None, chosen.start, chosen.end))}
-        delivered["expenditureId"] = {"isNull": False}
-        for cell in await reading.cells(entity, delivered, ("serviceType", "districtCode")):
-            paid.add((department, cell.key["serviceType"], cell.key["districtCode"]))
+    delivering = sorted(demand.deliveries.items())
+    where = GapFilter(None, chosen.district, None, chosen.start, chosen.end)
+    asked, *found = await asyncio.gather(
+        reading.cells(requests, spec or None, (demand.category, demand.district)),
+        *(
+            reading.cells(
+                entity,
+                {**_delivery_spec(entity, where), "expenditureId": {"isNull": False}},
+                ("serviceType", "districtCode"),
+            )
+            for _, entity in delivering
+        ),
+    )
+    paid = {
+        (department, cell.key["serviceType"], cell.key["districtCode"])
+        for (department, _), cells in zip(delivering, found, strict=True)
+        for cell in cells
+    }
     out: list[GapItem] = []
     for cell in sorted(asked, key=lambda c: (c.key[demand.category], c.key[demand.district])):
         category, district = cell.key[demand.category], cell.key[demand.district]

@@ -20,6 +20,7 @@ Definitions: docs/lineage.md, "Reports".
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -128,9 +129,15 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
         spending, "budgetLineId", reports, {}, ("budgetLineId", "expenditureId"), [("sum", "amount")] if paid else []
     )
     line_of = {c.key["expenditureId"]: c.key["budgetLineId"] for c in expenditures}
-    ledger = _Ledger(reports, line_of, demand)
-    for department, entity in demand.deliveries.items():
-        await ledger.deliveries(reading, department, entity, chosen.district)
+    # Every line in scope: the deliveries need no list of expenditures.
+    ledger = _Ledger(reports, line_of, demand, everything=not spec)
+    # The departments' reads run side by side: each is one statement on its own database.
+    await asyncio.gather(
+        *(
+            ledger.deliveries(reading, department, entity, chosen.district)
+            for department, entity in demand.deliveries.items()
+        )
+    )
     # With a district, a line's spending is that of the expenditures paying deliveries there.
     in_scope = [c for c in expenditures if chosen.district is None or c.key["expenditureId"] in ledger.funded]
     for cell in in_scope:
@@ -158,8 +165,10 @@ def _mark_all(reports: Any, name: str, *, withheld: bool) -> None:
 class _Ledger:
     """The per-key results of one report, joined by budget line."""
 
-    def __init__(self, reports: dict[str, LineReport], line_of: dict[str, str], demand: Demand) -> None:
-        self.reports, self.line_of, self.demand = reports, line_of, demand
+    def __init__(
+        self, reports: dict[str, LineReport], line_of: dict[str, str], demand: Demand, *, everything: bool
+    ) -> None:
+        self.reports, self.line_of, self.demand, self.everything = reports, line_of, demand, everything
         self.funded: set[str] = set()
         # Expenditures whose deliveries sit in suppressed cells: neither shown nor a gap.
         self.hidden: set[str] = set()
@@ -175,35 +184,50 @@ class _Ledger:
         self.overdue: dict[tuple[str, str, int], Cell] = {}
 
     async def deliveries(self, reading: Reading, department: str, entity: Any, district: str | None) -> None:
-        spent = list(self.line_of)
+        spent = None if self.everything else list(self.line_of)
         rest: dict[str, Any] = {} if district is None else {"districtCode": {"eq": district}}
         plain = reading.plain(entity, "amount")
-        cells = await reading.cells_in(
-            entity,
-            "expenditureId",
-            spent,
-            rest,
-            ("expenditureId", "serviceType", "districtCode"),
-            [("sum", "amount")] if plain else [],
+        basis = self.demand.bases.get(department)
+        without = {
+            **rest,
+            "requestId": {"isNull": True},
+            "serviceType": {"in": list(self.demand.service_types(department))},
+        }
+        if basis is not None:
+            without[basis] = {"isNull": True}
+        cells, answered, baseless = await asyncio.gather(
+            reading.cells_in(
+                entity,
+                "expenditureId",
+                spent,
+                rest,
+                ("expenditureId", "serviceType", "districtCode"),
+                [("sum", "amount")] if plain else [],
+            ),
+            reading.cells_in(
+                entity,
+                "expenditureId",
+                spent,
+                {**rest, "requestId": {"isNull": False}},
+                ("requestId", "expenditureId"),
+                [("min", "deliveredAt")],
+            ),
+            reading.cells_in(entity, "expenditureId", spent, without, ("expenditureId",)),
         )
         for cell in cells:
             expenditure = cell.key["expenditureId"]
-            line = self.line_of[expenditure]
+            line = self.line_of.get(expenditure)
+            if line is None:
+                continue
             (self.hidden if cell.suppressed else self.funded).add(expenditure)
             self.services[line][(department, cell.key["serviceType"])].append(cell)
             self.districts[line].add(cell.key["districtCode"])
             if not plain:
                 self.withheld[line].add("services.amount")
-        answered = await reading.cells_in(
-            entity,
-            "expenditureId",
-            spent,
-            {**rest, "requestId": {"isNull": False}},
-            ("requestId", "expenditureId"),
-            [("min", "deliveredAt")],
-        )
         for cell in answered:
-            line = self.line_of[cell.key["expenditureId"]]
+            line = self.line_of.get(cell.key["expenditureId"])
+            if line is None:
+                continue
             key = (line, cell.key["requestId"])
             moment = cell.measure("min.deliveredAt")
             if cell.suppressed:
@@ -211,13 +235,10 @@ class _Ledger:
             elif key not in self.first or (moment is not None and (self.first[key] or moment) >= moment):
                 self.first[key] = moment
             self.first.setdefault(key, None)
-        types = self.demand.service_types(department)
-        basis = self.demand.bases.get(department)
-        without = {**rest, "requestId": {"isNull": True}, "serviceType": {"in": list(types)}}
-        if basis is not None:
-            without[basis] = {"isNull": True}
-        for cell in await reading.cells_in(entity, "expenditureId", spent, without, ("expenditureId",)):
-            line = self.line_of[cell.key["expenditureId"]]
+        for cell in baseless:
+            line = self.line_of.get(cell.key["expenditureId"])
+            if line is None:
+                continue
             report = self.reports[line]
             if cell.suppressed:
                 self.suppressed[line].add("serviceWithoutBasis")
@@ -227,21 +248,25 @@ class _Ledger:
     async def requests(self, reading: Reading, district: str | None, as_of: datetime) -> None:
         demand = self.demand
         asked = {request for _, request in self.first}
-        for cell in await reading.cells_in(
-            demand.requests, "requestId", asked, {}, ("requestId",), [("min", demand.received)]
-        ):
-            self.received[cell.key["requestId"]] = cell.measure(f"min.{demand.received}")
         feedback = demand.roles[LineageRole.FEEDBACK]
-        for cell in await reading.cells_in(feedback, "requestId", asked, {}, ("requestId",), [("sum", "satisfaction")]):
-            count, total = cell.measure("count"), cell.measure("sum.satisfaction")
-            self.feedback[cell.key["requestId"]] = None if count is None or total is None else (count, float(total))
         groups = (demand.category, demand.district)
         bucket = (demand.received, YEAR)
         spec = unanswered_filter(demand, district)
-        for cell in await reading.cells(demand.requests, spec, groups, bucket=bucket):
-            self.open[_group_key(demand, cell)] = cell
         overdue = {**spec, demand.deadline: {"lt": as_of}}
-        for cell in await reading.cells(demand.requests, overdue, groups, bucket=bucket):
+        received, rated, still_open, late = await asyncio.gather(
+            reading.cells_in(demand.requests, "requestId", asked, {}, ("requestId",), [("min", demand.received)]),
+            reading.cells_in(feedback, "requestId", asked, {}, ("requestId",), [("sum", "satisfaction")]),
+            reading.cells(demand.requests, spec, groups, bucket=bucket),
+            reading.cells(demand.requests, overdue, groups, bucket=bucket),
+        )
+        for cell in received:
+            self.received[cell.key["requestId"]] = cell.measure(f"min.{demand.received}")
+        for cell in rated:
+            count, total = cell.measure("count"), cell.measure("sum.satisfaction")
+            self.feedback[cell.key["requestId"]] = None if count is None or total is None else (count, float(total))
+        for cell in still_open:
+            self.open[_group_key(demand, cell)] = cell
+        for cell in late:
             self.overdue[_group_key(demand, cell)] = cell
 
     def finish(self, report: LineReport) -> None:
