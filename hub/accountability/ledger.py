@@ -31,6 +31,7 @@ from connectors.aggregates import Bucket
 from hub.access.aggregate import Cell
 from hub.accountability.cells import Reading, percentile
 from hub.catalog.demand import Demand
+from hub.catalog.filters import MAX_IN
 from hub.catalog.manifest import LineageRole
 
 YEAR = Bucket.YEAR
@@ -125,12 +126,22 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     if not allocated:
         _mark_all(reports.values(), "allocated", withheld=True)
     paid = reading.plain(spending, "amount")
-    expenditures = await reading.cells_in(
-        spending, "budgetLineId", reports, {}, ("budgetLineId", "expenditureId"), [("sum", "amount")] if paid else []
+    # Per (line, expenditure), in packs of lines holding at most a page of expenditures each:
+    # counted per line first, so that no statement passes the group bound.
+    counts = await reading.cells_in(spending, "budgetLineId", reports, {}, ("budgetLineId",))
+    packs = _packs([(c.key["budgetLineId"], c.values["count"]) for c in counts], reading.reader.max_page)
+    measures = [("sum", "amount")] if paid else []
+    found_packs = await asyncio.gather(
+        *(
+            reading.cells_in(spending, "budgetLineId", pack, {}, ("budgetLineId", "expenditureId"), measures)
+            for pack in packs
+        )
     )
+    expenditures = [c for pack in found_packs for c in pack]
     line_of = {c.key["expenditureId"]: c.key["budgetLineId"] for c in expenditures}
-    # Every line in scope: the deliveries need no list of expenditures.
-    ledger = _Ledger(reports, line_of, demand, everything=not spec)
+    # Every line in scope and few expenditures: the deliveries need no list of expenditures
+    # (past MAX_IN, lists keep each statement's groups bounded).
+    ledger = _Ledger(reports, line_of, demand, everything=not spec and len(line_of) <= MAX_IN)
     # The departments' reads run side by side: each is one statement on its own database.
     await asyncio.gather(
         *(
@@ -155,6 +166,20 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     for report in kept:
         ledger.finish(report)
     return kept
+
+
+def _packs(counts: list[tuple[str, int]], bound: int) -> list[list[str]]:
+    """Lines in packs whose counts add up to at most `bound` (a line past it alone: its read
+    is then refused, LIMIT_EXCEEDED)."""
+    packs: list[list[str]] = []
+    size = bound + 1
+    for line, count in sorted(counts):
+        if size + count > bound:
+            packs.append([])
+            size = 0
+        packs[-1].append(line)
+        size += count
+    return packs
 
 
 def _mark_all(reports: Any, name: str, *, withheld: bool) -> None:
