@@ -129,7 +129,7 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     # Per (line, expenditure), in packs of lines holding at most a page of expenditures each:
     # counted per line first, so that no statement passes the group bound.
     counts = await reading.cells_in(spending, "budgetLineId", reports, {}, ("budgetLineId",))
-    packs = _packs([(c.key["budgetLineId"], c.values["count"]) for c in counts], reading.reader.max_page)
+    packs = packs_of([(c.key["budgetLineId"], c.values["count"]) for c in counts], reading.reader.max_page)
     measures = [("sum", "amount")] if paid else []
     found_packs = await asyncio.gather(
         *(
@@ -168,7 +168,7 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     return kept
 
 
-def _packs(counts: list[tuple[str, int]], bound: int) -> list[list[str]]:
+def packs_of(counts: list[tuple[str, int]], bound: int) -> list[list[str]]:
     """Lines in packs whose counts add up to at most `bound` (a line past it alone: its read
     is then refused, LIMIT_EXCEEDED)."""
     packs: list[list[str]] = []
