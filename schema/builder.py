@@ -17,6 +17,7 @@ from strawberry.types.field import StrawberryField
 from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
+from schema.accountability import accountability_fields
 from schema.admin import AdminMutation, AdminQuery
 from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
 from schema.audit import AuditQueryFields
@@ -153,10 +154,11 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
         query_fields.append(service_field(sdl))
     namespace = {f.python_name: f for f in query_fields}
     annotations = {f.python_name: f.type_annotation for f in query_fields}
-    lineage_query, lineage_mutation = lineage_fields(record_union([t.object_type for t in generated.values()]))
+    union = record_union([t.object_type for t in generated.values()])
+    lineage_query, lineage_mutation = lineage_fields(union)
     query = types.new_class(
         "Query",
-        (AdminQuery, AuditQueryFields, lineage_query),
+        (AdminQuery, AuditQueryFields, lineage_query, accountability_fields(catalog, union)),
         {},
         lambda ns: ns.update({**namespace, "__annotations__": annotations}),
     )

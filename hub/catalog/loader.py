@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hub.catalog.demand import DemandError, check_demand
 from hub.catalog.lineage_check import EdgeError, check_edge
 from hub.catalog.manifest import (
     EntityDecl,
@@ -117,7 +118,10 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
     pending: list[tuple[str, EntityDecl, EntityInfo]] = []
     graphql_names: dict[str, str] = {}
     shared: list[tuple[str, str, SharedDecl]] = []
+    manifests_with_demand: list[tuple[str, Manifest]] = []
     for source, manifest in manifests:
+        if manifest.demand is not None:
+            manifests_with_demand.append((source, manifest))
         if manifest.department in catalog.departments:
             other = catalog.departments[manifest.department].source
             raise ManifestError(f"{source}: department {manifest.department} is also declared in {other}")
@@ -173,6 +177,13 @@ def build_catalog(manifests: Iterable[tuple[str, Manifest]]) -> Catalog:
                 info.lineage.append(check_edge(catalog, info, edge))
             except EdgeError as exc:
                 raise ManifestError(f"{where}: {exc}") from None
+    for source, manifest in manifests_with_demand:
+        if catalog.demand is not None:
+            raise ManifestError(f"{source}: demand is declared by two manifests; one department takes the requests")
+        try:
+            catalog.demand = check_demand(catalog, source, manifest.department, manifest.demand)  # type: ignore[arg-type]
+        except DemandError as exc:
+            raise ManifestError(str(exc)) from None
     return catalog
 
 

@@ -274,6 +274,33 @@ class SharedDecl(Strict):
         return self
 
 
+class DemandAnswerDecl(Strict):
+    """Requests of `category` are answered by deliveries of `service_type` from `department`."""
+
+    category: str = Field(min_length=1, max_length=100)
+    department: str = Field(pattern=SNAKE)
+    service_type: str = Field(min_length=1, max_length=200)
+
+
+class DemandDecl(Strict):
+    """What citizens' requests ask for, in delivered services: declared by the department that
+    takes the requests (the hotline), checked against the other manifests at start-up
+    (hub/catalog/demand.py)."""
+
+    # The entity (lineage role citizen_input) holding the requests, and its fields the
+    # accountability reports read.
+    entity: str = Field(pattern=NAME)
+    category: str = Field(default="category", pattern=NAME)
+    district: str = Field(default="districtCode", pattern=NAME)
+    received: str = Field(default="receivedAt", pattern=NAME)
+    deadline: str = Field(default="deadline", pattern=NAME)
+    closed: str = Field(default="closedAt", pattern=NAME)
+    answers: list[DemandAnswerDecl] = Field(min_length=1, max_length=1000)
+    # Per delivering department: the field whose presence gives a delivery a programme basis
+    # (an assistance case, a granted aid) when it answers no request.
+    bases: dict[str, str] = {}
+
+
 class Manifest(Strict):
     department: str = Field(pattern=SNAKE)
     title: str = ""
@@ -283,6 +310,7 @@ class Manifest(Strict):
     entities: list[EntityDecl] = Field(min_length=1)
     # Entities shared with other hubs through a Federation gateway.
     shared: list[SharedDecl] = Field(default=[], max_length=20)
+    demand: DemandDecl | None = None
 
 
 def pascal(snake: str) -> str:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from connectors.base import ColumnSpec, Kind, TableSpec
 from hub.catalog.manifest import ConnectionDecl, FieldType, LineageRole, Mask, RefValues, Storage, Tier
+
+if TYPE_CHECKING:
+    from hub.catalog.demand import Demand
 
 KIND_OF: dict[FieldType, Kind] = {
     FieldType.ID: Kind.STRING,
@@ -152,6 +156,8 @@ class Catalog:
     entities: dict[str, EntityInfo] = field(default_factory=dict)
     # Entities shared across hubs, by their type name.
     shared: dict[str, SharedInfo] = field(default_factory=dict)
+    # Which delivered services answer which requests (hub/catalog/demand.py), where declared.
+    demand: Demand | None = None
 
     def entity(self, entity_id: str) -> EntityInfo:
         return self.entities[entity_id]

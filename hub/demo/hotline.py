@@ -115,7 +115,7 @@ def finish(rng: random.Random, requests: list[Request]) -> dict[str, list[dict[s
         if status == CLOSED and closed is not None and rng.random() < 0.75:
             submitted = closed + timedelta(seconds=rng.randrange(3600, 3 * 86400))
             if submitted <= NOW:
-                satisfaction = _score(rng, bool(request.answers))
+                satisfaction = _score(rng, bool(request.answers), _poorly_served(request))
                 feedback.append(_feedback(rng, request, satisfaction, submitted))
         rows.append(
             {
@@ -158,8 +158,21 @@ def _outcome(rng: random.Random, request: Request) -> tuple[str, datetime | None
     return (OVERDUE if deadline < NOW else IN_PROGRESS), None
 
 
-def _score(rng: random.Random, served: bool) -> int:
-    weights = (2, 3, 10, 25, 60) if served else (10, 15, 25, 25, 25)
+# Home care in one district is run badly: its callers rate it low, the LOW_SATISFACTION gap the
+# accountability reports must find (docs/lineage.md, "Reports"). One draw per score whatever the
+# weights, so no other value of the data changes with it.
+POORLY_SERVED = ("elderly_care", "330127")
+
+
+def _poorly_served(request: Request) -> bool:
+    return bool(request.answers) and (request.need.key, request.caller.district.code) == POORLY_SERVED
+
+
+def _score(rng: random.Random, served: bool, poorly: bool = False) -> int:
+    if poorly:
+        weights: tuple[int, ...] = (30, 30, 20, 15, 5)
+    else:
+        weights = (2, 3, 10, 25, 60) if served else (10, 15, 25, 25, 25)
     return rng.choices((1, 2, 3, 4, 5), weights)[0]
 
 

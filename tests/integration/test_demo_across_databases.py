@@ -36,7 +36,14 @@ SEMANTICS = [
 ]
 
 
+# A block may name its caller on its first line: `# as auditor, purpose audit`.
+CALLER = re.compile(r"^# as ([a-z-]+), purpose ([a-z_]+)\n")
+
+
 def run(hub: Hub, query: str) -> dict[str, Any]:
+    named = CALLER.match(query)
+    if named is not None:
+        hub = hub.as_caller(named.group(1), named.group(2))
     result = hub.query(query)
     assert "errors" not in result, result["errors"]
     return result["data"]
@@ -53,6 +60,12 @@ def comparable(value: Any) -> Any:
 
 def test_readme_has_example_queries() -> None:
     assert len(QUERIES) >= 3
+
+
+def test_the_auditors_section_runs_as_the_auditor() -> None:
+    audited = [q for q in QUERIES if q.startswith("# as auditor, purpose audit\n")]
+    assert any("budgetLineAccountability" in q for q in audited)
+    assert any("accountabilityGaps" in q for q in audited)
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[f"readme-{i}" for i in range(len(QUERIES))])

@@ -240,7 +240,7 @@ DEMO_PRICES = [
         + " }",
         960_016,
     ),
-    ("the standard introspection query", get_introspection_query(), 3_882_812),
+    ("the standard introspection query", get_introspection_query(), 4_338_257),
     (
         "the README's curl-sized listing",
         "{ populationPersons(first: 10000) { nodes { name healthVisits { diagnosis } } } }",
