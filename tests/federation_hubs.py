@@ -62,6 +62,13 @@ def _manifests(workspace: Workspace, folder: Path, departments: frozenset[str], 
                 for e in entity.get("lineage", [])
                 if "." not in e.get("to", "") or e["to"].split(".", 1)[0] in departments
             ]
+        demand = document.get("demand")
+        if demand is not None:
+            # Demand answered by the other hub's departments is that hub's to report on.
+            demand["answers"] = [a for a in demand["answers"] if a["department"] in departments]
+            demand["bases"] = {d: f for d, f in demand.get("bases", {}).items() if d in departments}
+            if not demand["answers"]:
+                del document["demand"]
         shared = shared_resident(document["department"], fingerprint)
         if shared:
             document["shared"] = shared
