@@ -445,7 +445,13 @@ class AdminMutation:
         if ADMIN not in context.principal.roles:
             raise Forbidden("only admins reload the manifests")
         if context.reload is None:
-            raise Internal("this hub cannot reload its manifests")
+            # Only `hub serve` can swap what it serves; an embedded or test hub says so plainly.
+            return ManifestReload(
+                reloaded=False,
+                entities=len(context.reader.catalog.entities),
+                error="this hub was not started by `hub serve`, so it cannot reload its manifests; restart it instead",
+                invalidDocuments=[],
+            )
         report = await context.reload()
         return ManifestReload(
             reloaded=report.reloaded,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hub.config import Settings, load_settings
 from hub.demo.workspace import Workspace, open_workspace_keyring
-from tests.demo_copies import copy_demo_manifests
+from tests.demo_copies import copy_demo_manifests, copy_hub_database
 
 # Hub B serves these departments; hub A the others.
 HUB_B = frozenset({"civil_affairs"})
@@ -94,7 +93,10 @@ def hub_pair(workspace: Workspace, root: Path, environ: dict[str, str] | None = 
         folder.mkdir(parents=True, exist_ok=True)
         manifests = _manifests(workspace, folder, departments, fingerprint)
         database = folder / "hub.db"
-        shutil.copy(workspace.root / "hub.db", database)
+        # Without what a hub serving every department stored there when another test served
+        # the demo first (its policy, seeded over the whole catalog, and its catalog hash):
+        # each hub of the pair seeds its own over its own departments.
+        copy_hub_database(workspace, database, ("hub_policy_change", "hub_policy_snapshot", "hub_catalog"))
         settings.append(
             load_settings(
                 {

@@ -31,23 +31,24 @@ from hub.demo.workspace import Workspace
 from hub.reload import Reloadable
 from hub.services import build_services
 from hub.trusted.service import register_document
+from tests.conftest import Hub
 from tests.demo_copies import copy_demo_manifests
 from tests.integration.conftest import _tokens
 
 LIST = "{ financeBudgetLines(first: 20) { nodes { lineId amount } } }"
-WITH_PROGRAM = "{ financeBudgetLines(first: 3) { nodes { lineId program } } }"
+WITH_APPROVED = "{ financeBudgetLines(first: 3) { nodes { lineId approvedAt } } }"
 RELOAD = "mutation { reloadManifests { reloaded entities error invalidDocuments } }"
 
 
-def _without_program(document: dict[str, Any]) -> None:
+def _without_approval_date(document: dict[str, Any]) -> None:
     if document["department"] == "finance":
         line = document["entities"][0]
-        line["fields"] = [f for f in line["fields"] if f["name"] != "program"]
+        line["fields"] = [f for f in line["fields"] if f["name"] != "approvedAt"]
 
 
 @pytest.fixture
 def folder(demo_workspace: Workspace, tmp_path: Path) -> Path:
-    return copy_demo_manifests(demo_workspace, tmp_path / "manifests", _without_program)
+    return copy_demo_manifests(demo_workspace, tmp_path / "manifests", _without_approval_date)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ async def _ask(client: httpx.AsyncClient, token: str, query: str) -> tuple[int, 
     return response.status_code, response.json()
 
 
-def _restore_program(folder: Path, demo_workspace: Workspace) -> None:
+def _restore_approval_date(folder: Path, demo_workspace: Workspace) -> None:
     source = yaml.safe_load((demo_workspace.manifests / "finance.yaml").read_text(encoding="utf-8"))
     copied = yaml.safe_load((folder / "finance.yaml").read_text(encoding="utf-8"))
     copied["entities"][0]["fields"] = source["entities"][0]["fields"]
@@ -93,7 +94,7 @@ def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
 
     async def scenario() -> tuple[list[tuple[int, Any]], Any, Any, Any]:
         async with _hub(settings) as hub, _client(hub) as client:
-            _, before = await _ask(client, reader, WITH_PROGRAM)
+            _, before = await _ask(client, reader, WITH_APPROVED)
             counted = (hub.services.rates, hub.services.in_flight)
             assert None not in counted
             answers: list[tuple[int, Any]] = []
@@ -105,27 +106,27 @@ def test_a_reload_under_load_fails_no_request_and_serves_the_new_field(
 
             workers = [asyncio.create_task(load()) for _ in range(8)]
             await asyncio.sleep(0.5)
-            _restore_program(folder, demo_workspace)
+            _restore_approval_date(folder, demo_workspace)
             _, reloaded = await _ask(client, admin, RELOAD)
             await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(*workers)
-            _, after = await _ask(client, reader, WITH_PROGRAM)
+            _, after = await _ask(client, reader, WITH_APPROVED)
             # Counted per caller in memory: carried over, not started again.
             assert (hub.services.rates, hub.services.in_flight) == counted
-            assert "program" in {f.name for f in hub.services.catalog.entity("finance.BudgetLine").fields.values()}
+            assert "approvedAt" in {f.name for f in hub.services.catalog.entity("finance.BudgetLine").fields.values()}
         return answers, before, reloaded, after
 
     answers, before, reloaded, after = asyncio.run(scenario())
-    assert before["errors"][0]["message"].startswith("Cannot query field 'program'")
+    assert before["errors"][0]["message"].startswith("Cannot query field 'approvedAt'")
     assert reloaded["data"] == {
         "reloadManifests": {"reloaded": True, "entities": 15, "error": None, "invalidDocuments": []}
     }
     assert len(answers) > 20
     assert [status for status, _ in answers] == [200] * len(answers)
     assert all("errors" not in body and len(body["data"]["financeBudgetLines"]["nodes"]) == 20 for _, body in answers)
-    programs = [node["program"] for node in after["data"]["financeBudgetLines"]["nodes"]]
-    assert len(programs) == 3 and all(isinstance(p, str) and p for p in programs)
+    dates = [node["approvedAt"] for node in after["data"]["financeBudgetLines"]["nodes"]]
+    assert len(dates) == 3 and all(isinstance(d, str) and d for d in dates)
 
 
 @pytest.mark.parametrize(
@@ -207,15 +208,15 @@ def test_sighup_and_hub_reload_reach_a_real_hub_serve(
         raise AssertionError("the hub did not answer within a minute")
 
     try:
-        assert "errors" in ask(WITH_PROGRAM, tokens["auditor"])
-        _restore_program(folder, demo_workspace)
+        assert "errors" in ask(WITH_APPROVED, tokens["auditor"])
+        _restore_approval_date(folder, demo_workspace)
         os.kill(server.pid, signal.SIGHUP)
         for _ in range(240):
-            served = ask(WITH_PROGRAM, tokens["auditor"])
+            served = ask(WITH_APPROVED, tokens["auditor"])
             if "errors" not in served:
                 break
             time.sleep(0.25)
-        assert all(node["program"] for node in served["data"]["financeBudgetLines"]["nodes"])
+        assert all(node["approvedAt"] for node in served["data"]["financeBudgetLines"]["nodes"])
         manifest = folder / "finance.yaml"
         manifest.write_text(manifest.read_text(encoding="utf-8").replace("type: Decimal", "type: Money", 1))
         refused = CliRunner().invoke(
@@ -226,7 +227,7 @@ def test_sighup_and_hub_reload_reach_a_real_hub_serve(
             "error: the manifests were not taken, the previous ones still serve: finance.yaml: entity BudgetLine, "
             "field amount, type:"
         )
-        assert "errors" not in ask(WITH_PROGRAM, tokens["auditor"])
+        assert "errors" not in ask(WITH_APPROVED, tokens["auditor"])
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -241,13 +242,13 @@ def test_a_reload_lists_the_trusted_documents_the_new_schema_refuses(
     copy = tmp_path / "hub.db"
     shutil.copy(str(demo_workspace.hub_database.database), copy)
     settings = replace(settings, database_url=URL.create("sqlite+aiosqlite", database=str(copy)))
-    text = "{ financeBudgetLines(first: 1) { nodes { lineId fiscalYear } } }"
+    text = "{ financeExpenditures(first: 1) { nodes { expenditureId payee } } }"
 
     async def scenario() -> tuple[str, Any, Any, Any]:
         engine = hub_engine(settings.database_url)
         try:
             async with sessions(engine)() as session, session.begin():
-                found = await register_document(session, text, name="budget-years")
+                found = await register_document(session, text, name="expenditure-payees")
         finally:
             await engine.dispose()
         async with _hub(settings) as hub, _client(hub) as client:
@@ -255,8 +256,8 @@ def test_a_reload_lists_the_trusted_documents_the_new_schema_refuses(
             ran = (await client.post("/graphql", json={"documentId": found}, headers=headers)).json()
             manifest = folder / "finance.yaml"
             document = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-            line = document["entities"][0]
-            line["fields"] = [f for f in line["fields"] if f["name"] != "fiscalYear"]
+            expenditure = document["entities"][1]
+            expenditure["fields"] = [f for f in expenditure["fields"] if f["name"] != "payee"]
             manifest.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
             _, reloaded = await _ask(client, tokens["platform-admin"], RELOAD)
             refused = (await client.post("/graphql", json={"documentId": found}, headers=headers)).json()
@@ -265,5 +266,16 @@ def test_a_reload_lists_the_trusted_documents_the_new_schema_refuses(
     found, ran, reloaded, refused = asyncio.run(scenario())
     assert "errors" not in ran
     assert reloaded["data"]["reloadManifests"]["reloaded"] is True, reloaded
-    assert reloaded["data"]["reloadManifests"]["invalidDocuments"] == [f"budget-years ({found})"]
-    assert refused["errors"][0]["message"].startswith("Cannot query field 'fiscalYear'")
+    assert reloaded["data"]["reloadManifests"]["invalidDocuments"] == [f"expenditure-payees ({found})"]
+    assert refused["errors"][0]["message"].startswith("Cannot query field 'payee'")
+
+
+def test_a_hub_not_started_by_hub_serve_answers_that_it_cannot_reload(demo_hub: Hub) -> None:
+    # An embedded hub (the tests' own, an app made by create_app alone) has nothing to swap to:
+    # the admin gets a plain answer saying so, never an internal error.
+    answer = demo_hub.as_caller("platform-admin").query(RELOAD)
+    assert "errors" not in answer, answer
+    report = answer["data"]["reloadManifests"]
+    assert report["reloaded"] is False
+    assert report["entities"] > 0
+    assert "hub serve" in report["error"]

@@ -15,7 +15,7 @@ from hub.app import create_app
 from hub.config import load_settings
 from hub.demo.workspace import Workspace
 from hub.services import build_services
-from tests.demo_copies import copy_demo_manifests
+from tests.demo_copies import copy_demo_manifests, copy_hub_database
 from tests.integration.conftest import CALLER, PURPOSE, _tokens
 
 QUERY = "{ populationPersons(first: 2) { nodes { name } } hotlineRequests(first: 2) { nodes { requestId } } }"
@@ -30,14 +30,18 @@ def client(demo_workspace: Workspace, tmp_path: Path) -> Iterator[tuple[TestClie
             field["column"] = "recieved_at"
 
     copy_demo_manifests(demo_workspace, tmp_path, typo)
+    token = _tokens(demo_workspace)[CALLER]
+    # A hub database of its own: the shared one records the demo's catalog hash (hub/instances),
+    # against which these manifests would leave the whole hub not ready.
+    database = copy_hub_database(demo_workspace, tmp_path / "hub.db")
     settings = load_settings(
         {},
-        database_url=demo_workspace.hub_database.render_as_string(),
+        database_url=f"sqlite+aiosqlite:///{database}",
         manifests_dir=tmp_path,
         master_key_file=demo_workspace.master_key_file,
     )
     with TestClient(create_app(build_services(settings))) as test_client:
-        yield test_client, _tokens(demo_workspace)[CALLER]
+        yield test_client, token
 
 
 def test_mismatched_department_is_unavailable_and_the_others_are_served(client: tuple[TestClient, str]) -> None:
