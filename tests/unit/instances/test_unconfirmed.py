@@ -34,3 +34,21 @@ def test_unconfirmed_withholds_l3_and_l4_fields_only(small_catalog: Catalog) -> 
     assert Tier.L3 in tiers and Tier.L2 in tiers
     confirmed[0] = True
     assert source() is live
+
+
+class _Sizes(ReleaseEverything):
+    """The live policy's group sizes, per department of the data aggregated."""
+
+    def min_group(self, principal: Principal, purpose: str | None, department: str | None = None) -> int:
+        return {"welfare": 11, None: 7}.get(department, 5)
+
+
+def test_unconfirmed_keeps_the_live_group_size_of_each_departments_data() -> None:
+    # The planner asks per department (hub/access/plan.py); the wrapper must answer as the live
+    # policy does, or an aggregate on an unconfirmed instance fails instead of being suppressed.
+    policy = ConfirmedSource(_Sizes, lambda: False)()
+    principal = Principal("app", "welfare", ("department_app",), {})
+    assert isinstance(policy, Withholding)
+    assert policy.min_group(principal, "audit", "welfare") == 11
+    assert policy.min_group(principal, "audit", "health") == 5
+    assert policy.min_group(principal, "audit") == 7
