@@ -36,7 +36,11 @@ def event(n: int) -> Event:
         code=None,
         policy_version="7",
         released={"civil_affairs.ServiceDelivery.amount": {"PLAIN": n}},
-        persons=frozenset({f"{n:064x}", f"{n + 1:064x}"} if n % 3 else ()),
+        persons=(
+            {f"{n:064x}": "civil_affairs.ServiceDelivery", f"{n + 1:064x}": "civil_affairs.AssistanceCase"}
+            if n % 3
+            else {}
+        ),
     )
 
 
