@@ -83,6 +83,9 @@ class Settings:
     # Values (rows times selected fields) one request may read and place in its answer,
     # counted per parent for relation lists; past it the request answers no data.
     max_values: int = 1_000_000
+    # The per-key rows the accountability reports of one request may join in the hub (every
+    # report field of the request together); past it LIMIT_EXCEEDED (hub/accountability/bound.py).
+    max_report_rows: int = 250_000
     # Requests above this depth or with more aliases are refused before execution.
     max_depth: int = 12
     max_aliases: int = 30
@@ -228,6 +231,7 @@ def load_settings(
         "relation_page_size": environ.get("HUB_RELATION_PAGE_SIZE", "100"),
         "max_relation_page_size": environ.get("HUB_MAX_RELATION_PAGE_SIZE", "1000"),
         "max_values": environ.get("HUB_MAX_VALUES", "1000000"),
+        "max_report_rows": environ.get("HUB_MAX_REPORT_ROWS", "250000"),
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
         "min_mask_candidates": environ.get("HUB_MIN_MASK_CANDIDATES", "10000"),
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
@@ -279,6 +283,9 @@ def load_settings(
     max_values = _int("HUB_MAX_VALUES", values["max_values"])
     if max_values < 1:
         raise SettingsError("HUB_MAX_VALUES must be at least 1")
+    max_report_rows = _int("HUB_MAX_REPORT_ROWS", values["max_report_rows"])
+    if max_report_rows < 1:
+        raise SettingsError("HUB_MAX_REPORT_ROWS must be at least 1")
     max_grant_days = _int("HUB_MAX_GRANT_DAYS", values["max_grant_days"])
     if max_grant_days < 1:
         raise SettingsError("HUB_MAX_GRANT_DAYS must be at least 1")
@@ -390,6 +397,7 @@ def load_settings(
         relation_page_size=relation_page,
         max_relation_page_size=max_relation_page,
         max_values=max_values,
+        max_report_rows=max_report_rows,
     )
 
 

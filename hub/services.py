@@ -263,6 +263,7 @@ def build_services(
         relation_page=settings.relation_page_size,
         max_relation_page=settings.max_relation_page_size,
         max_values=settings.max_values,
+        max_report_rows=settings.max_report_rows,
         refs=References(sealing_key),
     )
     terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)

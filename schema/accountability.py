@@ -12,6 +12,7 @@ import strawberry
 
 from hub.access.plan import Selection
 from hub.access.read import RequestAccess
+from hub.accountability.bound import ReportRows
 from hub.accountability.cells import Reading
 from hub.accountability.citizen import CitizenRequest, portal_plan, requests_of, require_portal
 from hub.accountability.gaps import GapFilter, GapItem, gaps
@@ -26,6 +27,9 @@ from schema.selection import child_fields
 
 DEFAULT_FIRST = 100
 MAX_FIRST = 10_000
+# The fields whose work grows with the data in scope: demand control prices each at the
+# per-key rows it may join (schema/demand.py), and they share one bound per request.
+REPORT_FIELDS = ("budgetLineAccountability", "accountabilityGaps")
 
 
 @strawberry.type(description="Deliveries of one service type that a budget line paid for.")
@@ -231,7 +235,9 @@ def report_selection(demand: Demand) -> Selection:
 def _reading(context: RequestContext, selection: Selection) -> Reading:
     current = context.current
     plan = context.planner.plan(context.principal, context.purpose, selection)
-    return Reading(context.reader, RequestAccess(plan, current.record, current.budget))
+    if context.report_rows is None:
+        context.report_rows = ReportRows(context.reader.max_report_rows)
+    return Reading(context.reader, RequestAccess(plan, current.record, current.budget), context.report_rows)
 
 
 def _page(context: RequestContext, tag: str, first: int | None, after: str | None) -> tuple[int, int]:

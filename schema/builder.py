@@ -17,7 +17,7 @@ from strawberry.types.field import StrawberryField
 from hub.catalog import Catalog
 from hub.config import Settings
 from schema.access import AccessPlanning
-from schema.accountability import accountability_fields
+from schema.accountability import REPORT_FIELDS, accountability_fields
 from schema.admin import AdminMutation, AdminQuery
 from schema.aggregates import aggregate_field_name, aggregate_root_field, aggregate_types, group_type_name
 from schema.audit import AuditQueryFields
@@ -190,7 +190,12 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     )
     schema.hide_suggestions = not introspection
     bind_union(schema._schema)
-    limits.bind(schema._schema, names, [aggregate_field_name(t.entity) for t in generated.values()])
+    limits.bind(
+        schema._schema,
+        names,
+        [aggregate_field_name(t.entity) for t in generated.values()],
+        REPORT_FIELDS if catalog.demand is not None else (),
+    )
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     # Aggregate fields are roots too: their entity is planned, their filter counted for the

@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from hub.access.plan import AccessPlan, Planner
 from hub.access.read import Reader, RequestAccess
 from hub.access.record import AccessRecord
+from hub.accountability.bound import ReportRows
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
@@ -90,6 +91,9 @@ class RequestContext:
     # Aggregates: the fields aggregated (`department.Entity.field`) and the groups suppressed.
     aggregated: set[str] = field(default_factory=set)
     suppressed_groups: int = 0
+    # The accountability reports' per-key rows, one count for every report field of the
+    # request (made by the first report it runs).
+    report_rows: ReportRows | None = None
     # Work the executor left running after an error nulled its parent (graphql-core's
     # background futures): the answer waits for it, so its reports always land.
     background: set[asyncio.Future[Any]] = field(default_factory=set)

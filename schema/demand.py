@@ -14,7 +14,10 @@ rows it may hold: the page a list asks for with `first` (the default page when i
 at most the largest page), a relation's list by its `first` or else the bound the reader cuts
 it at, an introspection list by the longest such list in this schema. An aggregate costs the
 groups it may read besides (the largest page: it reads every group to decide suppression), and
-its `groups` list the page it asks for. Factors multiply along nesting, so
+its `groups` list the page it asks for. A report field (`budgetLineAccountability`,
+`accountabilityGaps`) costs the per-key rows it may join (its bound) besides. A trace is sized
+by its `maxNodes`: its lists take that many rows, and the records it reads count once more
+even when none of them is selected. Factors multiply along nesting, so
 10,000 rows with three nested relations are priced at 10,000 x 100 x 100 x 100 x their fields.
 A page size given as a variable stays a variable: the cost is kept as a sum of terms, each a
 number times the page-size variables it depends on, and is finished per request with the
@@ -86,6 +89,9 @@ class Pages:
     # Root aggregate fields: each also costs the groups it may read (every group, up to
     # `max_page`, is held to decide suppression before its page is cut).
     aggregates: frozenset[str] = frozenset()
+    # Root report fields (the accountability reports) -> the per-key rows each may join in the
+    # hub (its bound, hub/accountability/bound.py), which it costs besides its fields.
+    reports: Mapping[str, int] = field(default_factory=dict)
 
     def page(self, value: Any, fallback: int) -> int:
         """The rows a `first` of `value` asks for: `fallback` when none is given, at most
@@ -261,14 +267,21 @@ class _Walk:
         inside = introspection or name in INTROSPECTION_ROOTS
         nullable = get_nullable_type(definition.type) if definition is not None else None
         is_list = isinstance(nullable, GraphQLList)
-        first = definition.args.get("first") if definition is not None else None
+        arguments = definition.args if definition is not None else {}
+        # The argument that sizes the field's rows: a page's `first`, or a walk's `maxNodes`
+        # (a trace reads up to that many records, whatever it selects of them).
+        sized_by = "first" if "first" in arguments else "maxNodes" if "maxNodes" in arguments else None
+        first = arguments[sized_by] if sized_by is not None else None
         factor: Factor = 1
         below: Factor | None = None
-        if first is not None:
+        work: Factor = 0
+        if first is not None and sized_by is not None:
             # A relation's list (a list field of an entity row) keeps the relation page
             # per parent unless it asks for another.
             relation = is_list and parent is not None and parent.name in self.pages.entity_types
-            page = self._first(node, first, self.pages.relation_page if relation else self.pages.default_page)
+            page = self._first(node, sized_by, first, self.pages.relation_page if relation else self.pages.default_page)
+            if sized_by == "maxNodes":
+                work = page
             if is_list:
                 factor = page
             else:
@@ -280,8 +293,12 @@ class _Walk:
         # A condition on related records is one more statement, reading up to the key-set bound.
         conditions = _relation_conditions(node, definition) if definition is not None else 0
         price: dict[Term, int] = {(): 1 + conditions * self.pages.semijoin_keys}
-        if parent is not None and parent is self.schema.query_type and name in self.pages.aggregates:
-            price[()] += self.pages.max_page
+        if parent is not None and parent is self.schema.query_type:
+            if name in self.pages.aggregates:
+                price[()] += self.pages.max_page
+            price[()] += self.pages.reports.get(name, 0)
+        if work:
+            _add(price, _times({(): 1}, work))
         _add(price, _times(part.price, factor))
         return _Part(
             part.depth + (0 if inside else 1),
@@ -303,12 +320,12 @@ class _Walk:
             return found
         return None
 
-    def _first(self, node: FieldNode, argument: GraphQLArgument, page: int) -> Factor:
+    def _first(self, node: FieldNode, name: str, argument: GraphQLArgument, page: int) -> Factor:
         # Without `first`, the argument's own default; the hub's lists default to null, which
         # the reader reads as its default `page`.
         default = argument.default_value if isinstance(argument.default_value, int) else None
         fallback = self.pages.page(default, page)
-        given = next((a.value for a in node.arguments or () if a.name.value == "first"), None)
+        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
         if isinstance(given, VariableNode):
             return (given.name.value, fallback)
         if isinstance(given, IntValueNode):

@@ -34,7 +34,13 @@ class DemandControl:
         self.pages: Pages | None = None
         self.schema: GraphQLSchema | None = None
 
-    def bind(self, schema: GraphQLSchema, entity_types: Iterable[str], aggregates: Iterable[str] = ()) -> None:
+    def bind(
+        self,
+        schema: GraphQLSchema,
+        entity_types: Iterable[str],
+        aggregates: Iterable[str] = (),
+        reports: Iterable[str] = (),
+    ) -> None:
         settings = self.settings
         self.schema = schema
         self.pages = Pages(
@@ -45,6 +51,7 @@ class DemandControl:
             introspection_bounds(schema),
             settings.max_semijoin_keys,
             frozenset(aggregates),
+            {name: settings.max_report_rows for name in reports},
         )
 
     def measure(self, document: DocumentNode) -> tuple[Demand, ...]:

@@ -60,6 +60,17 @@ class AggregateRead:
     # statement for either or both.
     want_groups: bool = True
     want_total: bool = False
+    # The most groups the statement may return, every one answered (no page): for the reports,
+    # which join every group in the hub under their own bound. None: the reader's page bound.
+    bound: int | None = None
+
+
+class TooManyGroups(LimitExceeded):
+    """More groups than the read's bound: refused, never cut."""
+
+    def __init__(self, message: str, bound: int) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 @dataclass
@@ -94,7 +105,7 @@ def label(measure: str, name: str) -> str:
 async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead) -> AggregateResult:
     entity, plan = read.entity, request.plan
     plan.require_readable(entity)
-    limit = reader._limit(PageArgs(read.first))
+    limit = reader._limit(PageArgs(read.first)) if read.bound is None else read.bound
     # The filter as a list's: relation conditions (`some`/`none`/`every`) are checked against
     # the plan here, before any SQL, and run as key-set semi-joins under the related row rules.
     filtered = compile_checked(reader.catalog, plan, entity, read.filter_spec, reader._index_value)
@@ -107,7 +118,7 @@ async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead)
     scope = conjoin_scopes(filtered, plan.row_rule(entity.id))
     where = await reader._scoped(request, scope) if isinstance(scope, Scoped) else scope
     connector = reader.connectors[entity.department]
-    bound = reader.max_page
+    bound = reader.max_page if read.bound is None else read.bound
     cells: list[Cell] = []
     total: Cell | None = None
     if groups and read.want_groups:
@@ -116,7 +127,7 @@ async def aggregate(reader: Reader, request: RequestAccess, read: AggregateRead)
         query = AggregateQuery(entity.table, measures, groups, where, order, bound, with_total=read.want_total)
         found = await reader._run(entity, connector.aggregate(query))
         if found.has_more:
-            raise LimitExceeded(f"{entity.type_name} has more than {bound} groups here: filter or group by less")
+            raise TooManyGroups(f"{entity.type_name} has more than {bound} groups here: filter or group by less", bound)
         cells = [Cell({g.label: row[g.label] for g in groups}, row) for row in found.rows]
         total = None if found.total is None else Cell({}, found.total)
     elif read.want_total or not groups:

@@ -146,6 +146,7 @@ class Reader:
         relation_page: int = 100,
         max_relation_page: int = 1_000,
         max_values: int = 1_000_000,
+        max_report_rows: int = 250_000,
         refs: References | None = None,
     ) -> None:
         self.catalog = catalog
@@ -161,6 +162,8 @@ class Reader:
         self.relation_page = relation_page
         self.max_relation_page = max_relation_page
         self.max_values = max_values
+        # The accountability reports' per-key rows per request (hub/accountability/bound.py).
+        self.max_report_rows = max_report_rows
         # Per entity, its encrypted fields some relation joins to a plain column: their values
         # are fetched and decrypted (in memory, never released) to query the plain side.
         self._sealed = _sealed_joins(catalog)

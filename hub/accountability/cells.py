@@ -1,8 +1,9 @@
 """What both reports read: every group of one aggregate, under the caller's access plan.
 
 Each read goes through `hub.access.aggregate` (access checks before SQL, row rules, the
-suppression of small groups of persons), asking for every group at once (at most the reader's
-page bound; past it LIMIT_EXCEEDED). A report figure built from a suppressed cell is itself
+suppression of small groups of persons), asking for every group at once: at most the rows left
+under the request's bound on report rows (bound.py), which every group read counts against;
+past it LIMIT_EXCEEDED. A report figure built from a suppressed cell is itself
 withheld: `Figures` carries which figures were suppressed or withheld, and why.
 """
 
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.aggregates import Bucket
-from hub.access.aggregate import AggregateRead, Cell, aggregate
+from hub.access.aggregate import AggregateRead, Cell, TooManyGroups, aggregate
 from hub.access.plan import Decision
 from hub.access.read import Reader, RequestAccess
+from hub.accountability.bound import ReportRows
 from hub.catalog import EntityInfo
 from hub.catalog.filters import MAX_IN, FilterSpec
 
@@ -27,6 +29,8 @@ class Reading:
 
     reader: Reader
     request: RequestAccess
+    # The request's bound on report rows, shared by every report field it asks (bound.py).
+    rows: ReportRows
     # Figures (by name) left null because a cell behind them was suppressed.
     suppressed: set[str] = field(default_factory=set)
     # Figures left null because a field behind them is not released plain to the caller.
@@ -45,11 +49,18 @@ class Reading:
         measures: Sequence[tuple[str, str]] = (),
         bucket: tuple[str, Bucket] | None = None,
     ) -> list[Cell]:
-        """Every group of `entity` under `filter_spec`: one statement."""
-        read = AggregateRead(
-            entity, filter_spec, group_by, bucket, measures, first=self.reader.max_page, want_groups=True
-        )
-        result = await aggregate(self.reader, self.request, read)
+        """Every group of `entity` under `filter_spec`: one statement, bounded by the rows left
+        under the request's bound (not by a page: the groups are joined, never shown)."""
+        rows = self.rows
+        rows.expect(0)
+        left = rows.limit - rows.spent
+        read = AggregateRead(entity, filter_spec, group_by, bucket, measures, want_groups=True, bound=left)
+        try:
+            result = await aggregate(self.reader, self.request, read)
+        except TooManyGroups:
+            rows.charge(left + 1)  # past the bound: refused with the bound and the least value
+            raise
+        rows.charge(len(result.groups))
         self.groups_suppressed += result.suppressed
         self.aggregated.update(f"{entity.id}.{name}" for name in result.fields)
         return result.groups

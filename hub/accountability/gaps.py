@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.accountability.cells import Reading
-from hub.accountability.ledger import packs_of, unanswered_filter
+from hub.accountability.ledger import unanswered_filter
 from hub.catalog import EntityInfo
 from hub.catalog.demand import Demand
 from hub.catalog.manifest import LineageRole
@@ -102,18 +102,11 @@ async def _spend_without_service(reading: Reading, demand: Demand, chosen: GapFi
     spec = {"department": {"in": sorted(departments)}, **_period("paidAt", chosen)}
     paid = reading.plain(spending, "amount")
     measures = [("sum", "amount")] if paid else []
-    # By key, in packs of lines holding at most a page of expenditures each (ledger.packs).
+    # By key, in one statement; counted per line first, so that past the bound on report rows
+    # it is refused before the expenditures are read.
     counts = await reading.cells(spending, spec, ("budgetLineId",))
-    packs = packs_of([(c.key["budgetLineId"], c.values["count"]) for c in counts], reading.reader.max_page)
-    found = await asyncio.gather(
-        *(
-            reading.cells_in(
-                spending, "budgetLineId", pack, spec, ("expenditureId", "budgetLineId", "department"), measures
-            )
-            for pack in packs
-        )
-    )
-    cells = [c for pack in found for c in pack]
+    reading.rows.expect(sum(c.values["count"] for c in counts))
+    cells = await reading.cells(spending, spec, ("expenditureId", "budgetLineId", "department"), measures)
     # Every expenditure a delivery names, per department side by side (one statement each).
     named = await asyncio.gather(
         *(reading.cells_in(entity, "expenditureId", None, {}, ("expenditureId",)) for entity in departments.values())

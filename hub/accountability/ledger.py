@@ -31,7 +31,6 @@ from connectors.aggregates import Bucket
 from hub.access.aggregate import Cell
 from hub.accountability.cells import Reading, percentile
 from hub.catalog.demand import Demand
-from hub.catalog.filters import MAX_IN
 from hub.catalog.manifest import LineageRole
 
 YEAR = Bucket.YEAR
@@ -126,22 +125,19 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     if not allocated:
         _mark_all(reports.values(), "allocated", withheld=True)
     paid = reading.plain(spending, "amount")
-    # Per (line, expenditure), in packs of lines holding at most a page of expenditures each:
-    # counted per line first, so that no statement passes the group bound.
+    # Per (line, expenditure), in one statement: counted per line first, so that a report past
+    # the bound on its rows is refused before the expenditures are read.
     counts = await reading.cells_in(spending, "budgetLineId", reports, {}, ("budgetLineId",))
-    packs = packs_of([(c.key["budgetLineId"], c.values["count"]) for c in counts], reading.reader.max_page)
+    reading.rows.expect(sum(c.values["count"] for c in counts))
     measures = [("sum", "amount")] if paid else []
-    found_packs = await asyncio.gather(
-        *(
-            reading.cells_in(spending, "budgetLineId", pack, {}, ("budgetLineId", "expenditureId"), measures)
-            for pack in packs
-        )
+    expenditures = await reading.cells_in(
+        spending, "budgetLineId", reports, {}, ("budgetLineId", "expenditureId"), measures
     )
-    expenditures = [c for pack in found_packs for c in pack]
     line_of = {c.key["expenditureId"]: c.key["budgetLineId"] for c in expenditures}
-    # Every line in scope and few expenditures: the deliveries need no list of expenditures
-    # (past MAX_IN, lists keep each statement's groups bounded).
-    ledger = _Ledger(reports, line_of, demand, everything=not spec and len(line_of) <= MAX_IN)
+    # Every line in scope: the deliveries need no list of expenditures, so each department
+    # answers each question in one statement over its table (lists of expenditures, in chunks
+    # of MAX_IN, would scan it once per chunk: work growing with the square of the data).
+    ledger = _Ledger(reports, line_of, demand, everything=not spec)
     # The departments' reads run side by side: each is one statement on its own database.
     await asyncio.gather(
         *(
@@ -151,11 +147,13 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     )
     # With a district, a line's spending is that of the expenditures paying deliveries there.
     in_scope = [c for c in expenditures if chosen.district is None or c.key["expenditureId"] in ledger.funded]
+    # Built once: a union per expenditure made the report quadratic in its expenditures.
+    covered = ledger.funded | ledger.hidden
     for cell in in_scope:
         report = reports[cell.key["budgetLineId"]]
         report.expenditures += 1
         delivering = report.department in demand.deliveries
-        if delivering and cell.key["expenditureId"] not in ledger.funded | ledger.hidden:
+        if delivering and cell.key["expenditureId"] not in covered:
             report.spend_without_service += 1
         if paid:
             report.spent = (report.spent or Decimal(0)) + (cell.measure("sum.amount") or Decimal(0))
@@ -166,20 +164,6 @@ async def budget_lines(reading: Reading, demand: Demand, chosen: LineFilter, as_
     for report in kept:
         ledger.finish(report)
     return kept
-
-
-def packs_of(counts: list[tuple[str, int]], bound: int) -> list[list[str]]:
-    """Lines in packs whose counts add up to at most `bound` (a line past it alone: its read
-    is then refused, LIMIT_EXCEEDED)."""
-    packs: list[list[str]] = []
-    size = bound + 1
-    for line, count in sorted(counts):
-        if size + count > bound:
-            packs.append([])
-            size = 0
-        packs[-1].append(line)
-        size += count
-    return packs
 
 
 def _mark_all(reports: Any, name: str, *, withheld: bool) -> None:
@@ -199,8 +183,9 @@ class _Ledger:
         self.hidden: set[str] = set()
         self.services: dict[str, dict[tuple[str, str], list[Cell]]] = defaultdict(lambda: defaultdict(list))
         self.districts: dict[str, set[str]] = defaultdict(set)
-        # (line, request) -> the first delivery's moment; None when its cell is suppressed.
-        self.first: dict[tuple[str, str], datetime | None] = {}
+        # line -> request -> the first delivery's moment; None when its cell is suppressed.
+        # Keyed by line first, so that each line finds its own requests without a scan.
+        self.first: dict[str, dict[str, datetime | None]] = defaultdict(dict)
         self.suppressed: dict[str, set[str]] = defaultdict(set)
         self.withheld: dict[str, set[str]] = defaultdict(set)
         self.received: dict[str, datetime | None] = {}
@@ -253,13 +238,14 @@ class _Ledger:
             line = self.line_of.get(cell.key["expenditureId"])
             if line is None:
                 continue
-            key = (line, cell.key["requestId"])
+            request = cell.key["requestId"]
+            firsts = self.first[line]
             moment = cell.measure("min.deliveredAt")
             if cell.suppressed:
                 self.suppressed[line].update(("requestsAnswered", "responseHours"))
-            elif key not in self.first or (moment is not None and (self.first[key] or moment) >= moment):
-                self.first[key] = moment
-            self.first.setdefault(key, None)
+            elif request not in firsts or (moment is not None and (firsts[request] or moment) >= moment):
+                firsts[request] = moment
+            firsts.setdefault(request, None)
         for cell in baseless:
             line = self.line_of.get(cell.key["expenditureId"])
             if line is None:
@@ -272,7 +258,7 @@ class _Ledger:
 
     async def requests(self, reading: Reading, district: str | None, as_of: datetime) -> None:
         demand = self.demand
-        asked = {request for _, request in self.first}
+        asked = {request for firsts in self.first.values() for request in firsts}
         feedback = demand.roles[LineageRole.FEEDBACK]
         groups = (demand.category, demand.district)
         bucket = (demand.received, YEAR)
@@ -310,11 +296,12 @@ class _Ledger:
                 delivered += count or 0
         report.services_delivered = None if "servicesDelivered" in suppressed else delivered
         report.districts = sorted(self.districts[line])
-        requests = sorted(r for (owner, r) in self.first if owner == line)
+        firsts = self.first.get(line, {})
+        requests = sorted(firsts)
         report.requests_answered = None if "requestsAnswered" in suppressed else len(requests)
         hours = []
         for request in requests:
-            received, delivered_at = self.received.get(request), self.first[(line, request)]
+            received, delivered_at = self.received.get(request), firsts[request]
             if received is None or delivered_at is None:
                 suppressed.add("responseHours")
                 continue
