@@ -15,7 +15,8 @@ at most the largest page), a relation's list by its `first` or else the bound th
 it at, an introspection list by the longest such list in this schema. An aggregate costs the
 groups it may read besides (the largest page: it reads every group to decide suppression), and
 its `groups` list the page it asks for. A report field (`budgetLineAccountability`,
-`accountabilityGaps`) costs the per-key rows it may join (its bound) besides. A trace is sized
+`accountabilityGaps`) costs besides the per-key rows it may join (its bound) times the values
+each carries. A trace is sized
 by its `maxNodes`: its lists take that many rows, and the records it reads count once more
 even when none of them is selected. Factors multiply along nesting, so
 10,000 rows with three nested relations are priced at 10,000 x 100 x 100 x 100 x their fields.
@@ -89,8 +90,9 @@ class Pages:
     # Root aggregate fields: each also costs the groups it may read (every group, up to
     # `max_page`, is held to decide suppression before its page is cut).
     aggregates: frozenset[str] = frozenset()
-    # Root report fields (the accountability reports) -> the per-key rows each may join in the
-    # hub (its bound, hub/accountability/bound.py), which it costs besides its fields.
+    # Root report fields (the accountability reports) -> what each costs besides its fields:
+    # the per-key rows it may join in the hub (its bound, hub/accountability/bound.py) times
+    # the values each carries.
     reports: Mapping[str, int] = field(default_factory=dict)
 
     def page(self, value: Any, fallback: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
 
+from hub.accountability.bound import ROW_VALUES
 from hub.config import Settings, load_settings
 from schema.demand import Demand, Pages, introspection_bounds, measure
 from schema.errors import format_error, limit_exceeded
@@ -51,7 +52,7 @@ class DemandControl:
             introspection_bounds(schema),
             settings.max_semijoin_keys,
             frozenset(aggregates),
-            {name: settings.max_report_rows for name in reports},
+            {name: settings.max_report_rows * ROW_VALUES for name in reports},
         )
 
     def measure(self, document: DocumentNode) -> tuple[Demand, ...]:

@@ -22,7 +22,7 @@ from graphql import (
 
 from hub.access.matching import read_matching
 from hub.access.read import JOIN, Reader
-from hub.catalog import Catalog, EntityInfo
+from hub.catalog import Catalog
 from hub.crypto.cells import index_bytes
 from hub.lineage.refs import RecordRef
 from hub.lineage.trace import ENTITY
@@ -119,7 +119,9 @@ async def records_by_ref(
     found: dict[tuple[str, Any], dict[Any, Any]] = {}
     for entity_id, group in wanted.items():
         entity = group[0].entity
-        raws = [r.raw if r.raw is not None else _index(reader, entity, r.plain) for r in group]
+        raws = [raw for raw in (_stored(reader, r) for r in group) if raw is not None]
+        if not raws:
+            continue
         cols = list(dict.fromkeys([entity.key, *joins.get(entity_id, ())]))
         matched = await read_matching(
             reader, request, entity, {entity.key: raws}, names.get(entity_id, ()), cols, len(raws)
@@ -128,14 +130,17 @@ async def records_by_ref(
         for row in matched.released.rows:
             row[ENTITY] = entity.type_name
             found[(entity_id, _plain(row.get((JOIN, entity.key))))] = row
-    return [
-        found.get((r.entity.id, _plain(r.raw if r.raw is not None else _index(reader, r.entity, r.plain))))
-        for r in refs
-    ]
+    return [found.get((r.entity.id, _plain(_stored(reader, r)))) for r in refs]
 
 
-def _index(reader: Reader, entity: EntityInfo, plain: Any) -> Any:
-    return index_bytes(reader._index_value(entity.fields[entity.key], str(plain)))
+def _stored(reader: Reader, ref: RecordRef) -> Any:
+    """The key as its column stores it; None for a stored key of the wrong kind (bytes where
+    the key is plain, or the reverse), which names no record and must not reach the SQL."""
+    entity = ref.entity
+    if ref.raw is None:
+        return index_bytes(reader._index_value(entity.fields[entity.key], str(ref.plain)))
+    indexed = entity.fields[entity.key].index_column is not None
+    return ref.raw if isinstance(ref.raw, bytes | bytearray | memoryview) == indexed else None
 
 
 def _plain(value: Any) -> Any:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from hub.errors import LimitExceeded
 
+# The values one per-key row carries (its keys and measures: an expenditure and its line, a
+# count and a sum), as demand control prices rows: a report costs its bound times these.
+ROW_VALUES = 4
+
 
 class ReportRows:
     """One request's count of report rows against `limit`."""

@@ -22,6 +22,7 @@ from graphql import (
 import schema.demand as demand_module
 from hub.catalog import Catalog
 from hub.config import load_settings
+from hub.demo.catalog import demo_catalog
 from schema import BuiltSchema, build_schema
 from schema.demand import Demand
 
@@ -246,3 +247,52 @@ def test_a_condition_on_related_records_in_an_aggregate_filter_costs_the_key_set
     plain = cost(built, "{ registryPersonsAggregate { count } }")
     one = cost(built, "{ registryPersonsAggregate(filter: {cases: {none: {}}}) { count } }")
     assert one - plain == 10_000  # as a list's: the rows its statement may read
+
+
+@pytest.fixture(scope="module")
+def demo() -> BuiltSchema:
+    return build_schema(demo_catalog(), load_settings({}))
+
+
+REPORT_WORK = 250_000 * 4  # HUB_MAX_REPORT_ROWS times the values a per-key row carries
+
+
+def test_a_report_costs_the_rows_it_may_join_besides_its_fields(demo: BuiltSchema) -> None:
+    # The field, `totalCount`: a report of one line reads as much as one of every line.
+    assert cost(demo, "{ budgetLineAccountability { totalCount } }") == REPORT_WORK + 2
+    assert cost(demo, "{ accountabilityGaps(kind: SERVICE_WITHOUT_BASIS) { totalCount } }") == REPORT_WORK + 2
+    # Its nodes are priced as a page's: 50 lines of `lineId` and `spent`.
+    text = "{ budgetLineAccountability(first: 50) { nodes { lineId spent } } }"
+    assert cost(demo, text) == REPORT_WORK + 1 + 1 + 50 * 2
+
+
+def test_each_alias_of_a_report_costs_it_again(demo: BuiltSchema) -> None:
+    one = cost(demo, "{ budgetLineAccountability { totalCount } }")
+    ten = "{ " + " ".join(f"r{n}: budgetLineAccountability {{ totalCount }}" for n in range(10)) + " }"
+    assert cost(demo, ten) == 10 * one
+
+
+def test_a_report_spread_through_nested_fragments_costs_what_it_costs_inline(demo: BuiltSchema) -> None:
+    inline = "{ a: budgetLineAccountability { totalCount } b: budgetLineAccountability { totalCount } }"
+    nested = """
+        { ...Outer }
+        fragment Outer on Query { ...Inner ... on Query { b: budgetLineAccountability { totalCount } } }
+        fragment Inner on Query { a: budgetLineAccountability { totalCount } }
+    """
+    assert cost(demo, nested) == cost(demo, inline) == 2 * (REPORT_WORK + 2)
+
+
+def test_the_report_price_follows_the_row_bound_setting() -> None:
+    built = build_schema(demo_catalog(), load_settings({"HUB_MAX_REPORT_ROWS": "1000"}))
+    assert cost(built, "{ budgetLineAccountability { totalCount } }") == 1000 * 4 + 2
+
+
+def test_a_trace_is_priced_by_its_max_nodes_whatever_it_selects(demo: BuiltSchema) -> None:
+    # The field, `truncated`, and the records it reads: maxNodes of them, or 1,000 by default.
+    assert cost(demo, '{ trace(from: "finance:BudgetLine:X", maxNodes: 10000) { truncated } }') == 2 + 10_000
+    assert cost(demo, '{ trace(from: "finance:BudgetLine:X") { truncated } }') == 2 + 1_000
+    # Its lists hold up to maxNodes rows each: 500 nodes of two fields.
+    text = '{ trace(from: "finance:BudgetLine:X", maxNodes: 500) { nodes { id ref } } }'
+    assert cost(demo, text) == 1 + 500 + 1 + 500 * 2
+    varied = 'query($n: Int!) { trace(from: "finance:BudgetLine:X", maxNodes: $n) { truncated } }'
+    assert cost(demo, varied, {"n": 7}) == 2 + 7

@@ -242,6 +242,20 @@ DEMO_PRICES = [
     ),
     ("the standard introspection query", get_introspection_query(), 4_338_257),
     (
+        "every budget line's full accountability report",
+        '{ budgetLineAccountability(first: 10000, filter: {asOf: "2026-06-30T18:00:00+08:00"}) { totalCount '
+        "nodes { lineId allocated spent expenditures servicesDelivered services { department serviceType "
+        "deliveries amount } districts requestsAnswered requestsUnanswered feedbackCount meanSatisfaction "
+        "costPerAnsweredRequest medianResponseHours p90ResponseHours gaps { spendWithoutService "
+        "serviceWithoutBasis overdueUnanswered } suppressed withheld } } }",
+        5_200_003,
+    ),
+    (
+        "thirty aliases of the report's count",
+        "{ " + " ".join(f"r{n}: budgetLineAccountability {{ totalCount }}" for n in range(30)) + " }",
+        30_000_060,
+    ),
+    (
         "the README's curl-sized listing",
         "{ populationPersons(first: 10000) { nodes { name healthVisits { diagnosis } } } }",
         1_020_002,
