@@ -179,3 +179,14 @@ def test_aliases_of_the_report_share_one_row_bound(bounded_hub: Hub) -> None:
     document = "{ " + " ".join(one.replace("line:", f"l{n}:").replace("AT", at) for n, at in enumerate(moments)) + " }"
     refused = _refusal(auditor.query(document))
     assert refused["limit"] == BOUND and refused["value"] > BOUND
+
+
+def test_one_statement_with_more_groups_than_rows_left_is_refused_with_the_bound(bounded_hub: Hub) -> None:
+    auditor = bounded_hub.as_caller("auditor", "audit")
+    # Deliveries per answered request, service type and district: more groups than the bound
+    # in one statement, which asks for at most the rows left and is refused past them.
+    result = auditor.query("{ accountabilityGaps(kind: SERVICE_WITHOUT_FEEDBACK) { totalCount } }")
+    refused = _refusal(result)
+    # The value counts what the department statements side by side had reached: past the bound.
+    assert refused["limit"] == BOUND and refused["value"] > BOUND
+    assert f"more than {BOUND} per-key rows" in result["errors"][0]["message"]
