@@ -48,6 +48,7 @@ from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
 from hub.encoding import encoded_slices, fragment
 from hub.health.readiness import readiness
+from hub.health.shared_keys import shared_key_report
 from hub.large_answer import LargeJSON
 from hub.observe.requests import HEADER as REQUEST_ID
 from hub.observe.requests import Seen
@@ -183,8 +184,9 @@ def create_app(services: Services) -> Starlette:
     async def readyz(_: Request) -> Response:
         if not state["ready"]:
             return JSON({"status": "starting"}, 503)
+        shared = shared_key_report(services.keys.keyring, services.catalog.shared.values())
         status, body = await readiness(
-            services.engine, services.breakers, services.gates, changes, services.catalog_hash
+            services.engine, services.breakers, services.gates, changes, services.catalog_hash, shared
         )
         return JSON(body, status)
 

@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -293,19 +294,80 @@ def test_entities_are_audited_by_the_hub_that_released_them_as_the_real_caller(
 # --- a shared key this hub cannot serve ---------------------------------------------------
 
 
-def test_a_hub_whose_index_key_differs_from_the_declared_one_refuses_the_shared_key_and_says_why(
-    pair: HubPair, tmp_path: Path
-) -> None:
-    manifests = tmp_path / "manifests"
+def _declaring(pair: HubPair, folder: Path, fingerprint: str) -> Any:
+    """Hub A's settings with manifests declaring another `index_fingerprint`, over a copy of
+    its hub database without its published catalog (these manifests are another catalog, which
+    alone would make the instance not ready, and hub A's own tests keep theirs)."""
+    manifests = folder / "manifests"
     shutil.copytree(pair.a.manifests_dir, manifests)
     population = manifests / "population.yaml"
     document = yaml.safe_load(population.read_text(encoding="utf-8"))
-    document["shared"][0]["index_fingerprint"] = "f" * 32
+    document["shared"][0]["index_fingerprint"] = fingerprint
     population.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    settings = dataclasses.replace(pair.a, manifests_dir=manifests)
-    for hub in _serve(settings, pair):
+    database = folder / "hub.db"
+    shutil.copyfile(str(pair.a.database_url.database), database)
+    with sqlite3.connect(database) as copy:
+        copy.execute("DELETE FROM hub_catalog")
+    return dataclasses.replace(
+        pair.a, manifests_dir=manifests, database_url=pair.a.database_url.set(database=str(database))
+    )
+
+
+def test_a_hub_whose_index_key_differs_from_the_declared_one_refuses_the_shared_key_and_says_why(
+    pair: HubPair, tmp_path: Path
+) -> None:
+    for hub in _serve(_declaring(pair, tmp_path, "f" * 32), pair):
         answer = hub.as_gateway(ENTITIES, _representations(["0" * 64])).json()
         assert answer["data"]["_entities"][0]["person"] is None
         error = answer["errors"][0]
         assert error["extensions"]["code"] == "DATA_INTEGRITY"
         assert "blind-index key for resident_id" in error["message"] and "import-index" in error["message"]
+
+
+def _key_material(hub: Subgraph, declared: str) -> list[str]:
+    """Every spelling of the index key, and both fingerprints, that must never reach /readyz."""
+    key = hub.services.keys.keyring.index_key("resident_id")
+    held = hub.services.keys.keyring.index_fingerprint("resident_id")
+    assert held is not None
+    return [
+        key.hex(),
+        key.hex().upper(),
+        base64.b64encode(key).decode().rstrip("="),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+        held,
+        declared,
+    ]
+
+
+def test_readyz_says_the_shared_index_key_matches_the_federations_without_naming_it(hub_a: Subgraph) -> None:
+    response = hub_a.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["shared_keys"] == {"resident_id": {"state": "matches", "types": ["Resident"]}}
+    for material in _key_material(hub_a, hub_a.pair.fingerprint):
+        assert material not in response.text
+
+
+def test_readyz_names_a_refused_shared_domain_and_why_but_no_key_or_fingerprint_and_stays_ready(
+    pair: HubPair, tmp_path: Path
+) -> None:
+    """Every instance of a hub reads one hub database's keys, so all would differ alike: the
+    hub stays in the balancer for everything else, and /readyz is where monitoring sees it."""
+    declared = "e" * 32
+    for hub in _serve(_declaring(pair, tmp_path, declared), pair):
+        response = hub.client.get("/readyz")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ready"
+        entry = body["shared_keys"]["resident_id"]
+        assert (entry["state"], entry["types"]) == ("differs", ["Resident"])
+        assert "differs from the federation's recorded fingerprint" in entry["refused"]
+        assert "hub keys import-index" in entry["refused"]
+        for material in _key_material(hub, declared):
+            assert material not in response.text
+        # Nothing that looks like a fingerprint or a key at all: no run of 16 hex digits
+        # outside the catalog's hash (a digest of the manifest files, which are no secret).
+        body.pop("catalog", None)
+        assert re.search(r"[0-9a-fA-F]{16}", json.dumps(body)) is None
+        # What /readyz reports is what the gateway meets.
+        refused = hub.as_gateway(ENTITIES, _representations(["0" * 64])).json()
+        assert refused["errors"][0]["extensions"]["code"] == "DATA_INTEGRITY"
