@@ -265,7 +265,9 @@ def build_services(
         max_values=settings.max_values,
         refs=References(sealing_key),
     )
-    terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+    terms = load_terms(
+        catalog, settings.max_grant_days, settings.min_mask_candidates, departments_file=settings.departments_file
+    )
     live: LivePolicy | None = None
     source: PolicySource
     store = PolicyStore(session_maker, catalog, terms, audit=settings.audit.enabled)
