@@ -46,8 +46,10 @@ from hub.auth.gateway import HEADER as GATEWAY_HEADER
 from hub.auth.gateway import GatewayCallers, GatewayRefused
 from hub.auth.principal import Principal
 from hub.catalog import EntityInfo
+from hub.crypto.errors import KeyringError
 from hub.encoding import encoded_slices, fragment
 from hub.health.readiness import readiness
+from hub.health.shared_keys import shared_key_report
 from hub.large_answer import LargeJSON
 from hub.observe.requests import HEADER as REQUEST_ID
 from hub.observe.requests import Seen
@@ -132,6 +134,7 @@ def create_app(services: Services) -> Starlette:
     metrics.watch_cache("trusted_documents", lambda: (trusted.hits, trusted.misses))
     metrics.watch_cache("plans", lambda: (planner.plan_hits, planner.plan_misses))
     metrics.watch_cache("decisions", lambda: (planner.decision_hits, planner.decision_misses))
+    metrics.watch_keys(lambda: _key_versions(services))
     if not quota.enabled:
         log.warning("lookup quotas are off (HUB_LOOKUP_QUOTA): masked identifiers can be guessed without limit")
     state = {"ready": False}
@@ -183,8 +186,9 @@ def create_app(services: Services) -> Starlette:
     async def readyz(_: Request) -> Response:
         if not state["ready"]:
             return JSON({"status": "starting"}, 503)
+        shared = shared_key_report(services.keys.keyring, services.catalog.shared.values())
         status, body = await readiness(
-            services.engine, services.breakers, services.gates, changes, services.catalog_hash
+            services.engine, services.breakers, services.gates, changes, services.catalog_hash, shared
         )
         return JSON(body, status)
 
@@ -325,6 +329,14 @@ def create_app(services: Services) -> Starlette:
     app.state.compiler = built.compiler
     app.state.sessions = services.sessions
     return app
+
+
+def _key_versions(services: Services) -> dict[str, int]:
+    try:
+        keyring = services.keys.keyring
+    except KeyringError:
+        return {}  # not loaded yet: nothing to show rather than a failed scrape
+    return {department: keyring.current_version(department) for department in keyring.departments}
 
 
 async def invalid_trusted_documents(app: Starlette) -> list[str]:

@@ -111,6 +111,10 @@ class Settings:
     # reads and checks the file (hub.crypto.master).
     master_key: bytes | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    # Consumer-only departments of this deployment, beside policies/departments.yaml: those of
+    # other hubs in a Federation composition whose apps this hub registers and grants to
+    # (docs/federation.md). Same format; a catalog department or a packaged one is refused.
+    departments_file: Path | None = None
     # Run only registered (trusted) documents; free-text operations are refused. For a hub
     # whose apps are known and fixed, this closes the door to exploratory or costly queries.
     trusted_documents_only: bool = False
@@ -235,6 +239,7 @@ def load_settings(
         "max_grant_days": environ.get("HUB_MAX_GRANT_DAYS", "90"),
         "min_mask_candidates": environ.get("HUB_MIN_MASK_CANDIDATES", "10000"),
         "master_key_file": environ.get("HUB_MASTER_KEY_FILE"),
+        "departments_file": environ.get("HUB_DEPARTMENTS_FILE"),
         "trusted_documents_only": environ.get("HUB_TRUSTED_DOCUMENTS_ONLY", "false"),
         "token_cache_seconds": environ.get("HUB_TOKEN_CACHE_SECONDS", "1"),
         "gateway_public_keys": environ.get("HUB_GATEWAY_PUBLIC_KEYS", ""),
@@ -385,6 +390,7 @@ def load_settings(
         cursor_key=cursor_key,
         master_key=master_key,
         master_key_file=master_key_file,
+        departments_file=Path(str(values["departments_file"])) if values.get("departments_file") else None,
         max_grant_days=max_grant_days,
         min_mask_candidates=min_mask,
         max_semijoin_keys=max_semijoin_keys,

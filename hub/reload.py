@@ -27,6 +27,7 @@ from typing import Any
 from hub.catalog import Catalog, ManifestError
 from hub.catalog.connections import ConnectionSetupError
 from hub.crypto.errors import CryptoError
+from hub.policy.terms import TermsError
 from hub.services import Services, StartupRefused
 
 log = logging.getLogger("hub.reload")
@@ -48,6 +49,7 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
     CryptoError,
     StartupRefused,
     ReloadRefused,
+    TermsError,
 )
 # How long a retired generation waits for its requests before it is closed anyway.
 DRAIN_SECONDS = 120.0

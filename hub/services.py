@@ -266,7 +266,9 @@ def build_services(
         max_report_rows=settings.max_report_rows,
         refs=References(sealing_key),
     )
-    terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+    terms = load_terms(
+        catalog, settings.max_grant_days, settings.min_mask_candidates, departments_file=settings.departments_file
+    )
     live: LivePolicy | None = None
     source: PolicySource
     store = PolicyStore(session_maker, catalog, terms, audit=settings.audit.enabled)

@@ -42,6 +42,7 @@ from hub.access.read import JOIN
 from hub.catalog import Catalog
 from hub.catalog.model import SharedInfo, SharedMember
 from hub.errors import BadUserInput, DataIntegrity, LimitExceeded
+from hub.health.shared_keys import KeyState, key_state
 from schema.context import RequestContext
 from schema.entities import EntityTypes, add_field
 from schema.loading import CutRows, deliver, needs, report
@@ -133,10 +134,7 @@ def _path(info: strawberry.Info) -> tuple[str | int, ...]:
 def key_refusal(context: RequestContext, shared: SharedInfo) -> DataIntegrity | None:
     """Why this hub cannot serve `shared`'s key: its index key is not the one the composition
     shares (the declaration's fingerprint), so its keys would match nothing elsewhere."""
-    if shared.index_domain is None:
-        return None
-    held = context.reader.keys.keyring.index_fingerprint(shared.index_domain)
-    if held == shared.index_fingerprint:
+    if key_state(context.reader.keys.keyring, shared) is KeyState.MATCHES:
         return None
     return DataIntegrity(
         f"{shared.type_name} is not served: this hub's blind-index key for {shared.index_domain} is not the "

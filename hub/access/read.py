@@ -430,8 +430,9 @@ class Reader:
         joins: Sequence[str],
     ) -> Released:
         record = request.record
+        keyring = self.keys.keyring
         released = await self.releaser.release_paced(request.plan, record, entity, rows, names)
-        if released.unknown_keys and await self.keys.refresh():
+        if released.unknown_keys and await self.keys.refresh(since=keyring):
             # Values under a data-key version made since the keyring was loaded (a rotation while
             # serving): release again with the reloaded keyring, counting the rows once.
             record.undo_columns(entity.id, released.recorded, len(released.rows))

@@ -84,7 +84,7 @@ def apps_create(
     # The department and roles must be ones the catalog and the live policy know.
     settings, catalog = manifest_catalog(manifests)
     try:
-        load_terms(catalog, settings.max_grant_days).department(department)
+        load_terms(catalog, settings.max_grant_days, departments_file=settings.departments_file).department(department)
     except TermsError as exc:
         fail(str(exc))
     known = current_snapshot(settings, catalog).role_names()

@@ -35,7 +35,14 @@ def current_snapshot(settings: Settings, catalog: Any) -> Any:
     async def work() -> Any:
         async with hub_database(settings) as db, db() as session, session.begin():
             return await seed(
-                session, catalog, load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+                session,
+                catalog,
+                load_terms(
+                    catalog,
+                    settings.max_grant_days,
+                    settings.min_mask_candidates,
+                    departments_file=settings.departments_file,
+                ),
             )
 
     return run(work)
@@ -80,7 +87,12 @@ def policy_import(file: Path, reason: str, manifests: Path | None) -> None:
 
     async def work() -> Any:
         async with hub_database(settings) as db:
-            terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+            terms = load_terms(
+                catalog,
+                settings.max_grant_days,
+                settings.min_mask_candidates,
+                departments_file=settings.departments_file,
+            )
             return await PolicyStore(db, catalog, terms, audit=settings.audit.enabled).replace(actor, snapshot, reason)
 
     try:
@@ -107,7 +119,9 @@ def policy_test(file: Path, policy_file: Path | None, manifests: Path | None) ->
             snapshot = parse_seed(yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {})
         else:
             snapshot = current_snapshot(settings, catalog)
-        terms = load_terms(catalog, settings.max_grant_days, settings.min_mask_candidates)
+        terms = load_terms(
+            catalog, settings.max_grant_days, settings.min_mask_candidates, departments_file=settings.departments_file
+        )
         total, mismatches = run_file(file, snapshot, catalog, terms)
     except (SnapshotError, TruthTableError) as exc:
         fail(str(exc))

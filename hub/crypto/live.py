@@ -51,15 +51,22 @@ class LiveKeyring:
         await self._load()
         return made
 
-    async def refresh(self, force: bool = False) -> bool:
-        """Reload if keys were added or rewrapped since the last load; True if it reloaded.
+    async def refresh(self, force: bool = False, since: Keyring | None = None) -> bool:
+        """Reload if keys were added or rewrapped since the last load; True if the keyring is
+        newer than before (or than `since`, the one a caller released with).
         `force`: the hub database announced a change of keys (hub/instances), so the interval
-        that spaces out reloads prompted by unknown versions does not apply."""
+        that spaces out reloads prompted by unknown versions does not apply, nor is it restarted:
+        a value under a version rotated just after an announced reload still prompts one.
+        `since`: requests that met an unknown version together all release again after the one
+        reload, instead of the later ones finding the interval not yet over."""
         async with self._lock:
+            if since is not None and self._keyring is not since:
+                return True
             now = time.monotonic()
-            if not force and now - self._checked < MIN_RELOAD_SECONDS:
-                return False
-            self._checked = now
+            if not force:
+                if now - self._checked < MIN_RELOAD_SECONDS:
+                    return False
+                self._checked = now
             if await self._state() == self._seen:
                 return False
             await self._load_locked()

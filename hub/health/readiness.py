@@ -10,6 +10,13 @@ With several instances (hub/instances) it also reports the catalog's hash agains
 hub database records, and whether the instance has confirmed it holds every change: an instance
 serving other manifests, or one that cannot confirm (and so withholds L3 and L4 fields), is not
 ready.
+
+In a Federation composition it lists, per blind-index domain the manifests share, whether this
+hub holds the composition's key (shared_keys.py). A domain whose key differs leaves the instance
+ready: every instance of a hub reads its keys from the one hub database, so all of them differ
+alike, and taking them all out of the balancer would stop everything the hub serves for the one
+type it already refuses (with DATA_INTEGRITY, saying why); an instance that missed an import
+of the key is unconfirmed, and that already makes it not ready.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ async def readiness(
     gates: Mapping[str, SchemaGate] | None = None,
     changes: ChangeFeed | None = None,
     catalog_hash: str | None = None,
+    shared_keys: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The status code and body of /readyz: 200 while the hub database answers, whatever the
     departments' states (the hub serves the others), 503 when it does not. A department whose
@@ -65,6 +73,9 @@ async def readiness(
             "state": "matches" if published == catalog_hash else "unpublished" if published is None else "differs",
         }
         ready = ready and matches
+    if shared_keys:
+        # Reported, not counted against readiness (the module's docstring says why).
+        body["shared_keys"] = shared_keys
     if changes is not None:
         body["changes"] = changes.report()
         ready = ready and changes.confirmed()

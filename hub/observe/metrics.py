@@ -10,7 +10,9 @@ Prometheus families when /metrics is scraped: prometheus_client's own counters t
 its histograms search their buckets in Python on every observation, which cost W6's lookup by
 key measurably (bench/w6_cpu.py). Everything runs on the app's one event loop, the scrape too,
 so no count changes while it is read. Read when scraped from elsewhere: circuit states,
-connection pools and cache hits (which the caches keep as plain integers).
+connection pools, cache hits (which the caches keep as plain integers) and the data-key
+versions the instance holds (so an operator sees a rotation reach every instance before
+re-encrypting under it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ OTHER = "other"
 CacheCounts = Callable[[], tuple[int, int]]
 # A department's connection pool: (connections checked out, pool size), None where unknown.
 PoolUsage = Callable[[], tuple[int, int] | None]
+# The newest data-key version the instance holds, per department.
+KeyVersions = Callable[[], Mapping[str, int]]
 
 
 class Histogram:
@@ -87,6 +91,7 @@ class Metrics:
         self.breakers: Mapping[str, Breaker] = {}
         self.pools: dict[str, PoolUsage] = {}
         self.caches: dict[str, CacheCounts] = {}
+        self.key_versions: KeyVersions = dict
         self.registry.register(_Series(self))
 
     def request(self, document: str, outcome: str, code: str, seconds: float) -> None:
@@ -123,6 +128,9 @@ class Metrics:
     def watch_cache(self, name: str, counts: CacheCounts) -> None:
         self.caches[name] = counts
 
+    def watch_keys(self, versions: KeyVersions) -> None:
+        self.key_versions = versions
+
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Every series, and its media type: the format `accept` asks for (OpenMetrics, or
         Prometheus text 1.0.0), else Prometheus text 0.0.4, which every scraper reads."""
@@ -144,6 +152,7 @@ class _Series(Collector):
         yield from self._requests()
         yield from self._departments()
         yield from self._caches()
+        yield from self._keys()
 
     def _requests(self) -> Iterable[Metric]:
         m = self.metrics
@@ -237,6 +246,16 @@ class _Series(Collector):
             lookups.add_metric([name, "hit"], hits)
             lookups.add_metric([name, "miss"], misses)
         yield lookups
+
+    def _keys(self) -> Iterable[Metric]:
+        versions = GaugeMetricFamily(
+            "hub_data_key_version",
+            "The newest data-key version this instance holds, by department (a rotation raises it on every instance)",
+            labels=["department"],
+        )
+        for department, version in sorted(self.metrics.key_versions().items()):
+            versions.add_metric([department], version)
+        yield versions
 
 
 def pool_usage(engine: Any) -> PoolUsage | None:

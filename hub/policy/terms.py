@@ -2,7 +2,9 @@
 grant keeps.
 
 Known departments are the catalog's (they keep data) plus the consumer-only ones declared in
-`policies/departments.yaml` (they only read). Purposes come from `policies/purposes.yaml`,
+`policies/departments.yaml` (they only read) and, for a deployment, in its own departments file
+(HUB_DEPARTMENTS_FILE): a hub composed with others declares there the departments of other hubs
+it grants to, whose apps it registers in its own database. Purposes come from `policies/purposes.yaml`,
 each saying whether it needs data about one person. Every name a caller or a policy gives is
 checked against these lists, and an unknown one is refused with the known ones.
 """
@@ -76,34 +78,51 @@ def load_purposes(folder: Path = POLICIES) -> dict[str, Purpose]:
     return purposes
 
 
-def load_departments(catalog: Catalog, folder: Path = POLICIES) -> dict[str, Department]:
-    """The catalog's departments (never public) and the consumer-only ones of the file."""
+def load_departments(catalog: Catalog, folder: Path = POLICIES, extra: Path | None = None) -> dict[str, Department]:
+    """The catalog's departments (never public), the consumer-only ones of the packaged file and
+    those of `extra`, the deployment's own file."""
     known = {code: Department(code, info.title) for code, info in catalog.departments.items()}
-    for code, entry in _read(folder / "departments.yaml").items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("public", False), bool):
-            raise TermsError(f"departments.yaml: {code} needs {{title: ..., public: true|false}}")
-        if code in known:
-            raise TermsError(f"departments.yaml: {code} is a catalog department; list only consumer-only ones")
-        known[str(code)] = Department(str(code), str(entry.get("title", "")), entry.get("public", False))
+    files = [(folder / "departments.yaml", "departments.yaml")]
+    if extra is not None:
+        files.append((extra, f"{extra.name} (HUB_DEPARTMENTS_FILE)"))
+    for path, name in files:
+        for code, entry in _read(path, name).items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("public", False), bool):
+                raise TermsError(f"{name}: {code} needs {{title: ..., public: true|false}}")
+            if code in catalog.departments:
+                raise TermsError(f"{name}: {code} is a catalog department; list only consumer-only ones")
+            if code in known:
+                raise TermsError(f"{name}: {code} is already declared in policies/departments.yaml")
+            known[str(code)] = Department(str(code), str(entry.get("title", "")), entry.get("public", False))
     return known
 
 
 def load_terms(
-    catalog: Catalog, max_grant_days: int = 90, min_mask_candidates: int = 10_000, folder: Path = POLICIES
+    catalog: Catalog,
+    max_grant_days: int = 90,
+    min_mask_candidates: int = 10_000,
+    folder: Path = POLICIES,
+    departments_file: Path | None = None,
 ) -> Terms:
     return Terms(
         load_purposes(folder),
-        load_departments(catalog, folder),
+        load_departments(catalog, folder, departments_file),
         max_grant_days,
         min_mask_candidates=min_mask_candidates,
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, name: str | None = None) -> dict[str, Any]:
+    # Named by the file's name only: the path may say where the deployment keeps its secrets.
+    name = name or path.name
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise TermsError(f"{name} does not exist") from None
+    except (OSError, UnicodeDecodeError):
+        raise TermsError(f"{name} cannot be read") from None
     except yaml.YAMLError:
-        raise TermsError(f"{path.name} is not valid YAML") from None
+        raise TermsError(f"{name} is not valid YAML") from None
     if not isinstance(raw, dict):
-        raise TermsError(f"{path.name} is a mapping of codes to entries")
+        raise TermsError(f"{name} is a mapping of codes to entries")
     return raw

@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -23,17 +24,21 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.auth.registry import revoke_tokens
+from hub.cli.main import main
 from hub.crypto.assertion import sign_assertion
 from hub.db.engine import hub_engine, sessions
 from hub.demo.callers import ensure_callers
 from hub.demo.workspace import Workspace
+from hub.policy.terms import TermsError
 from hub.services import Services, build_services
 from tests.federation_hubs import HubPair, hub_pair
+from tests.integration.policy_fixtures import ADMIN, GRANT, grant
 
 CALLER, PURPOSE = "civil-affairs-app", "social_assistance"
 HEADER = "X-Hub-Gateway-Assertion"
@@ -293,19 +298,176 @@ def test_entities_are_audited_by_the_hub_that_released_them_as_the_real_caller(
 # --- a shared key this hub cannot serve ---------------------------------------------------
 
 
-def test_a_hub_whose_index_key_differs_from_the_declared_one_refuses_the_shared_key_and_says_why(
-    pair: HubPair, tmp_path: Path
-) -> None:
-    manifests = tmp_path / "manifests"
+def _declaring(pair: HubPair, folder: Path, fingerprint: str) -> Any:
+    """Hub A's settings with manifests declaring another `index_fingerprint`, over a copy of
+    its hub database without its published catalog (these manifests are another catalog, which
+    alone would make the instance not ready, and hub A's own tests keep theirs)."""
+    manifests = folder / "manifests"
     shutil.copytree(pair.a.manifests_dir, manifests)
     population = manifests / "population.yaml"
     document = yaml.safe_load(population.read_text(encoding="utf-8"))
-    document["shared"][0]["index_fingerprint"] = "f" * 32
+    document["shared"][0]["index_fingerprint"] = fingerprint
     population.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    settings = dataclasses.replace(pair.a, manifests_dir=manifests)
-    for hub in _serve(settings, pair):
+    database = folder / "hub.db"
+    shutil.copyfile(str(pair.a.database_url.database), database)
+    with sqlite3.connect(database) as copy:
+        copy.execute("DELETE FROM hub_catalog")
+    return dataclasses.replace(
+        pair.a, manifests_dir=manifests, database_url=pair.a.database_url.set(database=str(database))
+    )
+
+
+def test_a_hub_whose_index_key_differs_from_the_declared_one_refuses_the_shared_key_and_says_why(
+    pair: HubPair, tmp_path: Path
+) -> None:
+    for hub in _serve(_declaring(pair, tmp_path, "f" * 32), pair):
         answer = hub.as_gateway(ENTITIES, _representations(["0" * 64])).json()
         assert answer["data"]["_entities"][0]["person"] is None
         error = answer["errors"][0]
         assert error["extensions"]["code"] == "DATA_INTEGRITY"
         assert "blind-index key for resident_id" in error["message"] and "import-index" in error["message"]
+
+
+def _key_material(hub: Subgraph, declared: str) -> list[str]:
+    """Every spelling of the index key, and both fingerprints, that must never reach /readyz."""
+    key = hub.services.keys.keyring.index_key("resident_id")
+    held = hub.services.keys.keyring.index_fingerprint("resident_id")
+    assert held is not None
+    return [
+        key.hex(),
+        key.hex().upper(),
+        base64.b64encode(key).decode().rstrip("="),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+        held,
+        declared,
+    ]
+
+
+def test_readyz_says_the_shared_index_key_matches_the_federations_without_naming_it(hub_a: Subgraph) -> None:
+    response = hub_a.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["shared_keys"] == {"resident_id": {"state": "matches", "types": ["Resident"]}}
+    for material in _key_material(hub_a, hub_a.pair.fingerprint):
+        assert material not in response.text
+
+
+def test_readyz_names_a_refused_shared_domain_and_why_but_no_key_or_fingerprint_and_stays_ready(
+    pair: HubPair, tmp_path: Path
+) -> None:
+    """Every instance of a hub reads one hub database's keys, so all would differ alike: the
+    hub stays in the balancer for everything else, and /readyz is where monitoring sees it."""
+    declared = "e" * 32
+    for hub in _serve(_declaring(pair, tmp_path, declared), pair):
+        response = hub.client.get("/readyz")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ready"
+        entry = body["shared_keys"]["resident_id"]
+        assert (entry["state"], entry["types"]) == ("differs", ["Resident"])
+        assert "differs from the federation's recorded fingerprint" in entry["refused"]
+        assert "hub keys import-index" in entry["refused"]
+        for material in _key_material(hub, declared):
+            assert material not in response.text
+        # Nothing that looks like a fingerprint or a key at all: no run of 16 hex digits
+        # outside the catalog's hash (a digest of the manifest files, which are no secret).
+        body.pop("catalog", None)
+        assert re.search(r"[0-9a-fA-F]{16}", json.dumps(body)) is None
+        # What /readyz reports is what the gateway meets.
+        refused = hub.as_gateway(ENTITIES, _representations(["0" * 64])).json()
+        assert refused["errors"][0]["extensions"]["code"] == "DATA_INTEGRITY"
+
+
+# --- a department that lives in another hub -----------------------------------------------
+
+FOREIGN_APP = "province-population-app"
+NAMES = "{ civilAffairsAssistanceCases(first: 3, orderBy: [CASE_ID_ASC]) { nodes { caseId recipientName } } }"
+KNOWN_BEFORE = "known: audit, citizen_portal, civil_affairs, platform, public"
+
+
+def _hub_b_copy(pair: HubPair, folder: Path, departments_file: Path | None) -> Any:
+    """Hub B's settings over a copy of its hub database (what these tests grant stays here)."""
+    database = folder / "hub-b.db"
+    if not database.exists():
+        shutil.copyfile(str(pair.b.database_url.database), database)
+    return dataclasses.replace(
+        pair.b, database_url=pair.b.database_url.set(database=str(database)), departments_file=departments_file
+    )
+
+
+def _register(settings: Any, departments_file: Path | None) -> Any:
+    """`hub apps create` on hub B for the other hub's population app, as its operator runs it."""
+    env = {
+        "HUB_DATABASE_URL": settings.database_url.render_as_string(hide_password=False),
+        "HUB_MANIFESTS": str(settings.manifests_dir),
+        "HUB_MASTER_KEY_FILE": str(settings.master_key_file),
+    }
+    if departments_file is not None:
+        env["HUB_DEPARTMENTS_FILE"] = str(departments_file)
+    command = ["apps", "create", FOREIGN_APP, "--department", "population", "--role", "department_app"]
+    return CliRunner().invoke(main, command, env=env)
+
+
+def _names(hub: Subgraph) -> list[Any]:
+    answer = hub.as_gateway(NAMES, app=FOREIGN_APP).json()
+    return [node["recipientName"] for node in answer["data"]["civilAffairsAssistanceCases"]["nodes"]]
+
+
+def test_a_grant_to_another_hubs_department_is_refused_with_the_known_ones_until_this_hub_declares_it(
+    pair: HubPair, tmp_path: Path
+) -> None:
+    """Hub B (civil affairs only) knows nothing of population, which lives in hub A: it neither
+    registers its app nor takes a grant to it, and says which departments it knows. Declared in
+    hub B's departments file, the app is registered in hub B's database, a grant to it is
+    accepted, and through the gateway the app reads what the grant gives, under hub B's policy."""
+    refused_app = _register(_hub_b_copy(pair, tmp_path, None), None)
+    assert refused_app.exit_code != 0
+    assert "'population' is not a known department" in refused_app.output and KNOWN_BEFORE in refused_app.output
+
+    given = grant("population-visits", "population", "civil_affairs.AssistanceCase", PURPOSE, "recipientName")
+    for hub in _serve(_hub_b_copy(pair, tmp_path, None), pair):
+        admin = {"Authorization": f"Bearer {hub.tokens[ADMIN]}"}
+        refused = hub.ask(GRANT, {"grant": given, "reason": "home visits"}, **admin).json()
+        assert refused["data"] is None
+        assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "'population' is not a known department" in refused["errors"][0]["message"]
+        assert KNOWN_BEFORE in refused["errors"][0]["message"]
+        # An app it never registered is nobody here, whatever the gateway vouches for.
+        unknown = hub.as_gateway(NAMES, app=FOREIGN_APP)
+        assert unknown.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    declared = tmp_path / "departments.yaml"
+    declared.write_text('population: {title: "Population registry, served by hub A", public: false}\n')
+    registered = _register(_hub_b_copy(pair, tmp_path, declared), declared)
+    assert registered.exit_code == 0, registered.output
+    for hub in _serve(_hub_b_copy(pair, tmp_path, declared), pair):
+        plain = [
+            node["recipientName"]
+            for node in hub.as_gateway(NAMES).json()["data"]["civilAffairsAssistanceCases"]["nodes"]
+        ]
+        masked = _names(hub)
+        assert all(plain) and all(m != p for m, p in zip(masked, plain, strict=True))
+        admin = {"Authorization": f"Bearer {hub.tokens[ADMIN]}"}
+        accepted = hub.ask(GRANT, {"grant": given, "reason": "home visits"}, **admin).json()
+        assert accepted["data"]["grantAccess"]["applied"] is True, accepted
+        assert _names(hub) == plain
+
+
+@pytest.mark.parametrize(
+    ("entry", "refusal"),
+    [
+        ("civil_affairs", "civil_affairs is a catalog department"),
+        ("audit", "audit is already declared in policies/departments.yaml"),
+        ("population", "population needs {title: ..., public: true|false}"),
+    ],
+)
+def test_a_departments_file_that_redeclares_a_known_department_or_is_malformed_stops_the_hub(
+    pair: HubPair, tmp_path: Path, entry: str, refusal: str
+) -> None:
+    declared = tmp_path / "departments.yaml"
+    body = "population: {public: maybe}\n" if entry == "population" else f"{entry}: {{title: x, public: false}}\n"
+    declared.write_text(body)
+    with pytest.raises(TermsError) as stopped:
+        build_services(_hub_b_copy(pair, tmp_path, declared))
+    assert refusal in str(stopped.value)
+    assert "departments.yaml (HUB_DEPARTMENTS_FILE)" in str(stopped.value)
+    assert str(tmp_path) not in str(stopped.value)

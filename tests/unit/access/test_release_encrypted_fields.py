@@ -33,7 +33,7 @@ from hub.crypto.fields import FieldCipher
 from hub.crypto.keyring import Keyring, rotate_data_key
 from hub.crypto.master import MasterKey
 from hub.db.engine import hub_engine, sessions
-from hub.services import build_services
+from hub.services import Services, build_services
 from tests.conftest import TEST_MASTER_KEY, Hub, register
 
 CATALOG_DIR = Path(__file__).parents[2] / "fixtures" / "encrypted"
@@ -129,6 +129,7 @@ class Vault:
     keyring: Keyring
     connectors: dict[str, CountingConnector]
     policy: Policy
+    services: Services
 
     def table(self, department: str, name: str) -> list[dict[str, Any]]:
         """The rows the department's connector serves (altered in place to tamper with them)."""
@@ -168,7 +169,7 @@ def _vault(hub_db: URL, environ: dict[str, str]) -> Iterator[Vault]:
     )
     services = build_services(settings, catalog=catalog, connectors=connectors, policy=policy)
     with TestClient(create_app(services)) as client:
-        yield Vault(Hub(client, register(hub_db), hub_db), catalog, keyring, connectors, policy)
+        yield Vault(Hub(client, register(hub_db), hub_db), catalog, keyring, connectors, policy, services)
 
 
 @pytest.fixture
@@ -449,7 +450,10 @@ def test_masked_key_with_lookup_allows_one_eq_only(vault: Vault) -> None:
     assert listed["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-def test_values_under_a_key_rotated_while_serving_are_read_after_a_reload(vault: Vault) -> None:
+def _rotate_welfare(vault: Vault) -> Keyring:
+    """Adds a data-key version to welfare in the hub database (as `hub keys rotate` does, from
+    elsewhere: the running hub is not told); the keyring that holds it."""
+
     async def rotate() -> Keyring:
         from hub.crypto.keyring import load_keyring
 
@@ -462,14 +466,54 @@ def test_values_under_a_key_rotated_while_serving_are_read_after_a_reload(vault:
         finally:
             await engine.dispose()
 
-    newer = asyncio.run(rotate())
+    return asyncio.run(rotate())
+
+
+def _store_note_under(vault: Vault, keyring: Keyring, note: str) -> None:
     entity = vault.catalog.entity("welfare.Case")
-    vault.table("welfare", "welfare_case")[0]["note"] = FieldCells(newer, entity, entity.fields["note"]).encrypt(
-        "新的", "C1"
+    vault.table("welfare", "welfare_case")[0]["note"] = FieldCells(keyring, entity, entity.fields["note"]).encrypt(
+        note, "C1"
     )
+
+
+def test_values_under_a_key_rotated_while_serving_are_read_after_a_reload(vault: Vault) -> None:
+    _store_note_under(vault, _rotate_welfare(vault), "新的")
     result = vault.hub.query('{ welfareCase(key: "C1") { note } }')
     assert result["data"]["welfareCase"] == {"note": "新的"}
     assert "errors" not in result
+
+
+def test_a_value_under_a_key_rotated_just_after_an_announced_reload_is_read(vault: Vault) -> None:
+    """Another instance's change (a policy edit, say) was announced and made this one reload
+    its keys a moment ago; a rotation lands right after, and a value under it is met before
+    its own announcement: the value prompts a reload of its own instead of waiting out the
+    interval between reloads."""
+    portal = vault.hub.client.portal
+    assert portal is not None
+    portal.call(vault.services.keys.refresh, True)
+    _store_note_under(vault, _rotate_welfare(vault), "新的")
+    result = vault.hub.query('{ welfareCase(key: "C1") { note } }')
+    assert result["data"]["welfareCase"] == {"note": "新的"}
+    assert "errors" not in result
+
+
+def test_requests_that_met_a_new_key_version_together_all_release_again_after_the_one_reload(
+    vault: Vault,
+) -> None:
+    """Two requests released their rows with the old keyring and met the new version; the first
+    to ask reloads, and the second, asking within the interval between reloads, is told the
+    keyring is newer than the one it used, so it releases again rather than report the values
+    unreadable."""
+    portal = vault.hub.client.portal
+    assert portal is not None
+    keys = vault.services.keys
+    used = keys.keyring
+    _rotate_welfare(vault)
+    assert portal.call(keys.refresh, False, used) is True
+    assert keys.keyring is not used
+    assert portal.call(keys.refresh, False, used) is True
+    # A caller that already holds the reloaded keyring meets no newer one: nothing to redo.
+    assert portal.call(keys.refresh, False, keys.keyring) is False
 
 
 def test_no_plaintext_in_logs_errors_or_the_hub_database(vault: Vault, caplog: Any) -> None:
