@@ -5,7 +5,8 @@ small-object arenas only when they are wholly empty, and glibc's allocator keeps
 pages for reuse. Collecting cycles and asking glibc to trim its heap (`malloc_trim(0)`) after
 such a request gave back about 20 MB of the 135 MB the hub still held 30 s after the heaviest
 requests the bounds allow (bench/heavy_request.py on the demo, bench/README.md); the rest is
-held elsewhere. Small requests skip it: a trim costs milliseconds. It runs once the answer's last
+held in pymalloc's arenas, each kept by a few objects that outlive the request, which neither
+call reaches (measured in bench/README.md, "Half the pool per request"). Small requests skip it: a trim costs milliseconds. It runs once the answer's last
 slice is sent (hub/large_answer.py), when nothing of the request is referenced any more.
 
 The collection runs in the event loop (it needs the interpreter whatever thread it runs in);
