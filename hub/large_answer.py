@@ -58,7 +58,10 @@ class LargeJSON(Response):
         finally:
             gone.cancel()
             del slices
-            give_back()
+            # Once this step of the request's task has ended: the frames above this one (the
+            # server's, the framework's) still hold the request and its scope until then, and
+            # cycles through them would outlive a collection made here.
+            asyncio.get_running_loop().call_soon(give_back)
 
 
 async def _disconnect(receive: Receive) -> None:

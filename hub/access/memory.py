@@ -6,8 +6,9 @@ pages for reuse. Collecting cycles and asking glibc to trim its heap (`malloc_tr
 such a request gave back about 20 MB of the 135 MB the hub still held 30 s after the heaviest
 requests the bounds allow (bench/heavy_request.py on the demo, bench/README.md); the rest is
 held in pymalloc's arenas, each kept by a few objects that outlive the request, which neither
-call reaches (measured in bench/README.md, "Half the pool per request"). Small requests skip it: a trim costs milliseconds. It runs once the answer's last
-slice is sent (hub/large_answer.py), when nothing of the request is referenced any more.
+call reaches (measured in bench/README.md, "Half the pool per request"). Small requests skip
+it: a trim costs milliseconds. It runs once the answer's last slice is sent
+(hub/large_answer.py), when nothing of the request is referenced any more.
 
 The collection runs in the event loop (it needs the interpreter whatever thread it runs in);
 the trim runs in a thread of its own, started for it and ended with it (not a pool's: the

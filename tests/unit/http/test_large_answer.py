@@ -1,7 +1,7 @@
 """A large answer is sent a slice at a time: it arrives whole and byte for byte what one
 `orjson.dumps` makes, the hub holds none of it once it is sent or its client has gone, and the
-request's memory is given back after the last slice, not before, and after a request whose
-large reads failed as well."""
+request's memory is given back once the step that sent the last slice has ended, not before,
+and after a request whose large reads failed as well."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ async def test_the_memory_is_given_back_once_the_last_slice_is_sent(given_back: 
     response = LargeJSON(await encoded_slices(answer(2, 5_000), size=4096), 200, None)
     events = server.events
     await response({"type": "http", "method": "POST"}, server.receive, lambda m: _then(server.send(m), given_back))
+    # Not in the step that sent the last slice, whose callers still hold the request, but
+    # once that step of the request's task has ended.
+    assert given_back == []
+    await asyncio.sleep(0)
     assert given_back == ["given back"]
     # Every slice went out before the memory was given back.
     assert events[-1] == "slice" and len(events) == len(server.messages)
@@ -109,6 +113,7 @@ async def test_a_client_gone_mid_answer_gets_no_more_slices_and_the_hub_keeps_no
     response = LargeJSON(list(slices), 200, None)
     server = Server(leave_after=3)
     await response({"type": "http", "method": "POST"}, server.receive, server.send)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
     assert len(server.bodies) == 3
     assert given_back == ["given back"]
     assert response.slices == [] and response.body == b""
@@ -138,6 +143,7 @@ async def test_a_cancelled_answer_still_gives_its_memory_back(given_back: list[s
 
     with pytest.raises(asyncio.CancelledError):
         await response({"type": "http", "method": "POST"}, receive, send)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
     assert given_back == ["given back"]
     assert response.slices == []
 
