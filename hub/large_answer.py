@@ -8,8 +8,9 @@ server in its own `send` and dropped by the response once handed over, so the se
 control (it waits for the socket to drain past its high-water mark) gives other requests turns
 between slices. When the last slice is sent, or the client has gone, or the request is
 cancelled, nothing of the answer is left in the response and its memory is given back
-(hub/access/memory.py), in the event loop: not in a thread pool, whose first use would import
-anyio and keep its objects in the very memory the request has just freed.
+(hub/access/memory.py: a collection in the event loop, the heap's trim in a thread of its own;
+not in Starlette's thread pool, whose first use would import anyio and keep its objects in the
+very memory the request has just freed).
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ class LargeJSON(Response):
         finally:
             gone.cancel()
             del slices
-            give_back()
+            # Once this step of the request's task has ended: the frames above this one (the
+            # server's, the framework's) still hold the request and its scope until then, and
+            # cycles through them would outlive a collection made here.
+            asyncio.get_running_loop().call_soon(give_back)
 
 
 async def _disconnect(receive: Receive) -> None:

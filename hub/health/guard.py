@@ -57,8 +57,9 @@ class GuardedConnector:
         self.breaker = breaker
         self.timeout_ms = timeout_ms
         self.deadlines = Deadlines(timeout_ms / 1000 + DEADLINE_MARGIN_S)
-        # The department's connections, shared between requests (share.py); waiting for one is
-        # inside the read's deadline.
+        # The department's connections, shared between requests (share.py); waiting for one
+        # other requests hold is inside the read's deadline, waiting behind the request's own
+        # reads is not.
         self.share = Share(pool_size)
         self.watch = watch
 
@@ -127,12 +128,12 @@ class GuardedConnector:
             await gate.admit()
 
     def _read(self, kind: str, table: str, values: int | None = None) -> _Read:
-        """One read of `kind` on `table`, admitted by the breaker (or refused at once) and
-        under its deadline from here on."""
+        """One read of `kind` on `table`, admitted by the breaker (or refused at once), under
+        its deadline once its request's slot is taken."""
         watch = self.watch
         span = None if watch is None or watch.tracer is None else watch.span(kind, table, values)
         ticket = self._admit(span)
-        return _Read(self, ticket, span, self.deadlines.start())
+        return _Read(self, ticket, span)
 
     def _admit(self, span: ReadSpan | None) -> Ticket:
         try:
@@ -176,27 +177,40 @@ class GuardedConnector:
 
 class _Read:
     """One guarded read: its breaker ticket, span, deadline and connection share. Entered, it
-    takes a connection of the department's share (waiting within the deadline); left, it gives
-    the connection back and settles the deadline and the breaker, and turns a failure into what
-    the reader sees (`GuardedConnector._failure`)."""
+    takes a slot of its request's share (waiting behind the request's own reads), starts its
+    deadline, then takes a connection (waiting within the deadline); left, it gives both back
+    and settles the deadline and the breaker, and turns a failure into what the reader sees
+    (`GuardedConnector._failure`)."""
 
-    __slots__ = ("guard", "owner", "read", "span", "started", "taken", "ticket")
+    __slots__ = ("claimed", "guard", "owner", "read", "span", "started", "taken", "ticket")
 
-    def __init__(self, guard: GuardedConnector, ticket: Ticket, span: ReadSpan | None, read: Read) -> None:
+    def __init__(self, guard: GuardedConnector, ticket: Ticket, span: ReadSpan | None) -> None:
         self.guard = guard
         self.ticket = ticket
         self.span = span
-        self.read = read
+        self.read: Read | None = None
         self.owner = current_owner()
-        self.started = clock()
+        self.started = 0.0
+        self.claimed = False
         self.taken = False
 
     async def __aenter__(self) -> _Read:
-        share, owner = self.guard.share, self.owner
+        guard = self.guard
+        share, owner = guard.share, self.owner
+        if not share.claim(owner):
+            try:
+                await share.wait_claim(owner)
+            except BaseException as error:
+                raise self._failed(error) from None
+        self.claimed = True
+        # The deadline and the read's time count from here: what the department takes.
+        self.read = guard.deadlines.start()
+        self.started = clock()
         if not share.take(owner):
             try:
                 await share.wait(owner)
             except BaseException as error:
+                self._release()
                 raise self._failed(error) from None
         self.taken = True
         return self
@@ -204,14 +218,12 @@ class _Read:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        guard = self.guard
-        if self.taken:
-            self.taken = False
-            guard.share.give(self.owner)
+        self._release()
         if error is not None:
             raise self._failed(error) from None
-        guard.deadlines.finish(self.read)
-        guard.breaker.succeeded(self.ticket)
+        assert self.read is not None
+        self.guard.deadlines.finish(self.read)
+        self.guard.breaker.succeeded(self.ticket)
 
     def answered(self, count: int | None) -> None:
         """Reports the answered read to the department's watch, with how many rows it gave."""
@@ -219,6 +231,16 @@ class _Read:
         if watch is not None:
             watch.answered(self.started, self.span, count)
 
+    def _release(self) -> None:
+        share = self.guard.share
+        if self.taken:
+            self.taken = False
+            share.give(self.owner)
+        if self.claimed:
+            self.claimed = False
+            share.unclaim(self.owner)
+
     def _failed(self, error: BaseException) -> BaseException:
         guard = self.guard
-        return guard._failure(self.ticket, error, guard.deadlines.finish(self.read), self.span)
+        late = self.read is not None and guard.deadlines.finish(self.read)
+        return guard._failure(self.ticket, error, late, self.span)

@@ -118,7 +118,11 @@ def answer(
     the canonical order, data, and the access decision. A request past its value budget answers no data and
     one error."""
     budget = None if context.request is None else context.request.budget
-    large = budget is not None and (budget.spent >= LARGE_REQUEST_VALUES or budget.exceeded is not None)
+    # Large: its answer is sent in slices, and its memory given back once sent; so is that of
+    # a request whose reads failed after the department had been asked for many values.
+    large = budget is not None and (
+        budget.spent + budget.abandoned >= LARGE_REQUEST_VALUES or budget.exceeded is not None
+    )
     if budget is not None and budget.exceeded is not None:
         return _refused(context, budget.exceeded)
     errors = [format_error(e) for e in raised]
