@@ -177,7 +177,19 @@ def exact_sum(kind: Kind, scale: int, total: Any) -> Any:
         return int(total)
     if kind is Kind.FLOAT:
         return float(total)
-    return _EXACT.quantize(decimal.Decimal(total), decimal.Decimal(1).scaleb(-scale))
+    return _EXACT.quantize(decimal.Decimal(total), _quantum(scale))
+
+
+def _quantum(scale: int) -> decimal.Decimal:
+    """1 at the `scale`-th decimal place (0.01 for 2), made once per scale: a sum is rounded
+    to it per group."""
+    found = _QUANTA.get(scale)
+    if found is None:
+        found = _QUANTA[scale] = decimal.Decimal(1).scaleb(-scale)
+    return found
+
+
+_QUANTA: dict[int, decimal.Decimal] = {}
 
 
 def average(kind: Kind, scale: int, total: Any, count: int) -> Any:
@@ -186,7 +198,7 @@ def average(kind: Kind, scale: int, total: Any, count: int) -> Any:
         return None
     if kind is Kind.DECIMAL:
         quotient = _EXACT.divide(decimal.Decimal(total), decimal.Decimal(count))
-        return _EXACT.quantize(quotient, decimal.Decimal(1).scaleb(-scale))
+        return _EXACT.quantize(quotient, _quantum(scale))
     # int / int is correctly rounded, so every backend's exact integer sum gives one float.
     return total / count
 
