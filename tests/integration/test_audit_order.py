@@ -27,7 +27,7 @@ WRITER = """
 import asyncio, json, sys
 from sqlalchemy.engine import make_url
 from hub.audit.event import Event
-from hub.audit.store import TrailWriter
+from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine, sessions
 
 async def main(url: str, n: int, name: str) -> None:

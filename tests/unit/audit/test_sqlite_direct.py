@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from hub.audit import sqlite_direct
 from hub.audit.event import Event
 from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
-from hub.audit.store import TrailWriter
+from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine
 from hub.migrate import upgrade
 
