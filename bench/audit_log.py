@@ -105,6 +105,7 @@ async def run(url: URL, events: int) -> None:
         times.append((time.perf_counter() - t) * 1000)
         assert verify_consistency(first, events, first_root, root, path)
     print(f"consistency proof with the old root: {_ms(times)}")
+    await writer.close()
     await engine.dispose()
 
 

@@ -117,7 +117,7 @@ async def run(url: URL, args: argparse.Namespace) -> None:
         f"CPU per request: trail on {on_us:.0f} µs, off {off_us:.0f} µs, the trail {on_us - off_us:.0f} µs; "
         f"req/s on {n_on / wall_on:.0f}, off {n_off / wall_off:.0f}; load average {os.getloadavg()[0]:.2f}"
     )
-    await writer.drain()
+    await writer.close()
     await engine.dispose()
 
 

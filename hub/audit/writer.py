@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit.event import Event
 from hub.audit.merkle import Frontier
+from hub.audit.postgres_writer import PostgresFlusher
 from hub.audit.rows import Staged, stage
 from hub.audit.sqlite_writer import SqliteFlusher
 from hub.audit.store import TrailUnavailable, append_in
@@ -34,13 +36,22 @@ log = logging.getLogger("hub.audit")
 GATHER_MS = 4.0
 
 
+class Flusher(Protocol):
+    """A database's own way to write one flush in one transaction."""
+
+    async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]: ...
+
+    async def close(self) -> None: ...
+
+
 class TrailWriter:
     def __init__(self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS) -> None:
         self.engine = engine
         self._batch_max = batch_max
         self._gather_s = gather_ms / 1000
-        # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py).
-        self._flusher = SqliteFlusher.of(engine)
+        # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
+        # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py).
+        self._flusher: Flusher | None = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
         self._pending: list[tuple[Staged, asyncio.Future[int]]] = []
         self._flushing: asyncio.Task[None] | None = None
         # The tree's right edge as this writer's last flush left it: when no other process
