@@ -18,15 +18,18 @@ another process wrote meanwhile, `grown` is empty, nothing is inserted, and the 
 tree's right edge again and tries once more; after that it takes the lock first, in an explicit
 transaction (store.append_in), which always succeeds. The statement is built by SQLAlchemy from
 the models, one array parameter per column, so its text (and its prepared plan) does not depend on
-how many events a flush carries.
+how many events a flush carries. A connection that failed is dropped (the next flush opens
+another); one idle for more than IDLE_S is pinged first, as the pool would, so a server restarted
+in a quiet spell does not cost the next group its answers.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Column, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Column, Select, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -39,6 +42,9 @@ _LOG = cast(Table, AuditLog.__table__)
 _SIZE = select(_LOG.c.size).where(_LOG.c.id == 1)
 # Optimistic tries before the flush takes the log's lock first.
 TRIES = 2
+# A connection unused this long is pinged before a flush.
+IDLE_S = 10.0
+_PING = select(literal(1))
 
 
 def _statement() -> Select[tuple[int]]:
@@ -72,6 +78,7 @@ class PostgresFlusher:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._used_at = 0.0
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> PostgresFlusher | None:
@@ -113,9 +120,19 @@ class PostgresFlusher:
         await self._drop()
 
     async def _open(self) -> AsyncConnection:
+        now = time.monotonic()
+        if self._connection is not None and now - self._used_at > IDLE_S:
+            # Idle for a while: the server may have restarted since. A ping costs one round trip
+            # here rather than a refused group (the pool pings at every checkout).
+            try:
+                await self._connection.execute(_PING)
+                await self._connection.commit()
+            except Exception:
+                await self._drop()
         if self._connection is None:
             connection = await self._engine.connect()
             self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        self._used_at = now
         return self._connection
 
     async def _drop(self) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
 from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
+from hub.audit.postgres_writer import IDLE_S
 from hub.audit.store import TrailUnavailable, append_in
 from hub.audit.verify import verify_log
 from hub.audit.writer import TrailWriter
@@ -109,3 +110,39 @@ def test_an_event_postgresql_would_refuse_fails_only_its_own_request() -> None:
     assert isinstance(outcomes[2], TrailUnavailable)
     assert sorted(o for i, o in enumerate(outcomes) if i != 2) == [0, 1, 2, 3]
     assert len(asyncio.run(tables(url))["hub_audit_event"]) == 4
+
+
+async def terminate_writers_connection(engine: Any, writer: TrailWriter) -> None:
+    """The server ends the writer's kept connection (as a restart would)."""
+    flusher = writer._flusher
+    assert flusher is not None and flusher._connection is not None  # type: ignore[attr-defined]
+    pid = (await flusher._connection.execute(select(func.pg_backend_pid()))).scalar()  # type: ignore[attr-defined]
+    async with engine.begin() as connection:
+        await connection.execute(select(func.pg_terminate_backend(pid)))
+
+
+def test_after_the_server_dropped_the_connection_the_trail_writes_again() -> None:
+    url = database("hub_it_trail_reconnect")
+
+    async def work() -> tuple[int, Any, int, int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine)
+        try:
+            first = await writer.append(event(0))
+            # Idle for a while: the kept connection is pinged, found dead and replaced.
+            await terminate_writers_connection(engine, writer)
+            writer._flusher._used_at -= IDLE_S + 1  # type: ignore[union-attr]
+            after_idle = await writer.append(event(1))
+            # In use: the flush on the dead connection fails closed, the next one reconnects.
+            await terminate_writers_connection(engine, writer)
+            outcome = await asyncio.gather(writer.append(event(2)), return_exceptions=True)
+            last = await writer.append(event(3))
+            return first, (after_idle, outcome[0]), last, writer.flushes
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    first, (after_idle, refused), last, _ = asyncio.run(work())
+    assert (first, after_idle) == (0, 1)
+    assert isinstance(refused, TrailUnavailable) and last == 2
+    assert [row[0] for row in asyncio.run(tables(url))["hub_audit_event"]] == [0, 1, 2]
