@@ -10,7 +10,6 @@ is hub/audit/writer.py.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from typing import cast
 
@@ -22,8 +21,6 @@ from hub.audit.merkle import Frontier, Node, range_nodes
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
 from hub.audit.rows import Staged, rows_at, stage
 from hub.audit.sqlite_direct import DirectSqlite
-
-log = logging.getLogger("hub.audit")
 
 
 class TrailUnavailable(Exception):
