@@ -24,7 +24,7 @@ class AuditSettings:
     batch_max: int = 500
     # HUB_AUDIT_GATHER_MS: how long a flush waits, at most, for the events of requests still in
     # flight (hub/audit/writer.py); 0 writes what is queued at once.
-    gather_ms: float = 4.0
+    gather_ms: float = 12.0
 
 
 def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
@@ -39,7 +39,7 @@ def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
     try:
         interval = float(environ.get("HUB_AUDIT_SIGN_SECONDS", "60"))
         batch = int(environ.get("HUB_AUDIT_BATCH", "500"))
-        gather = float(environ.get("HUB_AUDIT_GATHER_MS", "4"))
+        gather = float(environ.get("HUB_AUDIT_GATHER_MS", "12"))
     except ValueError:
         raise AuditSettingsError(
             "HUB_AUDIT_SIGN_SECONDS, HUB_AUDIT_BATCH and HUB_AUDIT_GATHER_MS must be numbers"

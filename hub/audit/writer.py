@@ -33,7 +33,7 @@ from hub.audit.store import TrailUnavailable, append_in
 
 log = logging.getLogger("hub.audit")
 
-GATHER_MS = 4.0
+GATHER_MS = 12.0
 
 
 class Flusher(Protocol):
