@@ -88,7 +88,7 @@ class Stopwatch:
 
 async def _run(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], count: int, top: int) -> None:
     from connectors.sql import SqlConnector
-    from hub.audit.store import TrailWriter
+    from hub.audit.writer import TrailWriter
 
     async with app.router.lifespan_context(app):
         for _ in range(WARMUP):

@@ -26,9 +26,9 @@ from sqlalchemy.engine import URL
 
 from hub.audit.event import Event
 from hub.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from hub.audit.store import TrailWriter
 from hub.audit.tree import NodeCache, consistency, inclusion, log_size, root_at
 from hub.audit.verify import verify_log
+from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine, sessions
 from hub.migrate import upgrade
 
@@ -105,6 +105,7 @@ async def run(url: URL, events: int) -> None:
         times.append((time.perf_counter() - t) * 1000)
         assert verify_consistency(first, events, first_root, root, path)
     print(f"consistency proof with the old root: {_ms(times)}")
+    await writer.close()
     await engine.dispose()
 
 

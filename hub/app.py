@@ -196,6 +196,8 @@ def create_app(services: Services) -> Starlette:
         headers = request.headers
         seen = observe.begin(headers.get("x-request-id"), request.method, headers)
         request.scope[SEEN] = seen
+        if trail is not None:
+            trail.begin()
         try:
             response = await _graphql(request, seen)
             # The access trail records the request before its answer leaves (and withholds the
@@ -211,6 +213,9 @@ def create_app(services: Services) -> Starlette:
             # The server gave up on the request (its client went away): counted, and its span ended.
             observe.finish(seen, CANCELLED, "CANCELLED")
             raise
+        finally:
+            if trail is not None:
+                trail.end()
         # One media type for every answer of /graphql, refusals included (GraphQL over HTTP).
         if response.media_type == JSON.media_type:
             media = response_media_type(headers.get("accept"))

@@ -20,8 +20,8 @@ from hub.access.read import Reader
 from hub.audit.heads import HeadSigner
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
-from hub.audit.store import TrailWriter
 from hub.audit.trail import Trail
+from hub.audit.writer import TrailWriter
 from hub.catalog import Catalog, load_catalog
 from hub.catalog.connections import open_connectors
 from hub.catalog.manifest import ConnectionDecl
@@ -313,7 +313,12 @@ def build_services(
         rates=_rates(settings),
         in_flight=_in_flight(settings),
         observe=observe,
-        trail=Trail(settings.audit, TrailWriter(engine, settings.audit.batch_max), catalog, terms.purposes),
+        trail=Trail(
+            settings.audit,
+            TrailWriter(engine, settings.audit.batch_max, settings.audit.gather_ms),
+            catalog,
+            terms.purposes,
+        ),
         heads=HeadSigner(session_maker, lambda: keys.keyring.tree_signer(), settings.audit.sign_interval_s),
         audit=audit,
         history=PersonHistory(session_maker, audit, lambda: keys.keyring.tree_signer()),

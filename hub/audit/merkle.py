@@ -199,6 +199,11 @@ class Frontier:
             raise ValueError("the frontier's hashes do not match its size")
         self.nodes: list[tuple[int, bytes]] = list(zip(levels, hashes, strict=True))
 
+    def copy(self) -> Frontier:
+        twin = Frontier()
+        twin.size, twin.nodes = self.size, list(self.nodes)
+        return twin
+
     def append(self, leaf: bytes) -> list[tuple[Node, bytes]]:
         """Add one leaf hash; the complete subtrees it closes, smallest first."""
         index = self.size

@@ -22,6 +22,9 @@ class AuditSettings:
     sign_interval_s: float = 60.0
     # HUB_AUDIT_BATCH: events written in one transaction at most (group commit).
     batch_max: int = 500
+    # HUB_AUDIT_GATHER_MS: how long a flush waits, at most, for the events of requests still in
+    # flight (hub/audit/writer.py); 0 writes what is queued at once.
+    gather_ms: float = 12.0
 
 
 def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
@@ -36,10 +39,15 @@ def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
     try:
         interval = float(environ.get("HUB_AUDIT_SIGN_SECONDS", "60"))
         batch = int(environ.get("HUB_AUDIT_BATCH", "500"))
+        gather = float(environ.get("HUB_AUDIT_GATHER_MS", "12"))
     except ValueError:
-        raise AuditSettingsError("HUB_AUDIT_SIGN_SECONDS and HUB_AUDIT_BATCH must be numbers") from None
+        raise AuditSettingsError(
+            "HUB_AUDIT_SIGN_SECONDS, HUB_AUDIT_BATCH and HUB_AUDIT_GATHER_MS must be numbers"
+        ) from None
     if not 1 <= interval <= 86_400:
         raise AuditSettingsError("HUB_AUDIT_SIGN_SECONDS must be seconds from 1 to 86400")
     if not 1 <= batch <= 10_000:
         raise AuditSettingsError("HUB_AUDIT_BATCH must be from 1 to 10000")
-    return AuditSettings(flag("HUB_AUDIT", "on"), flag("HUB_AUDIT_UNLOGGED_L1_L2", "off"), interval, batch)
+    if not 0 <= gather <= 100:
+        raise AuditSettingsError("HUB_AUDIT_GATHER_MS must be milliseconds from 0 to 100")
+    return AuditSettings(flag("HUB_AUDIT", "on"), flag("HUB_AUDIT_UNLOGGED_L1_L2", "off"), interval, batch, gather)

@@ -17,8 +17,10 @@ and bytes, as the trail's tables hold. Statement observers still see every state
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, cast
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -27,6 +29,32 @@ from sqlalchemy.sql.elements import ClauseElement
 # The trail's statements are module constants, so their identity is stable.
 Prepared = tuple[str, tuple[str, ...], dict[str, Any]]
 _COMPILED: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+
+
+def compiled_for(dialect: Dialect, statement: ClauseElement, keys: tuple[str, ...]) -> Prepared:
+    """`statement`'s SQL for `dialect` given values with these keys, compiled once."""
+    cache_key = (id(statement), keys)
+    found = _COMPILED.get(cache_key)
+    if found is None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
+        order = compiled.positiontup or []
+        # Constants of the statement (a WHERE id = 1) are bound parameters with values.
+        defaults = {
+            name: bind.value for name, bind in compiled.binds.items() if not bind.required and bind.value is not None
+        }
+        found = _COMPILED[cache_key] = (compiled.string, tuple(order), defaults)
+    return found
+
+
+def arguments_of(prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows' values in the compiled order."""
+    _, names, defaults = prepared
+    if defaults:
+        return [tuple({**defaults, **row}[name] for name in names) for row in rows]
+    if len(names) == 1:
+        return [(row[names[0]],) for row in rows]
+    pick = itemgetter(*names)
+    return [pick(row) for row in rows]
 
 
 class DirectSqlite:
@@ -59,21 +87,13 @@ class DirectSqlite:
         """`statement` once per row (every row with the same keys)."""
         if not rows:
             return
-        sql, names, defaults = self._compile(statement, tuple(rows[0]))
-        arguments = [[{**defaults, **row}[name] for name in names] for row in rows]
+        prepared = self._compile(statement, tuple(rows[0]))
+        sql, arguments = prepared[0], arguments_of(prepared, rows)
         self._observe(sql, arguments)
         await self._driver.executemany(sql, arguments)
 
     def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> Prepared:
-        cache_key = (id(statement), keys)
-        found = _COMPILED.get(cache_key)
-        if found is None:
-            compiled = cast(SQLCompiler, statement.compile(dialect=self._connection.dialect, column_keys=list(keys)))
-            order = compiled.positiontup or []
-            # Constants of the statement (a WHERE id = 1) are bound parameters with values.
-            defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
-            found = _COMPILED[cache_key] = (compiled.string, tuple(order), defaults)
-        return found
+        return compiled_for(self._connection.dialect, statement, keys)
 
     def _observe(self, sql: str, arguments: Any) -> None:
         engine = self._connection.sync_engine

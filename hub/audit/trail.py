@@ -27,7 +27,8 @@ from hub.access.plan import Decision
 from hub.access.record import AccessRecord
 from hub.audit.event import Event, released_of
 from hub.audit.settings import AuditSettings
-from hub.audit.store import TrailUnavailable, TrailWriter, count_anonymous
+from hub.audit.store import TrailUnavailable, count_anonymous
+from hub.audit.writer import TrailWriter
 from hub.catalog import Catalog
 from hub.catalog.manifest import Tier
 from hub.observe.requests import Seen
@@ -142,8 +143,16 @@ class Trail:
         except Exception:  # the fault's own answer goes out regardless; it carries no data
             log.exception("could not record a failed request")
 
+    def begin(self) -> None:
+        """A request has begun (its event may come: the writer's flush waits for it a little)."""
+        self.writer.begin()
+
+    def end(self) -> None:
+        """The request has ended, its event written or with none to write."""
+        self.writer.end()
+
     async def close(self) -> None:
-        await self.writer.drain()
+        await self.writer.close()
         if self._anonymous_task is not None:
             self._anonymous_task.cancel()
         await self._write_anonymous()

@@ -27,7 +27,7 @@ WRITER = """
 import asyncio, json, sys
 from sqlalchemy.engine import make_url
 from hub.audit.event import Event
-from hub.audit.store import TrailWriter
+from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine, sessions
 
 async def main(url: str, n: int, name: str) -> None:
@@ -40,6 +40,7 @@ async def main(url: str, n: int, name: str) -> None:
     positions = []
     for wave in range(0, n, 50):
         positions += await asyncio.gather(*(writer.append(event(i)) for i in range(wave, min(n, wave + 50))))
+    await writer.close()
     await engine.dispose()
     print(json.dumps({"positions": positions, "flushes": writer.flushes}))
 

@@ -1,10 +1,12 @@
-"""The trail's writes on SQLite run each statement in one trip to aiosqlite's thread
-(hub/audit/sqlite_direct.py), and store exactly what SQLAlchemy's own execution stores:
-the same rows, the same tree."""
+"""The trail's writes on SQLite: the writer's flush is one trip to a thread of its own
+(hub/audit/sqlite_writer.py), an admin action's append runs each statement in one trip to
+aiosqlite's thread (hub/audit/sqlite_direct.py), and both store exactly what SQLAlchemy's own
+execution stores: the same rows, the same tree."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from sqlalchemy.engine import URL
 from hub.audit import sqlite_direct
 from hub.audit.event import Event
 from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
-from hub.audit.store import TrailWriter
+from hub.audit.store import append_in
+from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine
 from hub.migrate import upgrade
 
@@ -50,9 +53,11 @@ def new_database(folder: Path) -> URL:
     return url
 
 
-async def written(url: URL, direct: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """Seven appends (one at a time, then four together) on a new hub database; its tables."""
-    if not direct:
+async def written(url: URL, way: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Seven events (one at a time, then four together) on a new hub database; its tables.
+    `way`: the writer's flush on its own thread, `append_in` with the direct statements (an
+    admin action's path), or `append_in` through SQLAlchemy's own execution."""
+    if way == "sqlalchemy":
 
         async def none(connection: Any) -> None:
             return None
@@ -60,10 +65,16 @@ async def written(url: URL, direct: bool, monkeypatch: pytest.MonkeyPatch) -> di
         monkeypatch.setattr(sqlite_direct.DirectSqlite, "of", none)
     engine = hub_engine(url)
     try:
-        writer = TrailWriter(engine)
-        for n in range(3):
-            await writer.append(event(n))
-        await writer.write([event(n) for n in range(3, 7)])
+        if way == "writer":
+            writer = TrailWriter(engine)
+            for n in range(3):
+                await writer.append(event(n))
+            await writer.write([event(n) for n in range(3, 7)])
+            await writer.close()
+        else:
+            for batch in ([0], [1], [2], [3, 4, 5, 6]):
+                async with engine.begin() as connection:
+                    await append_in(connection, [event(n) for n in batch])
         async with engine.connect() as connection:
             tables: dict[str, list[Any]] = {}
             for model in (AuditEvent, AuditPerson, AuditNode, AuditLog):
@@ -77,29 +88,69 @@ async def written(url: URL, direct: bool, monkeypatch: pytest.MonkeyPatch) -> di
         await engine.dispose()
 
 
-def test_the_direct_writes_store_what_sqlalchemy_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first, second = new_database(tmp_path / "a"), new_database(tmp_path / "b")
-    direct = asyncio.run(written(first, True, monkeypatch))
-    through = asyncio.run(written(second, False, monkeypatch))
-    assert direct == through
-    assert len(direct["hub_audit_event"]) == 7
-    assert direct["hub_audit_log"][0][1] == 7
-    assert direct["hub_audit_person"]
-
-
-def test_a_flush_is_one_trip_to_the_driver_thread_per_statement(
+def test_the_writer_and_the_direct_writes_store_what_sqlalchemy_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = asyncio.run(one_flush(new_database(tmp_path), monkeypatch))
+    tables = {}
+    for way in ("writer", "direct", "sqlalchemy"):
+        (tmp_path / way).mkdir()
+        tables[way] = asyncio.run(written(new_database(tmp_path / way), way, monkeypatch))
+    assert tables["writer"] == tables["direct"] == tables["sqlalchemy"]
+    assert len(tables["writer"]["hub_audit_event"]) == 7
+    assert tables["writer"]["hub_audit_log"][0][1] == 7
+    assert tables["writer"]["hub_audit_person"]
+
+
+def test_a_direct_append_is_one_trip_to_the_driver_thread_per_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = asyncio.run(one_append(new_database(tmp_path), monkeypatch))
     # The log's size, the event, its persons and the tree's nodes, then the commit and the pool's
     # reset: six, where SQLAlchemy's adapter made twelve (open, execute, fetch, close).
     assert len(calls) <= 6, calls
 
 
-async def one_flush(url: URL, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The calls to aiosqlite's thread of the second append to a new log."""
+def test_a_writers_flush_makes_no_trip_to_aiosqlite_and_one_to_its_own_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = new_database(tmp_path)
+
+    async def work() -> tuple[list[str], int, int]:
+        engine = hub_engine(url)
+        calls: list[str] = []
+        original = aiosqlite.core.Connection._execute
+
+        async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(fn, "__name__", "?"))
+            return await original(self, fn, *args, **kwargs)
+
+        writer = TrailWriter(engine)
+        trips = []
+        assert writer._flusher is not None
+        real = writer._flusher._write
+
+        def trip(*args: Any) -> Any:
+            trips.append(threading.current_thread().name)
+            return real(*args)
+
+        try:
+            await writer.append(event(0))
+            monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+            monkeypatch.setattr(writer._flusher, "_write", trip)
+            position = await writer.append(event(1))
+        finally:
+            monkeypatch.undo()
+            await writer.close()
+            await engine.dispose()
+        assert all(name.startswith("hub-trail") for name in trips)
+        return calls, len(trips), position
+
+    calls, trips, position = asyncio.run(work())
+    assert (calls, trips, position) == ([], 1, 1)
+
+
+async def one_append(url: URL, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls to aiosqlite's thread of the second direct append to a new log."""
     engine = hub_engine(url)
     calls: list[str] = []
     original = aiosqlite.core.Connection._execute
@@ -109,11 +160,12 @@ async def one_flush(url: URL, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return await original(self, fn, *args, **kwargs)
 
     try:
-        writer = TrailWriter(engine)
-        await writer.append(event(0))
+        async with engine.begin() as connection:
+            _, edge = await append_in(connection, [event(0)])
         monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
         started = time.perf_counter()
-        await writer.append(event(1))
+        async with engine.begin() as connection:
+            await append_in(connection, [event(1)], edge)
         assert time.perf_counter() - started < 5
     finally:
         monkeypatch.undo()

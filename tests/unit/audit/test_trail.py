@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from hub.audit.event import stored_leaf
 from hub.audit.heads import TreeHead
 from hub.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditNode, AuditPerson, node_key
+from hub.audit.verify import verify_log
 from hub.catalog import Catalog
 from hub.crypto.signing import public_raw_from_pem
 from hub.db.engine import hub_engine, sessions
@@ -237,3 +239,38 @@ def test_no_aggregate_leaves_when_the_trail_cannot_be_written(trail_hub: Hub, qu
     )
     assert response.status_code == 503
     assert response.json()["data"] is None
+
+
+def _at_once(hub: Hub, n: int) -> list[Any]:
+    """`n` requests for persons sent together (each on a thread of its own, so the app serves
+    them concurrently)."""
+    headers = {"Authorization": f"Bearer {hub.token}"}
+    with ThreadPoolExecutor(n) as threads:
+        return list(
+            threads.map(lambda _: hub.client.post("/graphql", json={"query": PEOPLE}, headers=headers), range(n))
+        )
+
+
+def test_requests_served_together_are_each_one_event_and_the_log_verifies(trail_hub: Hub) -> None:
+    responses = _at_once(trail_hub, 12)
+    assert [r.status_code for r in responses] == [200] * 12
+    events = rows(trail_hub.url, AuditEvent)
+    assert [e.position for e in events] == list(range(12))
+    assert {e.operation_name for e in events} == {"People"}
+
+    async def verify() -> Any:
+        engine = hub_engine(trail_hub.url)
+        try:
+            return await verify_log(sessions(engine), None)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(verify())
+    assert report.ok and report.events == 12
+
+
+def test_no_request_served_together_gets_its_data_when_the_trail_cannot_be_written(trail_hub: Hub) -> None:
+    execute(trail_hub.url, "DROP TABLE hub_audit_person")
+    responses = _at_once(trail_hub, 12)
+    assert [r.status_code for r in responses] == [503] * 12
+    assert not any("110105" in r.text for r in responses)

@@ -1,0 +1,83 @@
+"""An event made ready for the log before it has a position, and the rows a run of such events
+becomes once the writer knows where the run starts.
+
+Staging (the event's columns: its `released` JSON text, the digest of its persons) is the part
+of an event's cost that does not depend on its position. The request's own task stages its
+event before it joins a flush, so that work is spread over the requests rather than piled on
+the flush, and an event that cannot be staged fails its own request only, never the others
+flushed with it. What needs the position (the leaf, its hash, the subtrees it closes) is made in
+the flush, in log order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import String, Table
+
+from hub.audit.event import Event
+from hub.audit.merkle import Frontier, leaf_hash
+from hub.audit.models import KINDS, OUTCOMES, AuditEvent, AuditPerson, node_key
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    event: Event
+    # The row's columns but its position (Event.columns()).
+    columns: dict[str, Any]
+
+
+# The event row's bounded text columns: a value the database would refuse is refused here, for
+# its own request, rather than failing the transaction of every event flushed with it.
+_EVENT = cast(Table, AuditEvent.__table__)
+_LIMITS = {c.name: c.type.length for c in _EVENT.columns if isinstance(c.type, String) and c.type.length}
+_PERSON_LIMIT = cast(String, cast(Table, AuditPerson.__table__).c.person.type).length or 64
+
+
+class Unfit(ValueError):
+    """An event the log's tables cannot hold (the request that made it is refused alone)."""
+
+
+def stage(event: Event) -> Staged:
+    columns = event.columns()
+    for name, value in columns.items():
+        if not isinstance(value, str):
+            continue
+        limit = _LIMITS.get(name)
+        if limit is not None and len(value) > limit:
+            raise Unfit(f"the event's {name} is longer than {limit}")
+        if "\x00" in value:  # PostgreSQL's text holds no U+0000
+            raise Unfit(f"the event's {name} holds U+0000")
+    if columns["outcome"] not in OUTCOMES or columns["kind"] not in KINDS:
+        raise Unfit("the event's outcome or kind is not one the log knows")
+    if event.persons and max(map(len, event.persons)) > _PERSON_LIMIT:
+        raise Unfit("a person's blind index is longer than the log holds")
+    return Staged(event, columns)
+
+
+@dataclass(slots=True)
+class Rows:
+    """What a run of events adds to the three tables."""
+
+    events: list[dict[str, Any]]
+    persons: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+
+
+def rows_at(staged: Sequence[Staged], first: int, edge: Frontier) -> Rows:
+    """The rows of `staged` at positions first, first + 1, ...; `edge` (the tree's right edge at
+    `first`) is advanced past them."""
+    rows = Rows([], [], [])
+    for offset, item in enumerate(staged):
+        position = first + offset
+        event, columns = item.event, item.columns
+        rows.events.append({"position": position, **columns})
+        at_us = event.at_us
+        rows.persons.extend(
+            {"position": position, "person": p, "at_us": at_us, "entities": e} for p, e in event.persons.items()
+        )
+        closed = edge.append(leaf_hash(event.leaf_of(position, columns)))
+        rows.nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
+    return rows

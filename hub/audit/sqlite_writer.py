@@ -1,0 +1,142 @@
+"""The trail's flush on a SQLite hub database: the whole transaction in one trip to a thread.
+
+Through SQLAlchemy's aiosqlite adapter a flush took about twelve hand-offs to the driver's thread
+(pool checkout, begin, five statements, commit, the pool's reset), and on a loaded machine each
+hand-off is a wait for a core: about a millisecond of CPU per flush, most of the trail's cost on
+small requests (bench/trail_writer.py). Here a thread of the writer's own holds a `sqlite3`
+connection to the same file and runs one flush per call: BEGIN IMMEDIATE (the database's write
+lock, as the log row's UPDATE takes it), the log's size, the rows, COMMIT. The event loop hands
+it the batch once and is woken once; the inserts and the commit's fsync run beside it.
+
+The SQL is SQLAlchemy's compilation of the store's statements (hub/audit/store.py) for the
+engine's dialect, never written by hand, so the rows are those `append_in` writes (tested).
+Durability is the file's: WAL with `synchronous=FULL` (hub/db/engine.py), a commit is on disk
+when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ClauseElement
+
+from hub.audit.merkle import Frontier, range_nodes
+from hub.audit.models import AuditNode, node_key
+from hub.audit.rows import Staged, rows_at
+from hub.audit.sqlite_direct import arguments_of, compiled_for
+from hub.audit.store import EVENTS, GROW, NODES, PERSONS, TrailUnavailable
+
+_NODE = cast(Table, AuditNode.__table__)
+
+
+class SqliteFlusher:
+    """One connection, on one thread, that writes the writer's flushes."""
+
+    def __init__(self, engine: AsyncEngine, path: str) -> None:
+        self._engine = engine
+        self._path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-trail")
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
+        """The flusher for `engine`'s database, or None where it is not a SQLite file."""
+        url = engine.url
+        database = url.database
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or url.query:
+            return None
+        return cls(engine, database)
+
+    async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]:
+        """Append `staged` in one transaction: the first one's position and the new right edge."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._write, staged, edge)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=False)
+
+    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]:
+        connection = self._open()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            count = len(staged)
+            found = self._run(connection, GROW, [{"count": count}], fetch=True)
+            if not found:
+                raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
+            first = found[0][0] - count
+            if edge is None or edge.size != first:
+                edge = self._frontier(connection, first)
+            rows = rows_at(staged, first, edge)
+            self._run(connection, EVENTS, rows.events)
+            self._run(connection, PERSONS, rows.persons)
+            self._run(connection, NODES, rows.nodes)
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                # A connection that failed may be broken (a file replaced, a disk error): the
+                # next flush opens a new one.
+                self._close()
+            raise
+        return first, edge
+
+    def _run(
+        self, connection: sqlite3.Connection, statement: ClauseElement, rows: list[dict[str, Any]], fetch: bool = False
+    ) -> list[Any]:
+        if not rows:
+            return []
+        prepared = compiled_for(self._engine.dialect, statement, tuple(rows[0]))
+        arguments = arguments_of(prepared, rows)
+        self._observe(prepared[0], arguments)
+        if fetch:
+            return connection.execute(prepared[0], arguments[0]).fetchall()
+        connection.executemany(prepared[0], arguments)
+        return []
+
+    def _frontier(self, connection: sqlite3.Connection, size: int) -> Frontier:
+        """The right edge at `size` from the stored subtrees (after another process wrote)."""
+        if size == 0:
+            return Frontier()
+        wanted = range_nodes(0, size)
+        keys = [node_key(level, idx) for level, idx in wanted]
+        statement = select(_NODE.c.node, _NODE.c.hash).where(_NODE.c.node.in_(keys))
+        compiled = statement.compile(dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True})
+        arguments = [compiled.params[name] for name in compiled.positiontup or []]
+        found = {node: bytes(digest) for node, digest in connection.execute(compiled.string, arguments)}
+        missing = [node for node, key in zip(wanted, keys, strict=True) if key not in found]
+        if missing:
+            raise TrailUnavailable(f"the trail's subtree {missing[0]} is missing")
+        return Frontier(size, [found[key] for key in keys])
+
+    def _observe(self, sql: str, arguments: Any) -> None:
+        # Statement observers of the engine (tests counting statements) see these as well.
+        engine = self._engine.sync_engine
+        if engine.dispatch.before_cursor_execute:
+            engine.dispatch.before_cursor_execute(None, None, sql, arguments, None, False)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._connection is None:
+            # Autocommit mode: the transaction is the explicit BEGIN IMMEDIATE ... COMMIT.
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            # As the engine's connections (hub/db/engine.py): wait for the command line's write
+            # lock rather than fail.
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute("PRAGMA journal_mode=WAL")
+            self._connection = connection
+        return self._connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

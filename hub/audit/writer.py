@@ -1,0 +1,166 @@
+"""The trail's group commit: requests wait on one shared flush that writes every event queued.
+
+A request stages its event (hub/audit/rows.py) in its own task, queues it and waits. One flush
+at a time takes every event queued (up to `batch_max`) and writes them in one transaction, in
+queue order; each waiter is answered with its position once the commit returned, or with
+`TrailUnavailable` when the transaction failed (then no event of the group was written, and
+each of their requests withholds its L3/L4 data). An event that cannot be staged fails its own
+request before it joins a group, so no caller's event can make another's fail.
+
+Events queued while a flush is on its way form the next group by themselves. On small requests
+that is too few: a flush takes a millisecond or two, in which a couple of requests arrive, so
+nearly every request paid a commit of its own. So before a flush, while other requests are in
+flight that have not queued their event yet (the app says when a request begins and ends), the
+flush waits for them up to `gather_ms`, and no longer than until each of them is waiting. A lone
+request (W1: one large answer at a time) never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.audit.event import Event
+from hub.audit.merkle import Frontier
+from hub.audit.postgres_writer import PostgresFlusher
+from hub.audit.rows import Staged, stage
+from hub.audit.sqlite_writer import SqliteFlusher
+from hub.audit.store import TrailUnavailable, append_in
+
+log = logging.getLogger("hub.audit")
+
+GATHER_MS = 12.0
+
+
+class Flusher(Protocol):
+    """A database's own way to write one flush in one transaction."""
+
+    async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]: ...
+
+    async def close(self) -> None: ...
+
+
+class TrailWriter:
+    def __init__(self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS) -> None:
+        self.engine = engine
+        self._batch_max = batch_max
+        self._gather_s = gather_ms / 1000
+        # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
+        # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py).
+        self._flusher: Flusher | None = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
+        self._pending: list[tuple[Staged, asyncio.Future[int]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        # The tree's right edge as this writer's last flush left it: when no other process
+        # wrote since, the next flush needs not read it back.
+        self._edge: Frontier | None = None
+        # Requests begun and not ended (the app counts them), and appends not yet answered:
+        # their difference is the events still to come.
+        self._in_flight = 0
+        self._waiting = 0
+        self._gathering: asyncio.Future[None] | None = None
+        self.flushes = 0
+        self.events = 0
+
+    def begin(self) -> None:
+        """A request has begun: its event may come soon."""
+        self._in_flight += 1
+
+    def end(self) -> None:
+        """A request has ended (with its event written, or with none to write)."""
+        self._in_flight -= 1
+        self._nudge()
+
+    async def append(self, event: Event) -> int:
+        """Write `event` (with whatever else is waiting) and return its position."""
+        try:
+            staged = stage(event)
+        except Exception as exc:
+            log.error("an access event could not be prepared: %s", type(exc).__name__)
+            raise TrailUnavailable("the access event could not be prepared") from None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((staged, future))
+        self._waiting += 1
+        try:
+            self._nudge()
+            if self._flushing is None:
+                self._flushing = asyncio.create_task(self._flush())
+            # Shielded: a request given up on still has its event written once it is queued.
+            return await asyncio.shield(future)
+        finally:
+            self._waiting -= 1
+
+    async def drain(self) -> None:
+        """Wait for the flush in progress (at shutdown)."""
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._flusher is not None:
+            await self._flusher.close()
+
+    async def write(self, events: Sequence[Event]) -> int:
+        """Append `events` in one transaction, now; the first one's position."""
+        return await self._write([stage(event) for event in events])
+
+    def _coming(self) -> int:
+        return self._in_flight - self._waiting
+
+    def _nudge(self) -> None:
+        """End the gathering once nobody else is coming or the group is full."""
+        gathering = self._gathering
+        full = len(self._pending) >= self._batch_max
+        if gathering is not None and not gathering.done() and (full or self._coming() <= 0):
+            gathering.set_result(None)
+
+    async def _gather(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._gathering = gathering = loop.create_future()
+        timer = loop.call_later(self._gather_s, _settle, gathering)
+        try:
+            await gathering
+        finally:
+            timer.cancel()
+            self._gathering = None
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                if self._gather_s > 0 and self._coming() > 0 and len(self._pending) < self._batch_max:
+                    await self._gather()
+                batch = self._pending[: self._batch_max]
+                del self._pending[: self._batch_max]
+                try:
+                    first = await self._write([staged for staged, _ in batch])
+                except Exception as exc:
+                    log.error("the access trail could not be written: %s", type(exc).__name__)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(TrailUnavailable("the access trail could not be written"))
+                    continue
+                for offset, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(first + offset)
+        finally:
+            self._flushing = None
+
+    async def _write(self, staged: Sequence[Staged]) -> int:
+        edge, self._edge = self._edge, None  # kept again only once this flush commits
+        if self._flusher is not None:
+            first, edge = await self._flusher.write(staged, edge)
+        else:
+            async with self.engine.begin() as connection:
+                first, edge = await append_in(connection, staged, edge)
+        self._edge = edge
+        self.flushes += 1
+        self.events += len(staged)
+        return first
+
+
+def _settle(gathering: asyncio.Future[None]) -> None:
+    if not gathering.done():
+        gathering.set_result(None)

@@ -1,0 +1,20 @@
+"""The trail's settings: the gathering window of its group commit is read in milliseconds and
+bounded, so an operator cannot make every request wait long for its event."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.audit.settings import AuditSettingsError, audit_settings
+
+
+def test_the_gathering_window_defaults_to_twelve_milliseconds_and_can_be_set_or_turned_off() -> None:
+    assert audit_settings({}).gather_ms == 12.0
+    assert audit_settings({"HUB_AUDIT_GATHER_MS": "1.5"}).gather_ms == 1.5
+    assert audit_settings({"HUB_AUDIT_GATHER_MS": "0"}).gather_ms == 0.0
+
+
+@pytest.mark.parametrize("value", ["-1", "101", "soon", "nan"])
+def test_a_gathering_window_out_of_bounds_is_refused_naming_the_variable(value: str) -> None:
+    with pytest.raises(AuditSettingsError, match="HUB_AUDIT_GATHER_MS"):
+        audit_settings({"HUB_AUDIT_GATHER_MS": value})

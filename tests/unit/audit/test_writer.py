@@ -1,0 +1,244 @@
+"""The trail's group commit (hub/audit/writer.py): concurrent requests share flushes, every
+event lands once at the position its request was told, in the order the events were queued, and
+the log verifies; a flush waits for requests still in flight, never for nobody; a failed write
+refuses every request of its group and loses none of the next; an event the log cannot hold
+fails its own request only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+
+from hub.audit.event import Event
+from hub.audit.models import AuditEvent
+from hub.audit.store import TrailUnavailable
+from hub.audit.verify import verify_log
+from hub.audit.writer import TrailWriter
+from hub.db.engine import hub_engine, sessions
+from hub.migrate import upgrade
+
+# Long enough that a flush which waited for its window could not finish inside the test's own bound.
+FOREVER_MS = 600_000.0
+BOUND_S = 30.0
+
+
+def event(n: int, principal: str = "auditor", operation_name: str | None = None) -> Event:
+    return Event(
+        at_us=1_765_000_000_000_000 + n,
+        principal=principal,
+        department="audit",
+        purpose="audit",
+        operation_hash=f"{n:064x}",
+        operation_name=operation_name,
+        document_id=None,
+        outcome="served",
+        status=200,
+        code=None,
+        policy_version="7",
+        released={"fields": [["registry.Person", "name", "PLAIN", 1]], "rows": {"registry.Person": 1}},
+        persons={f"{n:064x}": "registry.Person"},
+    )
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> URL:
+    url = URL.create("sqlite+aiosqlite", database=str(tmp_path / "hub.db"))
+    upgrade(url)  # alembic runs its own event loop: before ours
+    return url
+
+
+@pytest.fixture(params=["sqlite thread", "sqlalchemy"])
+def through(request: pytest.FixtureRequest) -> str:
+    """The flush on SQLite's own thread, and through SQLAlchemy as on PostgreSQL."""
+    return str(request.param)
+
+
+async def opened(url: URL, through: str, gather_ms: float) -> tuple[Any, TrailWriter]:
+    engine = hub_engine(url)
+    writer = TrailWriter(engine, gather_ms=gather_ms)
+    if through == "sqlalchemy":
+        writer._flusher = None
+    return engine, writer
+
+
+async def stored(url: URL) -> list[tuple[int, str, str | None]]:
+    """(position, operation hash, operation name) of every stored event, and the log verifies."""
+    engine = hub_engine(url)
+    try:
+        report = await verify_log(sessions(engine), None)
+        assert report.ok, report.findings[:3]
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                select(AuditEvent.position, AuditEvent.operation_hash, AuditEvent.operation_name).order_by(
+                    AuditEvent.position
+                )
+            )
+            return [(p, h, n) for p, h, n in found]
+    finally:
+        await engine.dispose()
+
+
+async def request(writer: TrailWriter, made: Event, work_turns: int) -> int:
+    """A request as the app makes one: begun, some work, its event, ended."""
+    writer.begin()
+    try:
+        for _ in range(work_turns):
+            await asyncio.sleep(0)
+        return await writer.append(made)
+    finally:
+        writer.end()
+
+
+def run(work: Callable[[], Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(work(), BOUND_S))
+
+
+def test_concurrent_requests_share_flushes_and_each_gets_its_own_position(url: URL, through: str) -> None:
+    async def work() -> tuple[list[int], int, int]:
+        engine, writer = await opened(url, through, 5.0)
+        try:
+            positions = await asyncio.gather(*(request(writer, event(n), n % 7) for n in range(60)))
+            return positions, writer.flushes, writer.events
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    positions, flushes, events = run(work)
+    assert sorted(positions) == list(range(60))
+    assert events == 60 and flushes < 20
+    # Each request was told the position its own event holds.
+    rows = asyncio.run(stored(url))
+    assert [h for _, h, _ in rows] == [f"{n:064x}" for n in sorted(range(60), key=lambda n: positions[n])]
+
+
+def test_events_are_written_in_the_order_they_were_queued(url: URL, through: str) -> None:
+    async def work() -> list[int]:
+        engine, writer = await opened(url, through, 5.0)
+        try:
+            tasks = []
+            for n in range(30):
+                tasks.append(asyncio.create_task(writer.append(event(n))))
+                await asyncio.sleep(0)  # queued one after the other, across several flushes
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == list(range(30))
+    assert [h for _, h, _ in asyncio.run(stored(url))] == [f"{n:064x}" for n in range(30)]
+
+
+def test_a_lone_request_is_written_without_waiting_for_the_window(url: URL) -> None:
+    async def work() -> int:
+        engine, writer = await opened(url, "sqlite thread", FOREVER_MS)
+        try:
+            return await request(writer, event(0), 3)
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == 0
+
+
+def test_a_flush_waits_for_a_request_in_flight_and_writes_both_at_once(url: URL) -> None:
+    async def work() -> tuple[bool, list[int], int]:
+        engine, writer = await opened(url, "sqlite thread", FOREVER_MS)
+        try:
+            writer.begin()  # the second request has begun, its event not yet made
+            first = asyncio.create_task(request(writer, event(0), 0))
+            for _ in range(50):
+                await asyncio.sleep(0)
+            waited = not first.done()
+            second = await writer.append(event(1))
+            writer.end()
+            return waited, [await first, second], writer.flushes
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    waited, positions, flushes = run(work)
+    assert waited and positions == [0, 1] and flushes == 1
+
+
+def test_a_request_that_ends_without_an_event_stops_the_wait(url: URL) -> None:
+    async def work() -> int:
+        engine, writer = await opened(url, "sqlite thread", FOREVER_MS)
+        try:
+            writer.begin()  # a request that will end with nothing to record (no principal)
+            first = asyncio.create_task(request(writer, event(0), 0))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            writer.end()
+            return await first
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == 0
+
+
+def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are_written(
+    url: URL, through: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def work() -> tuple[list[Any], list[int]]:
+        engine, writer = await opened(url, through, 5.0)
+        real = writer._write
+        failures = [1]
+
+        async def failing_once(staged: Any) -> int:
+            if failures:
+                failures.pop()
+                await asyncio.sleep(0.01)  # the others join this flush's group meanwhile
+                raise OSError("disk I/O error")
+            return await real(staged)
+
+        monkeypatch.setattr(writer, "_write", failing_once)
+        try:
+            # Queued together: one group, whose write fails.
+            refused = await asyncio.gather(*(writer.append(event(n)) for n in range(8)), return_exceptions=True)
+            after = [await writer.append(event(n)) for n in range(8, 11)]
+            return refused, after
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    refused, after = run(work)
+    assert all(isinstance(outcome, TrailUnavailable) for outcome in refused)
+    # Nothing of the failed group was written, and the log goes on without a gap.
+    assert after == [0, 1, 2]
+    assert [h for _, h, _ in asyncio.run(stored(url))] == [f"{n:064x}" for n in range(8, 11)]
+
+
+@pytest.mark.parametrize(
+    "unfit",
+    [
+        event(99, operation_name="x" * 201),
+        event(99, principal="p\x00"),
+        event(99, principal="x" * 101),
+    ],
+    ids=["operation name too long", "U+0000", "principal too long"],
+)
+def test_an_event_the_log_cannot_hold_fails_its_own_request_only(url: URL, through: str, unfit: Event) -> None:
+    async def work() -> list[Any]:
+        engine, writer = await opened(url, through, 5.0)
+        try:
+            requests = [request(writer, event(n), 1) for n in range(4)]
+            requests.insert(2, request(writer, unfit, 1))
+            return list(await asyncio.gather(*requests, return_exceptions=True))
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    outcomes = run(work)
+    assert isinstance(outcomes[2], TrailUnavailable)
+    others = [o for i, o in enumerate(outcomes) if i != 2]
+    assert sorted(others) == [0, 1, 2, 3]
+    rows = asyncio.run(stored(url))
+    assert sorted(h for _, h, _ in rows) == [f"{n:064x}" for n in range(4)]
+    assert all(name is None for _, _, name in rows)
