@@ -6,6 +6,9 @@ Builds the hub as `hub serve` builds it over bench.aggregates' data (`bench_agg`
 `python -m bench.aggregates` if missing), sends warm-up requests one at a time straight to the
 ASGI app, then profiles `--requests` more and prints the functions by their own time and by
 their cumulative time, per request, besides the CPU time per request without the profiler.
+First, a bare SQLite commit's time in the same folder: the floor of the access trail's write
+(one durable commit per request that no other request shares), which a disk shared with other
+work can raise past a small statement's whole time.
 """
 
 from __future__ import annotations
@@ -86,6 +89,30 @@ class Stopwatch:
         setattr(owner, name, timed)
 
 
+def commit_floor(folder: Path, count: int = 200) -> tuple[float, float]:
+    """Median and 90th percentile, in ms, of a bare SQLite commit of one small row in `folder`
+    (write-ahead log, synchronous FULL, as the hub's database): the least the access trail's
+    write can cost a request on this file system at this moment, whatever the hub does."""
+    import sqlite3
+    import statistics
+
+    connection = sqlite3.connect(folder / "commit-floor.db")
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b BLOB)")
+        connection.commit()
+        times: list[float] = []
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.execute("INSERT INTO t (b) VALUES (?)", (os.urandom(300),))
+            connection.commit()
+            times.append(1000 * (time.perf_counter() - started))
+    finally:
+        connection.close()
+    times.sort()
+    return statistics.median(times), times[int(0.9 * len(times))]
+
+
 async def _run(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], count: int, top: int) -> None:
     from connectors.sql import SqlConnector
     from hub.audit.writer import TrailWriter
@@ -133,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             URL_ENV: url.render_as_string(hide_password=False),
             **hub_env(KEYS),
         }
+        median, p90 = commit_floor(Path(tmp))
+        print(
+            f"a bare SQLite commit here (WAL, synchronous FULL): {median:.2f} ms median, {p90:.2f} ms 90th "
+            f"percentile (load average {os.getloadavg()[0]:.2f})"
+        )
         from hub.app import create_app
         from hub.config import load_settings
         from hub.services import build_services
