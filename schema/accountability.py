@@ -11,7 +11,6 @@ from typing import Any, Optional
 import strawberry
 
 from hub.access.plan import Selection
-from hub.access.read import RequestAccess
 from hub.accountability.bound import ReportRows
 from hub.accountability.cells import Reading
 from hub.accountability.citizen import CitizenRequest, portal_plan, requests_of, require_portal
@@ -19,9 +18,9 @@ from hub.accountability.gaps import GapFilter, GapItem, gaps
 from hub.accountability.ledger import LineFilter, LineReport, budget_lines
 from hub.catalog import Catalog
 from hub.catalog.demand import Demand
-from hub.errors import BadUserInput, Internal
+from hub.errors import BadUserInput
 from hub.lineage.refs import RecordRef
-from schema.context import RequestContext
+from schema.context import RequestContext, available
 from schema.records import fields_by_type, needs_by_entity, records_by_ref
 from schema.selection import child_fields
 
@@ -233,11 +232,10 @@ def report_selection(demand: Demand) -> Selection:
 
 
 def _reading(context: RequestContext, selection: Selection) -> Reading:
-    current = context.current
     plan = context.planner.plan(context.principal, context.purpose, selection)
     if context.report_rows is None:
         context.report_rows = ReportRows(context.reader.max_report_rows)
-    return Reading(context.reader, RequestAccess(plan, current.record, current.budget), context.report_rows)
+    return Reading(context.reader, context.access(plan), context.report_rows)
 
 
 def _page(context: RequestContext, tag: str, first: int | None, after: str | None) -> tuple[int, int]:
@@ -259,8 +257,7 @@ def _info(context: RequestContext, tag: str, offset: int, limit: int, total: int
 
 
 def _done(context: RequestContext, reading: Reading) -> None:
-    context.aggregated.update(reading.aggregated)
-    context.suppressed_groups += reading.groups_suppressed
+    context.count_aggregated(reading.aggregated, reading.groups_suppressed)
 
 
 def _line(report: LineReport) -> BudgetLineAccountability:
@@ -473,12 +470,10 @@ class ReportFields:
         context: RequestContext = info.context
         require_portal(context.principal, context.purpose)
         demand, _ = _demand(context)
-        if context.audit is None:
-            raise Internal("the lookup quota is not available on this hub")
+        audit = available(context.audit, "the lookup quota is not available on this hub")
         # Validates the number and counts it against the caller's lookup quota before any SQL.
-        await context.audit.person(context.principal, idNumber)
-        current = context.current
+        await audit.person(context.principal, idNumber)
         plan = portal_plan(demand, context.principal, context.purpose, context.planner.policy.version)
-        found = await requests_of(context.reader, RequestAccess(plan, current.record, current.budget), demand, idNumber)
+        found = await requests_of(context.reader, context.access(plan), demand, idNumber)
         now = datetime.now(UTC)
         return [_outcome(item, now) for item in found]

@@ -9,13 +9,13 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.errors import Forbidden, Internal
+from hub.errors import Forbidden
 from hub.policy.admin import Explained, PolicyAdmin
 from hub.policy.changes import ADMIN, Exposure, parse_edits
 from hub.policy.grants import Grant
 from hub.policy.models import PolicyChangeRow
 from hub.policy.store import Outcome
-from schema.context import RequestContext
+from schema.context import RequestContext, available
 
 
 @strawberry.enum(description="How a field is released.")
@@ -210,9 +210,17 @@ class PolicyEditInput:
 
 def _admin(info: strawberry.Info) -> tuple[RequestContext, PolicyAdmin]:
     context: RequestContext = info.context
-    if context.admin is None:
-        raise Internal("policy administration is not available on this hub")
-    return context, context.admin
+    return context, available(context.admin, "policy administration is not available on this hub")
+
+
+async def _change(
+    info: strawberry.Info, edits: list[PolicyEditInput], reason: str, dry_run: bool, key: str | None
+) -> PolicyChangeResult:
+    """`edits` applied as one recorded change (or only judged, with `dry_run`): what every
+    policy-changing mutation does, whatever edits it takes."""
+    context, admin = _admin(info)
+    parsed = parse_edits([_edit_dict(e, context.principal.subject, reason) for e in edits])
+    return _result(await admin.change(context.principal, parsed, reason, dry_run, key))
 
 
 def _grant_view(grant: Grant) -> GrantView:
@@ -394,9 +402,7 @@ class AdminMutation:
         dryRun: bool = False,
         idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     ) -> PolicyChangeResult:
-        context, admin = _admin(info)
-        parsed = parse_edits([_edit_dict(e, context.principal.subject, reason) for e in edits])
-        return _result(await admin.change(context.principal, parsed, reason, dryRun, idempotencyKey))
+        return await _change(info, edits, reason, dryRun, idempotencyKey)
 
     @strawberry.mutation(description="Grant a department conditional access (a change of one edit).")
     async def grantAccess(
@@ -407,10 +413,7 @@ class AdminMutation:
         dryRun: bool = False,
         idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     ) -> PolicyChangeResult:
-        context, admin = _admin(info)
-        edit = PolicyEditInput(op=EditOp.GRANT, grant=grant)
-        parsed = parse_edits([_edit_dict(edit, context.principal.subject, reason)])
-        return _result(await admin.change(context.principal, parsed, reason, dryRun, idempotencyKey))
+        return await _change(info, [PolicyEditInput(op=EditOp.GRANT, grant=grant)], reason, dryRun, idempotencyKey)
 
     @strawberry.mutation(description="Revoke a grant (a change of one edit).")
     async def revokeGrant(
@@ -420,9 +423,7 @@ class AdminMutation:
         reason: str,
         idempotencyKey: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     ) -> PolicyChangeResult:
-        context, admin = _admin(info)
-        parsed = parse_edits([{"op": "revoke", "grant_id": str(id)}])
-        return _result(await admin.change(context.principal, parsed, reason, False, idempotencyKey))
+        return await _change(info, [PolicyEditInput(op=EditOp.REVOKE, grantId=id)], reason, False, idempotencyKey)
 
     @strawberry.mutation(description="Set an app's roles (admins only); recorded, and it bumps the policy version.")
     async def assignRoles(

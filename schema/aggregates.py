@@ -246,8 +246,7 @@ def aggregate_resolver(entity: EntityInfo) -> Any:
             want_total=any(name in top for name in (COUNT, *MEASURES)),
         )
         result = await aggregate(context.reader, context.current, read)
-        context.aggregated.update(f"{entity.id}.{name}" for name in result.fields)
-        context.suppressed_groups += result.suppressed
+        context.count_aggregated((f"{entity.id}.{name}" for name in result.fields), result.suppressed)
         # The measures selected (at the top or per group), each with the fields asked of it.
         selected = {m for m in MEASURES if m in top or m in groups}
         fields = {

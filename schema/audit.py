@@ -12,9 +12,10 @@ import strawberry
 
 from hub.audit.heads import TreeHead
 from hub.audit.history import Entry, PersonHistory
-from hub.audit.query import AuditQuery, EventFilter, EventView
-from hub.errors import Internal
-from schema.context import RequestContext
+from hub.audit.query import AuditQuery, EventFilter, EventView, FieldRelease
+from schema.context import RequestContext, available
+
+TRAIL_MISSING = "the access trail is not available on this hub"
 
 
 @strawberry.type(description="Values of one field released (or withheld) at one level.")
@@ -153,7 +154,7 @@ def _entry(entry: Entry) -> PersonAccess:
         app=event.principal,
         purpose=event.purpose,
         entities=entry.entities,
-        fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in entry.fields],
+        fields=_releases(entry.fields),
         position=event.position,
         leaf=base64.b64encode(entry.leaf).decode(),
         auditPath=[base64.b64encode(h).decode() for h in entry.path],
@@ -172,7 +173,7 @@ def _view(event: EventView) -> AuditEventView:
         status=event.status,
         code=event.code,
         policyVersion=event.policy_version,
-        fields=[AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in event.fields],
+        fields=_releases(event.fields),
         rows=[AuditEntityRows(entity=e, count=n) for e, n in sorted(event.rows.items())],
         personsTouched=event.persons,
         kind=event.kind,
@@ -190,11 +191,15 @@ def _action(action: dict[str, Any]) -> AuditAction:
     )
 
 
+def _releases(fields: list[FieldRelease]) -> list[AuditFieldRelease]:
+    # One event's fields released, per level: as the trail lists them and as a person's
+    # history does.
+    return [AuditFieldRelease(entity=f.entity, field=f.field, level=f.level, count=f.count) for f in fields]
+
+
 def _query(info: strawberry.Info) -> tuple[RequestContext, AuditQuery]:
     context: RequestContext = info.context
-    if context.audit is None:
-        raise Internal("the access trail is not available on this hub")
-    return context, context.audit
+    return context, available(context.audit, TRAIL_MISSING)
 
 
 @strawberry.type
@@ -247,9 +252,7 @@ class AuditQueryFields:
         to: datetime | None = None,
     ) -> PersonAccessHistory:
         context: RequestContext = info.context
-        if context.history is None:
-            raise Internal("the access trail is not available on this hub")
-        history: PersonHistory = context.history
+        history: PersonHistory = available(context.history, TRAIL_MISSING)
         found = await history.history(context.principal, context.purpose, idNumber, from_, to)
         return PersonAccessHistory(
             treeHead=None if found.head is None else _head(found.head),

@@ -2,9 +2,9 @@
 
 import asyncio
 from bisect import insort
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -15,10 +15,21 @@ from hub.accountability.bound import ReportRows
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
+from hub.errors import Internal
 from hub.lineage.recording import Lineage
 from hub.policy.admin import PolicyAdmin
 from hub.reload import ReloadReport
 from schema.compiled import Compiled
+
+T = TypeVar("T")
+
+
+def available(service: T | None, missing: str) -> T:
+    """`service`, one of the context's optional services; a hub built without it (a fixed
+    policy, no access trail, no lineage) answers INTERNAL with `missing`, never a stack trace."""
+    if service is None:
+        raise Internal(missing)
+    return service
 
 
 @dataclass
@@ -103,6 +114,18 @@ class RequestContext:
         """The request's plan and record; made by AccessPlanning before execution starts."""
         assert self.request is not None, "the access plan is made before execution starts"
         return self.request
+
+    def access(self, plan: AccessPlan) -> RequestAccess:
+        """A read under `plan`, planned apart from the request's (the reports' entities), that
+        records into the request's access record and spends its value budget."""
+        current = self.current
+        return RequestAccess(plan, current.record, current.budget)
+
+    def count_aggregated(self, fields: Iterable[str], suppressed: int) -> None:
+        """Notes the fields an aggregate read and the groups it suppressed, for the answer's
+        access extension."""
+        self.aggregated.update(fields)
+        self.suppressed_groups += suppressed
 
     @property
     def plan(self) -> AccessPlan:

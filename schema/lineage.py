@@ -13,12 +13,11 @@ import strawberry
 
 from hub.access.read import JOIN
 from hub.catalog.lineage import KINDS
-from hub.errors import Internal
 from hub.lineage.edges import Direction
 from hub.lineage.recording import Lineage, Recorded
 from hub.lineage.refs import from_stored
 from hub.lineage.trace import DEFAULT_MAX_NODES, Trace, TraceArgs, check_bounds
-from schema.context import RequestContext
+from schema.context import RequestContext, available
 from schema.loading import report
 from schema.records import fields_by_type, needs_by_entity
 from schema.selection import child_fields
@@ -66,9 +65,7 @@ class RecordedLink:
 
 def _lineage(info: strawberry.Info) -> tuple[RequestContext, Lineage]:
     context: RequestContext = info.context
-    if context.lineage is None:
-        raise Internal("lineage is not configured")
-    return context, context.lineage
+    return context, available(context.lineage, "lineage is not configured")
 
 
 def _recorded(context: RequestContext, done: Recorded) -> RecordedLink:
