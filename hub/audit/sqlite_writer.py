@@ -44,6 +44,9 @@ class SqliteFlusher:
         self._path = path
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-trail")
         self._connection: sqlite3.Connection | None = None
+        # Services are closed by the app's lifespan and again by a refused reload's clean-up:
+        # the second close must find nothing left to do, not a thread pool already shut down.
+        self._closed = False
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
@@ -56,10 +59,15 @@ class SqliteFlusher:
 
     async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]:
         """Append `staged` in one transaction: the first one's position and the new right edge."""
+        if self._closed:
+            raise TrailUnavailable("the trail's writer is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._write, staged, edge)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)

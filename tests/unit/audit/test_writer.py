@@ -242,3 +242,21 @@ def test_an_event_the_log_cannot_hold_fails_its_own_request_only(url: URL, throu
     rows = asyncio.run(stored(url))
     assert sorted(h for _, h, _ in rows) == [f"{n:064x}" for n in range(4)]
     assert all(name is None for _, _, name in rows)
+
+
+def test_a_writer_closed_twice_closes_once_and_refuses_later_events_as_unavailable(url: URL) -> None:
+    # A refused reload closes its services through the app's lifespan and again in its clean-up.
+    async def work() -> None:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=0.0)
+        try:
+            assert writer._flusher is not None
+            await writer.append(event(1))
+            await writer.close()
+            await writer.close()
+            with pytest.raises(TrailUnavailable):
+                await writer.append(event(2))
+        finally:
+            await engine.dispose()
+
+    run(work)
+    assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
