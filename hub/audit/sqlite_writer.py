@@ -50,8 +50,10 @@ log = logging.getLogger("hub.audit")
 # The writer connection's page cache, in KiB (SQLite's default is 2,000): room for a W1 event's
 # person index pages and the tables' right edges, so a flush finds them in memory.
 CACHE_KIB = 32_768
-# Rows written (events, persons, subtrees) after which the writer checkpoints the WAL: at most
-# a few pages per row, so the WAL stays within some tens of MB.
+# Rows written (events, persons, subtrees) after which the writer checkpoints the WAL: about a
+# page per row at most (a W1 event: 1,330 person rows, about 1,400 pages), so the WAL stays
+# near 8,000 pages (32 MB), below the engine connections' automatic checkpoint (16,384 pages,
+# hub/db/engine.py), which stays the backstop.
 CHECKPOINT_ROWS = 8_000
 
 
