@@ -8,8 +8,10 @@ or PostgreSQL (`--hub-database postgresql`: databases hub_bench_audit_on / _off)
 W6 runs are interleaved round by round (bench/load_wrk.py), W1's requests too (bench/measure.py),
 so a slow spell of the shared machine falls on both alike. Beside requests per second (W6) and
 latency (W1), each hub process's CPU time (/proc/PID/stat, user + system) over the timed runs
-is divided by the requests it served: the CPU per request, which survives noise better. The
-load average is printed with each number. Both hubs have the lookup quota off, so only the
+is divided by the requests it served: the CPU per request, which survives noise better; it is
+also split by thread (/proc/PID/task: the event loop's thread, and the others: the trail's
+writer, aiosqlite's, the executor's) and into user and system time, so the trail's CPU can be
+placed. The load average is printed with each number. Both hubs have the lookup quota off, so only the
 trail differs.
 """
 
@@ -51,15 +53,39 @@ def cpu_seconds(server: Server) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_cpu(server: Server) -> dict[str, float]:
+    """CPU seconds of the event loop's thread and of the process's other threads, user and system."""
+    pid = server.process.pid
+    split = dict.fromkeys(("loop_user", "loop_system", "threads_user", "threads_system"), 0.0)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        where = "loop" if task.name == str(pid) else "threads"
+        split[f"{where}_user"] += int(fields[11]) / TICKS
+        split[f"{where}_system"] += int(fields[12]) / TICKS
+    return split
+
+
+def per_request(before: dict[str, float], after: dict[str, float], requests: float, unit: float) -> dict[str, float]:
+    """The split's growth per request, in `unit`s of a second (1e6: µs). A thread that ended
+    between the two readings takes its CPU with it: the split is a lower bound per part."""
+    return {name: round((after[name] - value) * unit / requests, 1) for name, value in before.items()}
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def with_cpu(hubs: list[Server], work: Callable[[], T]) -> tuple[T, list[float]]:
+def with_cpu(hubs: list[Server], work: Callable[[], T]) -> tuple[T, list[float], list[list[dict[str, float]]]]:
+    """`work()`, each hub's CPU seconds over it, and each hub's thread split before and after."""
     before = [cpu_seconds(h) for h in hubs]
+    split_before = [thread_cpu(h) for h in hubs]
     result = work()
-    return result, [cpu_seconds(h) - b for h, b in zip(hubs, before, strict=True)]
+    splits = [[b, thread_cpu(h)] for h, b in zip(hubs, split_before, strict=True)]
+    return result, [cpu_seconds(h) - b for h, b in zip(hubs, before, strict=True)], splits
 
 
 def start_hubs(
@@ -96,7 +122,7 @@ def run_w6(hubs: list[tuple[Server, str, URL]], duration_s: float, runs: int) ->
         for name, (hub, token, _) in zip(NAMES, hubs, strict=True)
     ]
     say(f"W6: {load()}; wrk, {w6.CONNECTIONS} connections, {duration_s:g} s a run, 1 warm-up + {runs} rounds")
-    series, cpu = with_cpu(
+    series, cpu, splits = with_cpu(
         [h for h, _, _ in hubs],
         lambda: measure_wrk(targets, 1, runs, duration_s, w6.CONNECTIONS, w6.THREADS, progress=say),
     )
@@ -110,6 +136,9 @@ def run_w6(hubs: list[tuple[Server, str, URL]], duration_s: float, runs: int) ->
         "ratio": on.rps[0] / off.rps[0],
         "ratio_per_round": paired,
         "cpu_us_per_request": {n: c * 1e6 / r for n, c, r in zip(NAMES, cpu, requests, strict=True)},
+        "cpu_us_per_request_by_thread": {
+            n: per_request(b, a, r, 1e6) for n, (b, a), r in zip(NAMES, splits, requests, strict=True)
+        },
         "load": load(),
     }
 
@@ -120,12 +149,15 @@ def run_w1(hubs: list[tuple[Server, str, URL]], runs: int) -> dict[str, Any]:
         for name, c in ((n, hub_contender(h.base_url, t)) for n, (h, t, _) in zip(NAMES, hubs, strict=True))
     ]
     say(f"W1: {load()}; {runs} runs each, interleaved")
-    timings, cpu = with_cpu([h for h, _, _ in hubs], lambda: measure(contenders, 2, runs))
+    timings, cpu, splits = with_cpu([h for h, _, _ in hubs], lambda: measure(contenders, 2, runs))
     medians = [statistics.median(t.samples_ms) for t in timings]
     return {
         "median_ms": dict(zip(NAMES, medians, strict=True)),
         "ratio": medians[0] / medians[1],
         "cpu_ms_per_request": {n: c * 1000 / (runs + 2) for n, c in zip(NAMES, cpu, strict=True)},
+        "cpu_ms_per_request_by_thread": {
+            n: per_request(b, a, runs + 2, 1e3) for n, (b, a) in zip(NAMES, splits, strict=True)
+        },
         "load": load(),
         "query": W1_QUERY,
     }

@@ -12,12 +12,23 @@ The SQL is SQLAlchemy's compilation of the store's statements (hub/audit/store.p
 engine's dialect, never written by hand, so the rows are those `append_in` writes (tested).
 Durability is the file's: WAL with `synchronous=FULL` (hub/db/engine.py), a commit is on disk
 when it returns.
+
+The person index (person, time) takes its rows scattered over the whole index: a W1 event's
+1,330 persons dirty about as many pages. Two things made that dear (bench/README.md, "Where the
+trail's CPU went"): SQLite's default page cache (2 MB) is smaller than those pages, so every
+flush read them back from the file; and the automatic checkpoint (every 1,000 pages of WAL)
+ran inside nearly every such COMMIT, copying the pages into the database file, with its own
+fsync, while the requests of the flush waited. So the writer's connection keeps a larger page
+cache, and checkpoints itself: on its thread, after the flush's requests are answered, once
+about CHECKPOINT_ROWS rows were written since the last (each row dirties at most a page per
+index). A checkpoint never touches durability: a commit is already on disk in the WAL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +45,16 @@ from hub.audit.sqlite_direct import arguments_of, compiled_for
 from hub.audit.store import EVENTS, GROW, NODES, PERSONS, TrailUnavailable
 
 _NODE = cast(Table, AuditNode.__table__)
+log = logging.getLogger("hub.audit")
+
+# The writer connection's page cache, in KiB (SQLite's default is 2,000): room for a W1 event's
+# person index pages and the tables' right edges, so a flush finds them in memory.
+CACHE_KIB = 32_768
+# Rows written (events, persons, subtrees) after which the writer checkpoints the WAL: about a
+# page per row at most (a W1 event: 1,330 person rows, about 1,400 pages), so the WAL stays
+# near 8,000 pages (32 MB), below the engine connections' automatic checkpoint (16,384 pages,
+# hub/db/engine.py), which stays the backstop.
+CHECKPOINT_ROWS = 8_000
 
 
 class SqliteFlusher:
@@ -47,6 +68,9 @@ class SqliteFlusher:
         # Services are closed by the app's lifespan and again by a refused reload's clean-up:
         # the second close must find nothing left to do, not a thread pool already shut down.
         self._closed = False
+        # Rows written since the last checkpoint, and the checkpoint under way (on the thread).
+        self._unchecked = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
@@ -62,7 +86,15 @@ class SqliteFlusher:
         if self._closed:
             raise TrailUnavailable("the trail's writer is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, staged, edge)
+        first, grown, rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
+        self._unchecked += rows
+        if self._unchecked >= CHECKPOINT_ROWS and self._checkpoint is None:
+            # Queued on the writer's thread, not awaited: this flush's requests are answered now,
+            # and a flush that comes meanwhile runs after it.
+            self._unchecked = 0
+            self._checkpoint = loop.run_in_executor(self._thread, self._wal_checkpoint)
+            self._checkpoint.add_done_callback(self._checkpointed)
+        return first, grown
 
     async def close(self) -> None:
         if self._closed:
@@ -72,7 +104,19 @@ class SqliteFlusher:
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
 
-    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]:
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not done.cancelled() and done.exception() is not None:
+            # The WAL is checkpointed at the next turn (or by SQLite when the last connection
+            # closes); the events are on disk either way.
+            log.warning("the trail's WAL could not be checkpointed: %s", type(done.exception()).__name__)
+
+    def _wal_checkpoint(self) -> None:
+        if self._connection is not None:
+            # PASSIVE: copies what no reader still needs, never waits for one.
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int]:
         connection = self._open()
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -97,7 +141,7 @@ class SqliteFlusher:
                 # next flush opens a new one.
                 self._close()
             raise
-        return first, edge
+        return first, edge, len(rows.events) + len(rows.persons) + len(rows.nodes)
 
     def _run(
         self, connection: sqlite3.Connection, statement: ClauseElement, rows: list[dict[str, Any]], fetch: bool = False
@@ -141,6 +185,10 @@ class SqliteFlusher:
             # lock rather than fail.
             connection.execute("PRAGMA busy_timeout=5000")
             connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            # This connection's checkpoints are its own, off the flush (above); the engine's
+            # connections keep SQLite's automatic ones.
+            connection.execute("PRAGMA wal_autocheckpoint=0")
             self._connection = connection
         return self._connection
 

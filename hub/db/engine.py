@@ -22,6 +22,11 @@ def hub_engine(url: URL) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # The trail's writer checkpoints the WAL itself, off its flushes, every few thousand
+            # rows (hub/audit/sqlite_writer.py); SQLite's default (every 1,000 pages) would hand
+            # that copying to whichever request commits here next (a lookup quota's count) while
+            # a W1 event's pages (about 1,400) are waiting for it. This is the backstop.
+            cursor.execute("PRAGMA wal_autocheckpoint=16384")
             cursor.close()
 
     return engine

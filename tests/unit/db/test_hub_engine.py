@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -58,3 +59,30 @@ def test_a_writer_commits_while_another_connection_is_reading(tmp_path: Path) ->
             await engine.dispose()
 
     assert asyncio.run(run()) == ([1], [1, 2])
+
+
+def test_a_large_commit_through_the_engine_leaves_the_checkpoint_to_the_trails_writer(tmp_path: Path) -> None:
+    # About 1,600 pages in one commit: past SQLite's default automatic checkpoint (1,000 pages),
+    # which would copy them into the database file inside this commit, on a request's path.
+    path = tmp_path / "hub.db"
+
+    async def run() -> None:
+        engine = hub_engine(URL.create("sqlite+aiosqlite", database=str(path)))
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(sa.text("CREATE TABLE t (x BLOB)"))
+                await connection.execute(
+                    sa.text(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1600) "
+                        "INSERT INTO t SELECT randomblob(4000) FROM n"
+                    )
+                )
+            alone = tmp_path / "alone.db"
+            alone.write_bytes(path.read_bytes())  # the database file without its WAL
+            with sqlite3.connect(alone) as copy:
+                tables = copy.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0]
+            assert tables == 0
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
