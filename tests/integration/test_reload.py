@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from hub.reload import Reloadable
 from hub.services import build_services
 from hub.trusted.service import register_document
 from tests.conftest import Hub
-from tests.demo_copies import copy_demo_manifests
+from tests.demo_copies import copy_demo_manifests, copy_hub_database
 from tests.integration.conftest import _tokens
 
 LIST = "{ financeBudgetLines(first: 20) { nodes { lineId amount } } }"
@@ -239,8 +238,8 @@ def test_a_reload_lists_the_trusted_documents_the_new_schema_refuses(
     tokens = _tokens(demo_workspace)
     # A copy of the demo's hub database (its callers registered first): the document
     # registered here stays out of other tests.
-    copy = tmp_path / "hub.db"
-    shutil.copy(str(demo_workspace.hub_database.database), copy)
+    # By SQLite's backup: a file copy would miss what the write-ahead log holds.
+    copy = copy_hub_database(demo_workspace, tmp_path / "hub.db")
     settings = replace(settings, database_url=URL.create("sqlite+aiosqlite", database=str(copy)))
     text = "{ financeExpenditures(first: 1) { nodes { expenditureId payee } } }"
 
