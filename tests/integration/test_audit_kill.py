@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from hub.audit.models import AuditEvent
 from hub.audit.verify import verify_log
 from hub.db.engine import hub_engine, sessions
 from hub.demo.workspace import Workspace
+from tests.demo_copies import copy_workspace
 
 CLIENTS = 12
 KEYS = "{ civilAffairsServiceDeliveries(first: 50) { nodes { deliveryId } } }"
@@ -49,7 +49,7 @@ def test_after_a_kill_the_log_verifies_and_every_answer_with_data_is_in_it(
     demo_workspace: Workspace, tmp_path: Path
 ) -> None:
     root = tmp_path / "demo"
-    shutil.copytree(demo_workspace.root, root)
+    copy_workspace(demo_workspace.root, root)
     port = _port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     log = (tmp_path / "hub.log").open("wb")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import pytest
 
 from hub.config import Settings
 from hub.demo.workspace import Workspace
+from tests.demo_copies import copy_workspace
 
 ROWS, FIELDS = 10_000, 12
 LISTS = Settings.max_values // (ROWS * FIELDS)
@@ -57,7 +57,7 @@ def served(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) 
     """`hub demo` over a copy of the session's demo (its own process, so the test's clients
     share no interpreter with it); its base URL and the callers' tokens."""
     root = tmp_path_factory.mktemp("fair") / "demo"
-    shutil.copytree(demo_workspace.root, root)
+    copy_workspace(demo_workspace.root, root)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

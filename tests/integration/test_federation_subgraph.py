@@ -37,6 +37,7 @@ from hub.demo.callers import ensure_callers
 from hub.demo.workspace import Workspace
 from hub.policy.terms import TermsError
 from hub.services import Services, build_services
+from tests.demo_copies import copy_sqlite
 from tests.federation_hubs import HubPair, hub_pair
 from tests.integration.policy_fixtures import ADMIN, GRANT, grant
 
@@ -309,7 +310,7 @@ def _declaring(pair: HubPair, folder: Path, fingerprint: str) -> Any:
     document["shared"][0]["index_fingerprint"] = fingerprint
     population.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     database = folder / "hub.db"
-    shutil.copyfile(str(pair.a.database_url.database), database)
+    copy_sqlite(Path(str(pair.a.database_url.database)), database)
     with sqlite3.connect(database) as copy:
         copy.execute("DELETE FROM hub_catalog")
     return dataclasses.replace(
@@ -388,7 +389,7 @@ def _hub_b_copy(pair: HubPair, folder: Path, departments_file: Path | None) -> A
     """Hub B's settings over a copy of its hub database (what these tests grant stays here)."""
     database = folder / "hub-b.db"
     if not database.exists():
-        shutil.copyfile(str(pair.b.database_url.database), database)
+        copy_sqlite(Path(str(pair.b.database_url.database)), database)
     return dataclasses.replace(
         pair.b, database_url=pair.b.database_url.set(database=str(database)), departments_file=departments_file
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from hub.config import load_settings
 from hub.demo.workspace import Workspace, open_workspace_keyring
 from hub.services import build_services
 from tests.conftest import Hub
+from tests.demo_copies import copy_workspace
 from tests.integration.conftest import CALLER, PURPOSE, _tokens
 from tests.servers import server_url
 
@@ -87,7 +87,7 @@ SQLITE_ONLY: dict[str, Corruption] = {
 def sqlite_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """The demo on a copy of its files, so the cells corrupted here are nobody else's."""
     root = tmp_path_factory.mktemp("integrity") / "demo"
-    shutil.copytree(demo_workspace.root, root)
+    copy_workspace(demo_workspace.root, root)
     copy = Workspace(root)
     settings = load_settings(
         {},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,21 @@ def event(n: int) -> Event:
             else {}
         ),
     )
+
+
+def counting(calls: list[str]) -> Callable[..., Awaitable[Any]]:
+    """aiosqlite's `Connection._execute`, noting in `calls` each trip to a driver thread made
+    from this thread's event loop only: the session's demo hub, serving on a thread of its own,
+    polls its own databases meanwhile, and its trips are not this test's."""
+    original = aiosqlite.core.Connection._execute
+    here = threading.get_ident()
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == here:
+            calls.append(getattr(fn, "__name__", "?"))
+        return await original(self, fn, *args, **kwargs)
+
+    return counted
 
 
 def new_database(folder: Path) -> URL:
@@ -118,12 +134,7 @@ def test_a_writers_flush_makes_no_trip_to_aiosqlite_and_one_to_its_own_thread(
     async def work() -> tuple[list[str], int, int]:
         engine = hub_engine(url)
         calls: list[str] = []
-        original = aiosqlite.core.Connection._execute
-
-        async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-            calls.append(getattr(fn, "__name__", "?"))
-            return await original(self, fn, *args, **kwargs)
-
+        counted = counting(calls)
         writer = TrailWriter(engine)
         trips = []
         assert writer._flusher is not None
@@ -153,12 +164,7 @@ async def one_append(url: URL, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The calls to aiosqlite's thread of the second direct append to a new log."""
     engine = hub_engine(url)
     calls: list[str] = []
-    original = aiosqlite.core.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", "?"))
-        return await original(self, fn, *args, **kwargs)
-
+    counted = counting(calls)
     try:
         async with engine.begin() as connection:
             _, edge = await append_in(connection, [event(0)])
