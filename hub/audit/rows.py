@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import String, Table
+from sqlalchemy import LargeBinary, String, Table
 
 from hub.audit.event import Event
 from hub.audit.merkle import Frontier, leaf_hash
@@ -27,13 +27,15 @@ class Staged:
     event: Event
     # The row's columns but its position (Event.columns()).
     columns: dict[str, Any]
+    # The person rows' (raw blind index, entities): the stored form, made once here.
+    persons: list[tuple[bytes, str]]
 
 
 # The event row's bounded text columns: a value the database would refuse is refused here, for
 # its own request, rather than failing the transaction of every event flushed with it.
 _EVENT = cast(Table, AuditEvent.__table__)
 _LIMITS = {c.name: c.type.length for c in _EVENT.columns if isinstance(c.type, String) and c.type.length}
-_PERSON_LIMIT = cast(String, cast(Table, AuditPerson.__table__).c.person.type).length or 64
+_PERSON_BYTES = cast(LargeBinary, cast(Table, AuditPerson.__table__).c.person.type).length or 32
 
 
 class Unfit(ValueError):
@@ -52,9 +54,20 @@ def stage(event: Event) -> Staged:
             raise Unfit(f"the event's {name} holds U+0000")
     if columns["outcome"] not in OUTCOMES or columns["kind"] not in KINDS:
         raise Unfit("the event's outcome or kind is not one the log knows")
-    if event.persons and max(map(len, event.persons)) > _PERSON_LIMIT:
-        raise Unfit("a person's blind index is longer than the log holds")
-    return Staged(event, columns)
+    return Staged(event, columns, [(raw(person), entities) for person, entities in event.persons.items()])
+
+
+def raw(person: str) -> bytes:
+    """A person's blind index as stored: the 32 bytes its lower-case hex spells. Anything else
+    is refused, since the hex shown back (and hashed into the persons digest) must be the very
+    text the event was made with: not upper case, not spaced, not shorter or longer."""
+    try:
+        value = bytes.fromhex(person)
+    except (TypeError, ValueError):
+        raise Unfit("a person's blind index is not hexadecimal") from None
+    if len(value) != _PERSON_BYTES or value.hex() != person:
+        raise Unfit(f"a person's blind index is not {_PERSON_BYTES * 2} lower-case hexadecimal digits")
+    return value
 
 
 @dataclass(slots=True)
@@ -75,9 +88,7 @@ def rows_at(staged: Sequence[Staged], first: int, edge: Frontier) -> Rows:
         event, columns = item.event, item.columns
         rows.events.append({"position": position, **columns})
         at_us = event.at_us
-        rows.persons.extend(
-            {"position": position, "person": p, "at_us": at_us, "entities": e} for p, e in event.persons.items()
-        )
+        rows.persons.extend({"position": position, "person": p, "at_us": at_us, "entities": e} for p, e in item.persons)
         closed = edge.append(leaf_hash(event.leaf_of(position, columns)))
         rows.nodes.extend({"node": node_key(level, idx), "hash": digest} for (level, idx), digest in closed)
     return rows

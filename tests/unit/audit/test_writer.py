@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,26 @@ def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are
         event(99, operation_name="x" * 201),
         event(99, principal="p\x00"),
         event(99, principal="x" * 101),
+        # A person's blind index is stored as the 32 bytes its lower-case hex spells: any other
+        # text could not be shown back as the very hex the persons digest was made of.
+        replace(event(99), persons={"ab" * 31: "registry.Person"}),
+        replace(event(99), persons={"ab" * 33: "registry.Person"}),
+        replace(event(99), persons={"AB" * 32: "registry.Person"}),
+        replace(event(99), persons={"zz" * 32: "registry.Person"}),
+        replace(event(99), persons={"ab " * 21 + "a": "registry.Person"}),
+        replace(event(99), persons={f"{1:064x}": "registry.Person", "resident 110101199001011234": "x"}),
     ],
-    ids=["operation name too long", "U+0000", "principal too long"],
+    ids=[
+        "operation name too long",
+        "U+0000",
+        "principal too long",
+        "blind index too short",
+        "blind index too long",
+        "blind index upper case",
+        "blind index not hex",
+        "blind index spaced",
+        "a plain number beside a blind index",
+    ],
 )
 def test_an_event_the_log_cannot_hold_fails_its_own_request_only(url: URL, through: str, unfit: Event) -> None:
     async def work() -> list[Any]:
