@@ -52,6 +52,11 @@ def stage(event: Event) -> Staged:
             raise Unfit(f"the event's {name} is longer than {limit}")
         if "\x00" in value:  # PostgreSQL's text holds no U+0000
             raise Unfit(f"the event's {name} holds U+0000")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # a lone surrogate: no UTF-8, no database takes it
+                raise Unfit(f"the event's {name} is not valid Unicode") from None
     if columns["outcome"] not in OUTCOMES or columns["kind"] not in KINDS:
         raise Unfit("the event's outcome or kind is not one the log knows")
     return Staged(event, columns, [(raw(person), entities) for person, entities in event.persons.items()])

@@ -222,6 +222,8 @@ def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are
         event(99, operation_name="x" * 201),
         event(99, principal="p\x00"),
         event(99, principal="x" * 101),
+        # A lone surrogate has no UTF-8: no database (nor JSON) can take it.
+        event(99, operation_name="People\ud800"),
         # A person's blind index is stored as the 32 bytes its lower-case hex spells: any other
         # text could not be shown back as the very hex the persons digest was made of.
         replace(event(99), persons={"ab" * 31: "registry.Person"}),
@@ -235,6 +237,7 @@ def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are
         "operation name too long",
         "U+0000",
         "principal too long",
+        "lone surrogate",
         "blind index too short",
         "blind index too long",
         "blind index upper case",
