@@ -282,3 +282,45 @@ def test_a_writer_closed_twice_closes_once_and_refuses_later_events_as_unavailab
 
     run(work)
     assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
+
+
+def test_an_event_queued_early_can_be_replaced_until_a_flush_takes_it(url: URL) -> None:
+    async def work() -> tuple[bool, bool, list[int]]:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=0.0)
+        try:
+            early = writer.enqueue(event(1))
+            # Nothing ran since it was queued: the flush has not taken it.
+            amended = early.amend(event(2, operation_name="failed"))
+            first = await early.wait()
+            later = writer.enqueue(event(3))
+            await asyncio.sleep(0)  # one turn: the flush takes it
+            assert later.taken
+            too_late = later.amend(event(4))
+            second = await later.wait()
+            return amended, too_late, [first, second]
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    amended, too_late, positions = run(work)
+    assert (amended, too_late, positions) == (True, False, [0, 1])
+    assert asyncio.run(stored(url)) == [(0, f"{2:064x}", "failed"), (1, f"{3:064x}", None)]
+
+
+def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits_for_nobody(url: URL) -> None:
+    async def work() -> tuple[int, int]:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=FOREVER_MS)
+        try:
+            writer.begin()
+            gone = writer.enqueue(event(1))
+            # Its request was cancelled before it waited: it ends, and closes its wait.
+            gone.close()
+            writer.end()
+            position = await gone.future
+            return position, writer._coming()
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == (0, 0)
+    assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
