@@ -38,7 +38,8 @@ from graphql import (
     located_error,
 )
 from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails, GroupedFieldSet, collect_subfields
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.language import Visitor, visit
 
 from hub.catalog import EntityInfo
 from schema.access import begin, selection_for
@@ -61,6 +62,9 @@ class AggregateRoot:
     top: dict[str, Any]
     groups: dict[str, Any]
     shaper: Shaper
+    # The arguments as graphql-core coerces them, where they name no variable (the usual case
+    # for an app's fixed query): coerced once per document, not per request.
+    fixed: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,9 @@ def compile_aggregates(
             return None
         top = child_fields(nodes, definitions, None)
         groups = child_fields(top.get("groups", []), definitions, None)
-        roots.append(AggregateRoot(key, nodes, field, entity, top, groups, shaper))
+        roots.append(
+            AggregateRoot(key, nodes, field, entity, top, groups, shaper, _fixed(field, nodes[0], no_variables))
+        )
     if not roots:
         return None
     return AggregatePlan(operation, tuple(roots), definitions, document)
@@ -117,15 +123,18 @@ async def run_aggregates(
     schema: GraphQLSchema, plan: AggregatePlan, context: RequestContext, raw_variables: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], list[GraphQLError]] | None:
     """Run `plan` for one request; None where the normal path must answer instead."""
-    variables = get_variable_values(schema, plan.operation.variable_definitions or (), dict(raw_variables or {}))
+    no_variables = VariableValues({}, {})
+    definitions = plan.operation.variable_definitions
+    variables = get_variable_values(schema, definitions, dict(raw_variables or {})) if definitions else no_variables
     if isinstance(variables, list):
         return None
     arguments: list[Arguments] = []
     for root in plan.roots:
         try:
-            arguments.append(_arguments(get_argument_values(root.field, root.nodes[0], variables)))
+            given = root.fixed if root.fixed is not None else get_argument_values(root.field, root.nodes[0], variables)
         except GraphQLError:
             return None
+        arguments.append(_arguments(given))
     begin(context, selection_for(context, schema, plan.document))
     reads = [_read(context, plan, root, given) for root, given in zip(plan.roots, arguments, strict=True)]
     values = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
@@ -141,6 +150,28 @@ async def run_aggregates(
             return None
         data[root.key] = shaped
     return data, errors
+
+
+def _fixed(field: GraphQLField, node: FieldNode, no_variables: Any) -> dict[str, Any] | None:
+    """The field's arguments coerced once, where none names a variable; else None (coerced per
+    request, as is an argument graphql-core refuses, so that the normal path reports it)."""
+
+    class Find(Visitor):
+        found = False
+
+        def enter_variable(self, *_: Any) -> Any:
+            self.found = True
+            return Visitor.BREAK
+
+    finder = Find()
+    for argument in node.arguments or ():
+        visit(argument, finder)
+    if finder.found:
+        return None
+    try:
+        return get_argument_values(field, node, no_variables)
+    except GraphQLError:
+        return None
 
 
 def _arguments(given: dict[str, Any]) -> Arguments:

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLBoolean,
     GraphQLField,
     GraphQLFloat,
@@ -67,6 +69,7 @@ TOTAL_SERIALIZERS = tuple(d.serialize for d in (DateDefinition, DateTimeDefiniti
 TEXT_SCALARS = (GraphQLString, GraphQLID)
 NoneType = type(None)
 TEXT_KINDS = {str, NoneType}
+SAME_VALUES: dict[GraphQLLeafType, type] = {GraphQLInt: int, GraphQLBoolean: bool}
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class Leaf:
     non_null: bool
     text: bool
     total: bool
+    # The values the scalar gives back unchanged: an Int's ints within 32 bits, a Boolean's
+    # bools (its serialiser's first case); their columns skip the call per value.
+    same: type | None = None
 
     def values(self, raw: Sequence[Any]) -> Sequence[Any] | None:
         """The column's response values, or None where the normal path would report an error."""
@@ -86,6 +92,8 @@ class Leaf:
         if has_null and self.non_null:
             return None
         if self.text and kinds <= TEXT_KINDS:
+            return raw
+        if self.same is not None and kinds <= {self.same, NoneType} and self._unchanged(raw, has_null):
             return raw
         serialize = self.serialize
         try:
@@ -96,11 +104,19 @@ class Leaf:
             return None
         return out
 
+    def _unchanged(self, raw: Sequence[Any], has_null: bool) -> bool:
+        if self.same is not int:
+            return True
+        present = [value for value in raw if value is not None] if has_null else raw
+        return not present or (min(present) >= GRAPHQL_MIN_INT and max(present) <= GRAPHQL_MAX_INT)
+
     def one(self, value: Any) -> Any:
         """One value's response value, or Undefined where the normal path would report an error."""
         if value is None:
             return Undefined if self.non_null else None
         if self.text and type(value) is str:
+            return value
+        if type(value) is self.same and self._unchanged((value,), False):
             return value
         try:
             out = self.serialize(value)
@@ -422,4 +438,4 @@ def _related(key: str, field_details: FieldDetailsList, field: GraphQLField, def
 def _leaf(column: str, scalar: GraphQLLeafType, non_null: bool) -> Leaf:
     serialize = scalar.coerce_output_value
     total = scalar in TOTAL_SCALARS or any(serialize is known for known in TOTAL_SERIALIZERS)
-    return Leaf(column, serialize, non_null, scalar in TEXT_SCALARS, total)
+    return Leaf(column, serialize, non_null, scalar in TEXT_SCALARS, total, SAME_VALUES.get(scalar))
