@@ -14,11 +14,14 @@ budget is one million), or `--heavy widest` (every district, a hundred residents
 under each resident its district's residents twice: 11.7 MB). The run stops if the hub refuses
 it: a bound changed, and the query must follow.
 
-    .venv/bin/python -m bench.fairness [--database sqlite|postgresql] [--rounds 3] [--seconds 20]
+    .venv/bin/python -m bench.fairness [--database sqlite|postgresql] [--hub-database sqlite|postgresql]
+        [--rounds 3] [--seconds 20]
 
 `--database sqlite` (the default) serves `hub demo` over its SQLite departments (made on the
 first run in `--data-dir`, about a minute); `postgresql` serves `hub serve` over the bench
-database at 127.0.0.1:5432 (loaded as for W1). `--base-url URL --tokens FILE` measures a hub
+database at 127.0.0.1:5432 (loaded as for W1), with the hub's own database (its access trail
+among it) on SQLite or, with `--hub-database postgresql`, in a fresh PostgreSQL database
+`hub_bench_fairness` (HUB_TEST_DB_SUFFIX appended), as in production. `--base-url URL --tokens FILE` measures a hub
 already running instead (a token file as `hub demo` writes it). Target (issue 13): p99 under
 100 ms while the heavy request runs. Writes `bench/results/fairness-<UTC>.json`.
 """
@@ -158,15 +161,20 @@ def _running(base: str, tokens: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 @contextmanager
-def _postgresql_hub() -> Iterator[tuple[str, dict[str, str]]]:
+def _postgresql_hub(hub_database: str) -> Iterator[tuple[str, dict[str, str]]]:
     from bench.database import bench_url
     from bench.hub_setup import URL_ENV, hub_env, prepare_hub, register_app
     from bench.run import prepare_database
     from bench.servers import start, stop, wait_ready
 
     prepare_database()
+    own = None
+    if hub_database == "postgresql":
+        from tests.servers import fresh_database
+
+        own = fresh_database("postgresql", "hub_bench_fairness")
     with tempfile.TemporaryDirectory(prefix="hub-fairness-") as tmp:
-        manifests, database_url = prepare_hub(Path(tmp))
+        manifests, database_url = prepare_hub(Path(tmp), database_url=own)
         tokens = {
             HEAVY_CALLER: asyncio.run(register_app(database_url)),
             LOOKUP_CALLER: asyncio.run(register_app(database_url, "ca", "civil_affairs", ("department_app",))),
@@ -199,6 +207,12 @@ def _row(phase: Phase) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fairness", description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--hub-database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="with --database postgresql: the hub's own database",
+    )
     parser.add_argument("--heavy", choices=["wide lists", "widest"], default="wide lists")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="of each phase, per round")
@@ -212,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.base_url is not None:
         hub = _running(args.base_url, args.tokens)
     else:
-        hub = _demo_hub(args.data_dir.resolve()) if args.database == "sqlite" else _postgresql_hub()
+        hub = _demo_hub(args.data_dir.resolve()) if args.database == "sqlite" else _postgresql_hub(args.hub_database)
     started = datetime.now(UTC)
     with hub as (base, tokens):
         answer = _check_heavy(base, tokens[HEAVY_CALLER], query)
@@ -234,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "started": started.isoformat(),
         "database": args.database if args.base_url is None else args.base_url,
+        "hub_database": args.hub_database if args.database == "postgresql" else "sqlite",
         "heavy": args.heavy,
         "answer": answer,
         "rounds": args.rounds,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio.events
 import json
+import os
 import signal
 import sys
 import threading
@@ -145,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the hub, in seconds")
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
+        # `hub demo` sets the interval from its settings (hub/interpreter.py).
+        os.environ["HUB_SWITCH_INTERVAL_MS"] = repr(args.switch_interval * 1000)
     probe = Probe()
     probe.install()
     if args.sample is not None:

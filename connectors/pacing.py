@@ -32,10 +32,12 @@ T = TypeVar("T")
 # One piece of work done in slices: it yields (None) between slices and returns its result.
 Steps = Generator[None, None, T]
 
-# Rows per slice: at most about a millisecond of any column-wise pass (decrypting one
-# encrypted column of 1,000 rows, the most expensive, takes about 1 ms here; shaping 1,000
-# rows of 12 fields about 2 ms). A check of the clock per slice costs nothing measurable.
-SLICE_ROWS = 1_000
+# Rows per slice: about a quarter to half a millisecond of any column-wise pass on a quiet
+# machine (decrypting one encrypted column of 1,000 rows takes about 1 ms here; shaping 1,000
+# rows of 12 fields about 2 ms). Work goes on past TURN_SECONDS until its slice ends, so the
+# slice bounds how far a turn comes late: at 1,000 rows, 2 to 3 times that on a loaded
+# machine. A check of the clock per slice costs nothing measurable.
+SLICE_ROWS = 250
 # How long paced work may hold the loop before it gives other requests a turn: a lookup by
 # key waits for at most about this long per step of its own behind each heavy request.
 TURN_SECONDS = 0.002

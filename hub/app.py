@@ -215,7 +215,7 @@ def create_app(services: Services) -> Starlette:
             raise
         finally:
             if trail is not None:
-                trail.end()
+                trail.end(request)
         # One media type for every answer of /graphql, refusals included (GraphQL over HTTP).
         if response.media_type == JSON.media_type:
             media = response_media_type(headers.get("accept"))
@@ -496,6 +496,10 @@ async def _execute(
         return _error(400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the purposes are: {codes}")
     answer = await run(built, operation, Caller(services, principal, purpose))
     seen.answered(answer.record)
+    if services.trail is not None:
+        # The access record is complete: the event is queued now and written while the body is
+        # encoded; the answer leaves once the event is durable (Trail.seal, in `graphql`).
+        services.trail.start(request, seen, answer.status, _first_code(answer.body))
     if not answer.large:
         return JSON(answer.body, answer.status)
     # A large answer is encoded in pieces, other requests served between them, and sent in

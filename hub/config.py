@@ -37,6 +37,10 @@ PER_ROLE_LIMITS = {"depth": "max_depth", "aliases": "max_aliases", "directives":
 # department's app serves many of its staff at once; any other caller (an auditor, the public)
 # gets the default.
 DEFAULT_CONCURRENCY_LIMITS = {"department_app": 16}
+# HUB_SWITCH_INTERVAL_MS's bounds: below 10 microseconds threads would trade the interpreter
+# more often than they run; above 100 ms one thread's work stalls every request for that long.
+MIN_SWITCH_INTERVAL_MS = 0.01
+MAX_SWITCH_INTERVAL_MS = 100.0
 
 
 class SettingsError(Exception):
@@ -177,6 +181,10 @@ class Settings:
     concurrency_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY_LIMITS))
     concurrency_limit_default: int = 4
     concurrency_wait_seconds: float = 1.0
+    # How long, in milliseconds, a thread may hold the interpreter before another gets it
+    # (sys.setswitchinterval, applied by `hub serve` and `hub demo`: hub/interpreter.py).
+    # Python's 5 ms lets a driver's thread decoding rows stall the event loop that long.
+    switch_interval_ms: float = 0.5
     # The access log (HUB_ACCESS_LOG) and tracing (the standard OTEL_* variables).
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     # The access trail (hub/audit/settings.py: HUB_AUDIT and its companions).
@@ -268,6 +276,7 @@ def load_settings(
         "concurrency_limit_default": environ.get("HUB_CONCURRENCY_LIMIT_DEFAULT", "4"),
         "concurrency_wait_seconds": environ.get("HUB_CONCURRENCY_WAIT_SECONDS", "1"),
         "access_log": environ.get("HUB_ACCESS_LOG", "on"),
+        "switch_interval_ms": environ.get("HUB_SWITCH_INTERVAL_MS", "0.5"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -347,6 +356,12 @@ def load_settings(
     concurrency_wait = _float("HUB_CONCURRENCY_WAIT_SECONDS", values["concurrency_wait_seconds"])
     if not 0 <= concurrency_wait <= 60:
         raise SettingsError("HUB_CONCURRENCY_WAIT_SECONDS must be a number of seconds from 0 to 60")
+    switch_interval = _float("HUB_SWITCH_INTERVAL_MS", values["switch_interval_ms"])
+    if not MIN_SWITCH_INTERVAL_MS <= switch_interval <= MAX_SWITCH_INTERVAL_MS:
+        raise SettingsError(
+            f"HUB_SWITCH_INTERVAL_MS must be a number of milliseconds from {MIN_SWITCH_INTERVAL_MS:g} "
+            f"to {MAX_SWITCH_INTERVAL_MS:g}"
+        )
     try:
         observe = observe_settings(environ, _flag("HUB_ACCESS_LOG", values["access_log"]))
     except ObserveSettingsError as exc:
@@ -362,6 +377,7 @@ def load_settings(
         concurrency_limits=_concurrency_limits(values["concurrency_limits"]),
         concurrency_limit_default=concurrency_default,
         concurrency_wait_seconds=concurrency_wait,
+        switch_interval_ms=switch_interval,
         observe=observe,
         rate_limit_enabled=_flag("HUB_RATE_LIMIT", values["rate_limit_enabled"]),
         rate_limits=_rates(values["rate_limits"]),

@@ -20,7 +20,17 @@ import strawberry
 from strawberry.types.field import StrawberryField
 
 from connectors.aggregates import Bucket
-from hub.access.aggregate import BUCKET, COUNT, MEASURES, AggregateRead, Cell, aggregate, label
+from hub.access.aggregate import (
+    BUCKET,
+    COUNT,
+    MEASURES,
+    NUMERIC,
+    ORDERED,
+    AggregateRead,
+    Cell,
+    aggregate,
+    label,
+)
 from hub.catalog import EntityInfo, FieldInfo
 from hub.catalog.manifest import FieldType, snake
 from hub.errors import BadUserInput
@@ -28,9 +38,6 @@ from schema.context import RequestContext
 from schema.inputs import input_spec
 from schema.scalars import PYTHON_TYPE, PageInfo
 from schema.selection import child_fields
-
-NUMERIC = (FieldType.INT, FieldType.FLOAT, FieldType.DECIMAL)
-ORDERED = (*NUMERIC, FieldType.ID, FieldType.STRING, FieldType.DATE, FieldType.DATETIME)
 
 
 @strawberry.enum(description="Calendar periods to group moments and dates by, in the department's time zone.")
@@ -219,52 +226,103 @@ def aggregate_resolver(entity: EntityInfo) -> Any:
         fragments, variables = raw.fragments, raw.variable_values
         top = child_fields(raw.field_nodes, fragments, variables)
         groups = child_fields(top.get("groups", []), fragments, variables)
-        asked = _measures(entity, top, fragments, variables) | _measures(entity, groups, fragments, variables)
-        order = []
-        for step in orderBy or []:
-            by = step.by.value
-            named = None if step.field is None else step.field.value
-            if by in (COUNT, BUCKET):
-                order.append((by, step.descending))
-            elif named is None:
-                raise BadUserInput(f"orderBy {step.by.name} needs a field")
-            elif by == "key":
-                order.append((named, step.descending))
-            else:
-                asked.add((by, named))
-                order.append((label(by, named), step.descending))
-        read = AggregateRead(
-            entity,
+        arguments = Arguments(
             input_spec(filter),
             [member.value for member in groupBy or []],
-            None if bucket is None else (bucket.field.value, Bucket(bucket.period.value)),
-            sorted(asked),
-            order,
+            None if bucket is None else (bucket.field.value, bucket.period.value),
+            [
+                (step.by.value, None if step.field is None else step.field.value, step.descending)
+                for step in orderBy or []
+            ],
             first,
             after,
-            want_groups="groups" in top,
-            want_total=any(name in top for name in (COUNT, *MEASURES)),
         )
-        result = await aggregate(context.reader, context.current, read)
-        context.count_aggregated((f"{entity.id}.{name}" for name in result.fields), result.suppressed)
-        # The measures selected (at the top or per group), each with the fields asked of it.
-        selected = {m for m in MEASURES if m in top or m in groups}
-        fields = {
-            measure: [(n, label(measure, n)) for m, n in asked if m == measure]
-            for measure in MEASURES
-            if measure in selected
-        }
-        out = _cell(result.total, fields) if result.total is not None else {}
-        groups_out = []
-        for cell in result.groups:
-            shaped = _cell(cell, fields)
-            shaped["key"], shaped["suppressed"] = cell.key, cell.suppressed
-            groups_out.append(shaped)
-        out["groups"] = groups_out
-        out["pageInfo"] = {"hasNextPage": result.has_next, "endCursor": result.end_cursor}
-        return out
+        return await answer(context, entity, arguments, top, groups, fragments, variables)
 
     return resolve
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """An aggregate field's arguments with enums as their values and inputs as plain values,
+    as both executors read them: strawberry's converted arguments on the normal path,
+    graphql-core's coerced ones on a direct plan (schema/execution/direct_aggregates.py).
+    `order` holds each step's (by, field or None, descending)."""
+
+    filter: Any
+    group_by: list[str]
+    bucket: tuple[str, str] | None
+    order: list[tuple[str, str | None, bool]]
+    first: int | None
+    after: str | None
+
+
+async def answer(
+    context: RequestContext,
+    entity: EntityInfo,
+    arguments: Arguments,
+    top: dict[str, Any],
+    groups: dict[str, Any],
+    fragments: Any,
+    variables: Any,
+) -> dict[str, Any]:
+    """One aggregate field's value: its read (every check before any SQL), counted for the
+    answer's `extensions.access`, shaped as the field's result type reads it."""
+    asked = _measures(entity, top, fragments, variables) | _measures(entity, groups, fragments, variables)
+    order, ordered_by = order_of(arguments.order)
+    asked |= ordered_by
+    read = AggregateRead(
+        entity,
+        arguments.filter,
+        arguments.group_by,
+        None if arguments.bucket is None else (arguments.bucket[0], Bucket(arguments.bucket[1])),
+        sorted(asked),
+        order,
+        arguments.first,
+        arguments.after,
+        want_groups="groups" in top,
+        want_total=any(name in top for name in (COUNT, *MEASURES)),
+    )
+    result = await aggregate(context.reader, context.current, read)
+    context.count_aggregated((f"{entity.id}.{name}" for name in result.fields), result.suppressed)
+    # The measures selected (at the top or per group), each with the fields asked of it.
+    selected = {m for m in MEASURES if m in top or m in groups}
+    fields = {
+        measure: [(n, label(measure, n)) for m, n in asked if m == measure]
+        for measure in MEASURES
+        if measure in selected
+    }
+    out = _cell(result.total, fields) if result.total is not None else {}
+    groups_out = []
+    for cell in result.groups:
+        shaped = _cell(cell, fields)
+        shaped["key"], shaped["suppressed"] = cell.key, cell.suppressed
+        groups_out.append(shaped)
+    out["groups"] = groups_out
+    out["pageInfo"] = {"hasNextPage": result.has_next, "endCursor": result.end_cursor}
+    return out
+
+
+def order_of(steps: list[tuple[str, str | None, bool]]) -> tuple[list[tuple[str, bool]], set[tuple[str, str]]]:
+    """The groups' order as labels (hub/access/aggregate.py checks them against the read),
+    and the (measure, field) pairs it orders by, which the read must measure."""
+    order: list[tuple[str, bool]] = []
+    measured: set[tuple[str, str]] = set()
+    for by, named, descending in steps:
+        if by in (COUNT, BUCKET):
+            if named is not None:
+                raise BadUserInput(
+                    f"orderBy {AggregateOrderBy(by).name} takes no field: give a field to KEY or a measure"
+                )
+            order.append((by, descending))
+        elif named is None:
+            raise BadUserInput(f"orderBy {AggregateOrderBy(by).name} needs a field")
+        elif by == "key":
+            order.append((named, descending))
+        else:
+            measured.add((by, named))
+            order.append((label(by, named), descending))
+    return order, measured
 
 
 def _measures(entity: EntityInfo, selected: dict[str, Any], fragments: Any, variables: Any) -> set[tuple[str, str]]:

@@ -3,8 +3,8 @@
 Every call runs exactly one statement (one per chunk for `fetch_by`) on an AUTOCOMMIT
 connection, so no BEGIN or ROLLBACK travels with it. Sessions are read-only and time-limited
 by the database itself (see the dialect modules). A statement is built once per query shape
-(`sql_shape`, `sql_statements`) and run again with each read's values; on PostgreSQL, reads
-of a shape after its first go to the driver directly (`sql_direct`). Driver errors become
+(`sql_shape`, `sql_statements`) and run again with each read's values; on PostgreSQL and
+SQLite, reads of a shape after its first go to the driver directly (`sql_direct`). Driver errors become
 `UnavailableError` when the database did not answer and `QueryError` when it answered with a refusal; their
 messages carry no SQL, URL or path, and bound values never reach a message or a log (the
 log names the error's class and code; driver messages may quote citizens' values). A database
@@ -291,7 +291,7 @@ class SqlConnector:
         except _NO_ANSWER as error:
             raise self._unavailable(error) from None
         try:
-            return fetch_direct(engine, connection, form, values)
+            return fetch_direct(engine, self._dialect, connection, form, values)
         except Exception as error:
             if self._dialect.busy(error) is not None:
                 raise self._unavailable(error) from None

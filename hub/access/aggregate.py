@@ -40,6 +40,18 @@ MEASURES = {
 }
 COUNT = "count"
 BUCKET = "bucket"
+NUMERIC = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.DECIMAL})
+# Types whose order a minimum or maximum means something in (booleans have none a user wants).
+ORDERED = NUMERIC | {FieldType.ID, FieldType.STRING, FieldType.DATE, FieldType.DATETIME}
+# The field types each measure takes: the generated measure types offer exactly these
+# (schema/aggregates.py), and an order by a measure is refused here for any other.
+MEASURE_TYPES: dict[str, frozenset[FieldType]] = {
+    "sum": NUMERIC,
+    "avg": NUMERIC,
+    "min": ORDERED,
+    "max": ORDERED,
+    "countDistinct": frozenset(FieldType),
+}
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ def _terms(
     used: list[str] = []
     groups: list[GroupKey] = []
     for name in read.group_by:
+        if name in used:
+            raise BadUserInput(f"groupBy names {name} twice: each field is one group key")
         item = _plain(plan, entity, name, "grouping")
         if item.encrypted:
             raise BadUserInput(f"{entity.type_name}.{name} is encrypted at rest: it can only be counted")
@@ -171,7 +185,16 @@ def _terms(
         used.append(name)
     measures: list[Measured] = [Measured(COUNT, Measure.COUNT)]
     for measure_name, name in dict.fromkeys(read.measures):
-        measure = MEASURES[measure_name]
+        measure = MEASURES.get(measure_name)
+        found = entity.fields.get(name)
+        if measure is None or found is None:
+            raise BadUserInput(f"{entity.type_name} has no measure {measure_name} of {name}")
+        if found.type not in MEASURE_TYPES[measure_name]:
+            # Checked before access: what a field's type allows is in the schema for all to see.
+            raise BadUserInput(
+                f"{entity.type_name}.{name} is of type {found.type.value}: it has no {measure_name} to order by "
+                f"({measure_name} takes {_types(MEASURE_TYPES[measure_name])} fields)"
+            )
         item = _plain(plan, entity, name, measure_name)
         column = item.column
         if item.encrypted:
@@ -203,11 +226,29 @@ def _plain(plan: AccessPlan, entity: EntityInfo, name: str, use: str) -> Any:
 def _order(read: AggregateRead, groups: Sequence[GroupKey], measures: Sequence[Measured]) -> tuple[AggregateOrder, ...]:
     labels = {g.label for g in groups} | {m.label for m in measures}
     order: list[AggregateOrder] = []
+    seen: set[str] = set()
     for name, descending in read.order:
         if name not in labels:
-            raise BadUserInput(f"orderBy names {name}, which this aggregate neither groups by nor measures")
+            raise BadUserInput(f"orderBy names {_shown(name)}, which this aggregate neither groups by nor measures")
+        if name in seen:
+            raise BadUserInput(f"orderBy names {_shown(name)} twice: each group key or measure orders the groups once")
+        seen.add(name)
         order.append(AggregateOrder(name, descending))
     return tuple(order)
+
+
+def _shown(name: str) -> str:
+    """An order's label as the caller wrote its step: `COUNT`, `BUCKET`, `KEY districtCode`,
+    `SUM amount`."""
+    if name in (COUNT, BUCKET):
+        return name.upper()
+    measure, dot, field_name = name.partition(".")
+    return f"{MEASURES[measure].name} {field_name}" if dot else f"KEY {name}"
+
+
+def _types(types: frozenset[FieldType]) -> str:
+    names = [kind.value for kind in FieldType if kind in types]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def _suppression(plan: AccessPlan, entity: EntityInfo) -> Suppression | None:

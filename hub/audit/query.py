@@ -135,8 +135,9 @@ class AuditQuery:
             return own
         raise Forbidden("the access trail is read by auditors, admins, data stewards and department apps")
 
-    async def person(self, actor: Principal, id_number: str) -> str:
-        """The blind index (hex) of a resident ID number, counted against `actor`'s quota."""
+    async def person(self, actor: Principal, id_number: str) -> bytes:
+        """The blind index of a resident ID number (its 32 bytes, as `hub_audit_person` stores
+        it), counted against `actor`'s quota."""
         index = self.person_index()
         normalised = index.normalise(id_number)
         if not normalised or len(normalised) > 64:
@@ -147,7 +148,7 @@ class AuditQuery:
                 f"lookup quota exceeded: {refusal.used} of {refusal.limit} identifier values used this hour; "
                 f"try again in {refusal.retry_after} s"
             )
-        return index.hex(normalised)
+        return index.digest(normalised)
 
     async def events(self, actor: Principal, wanted: EventFilter, first: int | None, after: str | None) -> EventPage:
         size = DEFAULT_PAGE if first is None else first
@@ -160,8 +161,8 @@ class AuditQuery:
             (before,) = self.cursors.decode(tag, after)
             conditions.append(AuditEvent.position < int(before))
         if wanted.person is not None:
-            hexed = await self.person(actor, wanted.person)
-            conditions.append(AuditEvent.position.in_(select(AuditPerson.position).where(AuditPerson.person == hexed)))
+            person = await self.person(actor, wanted.person)
+            conditions.append(AuditEvent.position.in_(select(AuditPerson.position).where(AuditPerson.person == person)))
         statement = select(AuditEvent).where(*conditions).order_by(AuditEvent.position.desc()).limit(size + 1)
         async with self.sessions() as session:
             rows = list(await session.scalars(statement))

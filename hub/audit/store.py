@@ -61,7 +61,8 @@ async def persons_between(
         )
     )
     for position, person, entities in rows.all():
-        persons.setdefault(position, []).append((person, entities))
+        # Stored as the raw 32 bytes; shown, archived and digested as hex.
+        persons.setdefault(position, []).append((bytes(person).hex(), entities))
     return persons
 
 

@@ -6,6 +6,13 @@ an answer carrying released values is replaced by a 503 saying the trail is unav
 where HUB_AUDIT_UNLOGGED_L1_L2 allows it, an answer whose values are all of tiers L1 and L2
 still leaves. An answer without data (a refusal, an error) leaves either way.
 
+An answer that runs is queued as soon as it is decided, before its body is encoded (`start`):
+the flush writes the event while the body is encoded (a large answer's encoding takes turns with
+the loop), and `seal` then waits for it to be durable before the answer leaves, failing closed as
+above. Should the encoding fail, the event still queued becomes the failed request's (`fault`),
+so a request stays one event; a flush that took it already writes it as it was decided (the log
+then says the data was served though the caller got the fault's 500: more than left, never less).
+
 A request without a valid principal is no event: it is counted per source address and minute
 (written every few seconds), so whoever lacks a token cannot grow the log.
 """
@@ -18,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -28,7 +36,7 @@ from hub.access.record import AccessRecord
 from hub.audit.event import Event, released_of
 from hub.audit.settings import AuditSettings
 from hub.audit.store import TrailUnavailable, count_anonymous
-from hub.audit.writer import TrailWriter
+from hub.audit.writer import Pending, TrailWriter
 from hub.catalog import Catalog
 from hub.catalog.manifest import Tier
 from hub.observe.requests import Seen
@@ -55,6 +63,23 @@ class Addressed(Protocol):
 
     @property
     def client(self) -> Any: ...
+
+    @property
+    def scope(self) -> Any: ...
+
+
+# Where a request's early event is kept in its ASGI scope, from `start` to `seal` (or `fault`).
+EARLY = "hub.trail.early"
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """A request's event, queued before its answer was encoded."""
+
+    event: Event
+    record: AccessRecord | None
+    # None when the event could not be queued (the log cannot hold it): the answer fails closed.
+    pending: Pending | None
 
 
 class Refused(Response):
@@ -93,18 +118,58 @@ class Trail:
         self._anonymous: Counter[tuple[int, str]] = Counter()
         self._anonymous_task: asyncio.Task[None] | None = None
 
+    def start(self, request: Addressed, seen: Seen, status: int, code: str | None) -> None:
+        """Queue the event of a request whose answer is decided (its status and first error
+        code) but not yet encoded; `seal` waits for it."""
+        if not self.settings.enabled or seen.principal is None:
+            return
+        record, seen.record = seen.record, None
+        event = self._event(request, seen, status, code, record)
+        try:
+            pending: Pending | None = self.writer.enqueue(event)
+        except TrailUnavailable:
+            pending = None
+        request.scope[EARLY] = Early(event, record, pending)
+
     async def seal(self, request: Addressed, seen: Seen, response: Response) -> Response:
         """Record the request; the answer to send (the given one, or the trail's refusal)."""
         if not self.settings.enabled:
             return response
+        early: Early | None = request.scope.pop(EARLY, None)
+        if early is not None:
+            return await self._written(early.pending, early.record, response)
         principal = seen.principal
         if principal is None:
             self._count_anonymous(request)
             return response
         record, seen.record = seen.record, None
-        code = getattr(response, "code", None)
+        event = self._event(request, seen, response.status_code, getattr(response, "code", None), record)
+        try:
+            pending: Pending | None = self.writer.enqueue(event)
+        except TrailUnavailable:
+            pending = None
+        return await self._written(pending, record, response)
+
+    async def _written(self, pending: Pending | None, record: AccessRecord | None, response: Response) -> Response:
+        """`response` once the event is durable; the trail's refusal in its place when the
+        event could not be written and the answer carries data that may not leave unlogged."""
+        try:
+            if pending is None:
+                raise TrailUnavailable("the access event could not be prepared")
+            await pending.wait()
+        except TrailUnavailable:
+            if not _releases(record) or (self.settings.unlogged_low_tiers and self._low_tiers_only(record)):
+                return response
+            return _unavailable(response)
+        return response
+
+    def _event(
+        self, request: Addressed, seen: Seen, status: int, code: str | None, record: AccessRecord | None
+    ) -> Event:
+        principal = seen.principal
+        assert principal is not None
         purpose = request.headers.get("x-hub-purpose") or None
-        event = Event(
+        return Event(
             at_us=time.time_ns() // 1000,
             principal=principal.subject,
             department=principal.department,
@@ -112,20 +177,13 @@ class Trail:
             operation_hash=None if seen.text is None else hashlib.sha256(seen.text.encode()).hexdigest(),
             operation_name=None if seen.operation is None else seen.operation[:200],
             document_id=seen.document,
-            outcome=outcome_of(response.status_code, code, record),
-            status=response.status_code,
+            outcome=outcome_of(status, code, record),
+            status=status,
             code=code,
             policy_version=None if record is None else record.policy_version,
             released=released_of(record),
             persons={} if record is None else record.persons_entities(),
         )
-        try:
-            await self.writer.append(event)
-        except TrailUnavailable:
-            if not _releases(record) or (self.settings.unlogged_low_tiers and self._low_tiers_only(record)):
-                return response
-            return _unavailable(response)
-        return response
 
     def _purpose(self, given: str | None) -> str | None:
         """A known purpose's code; an unknown one (refused as BAD_PURPOSE) by a digest only, so
@@ -135,11 +193,22 @@ class Trail:
         return "unknown:" + hashlib.sha256(given.encode()).hexdigest()[:16]
 
     async def fault(self, request: Addressed, seen: Seen) -> None:
-        """Record a request that ended in a fault of the hub's own (answered INTERNAL, no data)."""
+        """Record a request that ended in a fault of the hub's own (answered INTERNAL, no data):
+        as its event queued early, when no flush has taken that yet; never as a second one."""
         if not self.settings.enabled or seen.principal is None:
             return
+        early: Early | None = request.scope.pop(EARLY, None)
         try:
-            await self.seal(request, seen, Refused(b"", 500))
+            if early is None:
+                await self.seal(request, seen, Refused(b"", 500))
+            elif early.pending is not None:
+                failed = replace(
+                    early.event, outcome=outcome_of(500, Refused.code, early.record), status=500, code=Refused.code
+                )
+                early.pending.amend(failed)
+                await early.pending.wait()
+        except TrailUnavailable:
+            pass  # the fault's answer carries no data: it leaves either way
         except Exception:  # the fault's own answer goes out regardless; it carries no data
             log.exception("could not record a failed request")
 
@@ -147,8 +216,12 @@ class Trail:
         """A request has begun (its event may come: the writer's flush waits for it a little)."""
         self.writer.begin()
 
-    def end(self) -> None:
-        """The request has ended, its event written or with none to write."""
+    def end(self, request: Addressed | None = None) -> None:
+        """The request has ended, its event written or with none to write (or, cancelled, an
+        event queued that it no longer waits for: the flush writes it all the same)."""
+        early: Early | None = None if request is None else request.scope.pop(EARLY, None)
+        if early is not None and early.pending is not None:
+            early.pending.close()
         self.writer.end()
 
     async def close(self) -> None:

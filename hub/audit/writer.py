@@ -7,6 +7,11 @@ queue order; each waiter is answered with its position once the commit returned,
 each of their requests withholds its L3/L4 data). An event that cannot be staged fails its own
 request before it joins a group, so no caller's event can make another's fail.
 
+A request may queue its event before it waits for it (`enqueue`, then `Pending.wait`): the app
+queues it as soon as the answer is decided and encodes the answer meanwhile (hub/audit/trail.py).
+Until a flush takes it, the queued event can still be replaced (`Pending.amend`: the encoding
+failed, so the request failed), so a request stays one event.
+
 Events queued while a flush is on its way form the next group by themselves. On small requests
 that is too few: a flush takes a millisecond or two, in which a couple of requests arrive, so
 nearly every request paid a commit of its own. So before a flush, while other requests are in
@@ -44,6 +49,47 @@ class Flusher(Protocol):
     async def close(self) -> None: ...
 
 
+class Pending:
+    """An event queued for a flush, and its request's wait for it."""
+
+    __slots__ = ("_open", "_writer", "future", "staged", "taken")
+
+    def __init__(self, writer: TrailWriter, staged: Staged, future: asyncio.Future[int]) -> None:
+        self._writer = writer
+        self.staged = staged
+        self.future = future
+        # Set once a flush has taken the event: from then on it is written as it is.
+        self.taken = False
+        # Counted among the appends not yet answered, until its request has waited (or ended).
+        self._open = True
+
+    def amend(self, event: Event) -> bool:
+        """Queue `event` in place of the one queued, if no flush has taken that yet."""
+        if self.taken or self.future.done():
+            return False
+        try:
+            self.staged = stage(event)
+        except Exception:
+            return False
+        return True
+
+    async def wait(self) -> int:
+        """The event's position once its flush committed; TrailUnavailable if it failed."""
+        try:
+            # Shielded: a request given up on still has its event written once it is queued.
+            return await asyncio.shield(self.future)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """The request waits no more (it ended without waiting: cancelled, or failed)."""
+        if self._open:
+            self._open = False
+            self._writer._waiting -= 1
+            # Nobody may await it now: its failure, if it fails, is the log's to report.
+            self.future.add_done_callback(_retrieve)
+
+
 class TrailWriter:
     def __init__(self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS) -> None:
         self.engine = engine
@@ -52,7 +98,7 @@ class TrailWriter:
         # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
         # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py).
         self._flusher: Flusher | None = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
-        self._pending: list[tuple[Staged, asyncio.Future[int]]] = []
+        self._pending: list[Pending] = []
         self._flushing: asyncio.Task[None] | None = None
         # The tree's right edge as this writer's last flush left it: when no other process
         # wrote since, the next flush needs not read it back.
@@ -76,22 +122,23 @@ class TrailWriter:
 
     async def append(self, event: Event) -> int:
         """Write `event` (with whatever else is waiting) and return its position."""
+        return await self.enqueue(event).wait()
+
+    def enqueue(self, event: Event) -> Pending:
+        """Queue `event` for the next flush; its request waits for it with `Pending.wait`.
+        TrailUnavailable, at once, for an event the log cannot hold."""
         try:
             staged = stage(event)
         except Exception as exc:
             log.error("an access event could not be prepared: %s", type(exc).__name__)
             raise TrailUnavailable("the access event could not be prepared") from None
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((staged, future))
+        pending = Pending(self, staged, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
         self._waiting += 1
-        try:
-            self._nudge()
-            if self._flushing is None:
-                self._flushing = asyncio.create_task(self._flush())
-            # Shielded: a request given up on still has its event written once it is queued.
-            return await asyncio.shield(future)
-        finally:
-            self._waiting -= 1
+        self._nudge()
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        return pending
 
     async def drain(self) -> None:
         """Wait for the flush in progress (at shutdown)."""
@@ -134,17 +181,19 @@ class TrailWriter:
                     await self._gather()
                 batch = self._pending[: self._batch_max]
                 del self._pending[: self._batch_max]
+                for pending in batch:
+                    pending.taken = True
                 try:
-                    first = await self._write([staged for staged, _ in batch])
+                    first = await self._write([pending.staged for pending in batch])
                 except Exception as exc:
                     log.error("the access trail could not be written: %s", type(exc).__name__)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(TrailUnavailable("the access trail could not be written"))
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(TrailUnavailable("the access trail could not be written"))
                     continue
-                for offset, (_, future) in enumerate(batch):
-                    if not future.done():
-                        future.set_result(first + offset)
+                for offset, pending in enumerate(batch):
+                    if not pending.future.done():
+                        pending.future.set_result(first + offset)
         finally:
             self._flushing = None
 
@@ -164,3 +213,8 @@ class TrailWriter:
 def _settle(gathering: asyncio.Future[None]) -> None:
     if not gathering.done():
         gathering.set_result(None)
+
+
+def _retrieve(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -26,6 +26,7 @@ log = logging.getLogger("hub.cli.serve")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
+    from hub.interpreter import apply_switch_interval
     from hub.services import build_services
 
     # Manifests first (a file check, no database), then the hub database, then the rest.
@@ -51,6 +52,8 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         # The catalog checked above first; every reload reads the folder again.
         return readings.pop() if readings else load_catalog(settings.manifests_dir)
 
+    # For the whole process, and only for serving (hub/interpreter.py says why).
+    apply_switch_interval(settings.switch_interval_ms)
     problem = asyncio.run(_serving(manifests, lambda c: build_services(settings, c), host, port, shown))
     if problem is not None:
         fail(problem)

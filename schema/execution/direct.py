@@ -10,7 +10,9 @@ shape them with the same shaper as the fast path.
 
 A document takes a direct plan only when the result cannot differ from the normal path's:
 one query operation, every root field a by-key lookup whose selection is plain fields and
-`__typename` (aliases and fragments allowed), no directive anywhere. Anything a plan would
+`__typename` (aliases and fragments allowed), no directive anywhere. A document whose root
+fields are all aggregates takes an aggregate plan instead (schema/execution/direct_aggregates.py),
+under the same conditions. Anything a plan would
 have to report differently (variables that do not coerce, an unknown operation name, a value
 the shaper refuses) makes it step aside, and the request runs on the normal path, which
 reports it. tests/unit/schema/execution/test_direct_plans.py compares the two byte for byte.
@@ -48,8 +50,10 @@ from graphql.pyutils import Undefined
 
 from hub.catalog import Catalog, EntityInfo
 from schema.access import begin, selection_for
+from schema.aggregates import aggregate_field_name
 from schema.compiled import Compiled
 from schema.context import RequestContext
+from schema.execution.direct_aggregates import AggregatePlan, compile_aggregates, run_aggregates
 from schema.execution.shaper import Shaper, prepare
 from schema.loading import lookup, needs
 from schema.selection import child_fields
@@ -122,9 +126,11 @@ class DirectPlans:
         self.catalog = catalog
         self.root_fields = root_fields
         self.default_resolver = default_resolver
-        self._plans: WeakKeyDictionary[Compiled, DirectPlan | None] = WeakKeyDictionary()
+        # The root aggregate fields, by name: a document made only of them takes an aggregate plan.
+        self.aggregates = {aggregate_field_name(entity): entity for entity in catalog}
+        self._plans: WeakKeyDictionary[Compiled, DirectPlan | AggregatePlan | None] = WeakKeyDictionary()
 
-    def plan(self, compiled: Compiled) -> DirectPlan | None:
+    def plan(self, compiled: Compiled) -> DirectPlan | AggregatePlan | None:
         try:
             return self._plans[compiled]
         except KeyError:
@@ -133,10 +139,12 @@ class DirectPlans:
         return found
 
     async def run(
-        self, plan: DirectPlan, context: RequestContext, raw_variables: Mapping[str, Any] | None
+        self, plan: DirectPlan | AggregatePlan, context: RequestContext, raw_variables: Mapping[str, Any] | None
     ) -> Outcome | None:
         """Run `plan` for one request; None where the normal path must answer instead (the
         request then starts again there, with a fresh context)."""
+        if isinstance(plan, AggregatePlan):
+            return await run_aggregates(self.schema, plan, context, raw_variables)
         inputs = raw_variables or {}
         keys = plan.keys(inputs)
         if keys is None:
@@ -178,7 +186,7 @@ class DirectPlans:
         except Exception as error:
             return located_error(error, list(item.nodes), [item.key])
 
-    def _compile(self, compiled: Compiled) -> DirectPlan | None:
+    def _compile(self, compiled: Compiled) -> DirectPlan | AggregatePlan | None:
         document = compiled.document
         assert document is not None
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -193,6 +201,17 @@ class DirectPlans:
         query = self.schema.query_type
         assert query is not None
         grouped = collect_fields(self.schema, details, NO_VARIABLES, query, operation).grouped_field_set
+        if grouped and all(fields[0].node.name.value in self.aggregates for fields in grouped.values()):
+            return compile_aggregates(
+                self.schema,
+                document,
+                operation,
+                fragments,
+                grouped,
+                self.aggregates,
+                self.default_resolver,
+                NO_VARIABLES,
+            )
         lookups: list[Lookup] = []
         for key, field_details in grouped.items():
             nodes = tuple(d.node for d in field_details)

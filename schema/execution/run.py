@@ -1,7 +1,8 @@
 """Running one operation, on whichever executor fits it, into the answer the app sends.
 
 The one entry point between HTTP and GraphQL: `run(built, operation, context)` picks the direct
-plan for a document made only of lookups by key (schema/execution/direct.py) or else the normal
+plan for a document made only of lookups by key or only of aggregates (schema/execution/direct.py,
+direct_aggregates.py) or else the normal
 path (strawberry over graphql-core, with the fast path for wide lists), and assembles the
 answer: errors, data and `extensions.access`. hub/app.py keeps HTTP (body, token, document id,
 status codes) and sends what comes back.

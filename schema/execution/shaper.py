@@ -32,12 +32,15 @@ from typing import Any
 
 import orjson
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLBoolean,
     GraphQLField,
     GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLString,
@@ -66,6 +69,7 @@ TOTAL_SERIALIZERS = tuple(d.serialize for d in (DateDefinition, DateTimeDefiniti
 TEXT_SCALARS = (GraphQLString, GraphQLID)
 NoneType = type(None)
 TEXT_KINDS = {str, NoneType}
+SAME_VALUES: dict[GraphQLLeafType, type] = {GraphQLInt: int, GraphQLBoolean: bool}
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Leaf:
     non_null: bool
     text: bool
     total: bool
+    # The values the scalar gives back unchanged: an Int's ints within 32 bits, a Boolean's
+    # bools (its serialiser's first case); their columns skip the call per value.
+    same: type | None = None
 
     def values(self, raw: Sequence[Any]) -> Sequence[Any] | None:
         """The column's response values, or None where the normal path would report an error."""
@@ -85,6 +92,8 @@ class Leaf:
         if has_null and self.non_null:
             return None
         if self.text and kinds <= TEXT_KINDS:
+            return raw
+        if self.same is not None and kinds <= {self.same, NoneType} and self._unchanged(raw, has_null):
             return raw
         serialize = self.serialize
         try:
@@ -95,11 +104,19 @@ class Leaf:
             return None
         return out
 
+    def _unchanged(self, raw: Sequence[Any], has_null: bool) -> bool:
+        if self.same is not int:
+            return True
+        present = [value for value in raw if value is not None] if has_null else raw
+        return not present or (min(present) >= GRAPHQL_MIN_INT and max(present) <= GRAPHQL_MAX_INT)
+
     def one(self, value: Any) -> Any:
         """One value's response value, or Undefined where the normal path would report an error."""
         if value is None:
             return Undefined if self.non_null else None
         if self.text and type(value) is str:
+            return value
+        if type(value) is self.same and self._unchanged((value,), False):
             return value
         try:
             out = self.serialize(value)
@@ -141,7 +158,37 @@ class Nested:
         return Undefined if shaped is None else shaped[0]
 
 
-Entry = Leaf | Typename | Related | Nested
+@dataclass(frozen=True)
+class NestedList:
+    """A plain list of objects read from the row (an aggregate's groups), each completed by a
+    shaper of its own; only in shapers made for a direct plan's root value."""
+
+    column: str
+    shaper: Shaper
+    non_null: bool
+
+    def values(self, raw: Sequence[Any]) -> list[Any] | None:
+        """The column's response lists, or None where the normal path would report an error."""
+        out: list[Any] = []
+        for value in raw:
+            shaped = self.one(value)
+            if shaped is Undefined:
+                return None
+            out.append(shaped)
+        return out
+
+    def one(self, value: Any) -> Any:
+        """One value's response list, or Undefined where the normal path would report an error."""
+        if value is None:
+            return Undefined if self.non_null else None
+        if type(value) is not list or any(type(item) is not dict for item in value):
+            # Null items (and anything but row dicts) are left to the normal path.
+            return Undefined
+        shaped = self.shaper.objects(value)
+        return Undefined if shaped is None else shaped
+
+
+Entry = Leaf | Typename | Related | Nested | NestedList
 # What `prepare` asks for a field's selection on its object type: the subfields grouped (None
 # where they cannot be shaped, such as a deferred fragment).
 Subfields = Callable[[GraphQLObjectType, FieldDetailsList], GroupedFieldSet | None]
@@ -180,7 +227,7 @@ class Shaper:
                 columns.append(values)
             elif isinstance(entry, Typename):
                 columns.append([entry.name] * count)
-            elif isinstance(entry, Nested):
+            elif isinstance(entry, Nested | NestedList):
                 nested = entry.values([row.get(entry.column) for row in rows])
                 if nested is None:
                     return None
@@ -282,7 +329,7 @@ class Shaper:
 
 
 def _step(entry: Entry) -> tuple[str | None, Any]:
-    if isinstance(entry, Leaf | Nested):
+    if isinstance(entry, Leaf | Nested | NestedList):
         return entry.column, entry.one
     return None, entry.name if isinstance(entry, Typename) else None
 
@@ -337,11 +384,38 @@ def prepare(
                 return None
             entries.append(Nested(definition.python_name, nested, is_non_null_type(field.type)))
             continue
+        items = None if subfields is None else _plain_list(field, default_resolver)
+        if items is not None:
+            assert subfields is not None and isinstance(definition, StrawberryField)
+            inner = subfields(items, field_details)
+            nested = None if inner is None else prepare(schema, items, inner, default_resolver, subfields)
+            if nested is None or nested.related:
+                return None
+            entries.append(NestedList(definition.python_name, nested, is_non_null_type(field.type)))
+            continue
         related = _related(key, field_details, field, definition)
         if related is None:
             return None
         entries.append(related)
     return Shaper(parent, keys, entries)
+
+
+def _plain_list(field: GraphQLField, default_resolver: Callable[..., Any]) -> GraphQLObjectType | None:
+    """The item type of `field` if it is a plain list of objects read from the row (no
+    resolver, no arguments), else None."""
+    definition = field.extensions.get(DEFINITION)
+    nullable = field.type.of_type if is_non_null_type(field.type) else field.type
+    if not isinstance(nullable, GraphQLList) or field.args:
+        return None
+    if not (
+        isinstance(definition, StrawberryField)
+        and definition.is_basic_field
+        and definition.default_resolver is default_resolver
+        and getattr(field.resolve, "_is_default", False)
+    ):
+        return None
+    item = nullable.of_type.of_type if is_non_null_type(nullable.of_type) else nullable.of_type
+    return item if isinstance(item, GraphQLObjectType) else None
 
 
 def _related(key: str, field_details: FieldDetailsList, field: GraphQLField, definition: Any) -> Related | None:
@@ -364,4 +438,4 @@ def _related(key: str, field_details: FieldDetailsList, field: GraphQLField, def
 def _leaf(column: str, scalar: GraphQLLeafType, non_null: bool) -> Leaf:
     serialize = scalar.coerce_output_value
     total = scalar in TOTAL_SCALARS or any(serialize is known for known in TOTAL_SERIALIZERS)
-    return Leaf(column, serialize, non_null, scalar in TEXT_SCALARS, total)
+    return Leaf(column, serialize, non_null, scalar in TEXT_SCALARS, total, SAME_VALUES.get(scalar))

@@ -284,6 +284,65 @@ def test_malformed_aggregates_are_bad_input_before_any_sql(
     assert statements == []
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        # A measure the field does not have: no sum of an identifier, no average of a moment.
+        ("orderBy: [{by: SUM, field: DISTRICT_CODE}]", "districtCode is of type ID: it has no sum to order by"),
+        (
+            "groupBy: [DISTRICT_CODE], orderBy: [{by: AVG, field: DELIVERED_AT}]",
+            "deliveredAt is of type DateTime: it has no avg to order by",
+        ),
+        # An order step given twice, in the same direction or not.
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: COUNT}, {by: COUNT, descending: true}]", "COUNT twice"),
+        (
+            "groupBy: [DISTRICT_CODE], orderBy: [{by: KEY, field: DISTRICT_CODE}, {by: COUNT},"
+            " {by: KEY, field: DISTRICT_CODE, descending: true}]",
+            "KEY districtCode twice",
+        ),
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: SUM, field: AMOUNT}, {by: SUM, field: AMOUNT}]", "SUM amount twice"),
+        (
+            "bucket: {field: DELIVERED_AT, period: MONTH}, orderBy: [{by: BUCKET}, {by: BUCKET}]",
+            "BUCKET twice",
+        ),
+        # A group key given twice.
+        ("groupBy: [DISTRICT_CODE, CASE_ID, DISTRICT_CODE]", "groupBy names districtCode twice"),
+        # A field where the step takes none (it was silently ignored).
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: COUNT, field: AMOUNT}]", "orderBy COUNT takes no field"),
+        (
+            "bucket: {field: DELIVERED_AT, period: MONTH}, orderBy: [{by: BUCKET, field: DELIVERED_AT}]",
+            "orderBy BUCKET takes no field",
+        ),
+        # Steps that name what the aggregate does not group by.
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: BUCKET}]", "orderBy names BUCKET, which this aggregate"),
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: KEY, field: CASE_ID}]", "orderBy names KEY caseId, which"),
+        ("groupBy: [DISTRICT_CODE], orderBy: [{by: MAX}]", "orderBy MAX needs a field"),
+    ],
+)
+def test_a_malformed_order_or_grouping_is_bad_input_saying_why_before_any_sql(
+    demo_hub: Hub, statements: list[str], arguments: str, message: str
+) -> None:
+    result = demo_hub.query(f"{{ civilAffairsServiceDeliveriesAggregate({arguments}) {{ count groups {{ count }} }} }}")
+    assert [code for code, _ in error_codes(result)] == ["BAD_USER_INPUT"]
+    assert message in result["errors"][0]["message"]
+    assert result["data"]["civilAffairsServiceDeliveriesAggregate"] is None
+    assert statements == []
+
+
+def test_an_order_by_a_measure_not_selected_still_orders_the_groups(demo_hub: Hub) -> None:
+    # Ordering by a measure the selection does not show is allowed: the read measures it.
+    result = demo_hub.query(
+        "{ financeExpendituresAggregate(groupBy: [BUDGET_LINE_ID], orderBy: [{by: SUM, field: AMOUNT, "
+        "descending: true}], first: 10000) { groups { key { budgetLineId } } } }"
+    )
+    assert "errors" not in result
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for row in EXPENDITURES:
+        sums[row["budget_line_id"]] += row["amount"] or 0
+    got = [g["key"]["budgetLineId"] for g in result["data"]["financeExpendituresAggregate"]["groups"]]
+    assert got == sorted(sums, key=lambda line: (-sums[line], line))
+
+
 def test_a_page_past_the_largest_is_refused(demo_hub: Hub) -> None:
     result = demo_hub.query("{ civilAffairsServiceDeliveriesAggregate(first: 10001) { count } }")
     assert [code for code, _ in error_codes(result)] == ["LIMIT_EXCEEDED"]

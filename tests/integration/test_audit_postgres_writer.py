@@ -5,11 +5,14 @@ and an event the table would refuse fails its own request, not the others of its
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
+from hub.audit.event import Event
 from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
 from hub.audit.postgres_writer import IDLE_S
 from hub.audit.store import TrailUnavailable, append_in
@@ -44,8 +47,17 @@ async def tables(url: URL) -> dict[str, list[Any]]:
         await engine.dispose()
 
 
+def crowd(n: int) -> Event:
+    """An event touching many persons, in three sets of entities (a W1 event has 1,330)."""
+    sets = ("population.Person", "civil_affairs.AssistanceCase,population.Person", "health.Visit")
+    persons = {hashlib.sha256(f"{n}/{k}".encode()).hexdigest(): sets[k % 3] for k in range(200)}
+    return replace(event(n), persons=persons)
+
+
 def test_the_one_statement_flush_stores_what_the_locking_path_stores() -> None:
     flushed, locked = database("hub_it_trail_flush"), database("hub_it_trail_locked")
+    # Events of one person, of many in several sets of entities, and of none.
+    made = [event(0), crowd(1), event(2), event(3), crowd(4), replace(event(5), persons={}), event(6)]
 
     async def write(url: URL, writer_path: bool) -> None:
         engine = hub_engine(url)
@@ -54,12 +66,12 @@ def test_the_one_statement_flush_stores_what_the_locking_path_stores() -> None:
             if writer_path:
                 assert writer._flusher is not None
                 for n in range(3):
-                    await writer.append(event(n))
-                await writer.write([event(n) for n in range(3, 7)])
+                    await writer.append(made[n])
+                await writer.write(made[3:7])
             else:
                 for batch in ([0], [1], [2], [3, 4, 5, 6]):
                     async with engine.begin() as connection:
-                        await append_in(connection, [event(n) for n in batch])
+                        await append_in(connection, [made[n] for n in batch])
         finally:
             await writer.close()
             await engine.dispose()
@@ -68,7 +80,7 @@ def test_the_one_statement_flush_stores_what_the_locking_path_stores() -> None:
     asyncio.run(write(locked, False))
     one, other = asyncio.run(tables(flushed)), asyncio.run(tables(locked))
     assert one == other
-    assert len(one["hub_audit_event"]) == 7 and one["hub_audit_person"]
+    assert len(one["hub_audit_event"]) == 7 and len(one["hub_audit_person"]) == 404
 
 
 def test_a_flush_after_another_writer_appended_continues_the_log_without_a_gap() -> None:

@@ -9,13 +9,14 @@ placement in an order, literal substring matches, and how a timeout shows as an 
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from connectors.aggregates import Bucket
 from connectors.base import ColumnSpec, Kind, Match
@@ -45,6 +46,18 @@ class SqlDialect(abc.ABC):
     # has shown SQLAlchemy changes nothing (connectors/sql/direct.py): a driver taking
     # positional values and preparing statements itself.
     direct_reads = False
+
+    def fetch_direct(
+        self, connection: PoolProxiedConnection, sql: str, arguments: Sequence[Any]
+    ) -> Awaitable[Sequence[Sequence[Any]]]:
+        """The driver's rows of `sql` with positional `arguments` on `connection`, in one call
+        to the driver; only dialects with `direct_reads` implement it."""
+        raise NotImplementedError
+
+    def driver_closed(self, connection: PoolProxiedConnection) -> bool:
+        """Whether the driver has closed `connection` (a dropped socket), so that it must not
+        go back to the pool."""
+        return False
 
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         """Keyword arguments for create_async_engine beyond the common ones."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from connectors.aggregates import Bucket
 from connectors.base import Kind
@@ -37,6 +38,18 @@ _CLIENT_GRACE_S = 5
 class PostgresDialect(SqlDialect):
     # asyncpg takes positional values and prepares each statement text once per connection.
     direct_reads = True
+
+    def fetch_direct(
+        self, connection: PoolProxiedConnection, sql: str, arguments: Sequence[Any]
+    ) -> Awaitable[Sequence[Sequence[Any]]]:
+        driver = connection.driver_connection
+        assert driver is not None
+        rows: Awaitable[Sequence[Sequence[Any]]] = driver.fetch(sql, *arguments)
+        return rows
+
+    def driver_closed(self, connection: PoolProxiedConnection) -> bool:
+        driver = connection.driver_connection
+        return driver is not None and bool(driver.is_closed())
 
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         options = super().engine_options(url, settings)

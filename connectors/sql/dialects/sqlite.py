@@ -1,4 +1,5 @@
-"""SQLite through aiosqlite: query_only, a statement deadline, case-sensitive substring tests.
+"""SQLite through aiosqlite: query_only, a statement deadline, case-sensitive substring tests,
+reads in one trip to the driver's thread.
 
 SQLite's LIKE ignores ASCII case, so matches use instr() and substr(), which compare bytes.
 A statement timeout is a progress handler that interrupts the statement once its deadline,
@@ -10,6 +11,11 @@ and read back quantized to the scale, so a stored value with more digits than th
 rounded (and a cursor made from it no longer equals it). Date-times are kept as text and
 compared as text, so they must be stored as SQLAlchemy writes them
 ('YYYY-MM-DD HH:MM:SS.ffffff'); other spellings compare wrongly.
+
+aiosqlite runs each call on its connection's own thread, and SQLAlchemy's adapter makes about
+four calls per statement (a cursor, execute, fetch, close), each a hand-off between threads that
+waits for the GIL on both sides. A read whose statement SQLAlchemy would change nothing of goes
+to aiosqlite's `execute_fetchall` instead (connectors/sql/direct.py): one hand-off.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ from __future__ import annotations
 import decimal
 import math
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Hashable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from connectors.aggregates import Bucket
 from connectors.base import ColumnSpec, Kind, Match
@@ -97,14 +104,22 @@ class _Deadline:
     """When the running statement of one connection must stop; no deadline between statements,
     so the pool's own checks on a connection are never interrupted."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
         self.at = math.inf
+
+    def start(self) -> None:
+        """A statement starts now."""
+        self.at = time.monotonic() + self.timeout_s
 
     def expired(self) -> bool:
         return time.monotonic() > self.at
 
 
 class SqliteDialect(SqlDialect):
+    # aiosqlite takes positional values; `execute_fetchall` runs and fetches in one call.
+    direct_reads = True
+
     def engine_options(self, url: sa.URL, settings: ConnectionSettings) -> dict[str, Any]:
         # An in-memory database lives in one connection (SQLAlchemy picks a StaticPool, which
         # has no size); a file gets a queue pool like the servers.
@@ -126,15 +141,17 @@ class SqliteDialect(SqlDialect):
                 cursor.execute("PRAGMA query_only = ON")
             finally:
                 cursor.close()
-            deadline = _Deadline()
+            deadline = _Deadline(timeout_s)
             record.info["deadline"] = deadline
             dbapi_connection.run_async(lambda conn: conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS))
             dbapi_connection.run_async(_read_text_leniently)
 
         def on_execute(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
-            deadline = conn.info.get("deadline")
+            # A direct read is announced without a connection, and starts its deadline itself
+            # (`fetch_direct`).
+            deadline = None if conn is None else conn.info.get("deadline")
             if deadline is not None:
-                deadline.at = time.monotonic() + timeout_s
+                deadline.start()
 
         def on_checkin(dbapi_connection: Any, record: Any) -> None:
             deadline = record.info.get("deadline")
@@ -145,6 +162,17 @@ class SqliteDialect(SqlDialect):
         event.listen(sync_engine, "connect", on_connect)
         event.listen(sync_engine, "before_cursor_execute", on_execute)
         event.listen(sync_engine, "checkin", on_checkin)
+
+    def fetch_direct(
+        self, connection: PoolProxiedConnection, sql: str, arguments: Sequence[Any]
+    ) -> Awaitable[Sequence[Sequence[Any]]]:
+        deadline = connection.info.get("deadline")
+        if deadline is not None:
+            deadline.start()
+        driver = connection.driver_connection
+        assert driver is not None
+        rows: Awaitable[Sequence[Sequence[Any]]] = driver.execute_fetchall(sql, arguments)
+        return rows
 
     def column_type(self, spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
         if spec.kind is Kind.DECIMAL:

@@ -83,8 +83,11 @@ def test_persons_touched_are_stored_by_blind_index_never_the_number(trail_hub: H
     numbers = {node["idNumber"] for node in served["data"]["registryPersons"]["nodes"]}
     persons = rows(trail_hub.url, AuditPerson)
     assert len(persons) == len(numbers)
-    assert all(len(p.person) == 64 and p.position == 0 for p in persons)
-    stored = " ".join(repr(e.__dict__) for e in rows(trail_hub.url, AuditEvent)) + " ".join(p.person for p in persons)
+    # Each a blind index's 32 raw bytes.
+    assert all(isinstance(p.person, bytes) and len(p.person) == 32 and p.position == 0 for p in persons)
+    stored = " ".join(repr(e.__dict__) for e in rows(trail_hub.url, AuditEvent)) + " ".join(
+        p.person.hex() for p in persons
+    )
     assert not any(number in stored for number in numbers)
 
 

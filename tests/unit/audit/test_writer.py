@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,29 @@ def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are
         event(99, operation_name="x" * 201),
         event(99, principal="p\x00"),
         event(99, principal="x" * 101),
+        # A lone surrogate has no UTF-8: no database (nor JSON) can take it.
+        event(99, operation_name="People\ud800"),
+        # A person's blind index is stored as the 32 bytes its lower-case hex spells: any other
+        # text could not be shown back as the very hex the persons digest was made of.
+        replace(event(99), persons={"ab" * 31: "registry.Person"}),
+        replace(event(99), persons={"ab" * 33: "registry.Person"}),
+        replace(event(99), persons={"AB" * 32: "registry.Person"}),
+        replace(event(99), persons={"zz" * 32: "registry.Person"}),
+        replace(event(99), persons={"ab " * 21 + "a": "registry.Person"}),
+        replace(event(99), persons={f"{1:064x}": "registry.Person", "resident 110101199001011234": "x"}),
     ],
-    ids=["operation name too long", "U+0000", "principal too long"],
+    ids=[
+        "operation name too long",
+        "U+0000",
+        "principal too long",
+        "lone surrogate",
+        "blind index too short",
+        "blind index too long",
+        "blind index upper case",
+        "blind index not hex",
+        "blind index spaced",
+        "a plain number beside a blind index",
+    ],
 )
 def test_an_event_the_log_cannot_hold_fails_its_own_request_only(url: URL, through: str, unfit: Event) -> None:
     async def work() -> list[Any]:
@@ -259,4 +281,46 @@ def test_a_writer_closed_twice_closes_once_and_refuses_later_events_as_unavailab
             await engine.dispose()
 
     run(work)
+    assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
+
+
+def test_an_event_queued_early_can_be_replaced_until_a_flush_takes_it(url: URL) -> None:
+    async def work() -> tuple[bool, bool, list[int]]:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=0.0)
+        try:
+            early = writer.enqueue(event(1))
+            # Nothing ran since it was queued: the flush has not taken it.
+            amended = early.amend(event(2, operation_name="failed"))
+            first = await early.wait()
+            later = writer.enqueue(event(3))
+            await asyncio.sleep(0)  # one turn: the flush takes it
+            assert later.taken
+            too_late = later.amend(event(4))
+            second = await later.wait()
+            return amended, too_late, [first, second]
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    amended, too_late, positions = run(work)
+    assert (amended, too_late, positions) == (True, False, [0, 1])
+    assert asyncio.run(stored(url)) == [(0, f"{2:064x}", "failed"), (1, f"{3:064x}", None)]
+
+
+def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits_for_nobody(url: URL) -> None:
+    async def work() -> tuple[int, int]:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=FOREVER_MS)
+        try:
+            writer.begin()
+            gone = writer.enqueue(event(1))
+            # Its request was cancelled before it waited: it ends, and closes its wait.
+            gone.close()
+            writer.end()
+            position = await gone.future
+            return position, writer._coming()
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == (0, 0)
     assert [p for p, _, _ in asyncio.run(stored(url))] == [0]

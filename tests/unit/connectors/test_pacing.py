@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from connectors import pacing
 from connectors.pacing import SLICE_ROWS, TURN_SECONDS, Steps, run_paced, run_steps, sliced
 
 
@@ -72,3 +73,32 @@ def test_sliced_work_equals_the_work_done_in_one_go(count: int) -> None:
         return [f"{k}:{v * 2}" for v, k in zip(values, keys, strict=True)]
 
     assert run_steps(sliced(work, values, keys)) == work(values, keys)
+
+
+async def test_a_10000_row_column_gives_other_tasks_a_turn_every_250_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A turn as soon as one may be taken: what a loaded machine, where every slice takes
+    # longer than TURN_SECONDS, comes to.
+    monkeypatch.setattr(pacing, "TURN_SECONDS", 0.0)
+    rows_per_call: list[int] = []
+
+    def doubled(column: list[int]) -> list[int]:
+        rows_per_call.append(len(column))
+        return [value * 2 for value in column]
+
+    done = asyncio.Event()
+    ticks = 0
+
+    async def lookup() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.get_running_loop().create_task(lookup())
+    column = list(range(10_000))
+    result = await run_paced(sliced(doubled, column))
+    done.set()
+    await other
+    assert result == [value * 2 for value in column]  # the same values, in order, as in one go
+    assert max(rows_per_call) == 250
+    assert ticks >= 10_000 // 250

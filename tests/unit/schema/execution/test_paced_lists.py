@@ -20,7 +20,7 @@ from hub.encoding import EncodedList
 from tests.conftest import FIXTURES
 from tests.unit.schema.execution.test_fast_path_differential import Pair, _serve, hub_database
 
-PEOPLE = 2 * SLICE_ROWS + 500
+PEOPLE = 2 * SLICE_ROWS + SLICE_ROWS // 2
 CASES = 3 * SLICE_ROWS
 
 
