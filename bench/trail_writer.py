@@ -74,16 +74,15 @@ async def _load(writer: TrailWriter | None, clients: int, work_us: float, person
         while time.perf_counter() < stop:
             # Work of varied length, so requests reach the trail at different times, as real ones do.
             work = work_us * rng.uniform(0.5, 1.5)
-            if writer is not None:
-                writer.begin()  # as the app does when a request begins
+            flight = None if writer is None else writer.begin()  # as the app does when a request begins
             for _ in range(max(1, int(work // 100))):
                 _spin(min(100.0, work))
                 await asyncio.sleep(0)
-            if writer is not None:
+            if writer is not None and flight is not None:
                 try:
-                    await writer.append(_event(i, persons))
+                    await writer.append(_event(i, persons), flight)
                 finally:
-                    writer.end()
+                    writer.end(flight)
             i += clients
             done += 1
 

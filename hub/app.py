@@ -197,7 +197,7 @@ def create_app(services: Services) -> Starlette:
         seen = observe.begin(headers.get("x-request-id"), request.method, headers)
         request.scope[SEEN] = seen
         if trail is not None:
-            trail.begin()
+            trail.begin(request)
         try:
             response = await _graphql(request, seen)
             # The access trail records the request before its answer leaves (and withholds the

@@ -36,7 +36,7 @@ from hub.access.record import AccessRecord
 from hub.audit.event import Event, released_of
 from hub.audit.settings import AuditSettings
 from hub.audit.store import TrailUnavailable, count_anonymous
-from hub.audit.writer import Pending, TrailWriter
+from hub.audit.writer import Flight, Pending, TrailWriter
 from hub.catalog import Catalog
 from hub.catalog.manifest import Tier
 from hub.observe.requests import Seen
@@ -70,6 +70,8 @@ class Addressed(Protocol):
 
 # Where a request's early event is kept in its ASGI scope, from `start` to `seal` (or `fault`).
 EARLY = "hub.trail.early"
+# The writer's note of the request in flight (hub/audit/writer.py: whom a flush waits for).
+FLIGHT = "hub.trail.flight"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ class Trail:
         record, seen.record = seen.record, None
         event = self._event(request, seen, status, code, record)
         try:
-            pending: Pending | None = self.writer.enqueue(event)
+            pending: Pending | None = self.writer.enqueue(event, request.scope.get(FLIGHT))
         except TrailUnavailable:
             pending = None
         request.scope[EARLY] = Early(event, record, pending)
@@ -145,7 +147,7 @@ class Trail:
         record, seen.record = seen.record, None
         event = self._event(request, seen, response.status_code, getattr(response, "code", None), record)
         try:
-            pending: Pending | None = self.writer.enqueue(event)
+            pending: Pending | None = self.writer.enqueue(event, request.scope.get(FLIGHT))
         except TrailUnavailable:
             pending = None
         return await self._written(pending, record, response)
@@ -212,17 +214,19 @@ class Trail:
         except Exception:  # the fault's own answer goes out regardless; it carries no data
             log.exception("could not record a failed request")
 
-    def begin(self) -> None:
+    def begin(self, request: Addressed) -> None:
         """A request has begun (its event may come: the writer's flush waits for it a little)."""
-        self.writer.begin()
+        request.scope[FLIGHT] = self.writer.begin()
 
-    def end(self, request: Addressed | None = None) -> None:
+    def end(self, request: Addressed) -> None:
         """The request has ended, its event written or with none to write (or, cancelled, an
         event queued that it no longer waits for: the flush writes it all the same)."""
-        early: Early | None = None if request is None else request.scope.pop(EARLY, None)
+        early: Early | None = request.scope.pop(EARLY, None)
         if early is not None and early.pending is not None:
             early.pending.close()
-        self.writer.end()
+        flight: Flight | None = request.scope.pop(FLIGHT, None)
+        if flight is not None:
+            self.writer.end(flight)
 
     async def close(self) -> None:
         await self.writer.close()

@@ -18,12 +18,18 @@ nearly every request paid a commit of its own. So before a flush, while other re
 flight that have not queued their event yet (the app says when a request begins and ends), the
 flush waits for them up to `gather_ms`, and no longer than until each of them is waiting. A lone
 request (W1: one large answer at a time) never waits.
+
+Only requests begun in the last `young_ms` are waited for. A request still running after that
+is a heavy one (an auditor's eight lists of 10,000 rows run for a second or more): its event is
+far off, and waiting for it would add the whole window to every small request's flush for as
+long as it runs (issue 13's fairness: lookups beside the heaviest request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -39,6 +45,18 @@ from hub.audit.store import TrailUnavailable, append_in
 log = logging.getLogger("hub.audit")
 
 GATHER_MS = 12.0
+YOUNG_MS = 200.0
+
+
+class Flight:
+    """A request in flight, as the writer's gathering sees it: when it began, and whether its
+    event is queued yet."""
+
+    __slots__ = ("began", "queued")
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.queued = False
 
 
 class Flusher(Protocol):
@@ -52,15 +70,14 @@ class Flusher(Protocol):
 class Pending:
     """An event queued for a flush, and its request's wait for it."""
 
-    __slots__ = ("_open", "_writer", "future", "staged", "taken")
+    __slots__ = ("_open", "future", "staged", "taken")
 
-    def __init__(self, writer: TrailWriter, staged: Staged, future: asyncio.Future[int]) -> None:
-        self._writer = writer
+    def __init__(self, staged: Staged, future: asyncio.Future[int]) -> None:
         self.staged = staged
         self.future = future
         # Set once a flush has taken the event: from then on it is written as it is.
         self.taken = False
-        # Counted among the appends not yet answered, until its request has waited (or ended).
+        # Until its request has waited (or ended without waiting).
         self._open = True
 
     def amend(self, event: Event) -> bool:
@@ -85,16 +102,18 @@ class Pending:
         """The request waits no more (it ended without waiting: cancelled, or failed)."""
         if self._open:
             self._open = False
-            self._writer._waiting -= 1
             # Nobody may await it now: its failure, if it fails, is the log's to report.
             self.future.add_done_callback(_retrieve)
 
 
 class TrailWriter:
-    def __init__(self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS) -> None:
+    def __init__(
+        self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS, young_ms: float = YOUNG_MS
+    ) -> None:
         self.engine = engine
         self._batch_max = batch_max
         self._gather_s = gather_ms / 1000
+        self._young_s = young_ms / 1000
         # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
         # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py).
         self._flusher: Flusher | None = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
@@ -103,38 +122,42 @@ class TrailWriter:
         # The tree's right edge as this writer's last flush left it: when no other process
         # wrote since, the next flush needs not read it back.
         self._edge: Frontier | None = None
-        # Requests begun and not ended (the app counts them), and appends not yet answered:
-        # their difference is the events still to come.
-        self._in_flight = 0
-        self._waiting = 0
+        # Requests begun and not ended (the app says when): those not queued yet may still
+        # bring an event to the next flush.
+        self._flights: set[Flight] = set()
         self._gathering: asyncio.Future[None] | None = None
         self.flushes = 0
         self.events = 0
 
-    def begin(self) -> None:
-        """A request has begun: its event may come soon."""
-        self._in_flight += 1
+    def begin(self) -> Flight:
+        """A request has begun: its event may come soon. Pass what this returns to `enqueue`
+        (or `append`) and `end`."""
+        flight = Flight()
+        self._flights.add(flight)
+        return flight
 
-    def end(self) -> None:
+    def end(self, flight: Flight) -> None:
         """A request has ended (with its event written, or with none to write)."""
-        self._in_flight -= 1
+        self._flights.discard(flight)
         self._nudge()
 
-    async def append(self, event: Event) -> int:
+    async def append(self, event: Event, flight: Flight | None = None) -> int:
         """Write `event` (with whatever else is waiting) and return its position."""
-        return await self.enqueue(event).wait()
+        return await self.enqueue(event, flight).wait()
 
-    def enqueue(self, event: Event) -> Pending:
-        """Queue `event` for the next flush; its request waits for it with `Pending.wait`.
-        TrailUnavailable, at once, for an event the log cannot hold."""
+    def enqueue(self, event: Event, flight: Flight | None = None) -> Pending:
+        """Queue `event` (of the request `flight`, if the app said it began) for the next flush;
+        its request waits for it with `Pending.wait`. TrailUnavailable, at once, for an event
+        the log cannot hold."""
         try:
             staged = stage(event)
         except Exception as exc:
             log.error("an access event could not be prepared: %s", type(exc).__name__)
             raise TrailUnavailable("the access event could not be prepared") from None
-        pending = Pending(self, staged, asyncio.get_running_loop().create_future())
+        pending = Pending(staged, asyncio.get_running_loop().create_future())
         self._pending.append(pending)
-        self._waiting += 1
+        if flight is not None:
+            flight.queued = True
         self._nudge()
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
@@ -155,7 +178,9 @@ class TrailWriter:
         return await self._write([stage(event) for event in events])
 
     def _coming(self) -> int:
-        return self._in_flight - self._waiting
+        """Requests begun lately whose event is not queued yet: those a flush may wait for."""
+        since = time.monotonic() - self._young_s
+        return sum(1 for flight in self._flights if not flight.queued and flight.began >= since)
 
     def _nudge(self) -> None:
         """End the gathering once nobody else is coming or the group is full."""

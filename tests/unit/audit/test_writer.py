@@ -7,6 +7,7 @@ fails its own request only."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -87,13 +88,13 @@ async def stored(url: URL) -> list[tuple[int, str, str | None]]:
 
 async def request(writer: TrailWriter, made: Event, work_turns: int) -> int:
     """A request as the app makes one: begun, some work, its event, ended."""
-    writer.begin()
+    flight = writer.begin()
     try:
         for _ in range(work_turns):
             await asyncio.sleep(0)
-        return await writer.append(made)
+        return await writer.append(made, flight)
     finally:
-        writer.end()
+        writer.end(flight)
 
 
 def run(work: Callable[[], Any]) -> Any:
@@ -151,13 +152,13 @@ def test_a_flush_waits_for_a_request_in_flight_and_writes_both_at_once(url: URL)
     async def work() -> tuple[bool, list[int], int]:
         engine, writer = await opened(url, "sqlite thread", FOREVER_MS)
         try:
-            writer.begin()  # the second request has begun, its event not yet made
+            flight = writer.begin()  # the second request has begun, its event not yet made
             first = asyncio.create_task(request(writer, event(0), 0))
             for _ in range(50):
                 await asyncio.sleep(0)
             waited = not first.done()
-            second = await writer.append(event(1))
-            writer.end()
+            second = await writer.append(event(1), flight)
+            writer.end(flight)
             return waited, [await first, second], writer.flushes
         finally:
             await writer.close()
@@ -171,11 +172,11 @@ def test_a_request_that_ends_without_an_event_stops_the_wait(url: URL) -> None:
     async def work() -> int:
         engine, writer = await opened(url, "sqlite thread", FOREVER_MS)
         try:
-            writer.begin()  # a request that will end with nothing to record (no principal)
+            flight = writer.begin()  # a request that will end with nothing to record (no principal)
             first = asyncio.create_task(request(writer, event(0), 0))
             for _ in range(5):
                 await asyncio.sleep(0)
-            writer.end()
+            writer.end(flight)
             return await first
         finally:
             await writer.close()
@@ -311,11 +312,11 @@ def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits
     async def work() -> tuple[int, int]:
         engine, writer = await opened(url, "sqlite thread", gather_ms=FOREVER_MS)
         try:
-            writer.begin()
-            gone = writer.enqueue(event(1))
+            flight = writer.begin()
+            gone = writer.enqueue(event(1), flight)
             # Its request was cancelled before it waited: it ends, and closes its wait.
             gone.close()
-            writer.end()
+            writer.end(flight)
             position = await gone.future
             return position, writer._coming()
         finally:
@@ -324,3 +325,44 @@ def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits
 
     assert run(work) == (0, 0)
     assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
+
+
+def test_a_flush_does_not_wait_for_a_request_running_longer_than_the_young_window(url: URL) -> None:
+    # A heavy request (an auditor's long lists) has been running for a while: a small request's
+    # flush must not wait the gathering window for its event (issue 13's fairness).
+    async def work() -> tuple[int, float]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=5_000, young_ms=20)
+        try:
+            heavy = writer.begin()
+            await asyncio.sleep(0.05)  # older than the young window
+            started = time.perf_counter()
+            position = await request(writer, event(0), 0)
+            writer.end(heavy)
+            return position, time.perf_counter() - started
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    position, seconds = run(work)
+    assert position == 0 and seconds < 2.5
+
+
+def test_a_flush_still_waits_for_a_request_begun_within_the_young_window(url: URL) -> None:
+    async def work() -> tuple[bool, list[int], int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=FOREVER_MS, young_ms=60_000)
+        try:
+            other = writer.begin()
+            first = asyncio.create_task(request(writer, event(0), 0))
+            await asyncio.sleep(0.05)
+            waited = not first.done()
+            second = await writer.append(event(1), other)
+            writer.end(other)
+            return waited, [await first, second], writer.flushes
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    waited, positions, flushes = run(work)
+    assert waited and positions == [0, 1] and flushes == 1
