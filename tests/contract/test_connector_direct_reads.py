@@ -6,6 +6,8 @@ deadline holds on the direct path as it does through SQLAlchemy."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -129,3 +131,28 @@ async def test_reads_of_a_limited_shape_leave_no_connection_checked_out(sql_back
     pool = people.engine.sync_engine.pool
     assert isinstance(pool, sa.pool.QueuePool)
     assert pool.checkedout() == 0
+
+
+async def test_sqlite_direct_read_cancelled_mid_statement_gives_its_connection_back(tmp_path: Path) -> None:
+    backend = await _open("sqlite", tmp_path)
+    try:
+        slow = await backend.create_view(SQLITE_SLOW_FOR_TWO, statement_timeout_ms=600, pool_size=1)
+        assert slow.engine is not None and isinstance(slow.connector, SqlConnector)
+        quick, stalled = (Query(slow.table, ("id", "name"), Compare("id", Op.EQ, key), limit=5) for key in (1, 2))
+        assert [row["id"] for row in (await slow.connector.fetch(quick)).rows] == [1]
+        executions = _Executions(slow.engine.sync_engine)
+        read = asyncio.create_task(slow.connector.fetch(stalled))
+        await asyncio.sleep(0.2)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        assert executions.count == 0  # it was read directly
+        pool = slow.engine.sync_engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedout() == 0
+        # The next read answers, well before the cancelled statement could have run to its end.
+        started = time.monotonic()
+        assert [row["id"] for row in (await slow.connector.fetch(quick)).rows] == [1]
+        assert time.monotonic() - started < 2.0
+    finally:
+        await backend.close()
