@@ -158,3 +158,42 @@ def test_after_the_server_dropped_the_connection_the_trail_writes_again() -> Non
     assert (first, after_idle) == (0, 1)
     assert isinstance(refused, TrailUnavailable) and last == 2
     assert [row[0] for row in asyncio.run(tables(url))["hub_audit_event"]] == [0, 1, 2]
+
+
+# Names and purposes a caller writes (operationName, X-Hub-Purpose as the trail keeps it) that a
+# statement built as text, or a JSON document built by hand, would break on or be steered by.
+CRAFTED = [
+    'q", "outcome": "refused", "status": 403, "x": "',
+    "q'); DELETE FROM hub_audit_event; --",
+    'back\\slash \\u0000 \\" }] ::json',
+    "line\u2028separator\u2029and\x01\x1f\x7fcontrols\ttab\nnewline",
+    "\u202eevil right-to-left \U0001f600 \ufeff\uffff",
+    "\u00e9" * 200,
+]
+
+
+def test_crafted_operation_names_and_purposes_are_stored_as_given_beside_others_events() -> None:
+    url = database("hub_it_trail_crafted")
+    made = [event(0)]
+    for n, text in enumerate(CRAFTED, start=1):
+        made.append(replace(event(n, operation_name=text), purpose=text[:100]))
+    made.append(event(len(CRAFTED) + 1))
+
+    async def work() -> list[int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine)
+        try:
+            assert writer._flusher is not None
+            # One flush for them all: a crafted value must not fail or alter its neighbours.
+            return list(await asyncio.gather(*(writer.append(e) for e in made)))
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert sorted(asyncio.run(work())) == list(range(len(made)))
+    rows = asyncio.run(tables(url))["hub_audit_event"]
+    columns = [c.name for c in AuditEvent.__table__.columns]  # type: ignore[attr-defined]
+    stored = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert [(r["operation_name"], r["purpose"], r["outcome"], r["status"]) for r in stored] == [
+        (e.operation_name, e.purpose, "served", 200) for e in made
+    ]
