@@ -156,3 +156,30 @@ async def test_sqlite_direct_read_cancelled_mid_statement_gives_its_connection_b
         assert time.monotonic() - started < 2.0
     finally:
         await backend.close()
+
+
+async def test_concurrent_direct_reads_each_get_their_own_rows_and_cancelled_ones_leak_no_connection(
+    sql_backend: Backend,
+) -> None:
+    people = await sql_backend.load_people(pool_size=2)
+    assert people.engine is not None
+    # Each shape read once through SQLAlchemy first, so that every read below goes direct.
+    for limit, offset in ((3, 0), (4, 2), (None, 5)):
+        await people.ids(order=BY_AGE, limit=limit, offset=offset)
+    pages = [(limit, offset) for offset in range(0, 9) for limit in (3, 4, None)]
+    for _ in range(3):
+        reads = [asyncio.create_task(people.ids(order=BY_AGE, limit=lim, offset=off)) for lim, off in pages]
+        # Every third read is given up on while others wait for a connection or run.
+        await asyncio.sleep(0)
+        for read in reads[::3]:
+            read.cancel()
+        answers = await asyncio.gather(*reads, return_exceptions=True)
+        for (limit, offset), read, got in zip(pages, reads, answers, strict=True):
+            if read.cancelled():
+                continue
+            assert got == _expected(limit, offset), (limit, offset)
+    # The next reads still answer, and no connection is left checked out.
+    assert await people.ids(order=BY_AGE, limit=3, offset=2) == _expected(3, 2)
+    pool = people.engine.sync_engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    assert pool.checkedout() == 0
