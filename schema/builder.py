@@ -199,7 +199,8 @@ def build_schema(catalog: Catalog, settings: Settings | None = None, *, fast_pat
     compiler.bind(schema._schema, limits.screen)
     roots = {f: t.entity.id for t in generated.values() for f in (t.entity.list_field, t.entity.key_field)}
     # Aggregate fields are roots too: their entity is planned, their filter counted for the
-    # lookup quota as a list's is (direct plans take by-key fields only).
+    # lookup quota as a list's is (direct plans take by-key fields and, by documents made only of
+    # aggregates, aggregate fields: schema/execution/direct_aggregates.py).
     roots.update((aggregate_field_name(t.entity), t.entity.id) for t in generated.values())
     if isinstance(schema, FederatedHubSchema):
         schema.catalog, schema.shared_types = catalog, shared
