@@ -1,4 +1,4 @@
-"""Where a lookup's time goes beside the heavy request on PostgreSQL: the access trail timed.
+"""Where a lookup's time goes beside the heavy request: the access trail timed.
 
 In process (no HTTP, no uvicorn): the bench database's departments on PostgreSQL and a fresh
 hub database `hub_bench_trail_probe` (HUB_TEST_DB_SUFFIX appended) on PostgreSQL as in
@@ -15,7 +15,10 @@ before a flush waits only for requests that began within the last N ms, so a hea
 flight for seconds is not waited for by every small event's flush (its own event is flushed
 when it comes). A measuring aid, by hand; not part of the suites.
 
-    .venv/bin/python -m bench.fairness_trail [--heavy 6] [--prototype-recent-ms 50]
+`--data-dir DIR` serves the demo in DIR instead (made by `hub demo --data-dir DIR` or
+`bench.fairness`): departments and hub database on SQLite, built as `hub demo` builds it.
+
+    .venv/bin/python -m bench.fairness_trail [--heavy 6] [--prototype-recent-ms 50] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -118,14 +121,13 @@ def spread(values: Sequence[float]) -> str:
     return " / ".join(f"{percentile(values, p) * 1000:.1f}" for p in (50, 90, 99))
 
 
-async def measure(heavy_runs: int, timings: Timings) -> None:
+async def postgresql_settings() -> tuple[Any, dict[str, str]]:
+    """Settings as `bench.fairness --database postgresql --hub-database postgresql` serves, and
+    the callers' tokens."""
     from bench.database import bench_url
     from bench.hub_setup import URL_ENV, hub_env, prepare_hub, register_app
     from bench.run import prepare_database
-    from hub.app import create_app
     from hub.config import load_settings
-    from hub.interpreter import apply_switch_interval
-    from hub.services import build_services
     from tests.servers import fresh_database
 
     # Each of these runs an event loop of its own.
@@ -146,7 +148,36 @@ async def measure(heavy_runs: int, timings: Timings) -> None:
         URL_ENV: bench_url().render_as_string(hide_password=False),
         **hub_env(),
     }
-    settings = load_settings(environ)
+    return load_settings(environ), tokens
+
+
+def demo_settings(root: Path) -> tuple[Any, dict[str, str]]:
+    """Settings as `hub demo --data-dir ROOT` serves (the environment's HUB_* settings kept),
+    and the demo callers' tokens."""
+    import json
+
+    from hub.cli.serve import demo_environ
+    from hub.config import load_settings
+    from hub.demo.workspace import Workspace
+
+    workspace = Workspace(root)
+    if not workspace.ready:
+        raise SystemExit(f"no demo in {root}: run `hub demo --data-dir {root}` once")
+    settings = load_settings(
+        demo_environ(os.environ),
+        database_url=workspace.hub_database.render_as_string(),
+        manifests_dir=workspace.manifests,
+        master_key_file=workspace.master_key_file,
+    )
+    return settings, json.loads(workspace.token_file.read_text())
+
+
+async def measure(heavy_runs: int, timings: Timings, data_dir: Path | None) -> None:
+    from hub.app import create_app
+    from hub.interpreter import apply_switch_interval
+    from hub.services import build_services
+
+    settings, tokens = await postgresql_settings() if data_dir is None else demo_settings(data_dir)
     apply_switch_interval(settings.switch_interval_ms)
     app = create_app(build_services(settings))
     heavy_headers = {"Authorization": f"Bearer {tokens[HEAVY_CALLER]}", "X-Hub-Purpose": HEAVY_PURPOSE}
@@ -225,12 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fairness_trail", description=__doc__.splitlines()[0])
     parser.add_argument("--heavy", type=int, default=6, help="heavy requests, back to back")
     parser.add_argument("--prototype-recent-ms", type=float, help="try the gathering proposal (see above)")
+    parser.add_argument("--data-dir", type=Path, help="serve the demo in this folder (SQLite) instead")
     args = parser.parse_args(argv)
     timings = Timings()
     instrument(timings, args.prototype_recent_ms)
     if args.prototype_recent_ms is not None:
         print(f"prototype: the gathering waits only for requests begun in the last {args.prototype_recent_ms:g} ms")
-    asyncio.run(measure(args.heavy, timings))
+    asyncio.run(measure(args.heavy, timings, None if args.data_dir is None else args.data_dir.resolve()))
     return 0
 
 
