@@ -10,15 +10,12 @@ event's append (request side: queued to positioned), each flush, each gathering 
 the lookups' p50 / p90 / p99 and how much of them the append took, and the flushes and
 gatherings of the heavy phase.
 
-`--prototype-recent-ms N` tries a proposal for writer.py without changing it: the gathering
-before a flush waits only for requests that began within the last N ms, so a heavy request in
-flight for seconds is not waited for by every small event's flush (its own event is flushed
-when it comes). A measuring aid, by hand; not part of the suites.
+A measuring aid, by hand; not part of the suites.
 
 `--data-dir DIR` serves the demo in DIR instead (made by `hub demo --data-dir DIR` or
 `bench.fairness`): departments and hub database on SQLite, built as `hub demo` builds it.
 
-    .venv/bin/python -m bench.fairness_trail [--heavy 6] [--prototype-recent-ms 50] [--data-dir DIR]
+    .venv/bin/python -m bench.fairness_trail [--heavy 6] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -53,18 +50,28 @@ class Timings:
         self.gathers.clear()
 
 
-def instrument(timings: Timings, recent_ms: float | None) -> None:
+def instrument(timings: Timings) -> None:
     from hub.audit import writer
 
     cls: Any = writer.TrailWriter
-    append, write, gather = cls.append, cls._write, cls._gather
+    pending: Any = writer.Pending
+    enqueue, wait, write, gather = cls.enqueue, pending.wait, cls._write, cls._gather
 
-    async def timed_append(self: Any, event: Any) -> Any:
-        start = time.perf_counter()
+    # An append as the app makes it: queued (enqueue), then waited for (Pending.wait).
+    queued: dict[Any, tuple[float, int]] = {}
+
+    def timed_enqueue(self: Any, event: Any, flight: Any = None) -> Any:
+        made = enqueue(self, event, flight)
+        queued[made] = (time.perf_counter(), len(event.persons))
+        return made
+
+    async def timed_wait(self: Any) -> Any:
         try:
-            return await append(self, event)
+            return await wait(self)
         finally:
-            timings.appends.append((start, time.perf_counter(), len(event.persons)))
+            start = queued.pop(self, None)
+            if start is not None:
+                timings.appends.append((start[0], time.perf_counter(), start[1]))
 
     async def timed_write(self: Any, staged: Any) -> Any:
         start = time.perf_counter()
@@ -81,35 +88,7 @@ def instrument(timings: Timings, recent_ms: float | None) -> None:
         finally:
             timings.gathers.append((start, time.perf_counter()))
 
-    cls.append, cls._write, cls._gather = timed_append, timed_write, timed_gather
-    if recent_ms is None:
-        return
-    # The proposal: a request counts as still to come only for recent_ms after it began and
-    # until it queues its event. Requests are told apart by their task (the app calls begin,
-    # append and end from the request's own task).
-    recent_s = recent_ms / 1000
-    begun: dict[Any, list[Any]] = {}
-    begin, end, queued = cls.begin, cls.end, cls.append
-
-    def proposed_begin(self: Any) -> None:
-        begun[asyncio.current_task()] = [time.monotonic(), False]
-        begin(self)
-
-    def proposed_end(self: Any) -> None:
-        begun.pop(asyncio.current_task(), None)
-        end(self)
-
-    async def proposed_append(self: Any, event: Any) -> Any:
-        entry = begun.get(asyncio.current_task())
-        if entry is not None:
-            entry[1] = True
-        return await queued(self, event)
-
-    def proposed_coming(self: Any) -> int:
-        now = time.monotonic()
-        return sum(1 for at, appended in begun.values() if not appended and now - at < recent_s)
-
-    cls.begin, cls.end, cls.append, cls._coming = proposed_begin, proposed_end, proposed_append, proposed_coming
+    cls.enqueue, pending.wait, cls._write, cls._gather = timed_enqueue, timed_wait, timed_write, timed_gather
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -255,13 +234,10 @@ async def measure(heavy_runs: int, timings: Timings, data_dir: Path | None) -> N
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fairness_trail", description=__doc__.splitlines()[0])
     parser.add_argument("--heavy", type=int, default=6, help="heavy requests, back to back")
-    parser.add_argument("--prototype-recent-ms", type=float, help="try the gathering proposal (see above)")
     parser.add_argument("--data-dir", type=Path, help="serve the demo in this folder (SQLite) instead")
     args = parser.parse_args(argv)
     timings = Timings()
-    instrument(timings, args.prototype_recent_ms)
-    if args.prototype_recent_ms is not None:
-        print(f"prototype: the gathering waits only for requests begun in the last {args.prototype_recent_ms:g} ms")
+    instrument(timings)
     asyncio.run(measure(args.heavy, timings, None if args.data_dir is None else args.data_dir.resolve()))
     return 0
 
