@@ -19,9 +19,14 @@ trail's CPU went"): SQLite's default page cache (2 MB) is smaller than those pag
 flush read them back from the file; and the automatic checkpoint (every 1,000 pages of WAL)
 ran inside nearly every such COMMIT, copying the pages into the database file, with its own
 fsync, while the requests of the flush waited. So the writer's connection keeps a larger page
-cache, and checkpoints itself: on its thread, after the flush's requests are answered, once
-about CHECKPOINT_ROWS rows were written since the last (each row dirties at most a page per
-index). A checkpoint never touches durability: a commit is already on disk in the WAL.
+cache, and checkpoints itself, after the flush's requests are answered, once about
+CHECKPOINT_ROWS rows were written since the last (each row dirties at most a page per index). A
+checkpoint never touches durability: a commit is already on disk in the WAL.
+
+The checkpoint runs on a thread and connection of its own. Copying some 30 MB of WAL into the
+database file, with its fsync, takes hundreds of ms on a busy machine; on the flushes' thread,
+every request that came meanwhile waited for it (lookups of 500-700 ms beside the heaviest
+request, issue 13). A PASSIVE checkpoint takes no writer's lock, so flushes go on beside it.
 """
 
 from __future__ import annotations
@@ -65,10 +70,13 @@ class SqliteFlusher:
         self._path = path
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-trail")
         self._connection: sqlite3.Connection | None = None
+        # The checkpoints' own thread and connection: flushes never wait behind one.
+        self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="hub-trail-checkpoint")
+        self._checkpointer: sqlite3.Connection | None = None
         # Services are closed by the app's lifespan and again by a refused reload's clean-up:
         # the second close must find nothing left to do, not a thread pool already shut down.
         self._closed = False
-        # Rows written since the last checkpoint, and the checkpoint under way (on the thread).
+        # Rows written since the last checkpoint, and the checkpoint under way (on its thread).
         self._unchecked = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
@@ -89,10 +97,10 @@ class SqliteFlusher:
         first, grown, rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
         self._unchecked += rows
         if self._unchecked >= CHECKPOINT_ROWS and self._checkpoint is None:
-            # Queued on the writer's thread, not awaited: this flush's requests are answered now,
-            # and a flush that comes meanwhile runs after it.
+            # On its own thread, not awaited: this flush's requests are answered now, and the
+            # flushes that come meanwhile run beside it.
             self._unchecked = 0
-            self._checkpoint = loop.run_in_executor(self._thread, self._wal_checkpoint)
+            self._checkpoint = loop.run_in_executor(self._checkpoints, self._wal_checkpoint)
             self._checkpoint.add_done_callback(self._checkpointed)
         return first, grown
 
@@ -103,6 +111,9 @@ class SqliteFlusher:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
+        # After any checkpoint under way (queued before this, on the same thread).
+        await loop.run_in_executor(self._checkpoints, self._close_checkpointer)
+        self._checkpoints.shutdown(wait=False)
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
         self._checkpoint = None
@@ -112,9 +123,21 @@ class SqliteFlusher:
             log.warning("the trail's WAL could not be checkpointed: %s", type(done.exception()).__name__)
 
     def _wal_checkpoint(self) -> None:
-        if self._connection is not None:
-            # PASSIVE: copies what no reader still needs, never waits for one.
-            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self._checkpointer is None:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout=5000")
+            self._checkpointer = connection
+        try:
+            # PASSIVE: copies what no reader still needs, never waits for a reader or a writer.
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            self._close_checkpointer()  # the next checkpoint opens another
+            raise
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
     def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int]:
         connection = self._open()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,38 @@ def test_a_failed_checkpoint_leaves_every_request_its_position_and_the_log_exact
     positions, verified, _ = asyncio.run(append_all(url, tmp_path, 8, 5))
     assert tried
     assert positions == list(range(8)) and verified
+
+
+def test_a_flush_does_not_wait_behind_a_checkpoint_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkpoint copying tens of MB takes hundreds of ms on a busy machine: the requests whose
+    # events come meanwhile must not wait for it (issue 13: lookups beside the heaviest request).
+    url = new_database(tmp_path)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_ROWS", 10)
+    real = sqlite_writer.SqliteFlusher._wal_checkpoint
+    started = threading.Event()
+
+    def slow(self: sqlite_writer.SqliteFlusher) -> None:
+        started.set()
+        time.sleep(2.0)
+        real(self)
+
+    monkeypatch.setattr(sqlite_writer.SqliteFlusher, "_wal_checkpoint", slow)
+
+    async def work() -> tuple[int, float, bool]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine)
+        try:
+            await writer.append(event(0, 20))  # 21 rows: a checkpoint starts after this flush
+            assert await asyncio.to_thread(started.wait, 5)
+            began = time.perf_counter()
+            position = await writer.append(event(1, 1))
+            took = time.perf_counter() - began
+            report = await verify_log(sessions(engine), None)
+            return position, took, report.ok
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    position, took, verified = asyncio.run(work())
+    assert position == 1 and verified
+    assert took < 1.0, f"the flush waited {took:.2f} s behind the checkpoint"
