@@ -254,6 +254,16 @@ class Trail:
                 return False
             if item is None or item.tier not in LOW_TIERS:
                 return False
+        # A count names no field, yet answers about the rows: how many persons a filter on a
+        # looked-up identifier matches tells whether that person is on file. So an entity
+        # aggregated at all is of its highest tier.
+        for entity_id in record.aggregated_entities:
+            try:
+                fields = self._catalog.entity(entity_id).fields.values()
+            except KeyError:
+                return False
+            if any(item.tier not in LOW_TIERS for item in fields):
+                return False
         return True
 
     def _count_anonymous(self, request: Addressed) -> None:
