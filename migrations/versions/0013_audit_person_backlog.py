@@ -37,16 +37,32 @@ def downgrade() -> None:
     # backlog goes, as the hub would have moved them.
     bind = op.get_bind()
     backlog = sa.table(
-        TABLE, sa.column("position"), sa.column("at_us"), sa.column("runs"), sa.column("persons", sa.LargeBinary)
+        TABLE,
+        sa.column("position", sa.BigInteger),
+        sa.column("at_us", sa.BigInteger),
+        sa.column("runs", sa.Text),
+        sa.column("persons", sa.LargeBinary),
     )
-    person = sa.table("hub_audit_person", *(sa.column(n) for n in ("position", "person", "at_us", "entities")))
+    person = sa.table(
+        "hub_audit_person",
+        sa.column("position", sa.BigInteger),
+        sa.column("person", sa.LargeBinary),
+        sa.column("at_us", sa.BigInteger),
+        sa.column("entities", sa.Text),
+    )
     for position, at_us, runs, persons in bind.execute(sa.select(backlog)).all():
-        rows, offset = [], 0
-        for entities, count in orjson.loads(runs):
-            for k in range(offset, offset + count):
-                raw = bytes(persons[k * PERSON_BYTES : (k + 1) * PERSON_BYTES])
-                rows.append({"position": position, "person": raw, "at_us": at_us, "entities": entities})
-            offset += count
+        # Runs as hub/audit/backlog.py writes them: {entities, first, count}, `first` the index
+        # of the run's first person in `persons`.
+        rows = [
+            {
+                "position": position,
+                "person": bytes(persons[k * PERSON_BYTES : (k + 1) * PERSON_BYTES]),
+                "at_us": at_us,
+                "entities": run["entities"],
+            }
+            for run in orjson.loads(runs)
+            for k in range(run["first"], run["first"] + run["count"])
+        ]
         if rows:
             bind.execute(person.insert(), rows)
     op.drop_table(TABLE)
