@@ -17,9 +17,11 @@ both. `personAccessHistory` and `auditEvents`' person filter read the backlog's 
 before the index, each in a statement of its own: a row moved between the two reads is then
 found twice (one position), never missed. Verify and the archive read both by position.
 
-Only the PostgreSQL flush defers (hub/audit/postgres_writer.py), where the mover runs on a
-connection of its own beside the next flush. A SQLite database has one writer at a time, so a
-mover there would only queue the next flush behind it: SQLite's flush writes the rows itself.
+Both flushes defer. On PostgreSQL (hub/audit/postgres_writer.py) the `Mover` runs on a
+connection of its own, beside the next flush. On SQLite (hub/audit/sqlite_writer.py), which has
+one writer at a time, the move is queued on the flushes' own thread once the flush's requests
+are answered, one transaction of MOVE_ROWS events at a time, so flushes queued meanwhile go
+between them.
 """
 
 from __future__ import annotations
