@@ -13,8 +13,13 @@ as a single statement, so it is one transaction:
          person_ AS (INSERT INTO hub_audit_person SELECT r.position, substr(:persons, s.i * 32 + 1, 32), ...
                      FROM grown JOIN json_to_recordset(:runs) AS r(...) ON true
                      JOIN generate_series(r.first, r.first + r.count - 1) AS s(i) ON true),
-         node_ AS (INSERT INTO hub_audit_node SELECT unnest(:node_node), unnest(:node_hash) FROM grown)
+         node_ AS (INSERT INTO hub_audit_node SELECT unnest(:node_node), unnest(:node_hash) FROM grown),
+         backlog_ AS (INSERT INTO hub_audit_person_backlog SELECT unnest(:backlog_position), ... FROM grown)
     SELECT size FROM grown
+
+An event touching more than DEFER_PERSONS persons (W1's 1,330) sends them to the backlog
+instead (hub/audit/backlog.py): one row, in this same statement, moved into the person index by
+the flusher's `Mover` once the flush's requests are answered.
 
 What it sends is a handful of values, whatever the flush carries: the events as one JSON text
 (orjson's, in C), the persons' raw blind indexes end to end as one bytea, with a short JSON list
