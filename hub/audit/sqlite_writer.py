@@ -94,6 +94,8 @@ class SqliteFlusher:
         # one for what an earlier hub left (hub/audit/backlog.py).
         self._moving: asyncio.Future[tuple[int, bool]] | None = None
         self._caught_up = False
+        # A flush deferred persons while a move was under way: one more move after it.
+        self._again = False
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
@@ -111,12 +113,15 @@ class SqliteFlusher:
         loop = asyncio.get_running_loop()
         first, grown, rows, deferred_rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
         self._unchecked += rows
-        if (deferred_rows or not self._caught_up) and self._moving is None:
+        if deferred_rows or not self._caught_up:
             # Queued on the flushes' thread, not awaited: this flush's requests are answered now,
             # and the next flush runs after the move (one writer at a time on SQLite). At the
             # first flush, whatever an earlier hub left in the backlog.
             self._caught_up = True
-            self._queue_move()
+            if self._moving is None:
+                self._queue_move()
+            else:  # the move under way may have read the backlog before this flush wrote it
+                self._again = True
         if self._unchecked >= CHECKPOINT_ROWS and self._checkpoint is None:
             # On its own thread, not awaited: this flush's requests are answered now, and the
             # flushes that come meanwhile run beside it.
@@ -151,7 +156,8 @@ class SqliteFlusher:
             return
         written, more = done.result()
         self._unchecked += written
-        if more and not self._closed:
+        if (more or self._again) and not self._closed:
+            self._again = False
             self._queue_move()
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
