@@ -3,8 +3,8 @@ until they are moved into the person index (`hub_audit_person`) off the request'
 
 Why: a W1 answer (10,000 rows) touches about 1,330 persons. Writing their 1,330 rows into the
 (person, time) index in the flush lands them at 1,330 scattered places of that index, and the
-answer waited for it: on a PostgreSQL hub database about 15-25 ms of the server's time a flush,
-most of the trail's cost on W1 (bench/README.md, "The access trail"). So an event with more than
+answer waited for it: in process a median 8.5-11 ms a flush on PostgreSQL (2 ms without the
+rows), the whole of the trail's cost on W1 (bench/README.md, "The access trail"). So an event with more than
 DEFER_PERSONS persons keeps them in its flush as one backlog row (its persons' raw blind indexes
 end to end, and their runs of entities), in the same transaction as the event: they are exactly
 as durable as the event, and nothing is lost on a crash. A mover then copies the row into the
@@ -57,8 +57,8 @@ log = logging.getLogger("hub.audit")
 # requests of a few persons write their rows in the flush, as before: a second transaction per
 # small flush would cost them more than their rows do.
 DEFER_PERSONS = 64
-# Backlog rows moved per statement: a W1 event's 1,330 persons are about 20 ms of the server's
-# time, so a few events a statement keep each one short.
+# Backlog rows moved per statement: a W1 event's 1,330 persons take 10-15 ms to move (PostgreSQL,
+# in process), so a few events a statement keep each one short.
 MOVE_ROWS = 4
 
 _BACKLOG = cast(Table, AuditPersonBacklog.__table__)
