@@ -103,7 +103,7 @@ def _recordset(name: str, columns: Sequence[Column[Any]], alias: str) -> Any:
     return rows.table_valued(*(column(c.name, c.type) for c in columns)).render_derived(name=alias, with_types=True)
 
 
-def _statement() -> Select[tuple[int]]:
+def _statement(backlog: bool) -> Select[tuple[int]]:
     grown = (
         update(_LOG)
         .where(_LOG.c.id == 1, _LOG.c.size == bindparam("expected"))
@@ -133,19 +133,19 @@ def _statement() -> Select[tuple[int]]:
     node_table = cast(Table, AuditNode.__table__)
     nodes = [func.unnest(bindparam(f"node_{c.name}", type_=ARRAY(c.type))) for c in node_table.columns]
     node_rows = insert(node_table).from_select(list(node_table.columns.keys()), select(*nodes).select_from(grown))
-    # The persons of events that touched many: one backlog row each, as arrays (hub/audit/backlog.py).
-    backlog = [func.unnest(bindparam(f"backlog_{c.name}", type_=ARRAY(c.type))) for c in _BACKLOG.columns]
-    backlog_rows = insert(_BACKLOG).from_select(list(_BACKLOG.columns.keys()), select(*backlog).select_from(grown))
-    filled = (
-        event_rows.cte("event_"),
-        person_rows.cte("person_"),
-        node_rows.cte("node_"),
-        backlog_rows.cte("backlog_"),
-    )
+    filled = [event_rows.cte("event_"), person_rows.cte("person_"), node_rows.cte("node_")]
+    if backlog:
+        # The persons of events that touched many: one backlog row each, as arrays
+        # (hub/audit/backlog.py). Only in the flushes that carry such an event: the others (W6's)
+        # send the statement they sent before the backlog.
+        values = [func.unnest(bindparam(f"backlog_{c.name}", type_=ARRAY(c.type))) for c in _BACKLOG.columns]
+        rows = insert(_BACKLOG).from_select(list(_BACKLOG.columns.keys()), select(*values).select_from(grown))
+        filled.append(rows.cte("backlog_"))
     return select(grown.c.size).add_cte(*filled)
 
 
-_APPEND = _statement()
+_APPEND = _statement(backlog=False)
+_APPEND_BACKLOG = _statement(backlog=True)
 _NODE_COLUMNS = [c.name for c in cast(Table, AuditNode.__table__).columns]
 _BACKLOG_COLUMNS = [c.name for c in _BACKLOG.columns]
 
@@ -177,8 +177,9 @@ def parameters(staged: Sequence[Staged], first: int, edge: Frontier) -> dict[str
     }
     for name in _NODE_COLUMNS:
         found[f"node_{name}"] = [row[name] for row in rows.nodes]
-    for name in _BACKLOG_COLUMNS:
-        found[f"backlog_{name}"] = [row[name] for row in backlog]
+    if backlog:
+        for name in _BACKLOG_COLUMNS:
+            found[f"backlog_{name}"] = [row[name] for row in backlog]
     return found
 
 
@@ -212,10 +213,12 @@ class PostgresFlusher:
                     edge = await frontier_at(connection, size)
                 first, after = edge.size, edge.copy()
                 values = parameters(staged, first, after)
-                grown = (await connection.execute(_APPEND, values)).scalar()
+                deferring = "backlog_position" in values
+                statement = _APPEND_BACKLOG if deferring else _APPEND
+                grown = (await connection.execute(statement, values)).scalar()
                 await connection.commit()
                 if grown is not None:
-                    if values["backlog_position"] or not self._caught_up:
+                    if deferring or not self._caught_up:
                         self._caught_up = True
                         # After the waiters are answered: the task starts at the loop's next turn.
                         self.mover.kick()
