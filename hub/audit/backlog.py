@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
@@ -186,13 +185,15 @@ async def move_some(connection: AsyncConnection) -> int:
 
 class Mover:
     """Moves the backlog into the index on a connection of its own, one task at a time: kicked
-    after each flush that deferred persons, and once at start for what an earlier hub left."""
+    after each flush that deferred persons, and after this hub's first flush for what an earlier
+    hub left."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._task: asyncio.Task[None] | None = None
         # Kicked while running: run once more (a flush may have deferred after the last read).
         self._again = False
+        # Backlog rows (events) moved so far.
         self.moved = 0
 
     def kick(self) -> None:
@@ -220,8 +221,3 @@ class Mover:
             log.warning("the access trail's person backlog could not be moved: %s", type(exc).__name__)
         finally:
             self._task = None
-
-
-def pending(staged: Sequence[Staged]) -> bool:
-    """Whether any of `staged` goes to the backlog."""
-    return any(deferred(item) for item in staged)
