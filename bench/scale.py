@@ -65,7 +65,14 @@ CHANGE = (
     "mutation($edits: [PolicyEditInput!]!, $reason: String!) "
     "{ changePolicy(edits: $edits, reason: $reason) { version } }"
 )
-AUDIT_TABLES = ("hub_audit_event", "hub_audit_person", "hub_audit_anonymous", "hub_audit_node", "hub_audit_tree_head")
+AUDIT_TABLES = (
+    "hub_audit_event",
+    "hub_audit_person",
+    "hub_audit_person_backlog",
+    "hub_audit_anonymous",
+    "hub_audit_node",
+    "hub_audit_tree_head",
+)
 
 
 def ensure_tools() -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit.event import stored_leaf
 from hub.audit.heads import all_heads
-from hub.audit.models import AuditEvent, AuditLog, AuditPerson
+from hub.audit.models import AuditEvent, AuditLog, AuditPerson, AuditPersonBacklog
 from hub.audit.store import digest_lines, persons_between
 
 FORMAT = "hub-audit-archive/1"
@@ -112,6 +112,13 @@ async def archive(
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             raise ArchiveError("another archive ran meanwhile; nothing was deleted (this file is a copy)")
         span = (AuditEvent.position >= planned.first, AuditEvent.position < planned.end)
+        # The backlog first: a move of these rows into the index that is under way finishes
+        # before this delete goes on, and the person rows it made are then deleted below.
+        await session.execute(
+            delete(AuditPersonBacklog).where(
+                AuditPersonBacklog.position >= planned.first, AuditPersonBacklog.position < planned.end
+            )
+        )
         await session.execute(
             delete(AuditPerson).where(AuditPerson.position >= planned.first, AuditPerson.position < planned.end)
         )

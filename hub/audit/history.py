@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.audit.backlog import backlog_positions
 from hub.audit.event import stored_leaf
 from hub.audit.heads import TreeHead, latest_head, sign_head
 from hub.audit.merkle import inclusion_spans, proof_nodes, range_hash
@@ -88,7 +89,12 @@ class PersonHistory:
             positions = positions.where(AuditPerson.at_us < micros(until))
         positions = positions.order_by(AuditPerson.at_us.desc()).limit(MAX_ENTRIES + 1)
         async with self.sessions() as session:
-            found = {position: entities for position, entities in (await session.execute(positions)).all()}
+            # The index's not-yet-indexed tail first, then the index: a row moved between the two
+            # reads is found twice (one position), never missed (hub/audit/backlog.py).
+            found = await backlog_positions(
+                session, person, None if since is None else micros(since), None if until is None else micros(until)
+            )
+            found.update((await session.execute(positions)).all())
             truncated = len(found) > MAX_ENTRIES
             wanted = sorted(found, reverse=True)[:MAX_ENTRIES]
             rows = list(await session.scalars(select(AuditEvent).where(AuditEvent.position.in_(wanted))))

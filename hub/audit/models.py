@@ -3,6 +3,9 @@
 - `hub_audit_event`: one row per request of an authenticated caller, at its log position.
 - `hub_audit_person`: the persons each event touched, by blind index (never a plain identifier),
   keyed by (person, time) so one person's history is an index range.
+- `hub_audit_person_backlog`: the persons of an event that touched many (a W1 list), kept with
+  the event in its flush's transaction until they are moved into `hub_audit_person` off the
+  request's path (hub/audit/backlog.py); readers of persons read both.
 - `hub_audit_node`: the hash of every complete subtree of the Merkle tree (hub/audit/merkle.py),
   so roots and proofs read O(log n) rows, whatever the log's size.
 - `hub_audit_log`: one row, the log's size (and how much of it is archived); every writer locks
@@ -87,6 +90,20 @@ class AuditPerson(Base):
     # The entities whose released rows were this person's, sorted and joined by commas ("" in
     # events of format 1, which kept one set of persons per request).
     entities: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class AuditPersonBacklog(Base):
+    """An event's persons not yet in `hub_audit_person`, written in the event's own transaction
+    (so they are as durable as the event) and moved into the index by hub/audit/backlog.py."""
+
+    __tablename__ = "hub_audit_person_backlog"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    # The runs of `persons`, in order: a JSON list of [entities, count] (hub/audit/backlog.py).
+    runs: Mapped[str] = mapped_column(Text)
+    # The persons' raw blind indexes (32 bytes each), end to end.
+    persons: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # A subtree's key: its level in the top bits, its index below (a log of 2**48 events fits).

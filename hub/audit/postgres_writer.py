@@ -13,8 +13,13 @@ as a single statement, so it is one transaction:
          person_ AS (INSERT INTO hub_audit_person SELECT r.position, substr(:persons, s.i * 32 + 1, 32), ...
                      FROM grown JOIN json_to_recordset(:runs) AS r(...) ON true
                      JOIN generate_series(r.first, r.first + r.count - 1) AS s(i) ON true),
-         node_ AS (INSERT INTO hub_audit_node SELECT unnest(:node_node), unnest(:node_hash) FROM grown)
+         node_ AS (INSERT INTO hub_audit_node SELECT unnest(:node_node), unnest(:node_hash) FROM grown),
+         backlog_ AS (INSERT INTO hub_audit_person_backlog SELECT unnest(:backlog_position), ... FROM grown)
     SELECT size FROM grown
+
+An event touching more than DEFER_PERSONS persons (W1's 1,330) sends them to the backlog
+instead (hub/audit/backlog.py): one row, in this same statement, moved into the person index by
+the flusher's `Mover` once the flush's requests are answered.
 
 What it sends is a handful of values, whatever the flush carries: the events as one JSON text
 (orjson's, in C), the persons' raw blind indexes end to end as one bytea, with a short JSON list
@@ -65,12 +70,14 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.audit.backlog import Mover, backlog_row, deferred
 from hub.audit.merkle import Frontier
-from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson
+from hub.audit.models import AuditEvent, AuditLog, AuditNode, AuditPerson, AuditPersonBacklog
 from hub.audit.rows import PERSON_BYTES, Staged, rows_at
 from hub.audit.store import TrailUnavailable, append_in, frontier_at
 
 _LOG = cast(Table, AuditLog.__table__)
+_BACKLOG = cast(Table, AuditPersonBacklog.__table__)
 _SIZE = select(_LOG.c.size).where(_LOG.c.id == 1)
 # Optimistic tries before the flush takes the log's lock first.
 TRIES = 2
@@ -96,7 +103,7 @@ def _recordset(name: str, columns: Sequence[Column[Any]], alias: str) -> Any:
     return rows.table_valued(*(column(c.name, c.type) for c in columns)).render_derived(name=alias, with_types=True)
 
 
-def _statement() -> Select[tuple[int]]:
+def _statement(backlog: bool) -> Select[tuple[int]]:
     grown = (
         update(_LOG)
         .where(_LOG.c.id == 1, _LOG.c.size == bindparam("expected"))
@@ -126,12 +133,21 @@ def _statement() -> Select[tuple[int]]:
     node_table = cast(Table, AuditNode.__table__)
     nodes = [func.unnest(bindparam(f"node_{c.name}", type_=ARRAY(c.type))) for c in node_table.columns]
     node_rows = insert(node_table).from_select(list(node_table.columns.keys()), select(*nodes).select_from(grown))
-    filled = (event_rows.cte("event_"), person_rows.cte("person_"), node_rows.cte("node_"))
+    filled = [event_rows.cte("event_"), person_rows.cte("person_"), node_rows.cte("node_")]
+    if backlog:
+        # The persons of events that touched many: one backlog row each, as arrays
+        # (hub/audit/backlog.py). Only in the flushes that carry such an event: the others (W6's)
+        # send the statement they sent before the backlog.
+        values = [func.unnest(bindparam(f"backlog_{c.name}", type_=ARRAY(c.type))) for c in _BACKLOG.columns]
+        rows = insert(_BACKLOG).from_select(list(_BACKLOG.columns.keys()), select(*values).select_from(grown))
+        filled.append(rows.cte("backlog_"))
     return select(grown.c.size).add_cte(*filled)
 
 
-_APPEND = _statement()
+_APPEND = _statement(backlog=False)
+_APPEND_BACKLOG = _statement(backlog=True)
 _NODE_COLUMNS = [c.name for c in cast(Table, AuditNode.__table__).columns]
+_BACKLOG_COLUMNS = [c.name for c in _BACKLOG.columns]
 
 
 def parameters(staged: Sequence[Staged], first: int, edge: Frontier) -> dict[str, Any]:
@@ -140,9 +156,13 @@ def parameters(staged: Sequence[Staged], first: int, edge: Frontier) -> dict[str
     rows = rows_at(staged, first, edge, persons=False)
     runs: list[dict[str, Any]] = []
     persons: list[bytes] = []
+    backlog: list[dict[str, Any]] = []
     count = 0
     for offset, item in enumerate(staged):
         position, at_us = first + offset, item.event.at_us
+        if deferred(item):
+            backlog.append(backlog_row(item, position))
+            continue
         for entities, raw in item.persons:
             n = len(raw) // PERSON_BYTES
             runs.append({"position": position, "at_us": at_us, "entities": entities, "first": count, "count": n})
@@ -157,6 +177,9 @@ def parameters(staged: Sequence[Staged], first: int, edge: Frontier) -> dict[str
     }
     for name in _NODE_COLUMNS:
         found[f"node_{name}"] = [row[name] for row in rows.nodes]
+    if backlog:
+        for name in _BACKLOG_COLUMNS:
+            found[f"backlog_{name}"] = [row[name] for row in backlog]
     return found
 
 
@@ -167,6 +190,10 @@ class PostgresFlusher:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._used_at = 0.0
+        # Moves the persons a flush kept in the backlog into the index once its requests are
+        # answered; at the first flush, whatever an earlier hub left there.
+        self.mover = Mover(engine)
+        self._caught_up = False
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> PostgresFlusher | None:
@@ -185,9 +212,16 @@ class PostgresFlusher:
                         raise TrailUnavailable("the trail's log row is missing (run `hub migrate`)")
                     edge = await frontier_at(connection, size)
                 first, after = edge.size, edge.copy()
-                grown = (await connection.execute(_APPEND, parameters(staged, first, after))).scalar()
+                values = parameters(staged, first, after)
+                deferring = "backlog_position" in values
+                statement = _APPEND_BACKLOG if deferring else _APPEND
+                grown = (await connection.execute(statement, values)).scalar()
                 await connection.commit()
                 if grown is not None:
+                    if deferring or not self._caught_up:
+                        self._caught_up = True
+                        # After the waiters are answered: the task starts at the loop's next turn.
+                        self.mover.kick()
                     return first, after
                 edge = None  # another process wrote since: read the edge again
             # Taking turns on the log row's lock: slower, and always through.
@@ -200,6 +234,7 @@ class PostgresFlusher:
             raise
 
     async def close(self) -> None:
+        await self.mover.close()
         await self._drop()
 
     async def _open(self) -> AsyncConnection:

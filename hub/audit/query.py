@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.access.cursor import Cursors
 from hub.access.plan import Decision
 from hub.audit.admin import ACTIONS, ALL
+from hub.audit.backlog import backlog_positions
 from hub.audit.event import EventFacts
 from hub.audit.models import KINDS, OUTCOMES, AuditEvent, AuditPerson
 from hub.auth.principal import Principal
@@ -160,11 +161,15 @@ class AuditQuery:
         if after is not None:
             (before,) = self.cursors.decode(tag, after)
             conditions.append(AuditEvent.position < int(before))
-        if wanted.person is not None:
-            person = await self.person(actor, wanted.person)
-            conditions.append(AuditEvent.position.in_(select(AuditPerson.position).where(AuditPerson.person == person)))
-        statement = select(AuditEvent).where(*conditions).order_by(AuditEvent.position.desc()).limit(size + 1)
+        person = None if wanted.person is None else await self.person(actor, wanted.person)
         async with self.sessions() as session:
+            if person is not None:
+                # The index's not-yet-indexed tail first (hub/audit/backlog.py), then the index,
+                # in the statement after: a row moved between the two is found either way.
+                tail = list(await backlog_positions(session, person, None, None))
+                indexed = AuditEvent.position.in_(select(AuditPerson.position).where(AuditPerson.person == person))
+                conditions.append(or_(indexed, AuditEvent.position.in_(tail)) if tail else indexed)
+            statement = select(AuditEvent).where(*conditions).order_by(AuditEvent.position.desc()).limit(size + 1)
             rows = list(await session.scalars(statement))
         more = len(rows) > size
         rows = rows[:size]

@@ -39,17 +39,28 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from hub.audit.backlog import MOVE_ROWS, backlog_row, deferred, unpack
 from hub.audit.merkle import Frontier, range_nodes
-from hub.audit.models import AuditNode, node_key
-from hub.audit.rows import Staged, rows_at
+from hub.audit.models import AuditNode, AuditPersonBacklog, node_key
+from hub.audit.rows import Staged, person_rows, rows_at
 from hub.audit.sqlite_direct import arguments_of, compiled_for
 from hub.audit.store import EVENTS, GROW, NODES, PERSONS, TrailUnavailable
 
 _NODE = cast(Table, AuditNode.__table__)
+_BACKLOG = cast(Table, AuditPersonBacklog.__table__)
+BACKLOG = insert(_BACKLOG)
+_TAKE = (
+    select(_BACKLOG.c.position, _BACKLOG.c.at_us, _BACKLOG.c.runs, _BACKLOG.c.persons)
+    .order_by(_BACKLOG.c.position)
+    .limit(MOVE_ROWS)
+)
+# The rows taken are the oldest, under the database's write lock: nothing older is left.
+_DROP = delete(_BACKLOG).where(_BACKLOG.c.position <= bindparam("last"))
 log = logging.getLogger("hub.audit")
 
 # The writer connection's page cache, in KiB (SQLite's default is 2,000): room for a W1 event's
@@ -79,6 +90,12 @@ class SqliteFlusher:
         # Rows written since the last checkpoint, and the checkpoint under way (on its thread).
         self._unchecked = 0
         self._checkpoint: asyncio.Future[None] | None = None
+        # The backlog's move queued on the flushes' thread, and whether the first flush queued
+        # one for what an earlier hub left (hub/audit/backlog.py).
+        self._moving: asyncio.Future[tuple[int, bool]] | None = None
+        self._caught_up = False
+        # A flush deferred persons while a move was under way: one more move after it.
+        self._again = False
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
@@ -94,8 +111,17 @@ class SqliteFlusher:
         if self._closed:
             raise TrailUnavailable("the trail's writer is closed")
         loop = asyncio.get_running_loop()
-        first, grown, rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
+        first, grown, rows, deferred_rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
         self._unchecked += rows
+        if deferred_rows or not self._caught_up:
+            # Queued on the flushes' thread, not awaited: this flush's requests are answered now,
+            # and the next flush runs after the move (one writer at a time on SQLite). At the
+            # first flush, whatever an earlier hub left in the backlog.
+            self._caught_up = True
+            if self._moving is None:
+                self._queue_move()
+            else:  # the move under way may have read the backlog before this flush wrote it
+                self._again = True
         if self._unchecked >= CHECKPOINT_ROWS and self._checkpoint is None:
             # On its own thread, not awaited: this flush's requests are answered now, and the
             # flushes that come meanwhile run beside it.
@@ -114,6 +140,25 @@ class SqliteFlusher:
         # After any checkpoint under way (queued before this, on the same thread).
         await loop.run_in_executor(self._checkpoints, self._close_checkpointer)
         self._checkpoints.shutdown(wait=False)
+
+    def _queue_move(self) -> None:
+        self._moving = asyncio.get_running_loop().run_in_executor(self._thread, self._move)
+        self._moving.add_done_callback(self._moved)
+
+    def _moved(self, done: asyncio.Future[tuple[int, bool]]) -> None:
+        self._moving = None
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            # The persons stay in the backlog (readers read it); the next flush that defers tries again.
+            self._caught_up = False
+            log.warning("the trail's person backlog could not be moved: %s", type(done.exception()).__name__)
+            return
+        written, more = done.result()
+        self._unchecked += written
+        if (more or self._again) and not self._closed:
+            self._again = False
+            self._queue_move()
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
         self._checkpoint = None
@@ -139,9 +184,10 @@ class SqliteFlusher:
             self._checkpointer.close()
             self._checkpointer = None
 
-    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int]:
+    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int, int]:
         connection = self._open()
         connection.execute("BEGIN IMMEDIATE")
+        backlog: list[dict[str, Any]] = []
         try:
             count = len(staged)
             found = self._run(connection, GROW, [{"count": count}], fetch=True)
@@ -150,10 +196,18 @@ class SqliteFlusher:
             first = found[0][0] - count
             if edge is None or edge.size != first:
                 edge = self._frontier(connection, first)
-            rows = rows_at(staged, first, edge)
+            rows = rows_at(staged, first, edge, persons=False)
+            # An event touching many persons keeps them in one backlog row, moved into the
+            # index after this flush's requests are answered (hub/audit/backlog.py).
+            for offset, item in enumerate(staged):
+                if deferred(item):
+                    backlog.append(backlog_row(item, first + offset))
+                else:
+                    rows.persons.extend(person_rows(item, first + offset))
             self._run(connection, EVENTS, rows.events)
             self._run(connection, PERSONS, rows.persons)
             self._run(connection, NODES, rows.nodes)
+            self._run(connection, BACKLOG, backlog)
             connection.execute("COMMIT")
         except BaseException as exc:
             if connection.in_transaction:
@@ -164,7 +218,42 @@ class SqliteFlusher:
                 # next flush opens a new one.
                 self._close()
             raise
-        return first, edge, len(rows.events) + len(rows.persons) + len(rows.nodes)
+        return first, edge, len(rows.events) + len(rows.persons) + len(rows.nodes), len(backlog)
+
+    def _move(self) -> tuple[int, bool]:
+        """Move up to MOVE_ROWS backlog events into the person index, in one transaction: the
+        rows written, and whether more are left. On the flushes' thread, one transaction a call,
+        so flushes queued meanwhile go between them."""
+        connection = self._open()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            taken = self._query(connection, _TAKE)
+            persons = [
+                {"position": position, "person": raw, "at_us": at_us, "entities": entities}
+                for position, at_us, runs, packed in taken
+                for raw, entities in unpack(runs, bytes(packed))
+            ]
+            self._run(connection, PERSONS, persons)
+            if taken:
+                self._query(connection, _DROP, {"last": taken[-1][0]})
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                self._close()
+            raise
+        return len(persons), len(taken) == MOVE_ROWS
+
+    def _query(
+        self, connection: sqlite3.Connection, statement: ClauseElement, values: dict[str, Any] | None = None
+    ) -> list[Any]:
+        compiled = cast(SQLCompiler, statement.compile(dialect=self._engine.dialect))
+        params = compiled.construct_params(values) or {}
+        arguments = [params[name] for name in compiled.positiontup or []]
+        self._observe(compiled.string, arguments)
+        return connection.execute(compiled.string, arguments).fetchall()
 
     def _run(
         self, connection: sqlite3.Connection, statement: ClauseElement, rows: list[dict[str, Any]], fetch: bool = False

@@ -16,6 +16,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from hub.audit.backlog import backlog_between
 from hub.audit.event import Event, person_lines
 from hub.audit.merkle import Frontier, Node, range_nodes
 from hub.audit.models import AuditAnonymous, AuditEvent, AuditLog, AuditNode, AuditPerson, node_key
@@ -52,8 +53,9 @@ async def persons_between(
     session: AsyncSession | AsyncConnection, start: int, stop: int
 ) -> dict[int, list[tuple[str, str]]]:
     """The persons of the events at positions [start, stop), by position: (hex blind index,
-    entities) each (entities "" in events of format 1)."""
-    persons: dict[int, list[tuple[str, str]]] = {}
+    entities) each (entities "" in events of format 1); those still in the backlog too
+    (hub/audit/backlog.py), read first, so a row moved meanwhile is read twice, never missed."""
+    persons = await backlog_between(session, start, stop)
     # All rows at once: row by row, each fetch is a hop to the driver.
     rows = await session.execute(
         select(AuditPerson.position, AuditPerson.person, AuditPerson.entities).where(
@@ -63,7 +65,8 @@ async def persons_between(
     for position, person, entities in rows.all():
         # Stored as the raw 32 bytes; shown, archived and digested as hex.
         persons.setdefault(position, []).append((bytes(person).hex(), entities))
-    return persons
+    # Read twice if moved between the two reads: once each.
+    return {position: list(dict.fromkeys(found)) for position, found in persons.items()}
 
 
 def digest_lines(format_: int, persons: list[tuple[str, str]]) -> list[str]:
