@@ -189,9 +189,7 @@ def test_low_tier_data_may_leave_unlogged_only_where_the_setting_allows(
         assert hub.client.post("/graphql", json={"query": PEOPLE}, headers=headers).status_code == 503
 
 
-def test_a_count_of_an_entity_holding_personal_data_never_leaves_unlogged(
-    hub_db: URL, small_catalog: Catalog
-) -> None:
+def test_a_count_of_an_entity_holding_personal_data_never_leaves_unlogged(hub_db: URL, small_catalog: Catalog) -> None:
     # A bare count names no field, but a count filtered on a looked-up identifier says
     # whether a person is on file: it is of the entity's highest tier, not of tier L1.
     for hub in serve_small_hub(hub_db, small_catalog, {"HUB_AUDIT_UNLOGGED_L1_L2": "on"}):
