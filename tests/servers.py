@@ -58,11 +58,20 @@ def require_server(name: str) -> str:
     return asyncio.run(reachable_url(name))
 
 
+def database_name(database: str) -> str:
+    """`database` with HUB_TEST_DB_SUFFIX appended (two checkouts can then run their suites at
+    once on one server), lower-cased: the statements below name it unquoted, so PostgreSQL folds
+    it to lower case, and a URL naming it in mixed case would find no such database."""
+    suffix = os.environ.get("HUB_TEST_DB_SUFFIX", "")
+    if suffix and not suffix.replace("_", "").isalnum():
+        raise ValueError("HUB_TEST_DB_SUFFIX takes letters, digits and underscores")
+    return (database + suffix).lower()
+
+
 def fresh_database(name: str, database: str) -> URL:
-    """(Re)create `database` on the server and return its URL. HUB_TEST_DB_SUFFIX, when set,
-    is appended to the name so that two checkouts can run their suites at once on one server."""
+    """(Re)create `database` (named as `database_name` says) on the server and return its URL."""
     base = make_url(require_server(name))
-    database += os.environ.get("HUB_TEST_DB_SUFFIX", "")
+    database = database_name(database)
 
     async def recreate() -> None:
         engine = create_async_engine(base, isolation_level="AUTOCOMMIT")

@@ -29,7 +29,7 @@ from hub.services import build_services
 from tests.conftest import Hub
 from tests.demo_copies import copy_workspace
 from tests.integration.conftest import CALLER, PURPOSE, _tokens
-from tests.servers import server_url
+from tests.servers import database_name, server_url
 
 LIST = "{ civilAffairsAssistanceCases(first: 5, orderBy: [CASE_ID_ASC]) { nodes { %s } } }"
 BY_KEY = "query($key: ID!) { civilAffairsAssistanceCase(key: $key) { caseId %s status } }"
@@ -104,7 +104,7 @@ def sqlite_hub(demo_workspace: Workspace, tmp_path_factory: pytest.TempPathFacto
 
 def _server_department(name: str) -> URL:
     # The database conftest's `_loaded_hub` loaded the demo into (all departments in one).
-    return make_url(server_url(name)).set(database="hub_it_demo" + os.environ.get("HUB_TEST_DB_SUFFIX", ""))
+    return make_url(server_url(name)).set(database=database_name("hub_it_demo"))
 
 
 async def _run(url: URL, statements: list[tuple[str, dict[str, Any]]]) -> list[Any]:
