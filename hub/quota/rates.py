@@ -70,6 +70,8 @@ class RateLimits:
         self.clock = clock
         self._storage: Storage = _storage(storage)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        # The limit of each set of roles (fixed settings): worked out once, not per request.
+        self._limits: dict[tuple[str, ...], RateLimitItem] = {}
 
     def limit_of(self, principal: Principal) -> RateLimitItem:
         """The caller's limit: the most generous of its roles' (per second, to compare)."""
@@ -78,16 +80,30 @@ class RateLimits:
 
     async def admit(self, principal: Principal) -> RateRefusal | None:
         """Count one request of `principal`; a RateRefusal (nothing counted) where it would pass
-        the caller's or its department's rate."""
-        checks = [("caller", self.limit_of(principal), principal.subject)]
-        if self.per_department is not None:
-            checks.append(("department", self.per_department, principal.department))
+        the caller's or its department's rate.
+
+        The caller's rate is asked first, so a caller past its own rate cannot use up its
+        department's. A `hit` counts only what it admits, so the department's is one call, not a
+        `test` and then a `hit` reading the same window twice; the caller's `test` stays, so that
+        a request the department refuses is not counted against its caller."""
+        limit = self._limits.get(principal.roles)
+        if limit is None:
+            limit = self._limits[principal.roles] = self.limit_of(principal)
+        subject = principal.subject
         try:
-            for scope, item, who in checks:
-                if not await self._limiter.test(item, scope, who):
-                    return await self._refusal(scope, item, who)
-            for scope, item, who in checks:
-                await self._limiter.hit(item, scope, who)
+            department = self.per_department
+            if department is None:
+                if not await self._limiter.hit(limit, "caller", subject):
+                    return await self._refusal("caller", limit, subject)
+                return None
+            if not await self._limiter.test(limit, "caller", subject):
+                return await self._refusal("caller", limit, subject)
+            if not await self._limiter.hit(department, "department", principal.department):
+                return await self._refusal("department", department, principal.department)
+            if not await self._limiter.hit(limit, "caller", subject):
+                # Another instance's request of this caller took the last place since the test
+                # (Redis): refused, though its department counted it.
+                return await self._refusal("caller", limit, subject)
         except Exception as error:  # the store, not the request, failed: see the module's note
             log.error("rate limits: the store cannot be reached (%s); request let through", type(error).__name__)
         return None

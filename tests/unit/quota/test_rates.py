@@ -108,3 +108,28 @@ def test_an_unreachable_store_lets_requests_through_and_says_so(caplog: pytest.L
 def test_a_malformed_rate_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="rate"):
         rate(text, "HUB_RATE_LIMITS")
+
+
+def test_a_request_the_department_refuses_is_not_counted_against_its_caller() -> None:
+    async def run() -> None:
+        rates = limits(caller="3/minute", department="2/minute")
+        assert await admitted(rates, app("a"), 2) == [True, True]
+        # The department is full: b's refusals leave b's own count as it was.
+        refusals = [await rates.admit(app("b")) for _ in range(5)]
+        assert [r.scope if r else None for r in refusals] == ["department"] * 5
+        stats = await rates._limiter.get_window_stats(rate("3/minute", "t"), "caller", "b")
+        assert stats.remaining == 3
+
+    asyncio.run(run())
+
+
+def test_each_set_of_roles_keeps_its_own_limit_once_worked_out() -> None:
+    # The limit is remembered per set of roles: a generous role's limit, worked out first,
+    # never becomes that of a caller without the role.
+    async def run() -> None:
+        rates = limits(caller="5/minute", department=None)
+        assert await admitted(rates, app("app", roles=("department_app",)), 5) == [True] * 5
+        assert await admitted(rates, app("pub", roles=("public",)), 3) == [True, True, False]
+        assert await admitted(rates, app("both", roles=("public", "department_app")), 6) == [True] * 5 + [False]
+
+    asyncio.run(run())
