@@ -24,6 +24,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from hub.auth.principal import Principal
+from hub.quota.windows import SlidingWindows
 
 log = logging.getLogger("hub.alert")
 
@@ -70,6 +71,9 @@ class RateLimits:
         self.clock = clock
         self._storage: Storage = _storage(storage)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        # One instance's counts: the same sliding windows, without `limits`' storage layers
+        # (windows.py says why); None where the counts are shared in Redis.
+        self._windows = SlidingWindows(clock) if isinstance(self._storage, MemoryStorage) else None
         # The limit of each set of roles (fixed settings): worked out once, not per request.
         self._limits: dict[tuple[str, ...], RateLimitItem] = {}
 
@@ -90,6 +94,18 @@ class RateLimits:
         if limit is None:
             limit = self._limits[principal.roles] = self.limit_of(principal)
         subject = principal.subject
+        windows = self._windows
+        if windows is not None:
+            # In memory: the same checks in the same order, with nothing to await between them.
+            period, department = limit.get_expiry(), self.per_department
+            if department is None or windows.test(limit.amount, period, "caller", subject):
+                if department is not None and not windows.hit(
+                    department.amount, department.get_expiry(), "department", principal.department
+                ):
+                    return self._refused("department", department, principal.department)
+                if windows.hit(limit.amount, period, "caller", subject):
+                    return None
+            return self._refused("caller", limit, subject)
         try:
             department = self.per_department
             if department is None:
@@ -110,15 +126,23 @@ class RateLimits:
 
     async def _refusal(self, scope: str, item: RateLimitItem, who: str) -> RateRefusal:
         stats = await self._limiter.get_window_stats(item, scope, who)
+        return self._refusal_of(scope, item, who, stats.reset_time, stats.remaining)
+
+    def _refused(self, scope: str, item: RateLimitItem, who: str) -> RateRefusal:
+        assert self._windows is not None
+        stats = self._windows.stats(item.amount, item.get_expiry(), scope, who)
+        return self._refusal_of(scope, item, who, stats.reset_time, stats.remaining)
+
+    def _refusal_of(self, scope: str, item: RateLimitItem, who: str, reset_time: float, remaining: int) -> RateRefusal:
         now = self.clock()
-        reset = max(stats.reset_time, now + 1)
+        reset = max(reset_time, now + 1)
         period = item.get_expiry()
         log.warning("rate limit: refused a request of %s %s (%s per %ss)", scope, who, item.amount, period)
         return RateRefusal(
             scope=scope,
             limit=item.amount,
             period=period,
-            used=item.amount - stats.remaining,
+            used=item.amount - remaining,
             window_start=datetime.fromtimestamp(reset - period, UTC),
             window_end=datetime.fromtimestamp(reset, UTC),
             retry_after=max(1, math.ceil(reset - now)),
@@ -126,6 +150,8 @@ class RateLimits:
 
     async def reset(self) -> None:
         """Forget every count (tests, and an operator lifting a block)."""
+        if self._windows is not None:
+            self._windows.reset()
         await self._storage.reset()
 
 
