@@ -1,9 +1,10 @@
 """Request rate limits: how many requests each caller, and each department's apps together,
-may send per period, through the `limits` library.
+may send per period, in sliding windows (the `limits` library's sliding window counter).
 
-One instance keeps its counts in memory; several instances behind a load balancer share them in
-Redis (`HUB_LIMITS_STORAGE=redis://...`), so a caller cannot multiply its rate by the number of
-instances. A caller with several roles gets the most generous of its roles' limits.
+One instance keeps its counts in memory (windows.py: the same arithmetic without `limits`'
+storage layers, which cost W6 a tenth of its CPU); several instances behind a load balancer
+share them in Redis through `limits` (`HUB_LIMITS_STORAGE=redis://...`), so a caller cannot
+multiply its rate by the number of instances. A caller with several roles gets the most generous of its roles' limits.
 
 When the shared store cannot be reached the request is let through and the failure logged: a
 rate limit guards capacity, and refusing every caller because Redis is down would be the outage
