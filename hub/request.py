@@ -25,6 +25,7 @@ from hub.config import Settings
 # in front of it checked (or logged) could be different values.
 SINGLE_HEADERS = ("authorization", "content-length", "content-type", "x-hub-purpose")
 SINGLE_PARAMS = ("query", "documentId", "operationName", "variables")
+_SINGLE_RAW = frozenset(name.encode("latin-1") for name in SINGLE_HEADERS)
 
 JSON_MEDIA = "application/json"
 # The GraphQL over HTTP media type: the same body, and its status codes are the ones the hub
@@ -78,9 +79,20 @@ class GraphQLRequest:
 
 def repeated(request: Request) -> str | None:
     """The first header or query parameter that must be single and is given more than once."""
+    # One pass over the raw headers (ASGI gives their names in lower case), not one scan and
+    # decoding of them all per name: this runs on every request.
+    seen: set[bytes] = set()
+    twice: set[bytes] = set()
+    for name, _ in request.scope["headers"]:
+        if name in _SINGLE_RAW:
+            if name in seen:
+                twice.add(name)
+            seen.add(name)
     for name in SINGLE_HEADERS:
-        if len(request.headers.getlist(name)) > 1:
+        if name.encode("latin-1") in twice:
             return f"the {name} header"
+    if not request.scope.get("query_string"):
+        return None  # a POST's usual case: no parameters to parse
     for name in SINGLE_PARAMS:
         if len(request.query_params.getlist(name)) > 1:
             return f"the {name} parameter"

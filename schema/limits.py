@@ -34,6 +34,7 @@ class DemandControl:
         self.settings = settings if settings is not None else load_settings({})
         self.pages: Pages | None = None
         self.schema: GraphQLSchema | None = None
+        self._maxima: dict[tuple[str, ...], dict[str, int]] = {}
 
     def bind(
         self,
@@ -78,11 +79,18 @@ class DemandControl:
         if refused is None and compiled.runnable:
             demand = compiled.demand(operation.name)
             if demand is not None:
-                held = tuple(roles)
-                refused = self._over(demand, lambda name: self.settings.limit(name, held), operation.variables)
+                refused = self._over(demand, self._maxima_of(tuple(roles)).__getitem__, operation.variables)
         if refused is None:
             return None
         return Answer(400, {"errors": [format_error(refused)], "data": None})
+
+    def _maxima_of(self, roles: tuple[str, ...]) -> dict[str, int]:
+        """Each limit of a caller with `roles`: fixed by the settings, so worked out once per
+        set of roles (and per this object's settings), not on every request."""
+        maxima = self._maxima.get(roles)
+        if maxima is None:
+            maxima = self._maxima[roles] = {name: self.settings.limit(name, roles) for name in LIMITS}
+        return maxima
 
     def _over(
         self,

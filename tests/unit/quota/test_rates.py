@@ -108,3 +108,72 @@ def test_an_unreachable_store_lets_requests_through_and_says_so(caplog: pytest.L
 def test_a_malformed_rate_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="rate"):
         rate(text, "HUB_RATE_LIMITS")
+
+
+def test_a_request_the_department_refuses_is_not_counted_against_its_caller() -> None:
+    async def run() -> None:
+        now = [6_000_000.5]  # early in a minute's window
+        rates = RateLimits({"department_app": rate("3/minute", "t")}, rate("2/minute", "t"), rate("2/second", "t"))
+        rates.clock = rates._windows.clock = lambda: now[0]  # type: ignore[union-attr]
+        assert await admitted(rates, app("a"), 2) == [True, True]
+        refusals = [await rates.admit(app("b")) for _ in range(5)]
+        assert [r.scope if r else None for r in refusals] == ["department"] * 5
+        # The department's second has passed; b's own minute still holds none of its refusals.
+        now[0] += 2.5
+        assert await admitted(rates, app("b"), 2) == [True, True]
+        now[0] += 2.5
+        refused = await rates.admit(app("b"))
+        assert refused is None
+        refused = await rates.admit(app("b"))
+        assert refused is not None and refused.scope == "caller"
+
+    asyncio.run(run())
+
+
+def test_each_set_of_roles_keeps_its_own_limit_once_worked_out() -> None:
+    # The limit is remembered per set of roles: a generous role's limit, worked out first,
+    # never becomes that of a caller without the role.
+    async def run() -> None:
+        rates = limits(caller="5/minute", department=None)
+        assert await admitted(rates, app("app", roles=("department_app",)), 5) == [True] * 5
+        assert await admitted(rates, app("pub", roles=("public",)), 3) == [True, True, False]
+        assert await admitted(rates, app("both", roles=("public", "department_app")), 6) == [True] * 5 + [False]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("caller", "department"), [("3/minute", "5/minute"), ("5/second", "7/second"), ("4/minute", None)]
+)
+def test_the_in_memory_windows_admit_and_refuse_as_the_limits_library_does(
+    monkeypatch: pytest.MonkeyPatch, caller: str, department: str | None
+) -> None:
+    # The same requests at the same instants, counted by the hub's windows and by `limits`'
+    # own in-memory sliding window counter: the same answers, the same refusals' figures.
+    import limits.aio.storage.memory as limits_memory
+    import limits.aio.strategies as limits_strategies
+
+    clock = [9_000_000.0]
+    monkeypatch.setattr(limits_memory.time, "time", lambda: clock[0])
+    monkeypatch.setattr(limits_strategies.time, "time", lambda: clock[0])
+
+    async def run() -> None:
+        ours = limits(caller, department)
+        ours.clock = ours._windows.clock = lambda: clock[0]  # type: ignore[union-attr]
+        theirs = limits(caller, department)
+        theirs._windows = None  # the library's path, as with Redis
+        theirs.clock = ours.clock
+        steps = [0.0, 0.1, 0.2, 0.3, 0.3, 0.9, 1.4, 7.0, 29.0, 31.0, 59.5, 60.2, 61.0, 90.0, 119.9, 121.0, 200.0]
+        for step in steps:
+            clock[0] = 9_000_000.0 + step
+            for who in ("a", "b", "a"):
+                mine, library = await ours.admit(app(who)), await theirs.admit(app(who))
+                assert (mine is None) == (library is None), (step, who)
+                if mine is not None and library is not None:
+                    assert (mine.scope, mine.used, mine.retry_after) == (
+                        library.scope,
+                        library.used,
+                        library.retry_after,
+                    )
+
+    asyncio.run(run())

@@ -165,6 +165,20 @@ def test_per_role_limits_apply_to_the_caller_and_the_largest_of_several_roles_wi
     assert exceeded(refused(built, nested(5), roles=()))["max"] == 4
 
 
+def test_a_generous_role_s_limits_once_used_never_pass_to_a_caller_without_it(small_catalog: Catalog) -> None:
+    # The limits are remembered per set of roles: the auditor's, worked out first on the same
+    # document, are not those of a public caller or of an app, and the same roles in another
+    # order get the same answer.
+    built = build_schema(small_catalog, load_settings({**NO_COST, "HUB_MAX_DEPTH": "4,auditor=13,public=3"}))
+    document = nested(5)
+    for _ in range(2):
+        assert refused(built, document, roles=("auditor",)) is None
+        assert exceeded(refused(built, document, roles=("public",)))["max"] == 3
+        assert exceeded(refused(built, document, roles=("department_app",)))["max"] == 4
+        assert refused(built, document, roles=("public", "auditor")) is None
+        assert refused(built, document, roles=("auditor", "public")) is None
+
+
 def test_a_document_past_every_role_is_refused_before_validation(
     small_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
