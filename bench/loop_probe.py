@@ -48,6 +48,10 @@ class Probe:
         self.began = 0.0
         self.loop_thread = threading.get_ident()
         self.samples: Counter[str] = Counter()
+        # Stacks of the trail's flush thread and of the loop while a flush runs past 10 ms.
+        self.flush_samples: Counter[str] = Counter()
+        self.flush_began = 0.0
+        self.flush_thread = 0
         self.walls: list[float] = []
         self.cpus: list[float] = []
         # (wall s, CPU s, what, wall s of collections within, when)
@@ -106,6 +110,11 @@ class Probe:
             elif probe._gc_began:
                 probe.collections.append((info["generation"], now - probe._gc_began, info["collected"], now))
                 probe.gc_total += now - probe._gc_began
+                if threading.get_ident() != probe.loop_thread:
+                    where = "the trail's thread" if threading.get_ident() == probe.flush_thread else "another thread"
+                    probe.spans.append(
+                        (f"gen {info['generation']} collection on {where}", now - probe._gc_began, probe._gc_began, 0)
+                    )
                 probe._gc_began = 0.0
 
         gc.callbacks.append(collected)
@@ -131,6 +140,16 @@ class Probe:
                     frame = sys._current_frames().get(self.loop_thread)
                     if frame is not None:
                         self.samples[_stack(frame)] += 1
+                # A flush running long: where its thread is, and what the loop runs meanwhile.
+                flushing = self.flush_began
+                if flushing and time.perf_counter() - flushing >= 0.01:
+                    frames = sys._current_frames()
+                    flush = frames.get(self.flush_thread)
+                    loop = frames.get(self.loop_thread)
+                    if flush is not None:
+                        self.flush_samples["flush: " + _stack(flush)] += 1
+                    if loop is not None:
+                        self.flush_samples["loop: " + _stack(loop)] += 1
 
         threading.Thread(target=run, name="loop probe sampler", daemon=True).start()
 
@@ -198,6 +217,7 @@ class Probe:
             "slowest_wall": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[0])[:60]],
             "slowest_cpu": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[1])[:40]],
             "long_callback_samples": self.samples.most_common(60),
+            "long_flush_samples": self.flush_samples.most_common(60),
         }
 
 
@@ -219,12 +239,16 @@ def _time_trail(probe: Probe) -> None:
             return timed_async
 
         def timed(*args: Any) -> Any:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
+            if name == "flush on its thread":
+                probe.flush_began, probe.flush_thread = began, threading.get_ident()
             try:
                 return method(*args)
             finally:
+                probe.flush_began = 0.0
                 size = _persons(args[1]) if len(args) > 1 else 0
                 probe.spans.append((name, time.perf_counter() - began, began, size))
+                probe.spans.append((name + ", its CPU", time.thread_time() - cpu, began, size))
 
         return timed
 
