@@ -20,13 +20,17 @@ against it. The wrapping costs about a microsecond per callback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import asyncio.events
+import gc
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +38,8 @@ from typing import Any
 
 # Callbacks slower than this (wall or CPU) are kept with what they ran; the rest only counted.
 KEEP_S = 0.005
+# The lag sampler's sleep.
+LAG_S = 0.005
 
 
 class Probe:
@@ -42,18 +48,44 @@ class Probe:
         self.began = 0.0
         self.loop_thread = threading.get_ident()
         self.samples: Counter[str] = Counter()
+        # Stacks of the trail's flush thread and of the loop while a flush runs past 10 ms.
+        self.flush_samples: Counter[str] = Counter()
+        self.flush_began = 0.0
+        self.flush_thread = 0
         self.walls: list[float] = []
         self.cpus: list[float] = []
-        self.slow: list[tuple[float, float, str]] = []
+        # (wall s, CPU s, what, wall s of collections within, when)
+        self.slow: list[tuple[float, float, str, float, float]] = []
         self.last_end = 0.0
         self.gaps: list[float] = []
+        # Every collection: (generation, wall s, objects walked after, when) from gc.callbacks.
+        self.collections: list[tuple[int, float, int, float]] = []
+        self._gc_began = 0.0
+        # Wall time spent collecting so far, to tell a callback's own work from its collections.
+        self.gc_total = 0.0
+        self.started = time.perf_counter()
+        # The loop's lag: how late a task asking to sleep LAG_S wakes up.
+        self.lags: list[float] = []
+        self.lagging: asyncio.AbstractEventLoop | None = None
+        # Lags of 30 ms or more: (lag s, when the sleep was asked for).
+        self.long_lags: list[tuple[float, float]] = []
+        self.lag_task: asyncio.Task[None] | None = None
+        # Timed spans of the hub's own (the trail's flushes): (name, wall s, when, rows).
+        self.spans: list[tuple[str, float, float, int]] = []
+        # The memory give-back after each large answer: (wall s, when).
+        self.give_backs: list[tuple[float, float]] = []
 
     def install(self) -> None:
         run = asyncio.events.Handle._run
         probe = self
 
         def timed(handle: asyncio.events.Handle) -> None:
-            wall, cpu = time.perf_counter(), time.thread_time()
+            # `hub demo` runs loops before the server's (the demo data): sample the lag of each.
+            loop = asyncio.get_running_loop()
+            if probe.lagging is not loop:
+                probe.lagging = loop
+                probe.lag_task = loop.create_task(probe.lag())
+            wall, cpu, collecting = time.perf_counter(), time.thread_time(), probe.gc_total
             probe.began = wall
             if probe.last_end:
                 probe.gaps.append(wall - probe.last_end)
@@ -67,9 +99,34 @@ class Probe:
                 probe.walls.append(spent_wall)
                 probe.cpus.append(spent_cpu)
                 if spent_wall >= KEEP_S or spent_cpu >= KEEP_S:
-                    probe.slow.append((spent_wall, spent_cpu, _what(handle)))
+                    probe.slow.append((spent_wall, spent_cpu, _what(handle), probe.gc_total - collecting, wall))
 
         asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+        def collected(phase: str, info: dict[str, int]) -> None:
+            now = time.perf_counter()
+            if phase == "start":
+                probe._gc_began = now
+            elif probe._gc_began:
+                probe.collections.append((info["generation"], now - probe._gc_began, info["collected"], now))
+                probe.gc_total += now - probe._gc_began
+                if threading.get_ident() != probe.loop_thread:
+                    where = "the trail's thread" if threading.get_ident() == probe.flush_thread else "another thread"
+                    probe.spans.append(
+                        (f"gen {info['generation']} collection on {where}", now - probe._gc_began, probe._gc_began, 0)
+                    )
+                probe._gc_began = 0.0
+
+        gc.callbacks.append(collected)
+
+    async def lag(self) -> None:
+        """Samples the loop's lag for as long as the loop runs."""
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(LAG_S)
+            self.lags.append(time.perf_counter() - asked - LAG_S)
+            if self.lags[-1] >= 0.03:
+                self.long_lags.append((self.lags[-1], asked))
 
     def sample(self, every_s: float) -> None:
         """Samples, from a thread of its own, where the loop thread is in every callback that
@@ -83,8 +140,27 @@ class Probe:
                     frame = sys._current_frames().get(self.loop_thread)
                     if frame is not None:
                         self.samples[_stack(frame)] += 1
+                # A flush running long: where its thread is, and what the loop runs meanwhile.
+                flushing = self.flush_began
+                if flushing and time.perf_counter() - flushing >= 0.01:
+                    frames = sys._current_frames()
+                    flush = frames.get(self.flush_thread)
+                    loop = frames.get(self.loop_thread)
+                    if flush is not None:
+                        self.flush_samples["flush: " + _stack(flush)] += 1
+                    if loop is not None:
+                        self.flush_samples["loop: " + _stack(loop)] += 1
 
         threading.Thread(target=run, name="loop probe sampler", daemon=True).start()
+
+    def _row(self, slow: tuple[float, float, str, float, float]) -> dict[str, Any]:
+        return {
+            "wall_ms": round(slow[0] * 1000, 2),
+            "cpu_ms": round(slow[1] * 1000, 2),
+            "gc_ms": round(slow[3] * 1000, 2),
+            "at": round(slow[4] - self.started, 3),
+            "what": slow[2],
+        }
 
     def report(self) -> dict[str, Any]:
         def percentiles(values: list[float]) -> dict[str, float]:
@@ -104,10 +180,142 @@ class Probe:
             "over_20ms_wall": sum(w >= 0.02 for w in self.walls),
             "over_20ms_cpu": sum(c >= 0.02 for c in self.cpus),
             "cpu_total_s": round(sum(self.cpus), 3),
-            "slowest_wall": [_row(s) for s in sorted(self.slow, key=lambda s: -s[0])[:40]],
-            "slowest_cpu": [_row(s) for s in sorted(self.slow, key=lambda s: -s[1])[:40]],
+            "lag_ms": percentiles(self.lags),
+            "lags_over_50ms": sum(lag >= 0.05 for lag in self.lags),
+            "long_lags": [
+                {"lag_ms": round(g[0] * 1000, 1), "at": round(g[1] - self.started, 3)} for g in self.long_lags
+            ],
+            "give_backs": [{"ms": round(g[0] * 1000, 1), "at": round(g[1] - self.started, 3)} for g in self.give_backs],
+            "spans": {
+                name: percentiles([x[1] for x in self.spans if x[0] == name])
+                | {"count": sum(1 for x in self.spans if x[0] == name)}
+                for name in sorted({x[0] for x in self.spans})
+            },
+            "slowest_spans": [
+                {
+                    "what": x[0],
+                    "ms": round(x[1] * 1000, 1),
+                    "at": round(x[2] - self.started, 3),
+                    "events and persons": x[3],
+                }
+                for name in sorted({x[0] for x in self.spans})
+                for x in sorted((x for x in self.spans if x[0] == name), key=lambda x: -x[1])[:12]
+            ],
+            "give_back_ms": percentiles([g[0] for g in self.give_backs]) | {"count": len(self.give_backs)},
+            "collections": {
+                str(generation): {
+                    "count": sum(1 for c in self.collections if c[0] == generation),
+                    **percentiles([c[1] for c in self.collections if c[0] == generation]),
+                    "total_ms": round(sum(c[1] for c in self.collections if c[0] == generation) * 1000, 1),
+                }
+                for generation in (0, 1, 2)
+            },
+            "slowest_collections": [
+                {"generation": c[0], "wall_ms": round(c[1] * 1000, 2), "at": round(c[3] - c[1] - self.started, 3)}
+                for c in sorted(self.collections, key=lambda c: -c[1])[:60]
+            ],
+            "slowest_wall": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[0])[:60]],
+            "slowest_cpu": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[1])[:40]],
             "long_callback_samples": self.samples.most_common(60),
+            "long_flush_samples": self.flush_samples.most_common(60),
         }
+
+
+def _time_trail(probe: Probe) -> None:
+    """Times the trail's flushes on SQLite: each on its thread (`_write`), as the loop awaits it
+    (`write`), and each WAL checkpoint."""
+    from hub.audit.sqlite_writer import SqliteFlusher
+
+    def timing(name: str, method: Any, asynchronous: bool) -> Any:
+        if asynchronous:
+
+            async def timed_async(*args: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return await method(*args)
+                finally:
+                    probe.spans.append((name, time.perf_counter() - began, began, _persons(args[1])))
+
+            return timed_async
+
+        def timed(*args: Any) -> Any:
+            began, cpu = time.perf_counter(), time.thread_time()
+            if name == "flush on its thread":
+                probe.flush_began, probe.flush_thread = began, threading.get_ident()
+            try:
+                return method(*args)
+            finally:
+                probe.flush_began = 0.0
+                size = _persons(args[1]) if len(args) > 1 else 0
+                probe.spans.append((name, time.perf_counter() - began, began, size))
+                probe.spans.append((name + ", its CPU", time.thread_time() - cpu, began, size))
+
+        return timed
+
+    from hub.audit.writer import Pending
+    from hub.health.guard import GuardedConnector
+
+    wait = Pending.wait
+
+    async def timed_wait(pending: Pending) -> int:
+        began = time.perf_counter()
+        try:
+            return await wait(pending)
+        finally:
+            probe.spans.append(("trail wait", time.perf_counter() - began, began, len(pending.staged.persons)))
+
+    Pending.wait = timed_wait  # type: ignore[method-assign]
+    fetch = GuardedConnector.fetch
+
+    async def timed_fetch(connector: GuardedConnector, query: Any) -> Any:
+        began = time.perf_counter()
+        page = None
+        try:
+            page = await fetch(connector, query)
+            return page
+        finally:
+            rows = -1 if page is None else page.count
+            probe.spans.append(("small read" if rows <= 1 else "read", time.perf_counter() - began, began, rows))
+
+    GuardedConnector.fetch = timed_fetch  # type: ignore[method-assign]
+    from hub.quota.counter import LookupCounter
+
+    admit = LookupCounter.admit
+
+    async def timed_admit(counter: LookupCounter, principal: Any, supplied: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await admit(counter, principal, supplied)
+        finally:
+            probe.spans.append(("lookup quota", time.perf_counter() - began, began, len(supplied)))
+
+    LookupCounter.admit = timed_admit  # type: ignore[method-assign]
+
+    class TimedConnection(sqlite3.Connection):
+        # The flusher's BEGIN IMMEDIATE (a wait for the database's write lock) and COMMIT.
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql not in ("BEGIN IMMEDIATE", "COMMIT"):
+                return super().execute(sql, *args)
+            began = time.perf_counter()
+            try:
+                return super().execute(sql, *args)
+            finally:
+                probe.spans.append((sql.lower(), time.perf_counter() - began, began, 0))
+
+    import hub.audit.sqlite_writer as sqlite_writer
+
+    shim = types.SimpleNamespace(**vars(sqlite3))
+    shim.connect = lambda *args, **kwargs: sqlite3.connect(*args, factory=TimedConnection, **kwargs)
+    sqlite_writer.sqlite3 = shim  # type: ignore[assignment]
+    SqliteFlusher.write = timing("flush awaited", SqliteFlusher.write, True)  # type: ignore[method-assign]
+    SqliteFlusher._write = timing("flush on its thread", SqliteFlusher._write, False)  # type: ignore[method-assign]
+    SqliteFlusher._wal_checkpoint = timing("checkpoint", SqliteFlusher._wal_checkpoint, False)  # type: ignore[method-assign]
+
+
+def _persons(staged: Any) -> int:
+    """The rows a flush writes to the log and its person index: a heavy request's event has
+    1,331 persons (their blind indexes, 32 bytes each, travel as one run of bytes)."""
+    return len(staged) + sum(len(run) // 32 for one in staged for _, run in one.persons)
 
 
 def _stack(frame: Any) -> str:
@@ -120,10 +328,6 @@ def _stack(frame: Any) -> str:
         parts.append(f"{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
     return " < ".join(parts)
-
-
-def _row(slow: tuple[float, float, str]) -> dict[str, Any]:
-    return {"wall_ms": round(slow[0] * 1000, 2), "cpu_ms": round(slow[1] * 1000, 2), "what": slow[2]}
 
 
 def _what(handle: asyncio.events.Handle) -> str:
@@ -143,11 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sample", type=float, help="sample long callbacks' stacks every this many seconds")
+    parser.add_argument("--gc-threshold", help="gc.set_threshold for the hub: three integers, comma-separated")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the hub, in seconds")
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
         # `hub demo` sets the interval from its settings (hub/interpreter.py).
         os.environ["HUB_SWITCH_INTERVAL_MS"] = repr(args.switch_interval * 1000)
+    if args.gc_threshold is not None:
+        gc.set_threshold(*(int(value) for value in args.gc_threshold.split(",")))
     probe = Probe()
     probe.install()
     if args.sample is not None:
@@ -155,7 +362,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvicorn raises SIGTERM again once it has shut down: here that ends `hub` normally, and
     # the report is written.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    import hub.large_answer as large_answer
     from hub.cli.main import main as hub
+
+    give_back = large_answer.give_back
+
+    def timed_give_back() -> object:
+        began = time.perf_counter()
+        try:
+            return give_back()
+        finally:
+            probe.give_backs.append((time.perf_counter() - began, began))
+
+    large_answer.give_back = timed_give_back  # type: ignore[assignment]
+    _time_trail(probe)
 
     try:
         hub(["demo", "--data-dir", str(args.data_dir), "--port", str(args.port)], standalone_mode=False)
