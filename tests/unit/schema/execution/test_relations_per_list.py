@@ -28,6 +28,7 @@ from hub.access.read import Reader
 from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.config import load_settings
+from hub.errors import Internal
 from hub.migrate import upgrade
 from hub.services import Services, build_services
 from schema import build_schema
@@ -203,6 +204,37 @@ async def test_a_department_down_nulls_each_rows_relation_with_its_own_error(hub
     errors = fast.result.errors or []
     assert [error.path for error in errors] == [["registryPersons", "nodes", i, "cases"] for i in range(PERSONS)]
     assert {getattr(error.original_error, "code", None) for error in errors} == {"DEPARTMENT_UNAVAILABLE"}
+
+
+async def test_a_department_down_gives_each_row_an_error_that_holds_no_frames(hub: Hub) -> None:
+    # Raised through strawberry's batch, the error's traceback held that frame, whose batch held
+    # the futures that held the error: every list reading a department that is down was left
+    # to the cyclic collector, with its request's context (bench/README.md, "Load").
+    hub.connectors["welfare"].down = True
+    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    errors = fast.result.errors or []
+    assert len(errors) == PERSONS
+    for error in errors:
+        original = error.original_error
+        assert getattr(original, "code", None) == "DEPARTMENT_UNAVAILABLE"
+        assert original is not None and original.__traceback__ is None and original.__context__ is None
+        assert error.__traceback__ is None
+        # What the caller is told is unchanged: the row's path, the code, the department.
+        assert error.message == "the welfare department's database is unavailable; try again later"
+
+
+async def test_a_relation_failing_inside_the_hub_keeps_its_traceback_for_the_log(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An INTERNAL error is logged with its traceback (HubSchema.process_errors): not detached.
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise Internal("a fault of the hub's")
+
+    monkeypatch.setattr(Reader, "related", broken)
+    fast = await hub.answer("{ registryPersons { nodes { name cases { caseId } } } }", True)
+    errors = fast.result.errors or []
+    assert len(errors) == PERSONS
+    assert all(e.original_error is not None and e.original_error.__traceback__ is not None for e in errors)
 
 
 async def test_join_values_that_are_null_or_match_nothing_answer_as_the_normal_path(hub: Hub) -> None:
