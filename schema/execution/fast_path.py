@@ -44,6 +44,19 @@ class HubExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(context, RequestContext):
             # Shared with graphql-core's sub-executors, which copy the executor shallowly.
             context.background = self.background_futures
+            context.releases.append(self.release)
+
+    def release(self) -> None:
+        """Breaks the cycles through this executor once the request's answer is made
+        (RequestContext.release), no work of the request left running: graphql-core's helpers
+        for resolvers hold this executor's own methods, and it holds the request's context; an
+        error a resolver raised holds the resolver's frame, which holds those helpers. The
+        answer is made: errors need their tracebacks no more (INTERNAL ones were logged)."""
+        del self.async_helpers
+        for error in self.collected_errors.errors:
+            error.__traceback__ = None
+            if error.original_error is not None:
+                error.original_error.__traceback__ = None
 
 
 class FastExecutor(HubExecutor):
@@ -67,6 +80,12 @@ class FastExecutor(HubExecutor):
         # executed bare) shapers refuse selection sets with relations.
         context = self.context_value
         self.run = Run(self, self.shaper, context) if isinstance(context, RequestContext) else None
+
+    def release(self) -> None:
+        # The run of relations holds this executor too.
+        super().release()
+        self.run = None
+        self.shapers.clear()
 
     def shaper(self, parent: GraphQLObjectType, field_details: FieldDetailsList) -> Shaper | None:
         key = (parent, id(field_details))

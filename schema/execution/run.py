@@ -80,7 +80,10 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
         if outcome is not None:
             data, raised = outcome
             built.schema.process_errors(raised)
-            return answer(context, data, raised, ran=True, purposes=caller.services.purposes)
+            done = answer(context, data, raised, ran=True, purposes=caller.services.purposes)
+            context.release()
+            return done
+        context.release()
     # A fresh context where the direct plan gave way (a value it cannot take as it is), as if
     # the request had come to the normal path first.
     context = _context(built, caller, document)
@@ -105,7 +108,11 @@ async def run(built: BuiltSchema, operation: Operation, caller: Caller) -> Answe
     # 400 only for a document that never ran (syntax, validation, limits); errors while
     # resolving leave the rest of the data standing.
     ran = result.data is not None or any(e.path or code_of(e) == "INTERNAL" for e in result.errors or [])
-    return answer(context, result.data, result.errors or [], ran, caller.services.purposes)
+    done = answer(context, result.data, result.errors or [], ran, caller.services.purposes)
+    # Only once the answer is made, all the request's work settled: a request cancelled on
+    # the way is left to the collector, rather than its work running on without its loaders.
+    context.release()
+    return done
 
 
 def answer(

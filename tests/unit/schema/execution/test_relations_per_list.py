@@ -7,6 +7,8 @@ and checks that the fast path answers as the normal path does.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from hub.access.read import Reader
 from hub.auth.principal import Principal
 from hub.catalog import load_catalog
 from hub.config import load_settings
+from hub.errors import Internal
 from hub.migrate import upgrade
 from hub.services import Services, build_services
 from schema import build_schema
@@ -203,6 +206,57 @@ async def test_a_department_down_nulls_each_rows_relation_with_its_own_error(hub
     errors = fast.result.errors or []
     assert [error.path for error in errors] == [["registryPersons", "nodes", i, "cases"] for i in range(PERSONS)]
     assert {getattr(error.original_error, "code", None) for error in errors} == {"DEPARTMENT_UNAVAILABLE"}
+
+
+async def test_a_department_down_gives_each_row_an_error_that_holds_no_frames(hub: Hub) -> None:
+    # Raised through strawberry's batch, the error's traceback held that frame, whose batch held
+    # the futures that held the error: every list reading a department that is down was left
+    # to the cyclic collector, with its request's context (bench/README.md, "Load").
+    hub.connectors["welfare"].down = True
+    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    errors = fast.result.errors or []
+    assert len(errors) == PERSONS
+    for error in errors:
+        original = error.original_error
+        assert getattr(original, "code", None) == "DEPARTMENT_UNAVAILABLE"
+        assert original is not None and original.__traceback__ is None and original.__context__ is None
+        assert error.__traceback__ is None
+        # What the caller is told is unchanged: the row's path, the code, the department.
+        assert error.message == "the welfare department's database is unavailable; try again later"
+
+
+async def test_a_relation_failing_inside_the_hub_keeps_its_traceback_for_the_log(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An INTERNAL error is logged with its traceback (HubSchema.process_errors): not detached.
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise Internal("a fault of the hub's")
+
+    monkeypatch.setattr(Reader, "related", broken)
+    fast = await hub.answer("{ registryPersons { nodes { name cases { caseId } } } }", True)
+    errors = fast.result.errors or []
+    assert len(errors) == PERSONS
+    assert all(e.original_error is not None and e.original_error.__traceback__ is not None for e in errors)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "normal path"])
+@pytest.mark.parametrize("down", [False, True], ids=["up", "down"])
+async def test_a_released_request_is_freed_without_the_cyclic_collector(hub: Hub, down: bool, fast: bool) -> None:
+    # Its loaders close over the context and the executor's run holds the executor: cycles
+    # that left every request with a relation to the cyclic collector (bench/README.md, "Load").
+    hub.connectors["welfare"].down = down
+    query = "{ registryPersons { nodes { name cases { caseId } } } }"
+    gc.collect()
+    gc.disable()
+    try:
+        answer = await hub.answer(query, fast)
+        assert bool(answer.result.errors) is down
+        context = weakref.ref(answer.context)
+        answer.context.release()
+        del answer
+        assert context() is None, "the request's context is still held: a reference cycle"
+    finally:
+        gc.enable()
 
 
 async def test_join_values_that_are_null_or_match_nothing_answer_as_the_normal_path(hub: Hub) -> None:
