@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -184,11 +184,28 @@ class SqliteFlusher:
             self._checkpointer.close()
             self._checkpointer = None
 
-    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int, int]:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer's connection in one write transaction (BEGIN IMMEDIATE: the database's
+        write lock, as the log row's UPDATE takes it), committed when the block ends."""
         connection = self._open()
         connection.execute("BEGIN IMMEDIATE")
-        backlog: list[dict[str, Any]] = []
         try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                # A connection that failed may be broken (a file replaced, a disk error): the
+                # next flush opens a new one.
+                self._close()
+            raise
+
+    def _write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier, int, int]:
+        backlog: list[dict[str, Any]] = []
+        with self._transaction() as connection:
             count = len(staged)
             found = self._run(connection, GROW, [{"count": count}], fetch=True)
             if not found:
@@ -208,25 +225,13 @@ class SqliteFlusher:
             self._run(connection, PERSONS, rows.persons)
             self._run(connection, NODES, rows.nodes)
             self._run(connection, BACKLOG, backlog)
-            connection.execute("COMMIT")
-        except BaseException as exc:
-            if connection.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                # A connection that failed may be broken (a file replaced, a disk error): the
-                # next flush opens a new one.
-                self._close()
-            raise
         return first, edge, len(rows.events) + len(rows.persons) + len(rows.nodes), len(backlog)
 
     def _move(self) -> tuple[int, bool]:
         """Move up to MOVE_ROWS backlog events into the person index, in one transaction: the
         rows written, and whether more are left. On the flushes' thread, one transaction a call,
         so flushes queued meanwhile go between them."""
-        connection = self._open()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as connection:
             taken = self._query(connection, _TAKE)
             persons = [
                 {"position": position, "person": raw, "at_us": at_us, "entities": entities}
@@ -236,14 +241,6 @@ class SqliteFlusher:
             self._run(connection, PERSONS, persons)
             if taken:
                 self._query(connection, _DROP, {"last": taken[-1][0]})
-            connection.execute("COMMIT")
-        except BaseException as exc:
-            if connection.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                self._close()
-            raise
         return len(persons), len(taken) == MOVE_ROWS
 
     def _query(
