@@ -19,7 +19,7 @@ from hub.audit.archive import archive
 from hub.audit.backlog import DEFER_PERSONS, backlog_positions, move_some
 from hub.audit.event import Event
 from hub.audit.history import PersonHistory
-from hub.audit.models import AuditEvent, AuditPerson, AuditPersonBacklog
+from hub.audit.models import AuditEvent
 from hub.audit.store import persons_between
 from hub.audit.verify import verify_log
 from hub.audit.writer import TrailWriter
@@ -28,6 +28,7 @@ from hub.crypto.signing import TreeSigner
 from hub.db.engine import hub_engine, sessions
 from hub.migrate import upgrade
 from tests.servers import fresh_database
+from tests.unit.audit.test_backlog import counts
 from tests.unit.audit.test_writer import event
 
 ENTITIES = ("civil_affairs.ServiceDelivery", "population.Person,civil_affairs.ServiceDelivery")
@@ -58,17 +59,6 @@ class StillMover:
 
     async def close(self) -> None:
         pass
-
-
-async def counts(url: URL) -> tuple[int, int]:
-    engine = hub_engine(url)
-    try:
-        async with engine.connect() as connection:
-            indexed = (await connection.execute(select(func.count()).select_from(AuditPerson))).scalar_one()
-            waiting = (await connection.execute(select(func.count()).select_from(AuditPersonBacklog))).scalar_one()
-            return indexed, waiting
-    finally:
-        await engine.dispose()
 
 
 async def write(url: URL, events: list[Event], move: bool) -> None:
