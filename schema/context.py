@@ -15,7 +15,7 @@ from hub.accountability.bound import ReportRows
 from hub.audit.history import PersonHistory
 from hub.audit.query import AuditQuery
 from hub.auth.principal import Principal
-from hub.errors import Internal
+from hub.errors import HubError, Internal
 from hub.lineage.recording import Lineage
 from hub.policy.admin import PolicyAdmin
 from hub.reload import ReloadReport
@@ -36,6 +36,16 @@ def available(service: T | None, missing: str) -> T:
 class Withheld:
     path: tuple[str | int, ...]
     reason: str
+    count: int
+
+
+@dataclass
+class FailedRelation:
+    """A relation's load failed for `count` rows of one list (its department unavailable, most
+    often): their fields are null, with one error between them, the error the load returned
+    for every row."""
+
+    error: HubError
     count: int
 
 
@@ -90,6 +100,8 @@ class RequestContext:
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     # One entry per (list path, field): the release step withheld it for `count` rows.
     withheld: dict[tuple[str | int, ...], Withheld] = field(default_factory=dict)
+    # One entry per (list path, relation): rows whose relation failed to load, and the error.
+    failed_relations: dict[tuple[str | int, ...], FailedRelation] = field(default_factory=dict)
     # One entry per (list path, field): values that failed to decrypt, and how many.
     unreadable: dict[tuple[str | int, ...], int] = field(default_factory=dict)
     # One entry per list (or single-row field): rows left out for a key that is null or did
@@ -165,5 +177,16 @@ class RequestContext:
         entry = self.withheld.get(path)
         if entry is None:
             self.withheld[path] = Withheld(path, reason, count)
+        else:
+            entry.count += count
+
+    def fail_relation(self, path: tuple[str | int, ...], error: HubError, count: int) -> None:
+        """`count` rows of the list at `path` (indices as `*`) lost a relation to `error` (its
+        department's outage, most often): one error for the list, with the count, as for a
+        withheld field, rather than one per row (a 10,000-row list would carry 10,000 copies).
+        A second error for the same path (another batch of the list) adds to the first's count."""
+        entry = self.failed_relations.get(path)
+        if entry is None:
+            self.failed_relations[path] = FailedRelation(error, count)
         else:
             entry.count += count

@@ -12,6 +12,7 @@ import strawberry
 
 from hub.access.read import JOIN, ListRead, PageArgs
 from hub.catalog import EntityInfo, RelationInfo
+from hub.errors import HubError
 from schema.context import RequestContext
 from schema.inputs import input_spec
 from schema.loading import (
@@ -19,6 +20,7 @@ from schema.loading import (
     CutRows,
     RelationField,
     deliver,
+    detached,
     lookup,
     needs,
     refusal,
@@ -119,7 +121,15 @@ def relation_resolver(relation: RelationInfo, target: EntityInfo) -> Any:
         raw = _raw(info)
         definition = raw.parent_type.fields[raw.field_name]
         load = relation_load(field, raw.field_nodes, raw.fragments, raw.variable_values, _list_path(info), definition)
-        rows = await load.loader(context).load(value)
+        try:
+            rows = await load.loader(context).load(value)
+        except HubError as error:
+            if error.code == "INTERNAL":
+                raise
+            # The load's error, the same for every row of the list: one error between them,
+            # kept without this frame (which holds the context that keeps the error).
+            context.fail_relation(_list_path(info), detached(error), 1)
+            return None
         deliver(context, load.width, len(rows))
         if not relation.many:
             return rows[0] if rows else None

@@ -27,7 +27,7 @@ from graphql.pyutils import Path, gather_with_cancel
 
 from connectors.pacing import SLICE_ROWS, due, turn
 from hub.access.read import JOIN
-from hub.errors import LimitExceeded
+from hub.errors import HubError, LimitExceeded
 from schema.context import RequestContext
 from schema.execution.positions import ChildRows, OneRow, Rows
 from schema.loading import CutRows, RelationField, RelationLoad, deliver, refusal, relation_load
@@ -105,8 +105,10 @@ class Job:
     ) -> None:
         self.run, self.shape = run, shape
         self.rows, self.objects, self.at, self.position = rows, objects, at, position
-        # Per relation field: the values each related row counts for in the request's budget.
+        # Per relation field: the values each related row counts for in the request's budget,
+        # and the field's path with list indices as `*` (where a failed load is reported).
         self.widths: dict[Related, int] = {}
+        self.paths: dict[Related, tuple[str | int, ...]] = {}
 
     async def complete(self) -> None:
         """Fills in every relation field of every row. Each field's loader is asked for all the
@@ -129,6 +131,7 @@ class Job:
                 context.withhold(load.path, reason, len(self.rows))
                 continue
             self.widths[entry] = load.width
+            self.paths[entry] = load.path
             fields.append(self._field(entry, self._ask(entry, load)))
         if len(fields) == 1:
             await fields[0]
@@ -164,7 +167,9 @@ class Job:
         """Fills in one field of rows whose loads are done: their related rows shaped as one list."""
         if self._spent([index for index, _ in outcomes], entry):
             return
-        self._fail(entry, [(index, value) for index, value in outcomes if isinstance(value, Exception)])
+        failed = [(index, value) for index, value in outcomes if isinstance(value, Exception)]
+        if failed:
+            self._fail_loads(entry, failed)
         loaded = [(index, value) for index, value in outcomes if not isinstance(value, Exception)]
         if not self._deliver(entry, loaded):
             return
@@ -264,6 +269,21 @@ class Job:
             self.objects[index][entry.key] = await completed
         except Exception as error:
             self._fail(entry, [(index, error)], path)
+
+    def _fail_loads(self, entry: Related, failed: list[tuple[int, Exception]]) -> None:
+        """Rows whose load failed: a caller's error (the department unavailable, most often) is
+        the same for every row, and is reported once for the list with a count, as the
+        relation resolver reports it; an internal error is each row's own, as the executor
+        reports any other."""
+        context, path = self.run.context, self.paths[entry]
+        own: list[tuple[int, Exception]] = []
+        for index, error in failed:
+            if isinstance(error, HubError) and error.code != "INTERNAL":
+                context.fail_relation(path, error, 1)
+                self.objects[index][entry.key] = None
+            else:
+                own.append((index, error))
+        self._fail(entry, own)
 
     def _fail(self, entry: Related, errors: Iterable[tuple[int, Exception]], path: Path | None = None) -> None:
         # The relation is nullable: each row's field is null with its own located error.

@@ -142,6 +142,10 @@ def answer(
                 "extensions": {"code": "FORBIDDEN", "reason": withheld.reason, "count": withheld.count},
             }
         )
+    for path, failed in context.failed_relations.items():
+        error = failed.error
+        extensions = {**error.extensions, "code": error.code, "count": failed.count}
+        errors.append({"message": error.message, "path": list(path), "extensions": extensions})
     for path, count in context.unreadable.items():
         errors.append(
             {

@@ -106,6 +106,9 @@ class Hub:
         assert fast.result.data == normal.result.data
         assert sorted(map(_error, fast.result.errors or [])) == sorted(map(_error, normal.result.errors or []))
         assert list(fast.context.withheld.items()) == list(normal.context.withheld.items())
+        assert {path: failed.count for path, failed in fast.context.failed_relations.items()} == {
+            path: failed.count for path, failed in normal.context.failed_relations.items()
+        }
         return fast, normal
 
 
@@ -200,29 +203,34 @@ async def test_a_withheld_relation_is_one_error_counting_every_row_and_reads_not
     assert fast.calls["related"] == 0
 
 
-async def test_a_department_down_nulls_each_rows_relation_with_its_own_error(hub: Hub) -> None:
+async def test_a_department_down_nulls_every_rows_relation_with_one_error_counting_them(hub: Hub) -> None:
     hub.connectors["welfare"].down = True
-    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
-    errors = fast.result.errors or []
-    assert [error.path for error in errors] == [["registryPersons", "nodes", i, "cases"] for i in range(PERSONS)]
-    assert {getattr(error.original_error, "code", None) for error in errors} == {"DEPARTMENT_UNAVAILABLE"}
+    fast, normal = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    for ran in (fast, normal):
+        assert all(node["cases"] is None for node in ran.data["registryPersons"]["nodes"])
+        [failed] = ran.context.failed_relations.items()
+        path, entry = failed
+        assert (path, entry.count, entry.error.code) == (
+            ("registryPersons", "nodes", "*", "cases"),
+            PERSONS,
+            "DEPARTMENT_UNAVAILABLE",
+        )
+        assert not ran.result.errors  # no error of its own for any row
 
 
-async def test_a_department_down_gives_each_row_an_error_that_holds_no_frames(hub: Hub) -> None:
+async def test_a_department_down_gives_the_list_an_error_that_holds_no_frames(hub: Hub) -> None:
     # Raised through strawberry's batch, the error's traceback held that frame, whose batch held
     # the futures that held the error: every list reading a department that is down was left
     # to the cyclic collector, with its request's context (bench/README.md, "Load").
     hub.connectors["welfare"].down = True
-    fast, _ = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
-    errors = fast.result.errors or []
-    assert len(errors) == PERSONS
-    for error in errors:
-        original = error.original_error
-        assert getattr(original, "code", None) == "DEPARTMENT_UNAVAILABLE"
-        assert original is not None and original.__traceback__ is None and original.__context__ is None
-        assert error.__traceback__ is None
-        # What the caller is told is unchanged: the row's path, the code, the department.
+    fast, normal = await hub.both("{ registryPersons { nodes { name cases { caseId } } } }")
+    for ran in (fast, normal):
+        [failed] = ran.context.failed_relations.values()
+        error = failed.error
+        assert error.__traceback__ is None and error.__context__ is None
+        # What the caller is told: the code, the department, a message naming no server.
         assert error.message == "the welfare department's database is unavailable; try again later"
+        assert error.extensions == {"department": "welfare"}
 
 
 async def test_a_relation_failing_inside_the_hub_keeps_its_traceback_for_the_log(
@@ -250,7 +258,7 @@ async def test_a_released_request_is_freed_without_the_cyclic_collector(hub: Hub
     gc.disable()
     try:
         answer = await hub.answer(query, fast)
-        assert bool(answer.result.errors) is down
+        assert bool(answer.context.failed_relations) is down
         context = weakref.ref(answer.context)
         answer.context.release()
         del answer
