@@ -72,6 +72,9 @@ class Probe:
         self.lag_task: asyncio.Task[None] | None = None
         # Timed spans of the hub's own (the trail's flushes): (name, wall s, when, rows).
         self.spans: list[tuple[str, float, float, int]] = []
+        # With --count-full: the objects of the oldest generation at each full collection, and when.
+        self.count_full = False
+        self.full_sizes: list[tuple[int, float]] = []
         # The memory give-back after each large answer: (wall s, when).
         self.give_backs: list[tuple[float, float]] = []
 
@@ -106,6 +109,11 @@ class Probe:
         def collected(phase: str, info: dict[str, int]) -> None:
             now = time.perf_counter()
             if phase == "start":
+                if probe.count_full and info["generation"] == 2:
+                    # What a full collection walks: the objects of the oldest generation (the
+                    # younger ones are merged into it), counted before the clock starts.
+                    probe.full_sizes.append((len(gc.get_objects(2)), now - probe.started))
+                    now = time.perf_counter()
                 probe._gc_began = now
             elif probe._gc_began:
                 probe.collections.append((info["generation"], now - probe._gc_began, info["collected"], now))
@@ -223,6 +231,7 @@ class Probe:
                 (c[0], round(c[1] * 1000, 3), round(c[3] - c[1] - self.started, 4)) for c in self.collections if c[0]
             ],
             "all_slow": [self._row(s) for s in self.slow],
+            "full_collection_objects": [(n, round(at, 3)) for n, at in self.full_sizes],
             "long_flush_samples": self.flush_samples.most_common(60),
         }
 
@@ -436,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, help="sample long callbacks' stacks every this many seconds")
     parser.add_argument("--gc-threshold", help="gc.set_threshold for the hub: three integers, comma-separated")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the hub, in seconds")
+    parser.add_argument("--count-full", action="store_true", help="count what each full collection walks (slow)")
     parser.add_argument(
         "--postgresql",
         choices=["sqlite", "postgresql"],
@@ -449,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.gc_threshold is not None:
         gc.set_threshold(*(int(value) for value in args.gc_threshold.split(",")))
     probe = Probe()
+    probe.count_full = args.count_full
     probe.install()
     if args.sample is not None:
         probe.sample(args.sample)
