@@ -14,7 +14,10 @@ callbacks (the loop waiting in `select`, or for the GIL on return).
     .venv/bin/python -m bench.loop_probe --data-dir DIR --port N --out FILE
 
 Measure with `python -m bench.fairness --base-url http://127.0.0.1:N --tokens DIR/demo-tokens.json`
-against it. The wrapping costs about a microsecond per callback.
+against it. With `--postgresql sqlite|postgresql` it serves the bench database on PostgreSQL
+through `hub serve` (as `bench.fairness --database postgresql` does; the hub's own database on
+the one named) and writes the callers' tokens to DIR/demo-tokens.json. The wrapping costs about
+a microsecond per callback.
 """
 
 from __future__ import annotations
