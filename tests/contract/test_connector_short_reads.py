@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.base import ColumnSpec, Kind, OrderKey, Query, TableSpec
 from connectors.sql import SqlConnector
@@ -23,7 +24,7 @@ async def wide() -> AsyncIterator[tuple[SqlConnector, TableSpec]]:
     url = await reachable_url("postgresql")
     name = f"contract_{uuid.uuid4().hex[:12]}"
     table = sa.table(name, sa.column("id"), sa.column("name"))
-    writer = sa.ext.asyncio.create_async_engine(url)
+    writer = create_async_engine(url)
     async with writer.begin() as conn:
         await conn.execute(sa.text(f"CREATE TABLE {name} (id integer PRIMARY KEY, name text NOT NULL)"))
         await conn.execute(sa.insert(table), [{"id": n, "name": f"resident {n:06d} " + "x" * 60} for n in range(ROWS)])
