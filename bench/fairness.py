@@ -161,11 +161,13 @@ def _running(base: str, tokens: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 @contextmanager
-def _postgresql_hub(hub_database: str) -> Iterator[tuple[str, dict[str, str]]]:
+def postgresql_setup(hub_database: str, folder: Path) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """The environment `hub serve` needs to serve the bench database (the hub's own database
+    on SQLite in `folder`, or fresh on PostgreSQL), and the callers' tokens. Also used by
+    bench/loop_probe.py, which serves the same hub in its own process."""
     from bench.database import bench_url
     from bench.hub_setup import URL_ENV, hub_env, prepare_hub, register_app
     from bench.run import prepare_database
-    from bench.servers import start, stop, wait_ready
 
     prepare_database()
     own = None
@@ -173,18 +175,28 @@ def _postgresql_hub(hub_database: str) -> Iterator[tuple[str, dict[str, str]]]:
         from tests.servers import fresh_database
 
         own = fresh_database("postgresql", "hub_bench_fairness")
-    with tempfile.TemporaryDirectory(prefix="hub-fairness-") as tmp:
-        manifests, database_url = prepare_hub(Path(tmp), database_url=own)
-        tokens = {
-            HEAVY_CALLER: asyncio.run(register_app(database_url)),
-            LOOKUP_CALLER: asyncio.run(register_app(database_url, "ca", "civil_affairs", ("department_app",))),
-        }
-        env = {
-            "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False),
-            "HUB_MANIFESTS": str(manifests),
-            URL_ENV: bench_url().render_as_string(hide_password=False),
-            **hub_env(),
-        }
+    manifests, database_url = prepare_hub(folder, database_url=own)
+    tokens = {
+        HEAVY_CALLER: asyncio.run(register_app(database_url)),
+        LOOKUP_CALLER: asyncio.run(register_app(database_url, "ca", "civil_affairs", ("department_app",))),
+    }
+    env = {
+        "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "HUB_MANIFESTS": str(manifests),
+        URL_ENV: bench_url().render_as_string(hide_password=False),
+        **hub_env(),
+    }
+    yield env, tokens
+
+
+@contextmanager
+def _postgresql_hub(hub_database: str) -> Iterator[tuple[str, dict[str, str]]]:
+    from bench.servers import start, stop, wait_ready
+
+    with (
+        tempfile.TemporaryDirectory(prefix="hub-fairness-") as tmp,
+        postgresql_setup(hub_database, Path(tmp)) as (env, tokens),
+    ):
         command = [str(Path(sys.executable).with_name("hub")), "serve", "--port", "{port}"]
         server = start("hub serve", command, env, Path(tmp) / "hub.log", REPO)
         try:

@@ -14,7 +14,10 @@ callbacks (the loop waiting in `select`, or for the GIL on return).
     .venv/bin/python -m bench.loop_probe --data-dir DIR --port N --out FILE
 
 Measure with `python -m bench.fairness --base-url http://127.0.0.1:N --tokens DIR/demo-tokens.json`
-against it. The wrapping costs about a microsecond per callback.
+against it. With `--postgresql sqlite|postgresql` it serves the bench database on PostgreSQL
+through `hub serve` (as `bench.fairness --database postgresql` does; the hub's own database on
+the one named) and writes the callers' tokens to DIR/demo-tokens.json. The wrapping costs about
+a microsecond per callback.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class Probe:
         self.lag_task: asyncio.Task[None] | None = None
         # Timed spans of the hub's own (the trail's flushes): (name, wall s, when, rows).
         self.spans: list[tuple[str, float, float, int]] = []
+        # With --count-full: the objects of the oldest generation at each full collection, and when.
+        self.count_full = False
+        self.full_sizes: list[tuple[int, float]] = []
         # The memory give-back after each large answer: (wall s, when).
         self.give_backs: list[tuple[float, float]] = []
 
@@ -106,6 +112,11 @@ class Probe:
         def collected(phase: str, info: dict[str, int]) -> None:
             now = time.perf_counter()
             if phase == "start":
+                if probe.count_full and info["generation"] == 2:
+                    # What a full collection walks: the objects of the oldest generation (the
+                    # younger ones are merged into it), counted before the clock starts.
+                    probe.full_sizes.append((len(gc.get_objects(2)), now - probe.started))
+                    now = time.perf_counter()
                 probe._gc_began = now
             elif probe._gc_began:
                 probe.collections.append((info["generation"], now - probe._gc_began, info["collected"], now))
@@ -217,6 +228,13 @@ class Probe:
             "slowest_wall": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[0])[:60]],
             "slowest_cpu": [self._row(s) for s in sorted(self.slow, key=lambda s: -s[1])[:40]],
             "long_callback_samples": self.samples.most_common(60),
+            # Everything timed, for lining a slow lookup up with what it waited on.
+            "all_spans": [(x[0], round(x[1] * 1000, 3), round(x[2] - self.started, 4), x[3]) for x in self.spans],
+            "all_collections": [
+                (c[0], round(c[1] * 1000, 3), round(c[3] - c[1] - self.started, 4)) for c in self.collections if c[0]
+            ],
+            "all_slow": [self._row(s) for s in self.slow],
+            "full_collection_objects": [(n, round(at, 3)) for n, at in self.full_sizes],
             "long_flush_samples": self.flush_samples.most_common(60),
         }
 
@@ -312,6 +330,82 @@ def _time_trail(probe: Probe) -> None:
     SqliteFlusher._wal_checkpoint = timing("checkpoint", SqliteFlusher._wal_checkpoint, False)  # type: ignore[method-assign]
 
 
+def _time_postgresql(probe: Probe) -> None:
+    """Times the trail on a PostgreSQL hub database (each flush as the loop awaits it, the
+    backlog mover's statements) and the waits for a department's connection (hub/health/share.py)."""
+    import hub.audit.backlog as backlog
+    from hub.audit.postgres_writer import PostgresFlusher
+    from hub.health.share import Share
+
+    write = PostgresFlusher.write
+
+    async def timed_write(flusher: PostgresFlusher, staged: Any, edge: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await write(flusher, staged, edge)
+        finally:
+            size = _persons(staged)
+            name = "pg flush, a heavy event in it" if size > len(staged) + 64 else "pg flush"
+            probe.spans.append((name, time.perf_counter() - began, began, size))
+
+    PostgresFlusher.write = timed_write  # type: ignore[method-assign]
+    move_some = backlog.move_some
+
+    async def timed_move(connection: Any) -> int:
+        began = time.perf_counter()
+        moved = 0
+        try:
+            moved = await move_some(connection)
+            return moved
+        finally:
+            probe.spans.append(("backlog move", time.perf_counter() - began, began, moved))
+
+    backlog.move_some = timed_move  # type: ignore[assignment]
+
+    # Each /graphql request from the trail's begin to its end (its answer sent or refused).
+    from hub.audit.trail import Trail
+    from hub.audit.writer import TrailWriter
+
+    begin, end = Trail.begin, Trail.end
+
+    def timed_begin(trail: Trail, request: Any) -> None:
+        request.scope["probe.began"] = time.perf_counter()
+        begin(trail, request)
+
+    def timed_end(trail: Trail, request: Any) -> None:
+        end(trail, request)
+        began = request.scope.pop("probe.began", None)
+        if began is not None:
+            probe.spans.append(("request", time.perf_counter() - began, began, 0))
+
+    Trail.begin, Trail.end = timed_begin, timed_end  # type: ignore[method-assign]
+    gather = TrailWriter._gather
+
+    async def timed_gather(writer: TrailWriter) -> None:
+        began = time.perf_counter()
+        try:
+            await gather(writer)
+        finally:
+            probe.spans.append(("trail gathering", time.perf_counter() - began, began, 0))
+
+    TrailWriter._gather = timed_gather  # type: ignore[method-assign]
+
+    for name in ("wait", "wait_claim"):
+        method = getattr(Share, name)
+
+        def timing(method: Any, name: str) -> Any:
+            async def timed(share: Share, owner: Any) -> None:
+                began = time.perf_counter()
+                try:
+                    await method(share, owner)
+                finally:
+                    probe.spans.append((f"share.{name}", time.perf_counter() - began, began, 0))
+
+            return timed
+
+        setattr(Share, name, timing(method, name))
+
+
 def _persons(staged: Any) -> int:
     """The rows a flush writes to the log and its person index: a heavy request's event has
     1,331 persons (their blind indexes, 32 bytes each, travel as one run of bytes)."""
@@ -338,6 +432,11 @@ def _what(handle: asyncio.events.Handle) -> str:
         frame = getattr(coro, "cr_frame", None)
         where = "" if frame is None else f" at {frame.f_code.co_filename.rsplit('/', 3)[-1]}:{frame.f_lineno}"
         return f"task {getattr(coro, '__qualname__', coro)}{where}"
+    if owner is not None and hasattr(owner, "get_protocol"):
+        # A transport's read or write: which protocol it feeds (asyncpg's, uvicorn's, ...).
+        protocol = owner.get_protocol()
+        feeds = f"{type(protocol).__module__}.{type(protocol).__qualname__}"
+        return f"{getattr(callback, '__name__', callback)} of {type(owner).__name__} for {feeds}"
     return repr(callback)[:160]
 
 
@@ -349,6 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, help="sample long callbacks' stacks every this many seconds")
     parser.add_argument("--gc-threshold", help="gc.set_threshold for the hub: three integers, comma-separated")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the hub, in seconds")
+    parser.add_argument("--count-full", action="store_true", help="count what each full collection walks (slow)")
+    parser.add_argument(
+        "--postgresql",
+        choices=["sqlite", "postgresql"],
+        help="serve the bench database on PostgreSQL with `hub serve` (as bench.fairness --database "
+        "postgresql does), the hub's own database on this; --data-dir then receives demo-tokens.json",
+    )
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
         # `hub demo` sets the interval from its settings (hub/interpreter.py).
@@ -356,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.gc_threshold is not None:
         gc.set_threshold(*(int(value) for value in args.gc_threshold.split(",")))
     probe = Probe()
+    probe.count_full = args.count_full
     probe.install()
     if args.sample is not None:
         probe.sample(args.sample)
@@ -376,9 +483,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     large_answer.give_back = timed_give_back  # type: ignore[assignment]
     _time_trail(probe)
+    _time_postgresql(probe)
 
     try:
-        hub(["demo", "--data-dir", str(args.data_dir), "--port", str(args.port)], standalone_mode=False)
+        if args.postgresql is None:
+            hub(["demo", "--data-dir", str(args.data_dir), "--port", str(args.port)], standalone_mode=False)
+        else:
+            from bench.fairness import postgresql_setup
+
+            args.data_dir.mkdir(parents=True, exist_ok=True)
+            with postgresql_setup(args.postgresql, args.data_dir) as (env, tokens):
+                (args.data_dir / "demo-tokens.json").write_text(json.dumps(tokens))
+                os.environ.update(env)
+                hub(["serve", "--port", str(args.port)], standalone_mode=False)
     finally:
         args.out.write_text(json.dumps(probe.report(), indent=1))
     return 0

@@ -93,8 +93,13 @@ class Pending:
     async def wait(self) -> int:
         """The event's position once its flush committed; TrailUnavailable if it failed."""
         try:
-            # Shielded: a request given up on still has its event written once it is queued.
-            return await asyncio.shield(self.future)
+            # Awaited as it is, not through asyncio.shield: a shield hands the result on in one
+            # more turn of the loop, and beside a heavy request a turn can take 10-20 ms
+            # (bench/README.md, issue 13's fairness on PostgreSQL). A request given up on while
+            # it waits cancels this future only: its event is written all the same (a flush
+            # takes every queued event, whatever became of its waiter) and then finds the
+            # future done, so it answers nobody.
+            return await self.future
         finally:
             self.close()
 

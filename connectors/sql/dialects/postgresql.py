@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asyncio import selector_events
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -29,6 +30,19 @@ _BUSY = {
     "40001": "cancelled by a conflict (serialization or standby recovery)",
 }
 _SHORTAGE_CLASS = "53"
+
+# Bytes a connection's socket read hands asyncpg at once. asyncpg turns what it is given into
+# rows in the same callback of the event loop, and asyncio's selector transport reads up to
+# 256 KiB at a time: for a large page (10,000 rows of 12 fields) that is about 800 rows decoded
+# per callback, 4-8 ms on this machine, during which no other request is served, and a heavy
+# request reading two lists at once fed two such callbacks into every turn of the loop. A
+# lookup by key beside it needs a dozen turns (bench/README.md, issue 13's fairness on
+# PostgreSQL). At 32 KiB a callback decodes about a hundred rows; the page takes more, shorter
+# callbacks (one recv each), and the read as a whole costs the same.
+READ_BYTES = 32 * 1024
+
+# asyncio's socket transport over a selector (not in its public names, hence looked up).
+_SELECTOR_TRANSPORT: type[Any] | None = getattr(selector_events, "_SelectorSocketTransport", None)
 
 # asyncpg's own timer is a backstop for a server that stops answering altogether; the server's
 # statement_timeout, which fires first, is the real limit.
@@ -81,6 +95,7 @@ class PostgresDialect(SqlDialect):
                 driver.terminate()
 
         event.listen(engine.sync_engine, "invalidate", on_invalidate)
+        event.listen(engine.sync_engine, "connect", lambda dbapi_connection, _: short_reads(dbapi_connection))
 
     def collation(self, dialect: Dialect) -> str:
         # Byte order of UTF-8 is code point order.
@@ -117,3 +132,15 @@ class PostgresDialect(SqlDialect):
             if state.startswith(_SHORTAGE_CLASS):
                 return "out of resources"
         return super().busy(error)
+
+
+def short_reads(dbapi_connection: Any) -> bool:
+    """Has the connection's socket read READ_BYTES at a time (see READ_BYTES); whether it could.
+    Only asyncio's own selector transport has the setting (its class attribute `max_size`, read
+    at every recv); another event loop's transport (uvloop's) is left as it is."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    transport = getattr(driver, "_transport", None)
+    if _SELECTOR_TRANSPORT is None or not isinstance(transport, _SELECTOR_TRANSPORT):
+        return False
+    transport.max_size = READ_BYTES
+    return True

@@ -19,9 +19,10 @@ from sqlalchemy.engine import URL
 
 from hub.audit.event import Event
 from hub.audit.models import AuditEvent
+from hub.audit.rows import stage
 from hub.audit.store import TrailUnavailable
 from hub.audit.verify import verify_log
-from hub.audit.writer import TrailWriter
+from hub.audit.writer import Pending, TrailWriter
 from hub.db.engine import hub_engine, sessions
 from hub.migrate import upgrade
 
@@ -366,3 +367,41 @@ def test_a_flush_still_waits_for_a_request_begun_within_the_young_window(url: UR
 
     waited, positions, flushes = run(work)
     assert waited and positions == [0, 1] and flushes == 1
+
+
+def test_a_waiter_is_answered_on_the_loops_next_turn_after_its_flush() -> None:
+    # Beside a heavy request a turn of the loop can take 10-20 ms (issue 13's fairness): the
+    # flush's answer reaches its request in one turn, not two (asyncio.shield took two).
+    async def work() -> tuple[bool, int]:
+        loop = asyncio.get_running_loop()
+        pending = Pending(stage(event(0)), loop.create_future())
+        waiting = asyncio.create_task(pending.wait())
+        await asyncio.sleep(0)  # the request is waiting
+        pending.future.set_result(7)  # as the flush does once its transaction committed
+        await asyncio.sleep(0)  # one turn
+        return waiting.done(), await waiting
+
+    assert asyncio.run(work()) == (True, 7)
+
+
+def test_an_event_whose_request_is_cancelled_while_waiting_is_written_and_the_next_request_too(url: URL) -> None:
+    async def work() -> tuple[bool, int]:
+        engine, writer = await opened(url, "sqlite thread", gather_ms=0.0)
+        try:
+            gone = writer.enqueue(event(1))
+            waiting = asyncio.create_task(gone.wait())
+            await asyncio.sleep(0)
+            waiting.cancel()  # the client went away while the event was being written
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await writer.drain()
+            return gone.taken, await writer.append(event(2))
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    taken, position = run(work)
+    assert taken
+    # Both events are in the log, in order, the cancelled request's first.
+    assert [(p, h) for p, h, _ in asyncio.run(stored(url))] == [(0, f"{1:064x}"), (1, f"{2:064x}")]
+    assert position == 1
