@@ -141,9 +141,14 @@ class Nested:
 
     def values(self, raw: Sequence[Any]) -> list[Any] | None:
         """The column's response objects, or None where the normal path would report an error."""
-        present = [value for value in raw if value is not None]
-        if (self.non_null and len(present) != len(raw)) or any(type(value) is not dict for value in present):
+        # Checked a column at a time, not a value at a time: an aggregate's groups each hold
+        # a key and measures (up to 10,000 groups).
+        kinds = set(map(type, raw))
+        if kinds <= {dict}:
+            return self.shaper.objects(raw if isinstance(raw, list) else list(raw))
+        if self.non_null or not kinds <= {dict, NoneType}:
             return None
+        present = [value for value in raw if value is not None]
         shaped = self.shaper.objects(present)
         if shaped is None:
             return None
@@ -323,6 +328,12 @@ class Shaper:
         if self.getter is not None:
             try:
                 return [*zip(*map(self.getter, rows), strict=True)]
+            except KeyError:
+                pass
+        elif len(self.names) == 1:
+            # One column (an aggregate's key or measure object): read in one C-level pass.
+            try:
+                return [[*map(itemgetter(self.names[0]), rows)]]
             except KeyError:
                 pass
         return [[row.get(name) for row in rows] for name in self.names]
