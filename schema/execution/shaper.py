@@ -186,7 +186,7 @@ class NestedList:
         """One value's response list, or Undefined where the normal path would report an error."""
         if value is None:
             return Undefined if self.non_null else None
-        if type(value) is not list or any(type(item) is not dict for item in value):
+        if type(value) is not list or not set(map(type, value)) <= {dict}:
             # Null items (and anything but row dicts) are left to the normal path.
             return Undefined
         shaped = self.shaper.objects(value)
@@ -233,7 +233,7 @@ class Shaper:
             elif isinstance(entry, Typename):
                 columns.append([entry.name] * count)
             elif isinstance(entry, Nested | NestedList):
-                nested = entry.values([row.get(entry.column) for row in rows])
+                nested = entry.values(_column(rows, entry.column))
                 if nested is None:
                     return None
                 columns.append(nested)
@@ -330,13 +330,16 @@ class Shaper:
                 return [*zip(*map(self.getter, rows), strict=True)]
             except KeyError:
                 pass
-        elif len(self.names) == 1:
-            # One column (an aggregate's key or measure object): read in one C-level pass.
-            try:
-                return [[*map(itemgetter(self.names[0]), rows)]]
-            except KeyError:
-                pass
-        return [[row.get(name) for row in rows] for name in self.names]
+        return [_column(rows, name) for name in self.names]
+
+
+def _column(rows: list[dict[Any, Any]], name: str) -> list[Any]:
+    """One column of `rows`, read in one C-level pass (an aggregate's key or measure object,
+    per group); a row without it reads as null, as the default resolver reads it."""
+    try:
+        return [*map(itemgetter(name), rows)]
+    except KeyError:
+        return [row.get(name) for row in rows]
 
 
 def _step(entry: Entry) -> tuple[str | None, Any]:
