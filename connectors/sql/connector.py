@@ -186,8 +186,8 @@ class SqlConnector:
                     average(spec.kind, spec.scale, t, int(n)) for t, n in zip(totals, counts, strict=True)
                 ]
         labels = list(out)
-        # Every column holds a value per row (above): zipped without a check per row.
-        return [*map(dict, map(zip, repeat(labels), zip(*out.values())))]
+        # Each row's dict made from its values and the labels in C, with no frame per row.
+        return [*map(dict, map(zip, repeat(labels), zip(*out.values(), strict=True)))]
 
     async def fetch_by(
         self,
