@@ -287,11 +287,11 @@ async def answer(
     context.count_aggregated((f"{entity.id}.{name}" for name in result.fields), result.suppressed)
     # The measures selected (at the top or per group), each with the fields asked of it.
     selected = {m for m in MEASURES if m in top or m in groups}
-    fields = {
-        measure: [(n, label(measure, n)) for m, n in asked if m == measure]
-        for measure in MEASURES
-        if measure in selected
-    }
+    fields = {}
+    for measure in MEASURES:
+        if measure in selected:
+            names = tuple(n for m, n in asked if m == measure)
+            fields[measure] = (names, tuple(label(measure, n) for n in names))
     out = _cell(result.total, fields) if result.total is not None else {}
     groups_out = []
     for cell in result.groups:
@@ -335,14 +335,14 @@ def _measures(entity: EntityInfo, selected: dict[str, Any], fragments: Any, vari
     return out
 
 
-def _cell(cell: Cell, fields: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
-    """One group's (or the total's) measures, each field under its label worked out once per
-    request: this runs per group, up to 10,000 of them."""
+def _cell(cell: Cell, fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> dict[str, Any]:
+    """One group's (or the total's) measures: per measure, its fields' names and their labels,
+    worked out once per request, since this runs per group, up to 10,000 of them."""
     # A suppressed cell's measures are all withheld (Cell.measure).
     get = _WITHHELD.get if cell.suppressed else cell.values.get
     out: dict[str, Any] = {COUNT: get(COUNT)}
-    for measure, names in fields.items():
-        out[measure] = {name: get(labelled) for name, labelled in names}
+    for measure, (names, labels) in fields.items():
+        out[measure] = dict(zip(names, map(get, labels), strict=True))
     return out
 
 

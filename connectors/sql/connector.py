@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from connectors.aggregates import AggregateQuery, Groups, Measure, average, exact_sum
+from connectors.aggregates import AggregateQuery, Groups, Measure, average, exact_sums
 from connectors.base import (
     ColumnSpec,
     ConnectorError,
@@ -176,7 +177,7 @@ class SqlConnector:
                 continue
             if spec.kind is Kind.DECIMAL and self._dialect.scaled_sums:
                 raw = tuple(None if v is None else Decimal(v).scaleb(-spec.scale) for v in raw)
-            totals = [exact_sum(spec.kind, spec.scale, v) for v in raw]
+            totals = exact_sums(spec.kind, spec.scale, raw)
             if item.measure is Measure.SUM:
                 out[item.label] = totals
             else:
@@ -185,7 +186,8 @@ class SqlConnector:
                     average(spec.kind, spec.scale, t, int(n)) for t, n in zip(totals, counts, strict=True)
                 ]
         labels = list(out)
-        return [dict(zip(labels, values, strict=True)) for values in zip(*out.values(), strict=True)]
+        # Each row's dict made from its values and the labels in C, with no frame per row.
+        return [*map(dict, map(zip, repeat(labels), zip(*out.values(), strict=True)))]
 
     async def fetch_by(
         self,
