@@ -309,7 +309,7 @@ def test_an_event_queued_early_can_be_replaced_until_a_flush_takes_it(url: URL) 
 
 
 def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits_for_nobody(url: URL) -> None:
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, bool]:
         engine, writer = await opened(url, "sqlite thread", gather_ms=FOREVER_MS)
         try:
             flight = writer.begin()
@@ -323,7 +323,7 @@ def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits
             await writer.close()
             await engine.dispose()
 
-    assert run(work) == (0, 0)
+    assert run(work) == (0, False)
     assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
 
 
