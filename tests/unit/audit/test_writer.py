@@ -7,6 +7,7 @@ fails its own request only."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +20,7 @@ from sqlalchemy.engine import URL
 
 from hub.audit.event import Event
 from hub.audit.models import AuditEvent
+from hub.audit.rows import Unfit, stage
 from hub.audit.store import TrailUnavailable
 from hub.audit.verify import verify_log
 from hub.audit.writer import TrailWriter
@@ -366,3 +368,25 @@ def test_a_flush_still_waits_for_a_request_begun_within_the_young_window(url: UR
 
     waited, positions, flushes = run(work)
     assert waited and positions == [0, 1] and flushes == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        ({"operation_name": "查询个人记录"}, None),
+        ({"operation_name": "x" * 200}, None),
+        ({"operation_name": "x" * 201}, "the event's operation_name is longer than 200"),
+        ({"purpose": "audit\x00"}, "the event's purpose holds U+0000"),
+        ({"principal": "app\ud800"}, "the event's principal is not valid Unicode"),
+        ({"document_id": "文" * 81}, "the event's document_id is longer than 80"),
+    ],
+)
+def test_staging_takes_every_text_the_tables_hold_and_names_the_column_of_one_they_do_not(
+    change: dict[str, str], fault: str | None
+) -> None:
+    unfit = replace(event(1), **change)
+    if fault is None:
+        assert stage(unfit).columns["operation_name"] == unfit.operation_name
+    else:
+        with pytest.raises(Unfit, match=re.escape(fault)):
+            stage(unfit)
