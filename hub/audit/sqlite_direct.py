@@ -12,6 +12,10 @@ SQL is written by hand), with its values in the compiled order, run by aiosqlite
 transaction SQLAlchemy began (the sqlite3 module opens it at the first write; SQLAlchemy
 commits it). Only statements whose values need no conversion are run so: integers, strings
 and bytes, as the trail's tables hold. Statement observers still see every statement.
+
+The writer's flush on its own thread (hub/audit/sqlite_writer.py) inserts a table's rows as one
+multi-row INSERT per run of rows (`multi_row_for`, `row_chunks`), and the PostgreSQL flush
+(hub/audit/postgres_writer.py) runs its one statement as `compiled_for` compiles it.
 """
 
 from __future__ import annotations
