@@ -66,7 +66,7 @@ _PERSON = cast(Table, AuditPerson.__table__)
 
 def deferred(item: Staged) -> bool:
     """Whether `item`'s persons go to the backlog rather than to the index in the flush."""
-    return sum(len(raw) for _, raw in item.persons) > DEFER_PERSONS * PERSON_BYTES
+    return len(item.event.persons) > DEFER_PERSONS
 
 
 def backlog_row(item: Staged, position: int) -> dict[str, Any]:

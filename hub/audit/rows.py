@@ -36,6 +36,7 @@ class Staged:
 # its own request, rather than failing the transaction of every event flushed with it.
 _EVENT = cast(Table, AuditEvent.__table__)
 _LIMITS = {c.name: c.type.length for c in _EVENT.columns if isinstance(c.type, String) and c.type.length}
+_BOUNDED = tuple(_LIMITS.items())
 PERSON_BYTES = cast(LargeBinary, cast(Table, AuditPerson.__table__).c.person.type).length or 32
 
 
@@ -45,6 +46,21 @@ class Unfit(ValueError):
 
 def stage(event: Event) -> Staged:
     columns = event.columns()
+    # Every request passes here on the event loop: one look at all the texts at once, and the
+    # column by column check (which names the column at fault) only for a text that may be.
+    texts = "".join([value for value in columns.values() if isinstance(value, str)])
+    if "\x00" in texts or not texts.isascii() or any(len(columns[n] or "") > limit for n, limit in _BOUNDED):
+        _check_texts(columns)
+    if columns["outcome"] not in OUTCOMES or columns["kind"] not in KINDS:
+        raise Unfit("the event's outcome or kind is not one the log knows")
+    by_entities: dict[str, list[str]] = {}
+    for person, entities in event.persons.items():
+        by_entities.setdefault(entities, []).append(person)
+    return Staged(event, columns, [(entities, raw(persons)) for entities, persons in by_entities.items()])
+
+
+def _check_texts(columns: dict[str, Any]) -> None:
+    """Unfit, naming the column, for a text the tables cannot hold."""
     for name, value in columns.items():
         if not isinstance(value, str):
             continue
@@ -58,12 +74,6 @@ def stage(event: Event) -> Staged:
                 value.encode()
             except UnicodeEncodeError:  # a lone surrogate: no UTF-8, no database takes it
                 raise Unfit(f"the event's {name} is not valid Unicode") from None
-    if columns["outcome"] not in OUTCOMES or columns["kind"] not in KINDS:
-        raise Unfit("the event's outcome or kind is not one the log knows")
-    by_entities: dict[str, list[str]] = {}
-    for person, entities in event.persons.items():
-        by_entities.setdefault(entities, []).append(person)
-    return Staged(event, columns, [(entities, raw(persons)) for entities, persons in by_entities.items()])
 
 
 def raw(persons: list[str]) -> bytes:

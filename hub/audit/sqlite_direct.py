@@ -12,16 +12,23 @@ SQL is written by hand), with its values in the compiled order, run by aiosqlite
 transaction SQLAlchemy began (the sqlite3 module opens it at the first write; SQLAlchemy
 commits it). Only statements whose values need no conversion are run so: integers, strings
 and bytes, as the trail's tables hold. Statement observers still see every statement.
+
+The writer's flush on its own thread (hub/audit/sqlite_writer.py) inserts a table's rows as one
+multi-row INSERT per run of rows (`multi_row_for`, `row_chunks`), and the PostgreSQL flush
+(hub/audit/postgres_writer.py) runs its one statement as `compiled_for` compiles it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -55,6 +62,44 @@ def arguments_of(prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> list[
         return [(row[names[0]],) for row in rows]
     pick = itemgetter(*names)
     return [pick(row) for row in rows]
+
+
+# Rows of one multi-row INSERT at most: a power of two, so a flush of any size is a few statements
+# of a few shapes (each compiled once, and kept in the sqlite3 module's statement cache).
+MAX_ROWS = 256
+# SQLite's limit on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER): 32,766 since 3.32.
+MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+# (insert, value keys, rows) -> its SQL, and the (row, key) of each parameter in order.
+MultiRow = tuple[str, tuple[tuple[int, str], ...]]
+_MULTI: dict[tuple[int, tuple[str, ...], int], MultiRow] = {}
+
+
+def multi_row_for(dialect: Dialect, statement: Insert, keys: tuple[str, ...], count: int) -> MultiRow:
+    """`statement` as one INSERT of `count` rows with these keys (VALUES (...), (...), ...),
+    compiled once by SQLAlchemy for `dialect`."""
+    cache_key = (id(statement), keys, count)
+    found = _MULTI.get(cache_key)
+    if found is None:
+        names = {f"r{row}_{key}": (row, key) for row in range(count) for key in keys}
+        rows: list[dict[str, Any]] = [{key: bindparam(f"r{row}_{key}") for key in keys} for row in range(count)]
+        compiled = statement.values(rows).compile(dialect=dialect)
+        found = _MULTI[cache_key] = (compiled.string, tuple(names[name] for name in compiled.positiontup or []))
+    return found
+
+
+def row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str, Any]]]:
+    """`rows` cut into runs of powers of two (13 rows: 8, 4, 1), none past MAX_ROWS or past
+    SQLite's parameters per statement: one multi-row INSERT each."""
+    if not rows:
+        return
+    most = MAX_ROWS
+    while most > 1 and most * len(rows[0]) > MAX_PARAMETERS:
+        most //= 2
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        yield rows[start : start + size]
+        start += size
 
 
 class DirectSqlite:

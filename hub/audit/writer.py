@@ -127,9 +127,10 @@ class TrailWriter:
         # The tree's right edge as this writer's last flush left it: when no other process
         # wrote since, the next flush needs not read it back.
         self._edge: Frontier | None = None
-        # Requests begun and not ended (the app says when): those not queued yet may still
-        # bring an event to the next flush.
-        self._flights: set[Flight] = set()
+        # Requests begun and not ended whose event is not queued yet (the app says when): they
+        # may still bring an event to the next flush. In the order they began (a dict keeps it),
+        # so the youngest is last.
+        self._flights: dict[Flight, None] = {}
         self._gathering: asyncio.Future[None] | None = None
         self.flushes = 0
         self.events = 0
@@ -138,12 +139,12 @@ class TrailWriter:
         """A request has begun: its event may come soon. Pass what this returns to `enqueue`
         (or `append`) and `end`."""
         flight = Flight()
-        self._flights.add(flight)
+        self._flights[flight] = None
         return flight
 
     def end(self, flight: Flight) -> None:
         """A request has ended (with its event written, or with none to write)."""
-        self._flights.discard(flight)
+        self._flights.pop(flight, None)
         self._nudge()
 
     async def append(self, event: Event, flight: Flight | None = None) -> int:
@@ -163,6 +164,7 @@ class TrailWriter:
         self._pending.append(pending)
         if flight is not None:
             flight.queued = True
+            self._flights.pop(flight, None)
         self._nudge()
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
@@ -182,16 +184,21 @@ class TrailWriter:
         """Append `events` in one transaction, now; the first one's position."""
         return await self._write([stage(event) for event in events])
 
-    def _coming(self) -> int:
-        """Requests begun lately whose event is not queued yet: those a flush may wait for."""
-        since = time.monotonic() - self._young_s
-        return sum(1 for flight in self._flights if not flight.queued and flight.began >= since)
+    def _coming(self) -> bool:
+        """Whether a request begun lately has not queued its event yet: one a flush may wait for.
+        Asked at every enqueue and end: the youngest such request is the last one begun, so one
+        look answers (a count over the requests in flight cost as much as the rest of the check)."""
+        flights = self._flights
+        if not flights:
+            return False
+        youngest = next(reversed(flights))
+        return youngest.began >= time.monotonic() - self._young_s
 
     def _nudge(self) -> None:
         """End the gathering once nobody else is coming or the group is full."""
         gathering = self._gathering
         full = len(self._pending) >= self._batch_max
-        if gathering is not None and not gathering.done() and (full or self._coming() <= 0):
+        if gathering is not None and not gathering.done() and (full or not self._coming()):
             gathering.set_result(None)
 
     async def _gather(self) -> None:
@@ -207,7 +214,7 @@ class TrailWriter:
     async def _flush(self) -> None:
         try:
             while self._pending:
-                if self._gather_s > 0 and self._coming() > 0 and len(self._pending) < self._batch_max:
+                if self._gather_s > 0 and self._coming() and len(self._pending) < self._batch_max:
                     await self._gather()
                 batch = self._pending[: self._batch_max]
                 del self._pending[: self._batch_max]

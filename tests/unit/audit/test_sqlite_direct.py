@@ -69,10 +69,13 @@ def new_database(folder: Path) -> URL:
     return url
 
 
-async def written(url: URL, way: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """Seven events (one at a time, then four together) on a new hub database; its tables.
-    `way`: the writer's flush on its own thread, `append_in` with the direct statements (an
-    admin action's path), or `append_in` through SQLAlchemy's own execution."""
+async def written(
+    url: URL, way: str, monkeypatch: pytest.MonkeyPatch, batches: tuple[int, ...] = (1, 1, 1, 4)
+) -> dict[str, list[Any]]:
+    """Events in flushes of these sizes (by default seven: one at a time, then four together)
+    on a new hub database; its tables. `way`: the writer's flush on its own thread, `append_in`
+    with the direct statements (an admin action's path), or `append_in` through SQLAlchemy's
+    own execution."""
     if way == "sqlalchemy":
 
         async def none(connection: Any) -> None:
@@ -81,16 +84,16 @@ async def written(url: URL, way: str, monkeypatch: pytest.MonkeyPatch) -> dict[s
         monkeypatch.setattr(sqlite_direct.DirectSqlite, "of", none)
     engine = hub_engine(url)
     try:
+        starts = [sum(batches[:k]) for k in range(len(batches))]
         if way == "writer":
             writer = TrailWriter(engine)
-            for n in range(3):
-                await writer.append(event(n))
-            await writer.write([event(n) for n in range(3, 7)])
+            for start, size in zip(starts, batches, strict=True):
+                await writer.write([event(n) for n in range(start, start + size)])
             await writer.close()
         else:
-            for batch in ([0], [1], [2], [3, 4, 5, 6]):
+            for start, size in zip(starts, batches, strict=True):
                 async with engine.begin() as connection:
-                    await append_in(connection, [event(n) for n in batch])
+                    await append_in(connection, [event(n) for n in range(start, start + size)])
         async with engine.connect() as connection:
             tables: dict[str, list[Any]] = {}
             for model in (AuditEvent, AuditPerson, AuditNode, AuditLog):
@@ -115,6 +118,36 @@ def test_the_writer_and_the_direct_writes_store_what_sqlalchemy_stores(
     assert len(tables["writer"]["hub_audit_event"]) == 7
     assert tables["writer"]["hub_audit_log"][0][1] == 7
     assert tables["writer"]["hub_audit_person"]
+
+
+def test_flushes_of_any_size_as_multi_row_inserts_store_what_sqlalchemy_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 13 events (runs of 8, 4 and 1 rows), then 300 (past the largest run, MAX_ROWS), then 3.
+    batches = (13, 300, 3)
+    tables = {}
+    for way in ("writer", "sqlalchemy"):
+        (tmp_path / way).mkdir()
+        tables[way] = asyncio.run(written(new_database(tmp_path / way), way, monkeypatch, batches))
+    assert tables["writer"] == tables["sqlalchemy"]
+    assert [row[0] for row in tables["writer"]["hub_audit_event"]] == list(range(316))
+    assert tables["writer"]["hub_audit_log"][0][1] == 316
+
+
+def test_rows_are_cut_into_runs_of_powers_of_two_within_sqlites_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    def sizes(count: int, columns: int = 4) -> list[int]:
+        rows = [{f"c{k}": k for k in range(columns)}] * count
+        return [len(chunk) for chunk in sqlite_direct.row_chunks(rows)]
+
+    assert sizes(0) == []
+    assert sizes(1) == [1]
+    assert sizes(13) == [8, 4, 1]
+    assert sizes(16) == [16]
+    assert sizes(600) == [256, 256, 64, 16, 8]
+    # An older SQLite takes 999 parameters a statement: 19 columns, at most 32 rows a run.
+    monkeypatch.setattr(sqlite_direct, "MAX_PARAMETERS", 999)
+    assert sizes(100, 19) == [32, 32, 32, 4]
+    assert sum(sizes(1_000, 19)) == 1_000
 
 
 def test_a_direct_append_is_one_trip_to_the_driver_thread_per_statement(

@@ -7,6 +7,7 @@ fails its own request only."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from hub.audit.event import Event
 from hub.audit.models import AuditEvent
-from hub.audit.rows import stage
+from hub.audit.rows import Unfit, stage
 from hub.audit.store import TrailUnavailable
 from hub.audit.verify import verify_log
 from hub.audit.writer import Pending, TrailWriter
@@ -310,7 +311,7 @@ def test_an_event_queued_early_can_be_replaced_until_a_flush_takes_it(url: URL) 
 
 
 def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits_for_nobody(url: URL) -> None:
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, bool]:
         engine, writer = await opened(url, "sqlite thread", gather_ms=FOREVER_MS)
         try:
             flight = writer.begin()
@@ -324,7 +325,7 @@ def test_an_event_its_request_no_longer_waits_for_is_written_and_the_flush_waits
             await writer.close()
             await engine.dispose()
 
-    assert run(work) == (0, 0)
+    assert run(work) == (0, False)
     assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
 
 
@@ -405,3 +406,25 @@ def test_an_event_whose_request_is_cancelled_while_waiting_is_written_and_the_ne
     # Both events are in the log, in order, the cancelled request's first.
     assert [(p, h) for p, h, _ in asyncio.run(stored(url))] == [(0, f"{1:064x}"), (1, f"{2:064x}")]
     assert position == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        ({"operation_name": "查询个人记录"}, None),
+        ({"operation_name": "x" * 200}, None),
+        ({"operation_name": "x" * 201}, "the event's operation_name is longer than 200"),
+        ({"purpose": "audit\x00"}, "the event's purpose holds U+0000"),
+        ({"principal": "app\ud800"}, "the event's principal is not valid Unicode"),
+        ({"document_id": "文" * 81}, "the event's document_id is longer than 80"),
+    ],
+)
+def test_staging_takes_every_text_the_tables_hold_and_names_the_column_of_one_they_do_not(
+    change: dict[str, str], fault: str | None
+) -> None:
+    unfit = replace(event(1), **change)
+    if fault is None:
+        assert stage(unfit).columns["operation_name"] == unfit.operation_name
+    else:
+        with pytest.raises(Unfit, match=re.escape(fault)):
+            stage(unfit)
