@@ -130,6 +130,9 @@ class Services:
         database and load its newest version. A policy whose row rules leave an entity about
         persons uncovered (stored before the check existed, or over a changed catalog) stops
         the start: serving it would release the rows the rules meant to hide."""
+        if self.trail is not None:
+            # The trail's writer process, if it has one, is ready before the first request.
+            await self.trail.writer.open()
         if self.changes is not None:
             # Before anything is loaded: a change committed while this start loads is applied
             # by the first check (hub/instances/feed.py).
@@ -315,7 +318,12 @@ def build_services(
         observe=observe,
         trail=Trail(
             settings.audit,
-            TrailWriter(engine, settings.audit.batch_max, settings.audit.gather_ms),
+            TrailWriter(
+                engine,
+                settings.audit.batch_max,
+                settings.audit.gather_ms,
+                process=settings.audit.writer == "process",
+            ),
             catalog,
             terms.purposes,
         ),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+WRITERS = ("process", "thread")
+
 
 class AuditSettingsError(ValueError):
     """A malformed trail setting; the message names the variable."""
@@ -25,6 +27,10 @@ class AuditSettings:
     # HUB_AUDIT_GATHER_MS: how long a flush waits, at most, for the events of requests still in
     # flight (hub/audit/writer.py); 0 writes what is queued at once.
     gather_ms: float = 12.0
+    # HUB_AUDIT_WRITER: where flushes are written: "process" (a process of the hub's own,
+    # hub/audit/flush_process.py) or "thread" (the hub's process). Unset, the command decides:
+    # `hub serve` and `hub demo` take "process"; the library (tests, in-process benches) "thread".
+    writer: str | None = None
 
 
 def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
@@ -50,4 +56,9 @@ def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
         raise AuditSettingsError("HUB_AUDIT_BATCH must be from 1 to 10000")
     if not 0 <= gather <= 100:
         raise AuditSettingsError("HUB_AUDIT_GATHER_MS must be milliseconds from 0 to 100")
-    return AuditSettings(flag("HUB_AUDIT", "on"), flag("HUB_AUDIT_UNLOGGED_L1_L2", "off"), interval, batch, gather)
+    writer = environ.get("HUB_AUDIT_WRITER", "").strip().lower() or None
+    if writer not in (None, *WRITERS):
+        raise AuditSettingsError("HUB_AUDIT_WRITER must be process or thread")
+    return AuditSettings(
+        flag("HUB_AUDIT", "on"), flag("HUB_AUDIT_UNLOGGED_L1_L2", "off"), interval, batch, gather, writer
+    )

@@ -36,6 +36,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit.event import Event
+from hub.audit.flush_process import ProcessFlusher
 from hub.audit.merkle import Frontier
 from hub.audit.postgres_writer import PostgresFlusher
 from hub.audit.rows import Staged, stage
@@ -62,7 +63,7 @@ class Flight:
 class Flusher(Protocol):
     """A database's own way to write one flush in one transaction."""
 
-    async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]: ...
+    async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier | None]: ...
 
     async def close(self) -> None: ...
 
@@ -113,15 +114,23 @@ class Pending:
 
 class TrailWriter:
     def __init__(
-        self, engine: AsyncEngine, batch_max: int = 500, gather_ms: float = GATHER_MS, young_ms: float = YOUNG_MS
+        self,
+        engine: AsyncEngine,
+        batch_max: int = 500,
+        gather_ms: float = GATHER_MS,
+        young_ms: float = YOUNG_MS,
+        process: bool = False,
     ) -> None:
         self.engine = engine
         self._batch_max = batch_max
         self._gather_s = gather_ms / 1000
         self._young_s = young_ms / 1000
         # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
-        # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py).
-        self._flusher: Flusher | None = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
+        # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py);
+        # with `process`, either of them in a process of its own (hub/audit/flush_process.py).
+        self._flusher: Flusher | None = (ProcessFlusher.of(engine) if process else None) or (
+            SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
+        )
         self._pending: list[Pending] = []
         self._flushing: asyncio.Task[None] | None = None
         # The tree's right edge as this writer's last flush left it: when no other process
@@ -169,6 +178,11 @@ class TrailWriter:
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         return pending
+
+    async def open(self) -> None:
+        """Make ready what the first flush would (the writer's process), at the hub's start."""
+        if isinstance(self._flusher, ProcessFlusher):
+            await self._flusher.open()
 
     async def drain(self) -> None:
         """Wait for the flush in progress (at shutdown)."""

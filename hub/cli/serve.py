@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Mapping
@@ -28,6 +29,11 @@ log = logging.getLogger("hub.cli.serve")
 def _serve(settings: Settings, host: str, port: int) -> None:
     from hub.interpreter import apply_switch_interval
     from hub.services import build_services
+
+    if settings.audit.writer is None:
+        # A serving hub writes its trail from a process of its own (hub/audit/flush_process.py):
+        # the flushes' work then runs on another core than the requests'.
+        settings = dataclasses.replace(settings, audit=dataclasses.replace(settings.audit, writer="process"))
 
     # Manifests first (a file check, no database), then the hub database, then the rest.
     try:

@@ -4,7 +4,8 @@ verifies, and every answer a client received with data has its event in the log.
 `hub demo` runs in its own process over a copy of the session's demo; twelve clients send
 lookups by key, each request with an operation name of its own (which the event records), and
 the process is killed while they run. Answers cut off by the kill are not counted; each one
-that arrived with data must be in the log: the event is written before the answer leaves.
+that arrived with data must be in the log: the event is written before the answer leaves. The
+hub's trail writer process (hub/audit/flush_process.py) stops by itself once its hub is gone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,35 @@ def _port() -> int:
                 continue
             return port
     raise RuntimeError("no free port in 18600-18699")
+
+
+def _writer_processes(pid: int) -> list[int]:
+    """The trail's writer processes among `pid`'s children."""
+    children = [
+        int(child) for task in Path(f"/proc/{pid}/task").glob("*/children") for child in task.read_text().split()
+    ]
+    found = []
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"hub.audit.flush_server" in command:
+            found.append(child)
+    return found
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state == "Z":  # ended, waiting for whoever adopted it to reap it
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the trail's writer process {pid} was still running {seconds:.0f} s after the hub's kill")
 
 
 def test_after_a_kill_the_log_verifies_and_every_answer_with_data_is_in_it(
@@ -104,8 +134,13 @@ def test_after_a_kill_the_log_verifies_and_every_answer_with_data_is_in_it(
         # Kill once the burst is well under way.
         while len(received) < 200 and all(t.is_alive() for t in threads):
             time.sleep(0.01)
+        # `hub demo` writes its trail from a process of its own (hub/audit/flush_process.py).
+        writers = _writer_processes(process.pid)
+        assert len(writers) == 1, writers
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=20)
+        # With the hub gone, its writer finishes the flush under way and stops.
+        _wait_gone(writers[0], 30)
         stop.set()
         for thread in threads:
             thread.join(timeout=30)

@@ -1,5 +1,6 @@
 """The trail's flush on PostgreSQL (hub/audit/postgres_writer.py): one statement stores exactly
-what the locking path (store.append_in) stores, follows another writer's appends without a gap,
+what the locking path (store.append_in) stores, in the hub or in the writer's process
+(hub/audit/flush_process.py), follows another writer's appends without a gap,
 and an event the table would refuse fails its own request, not the others of its flush."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
@@ -54,14 +56,15 @@ def crowd(n: int) -> Event:
     return replace(event(n), persons=persons)
 
 
-def test_the_one_statement_flush_stores_what_the_locking_path_stores() -> None:
+@pytest.mark.parametrize("process", [False, True], ids=["in the hub", "in the writer process"])
+def test_the_one_statement_flush_stores_what_the_locking_path_stores(process: bool) -> None:
     flushed, locked = database("hub_it_trail_flush"), database("hub_it_trail_locked")
     # Events of one person, of many in several sets of entities, and of none.
     made = [event(0), crowd(1), event(2), event(3), crowd(4), replace(event(5), persons={}), event(6)]
 
     async def write(url: URL, writer_path: bool) -> None:
         engine = hub_engine(url)
-        writer = TrailWriter(engine)
+        writer = TrailWriter(engine, process=process)
         try:
             if writer_path:
                 assert writer._flusher is not None
@@ -83,12 +86,13 @@ def test_the_one_statement_flush_stores_what_the_locking_path_stores() -> None:
     assert len(one["hub_audit_event"]) == 7 and len(one["hub_audit_person"]) == 404
 
 
-def test_a_flush_after_another_writer_appended_continues_the_log_without_a_gap() -> None:
+@pytest.mark.parametrize("process", [False, True], ids=["in the hub", "in the writer process"])
+def test_a_flush_after_another_writer_appended_continues_the_log_without_a_gap(process: bool) -> None:
     url = database("hub_it_trail_follow")
 
     async def work() -> list[int]:
         engine = hub_engine(url)
-        writer = TrailWriter(engine)
+        writer = TrailWriter(engine, process=process)
         try:
             positions = [await writer.append(event(0))]
             # Another process (an admin command) appends: this writer's edge is stale.

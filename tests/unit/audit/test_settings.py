@@ -1,5 +1,6 @@
 """The trail's settings: the gathering window of its group commit is read in milliseconds and
-bounded, so an operator cannot make every request wait long for its event."""
+bounded, so an operator cannot make every request wait long for its event; where flushes are
+written is one of two known places."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ def test_the_gathering_window_defaults_to_twelve_milliseconds_and_can_be_set_or_
 def test_a_gathering_window_out_of_bounds_is_refused_naming_the_variable(value: str) -> None:
     with pytest.raises(AuditSettingsError, match="HUB_AUDIT_GATHER_MS"):
         audit_settings({"HUB_AUDIT_GATHER_MS": value})
+
+
+def test_the_writer_is_left_to_the_command_unless_set_to_process_or_thread() -> None:
+    assert audit_settings({}).writer is None
+    assert audit_settings({"HUB_AUDIT_WRITER": "process"}).writer == "process"
+    assert audit_settings({"HUB_AUDIT_WRITER": " Thread "}).writer == "thread"
+
+
+@pytest.mark.parametrize("value", ["fork", "processes", "1"])
+def test_an_unknown_writer_is_refused_naming_the_variable(value: str) -> None:
+    with pytest.raises(AuditSettingsError, match="HUB_AUDIT_WRITER"):
+        audit_settings({"HUB_AUDIT_WRITER": value})

@@ -57,15 +57,16 @@ def url(tmp_path: Path) -> URL:
     return url
 
 
-@pytest.fixture(params=["sqlite thread", "sqlalchemy"])
+@pytest.fixture(params=["sqlite thread", "sqlite process", "sqlalchemy"])
 def through(request: pytest.FixtureRequest) -> str:
-    """The flush on SQLite's own thread, and through SQLAlchemy as on PostgreSQL."""
+    """The flush on SQLite's own thread, in the writer's process (hub/audit/flush_process.py),
+    and through SQLAlchemy as on PostgreSQL."""
     return str(request.param)
 
 
 async def opened(url: URL, through: str, gather_ms: float) -> tuple[Any, TrailWriter]:
     engine = hub_engine(url)
-    writer = TrailWriter(engine, gather_ms=gather_ms)
+    writer = TrailWriter(engine, gather_ms=gather_ms, process=through == "sqlite process")
     if through == "sqlalchemy":
         writer._flusher = None
     return engine, writer
@@ -249,6 +250,8 @@ def test_a_failed_write_refuses_every_request_of_its_group_and_the_next_ones_are
         "a plain number beside a blind index",
     ],
 )
+# Staging is the hub's own (before any flush, wherever flushes run): the writer's process adds nothing here.
+@pytest.mark.parametrize("through", ["sqlite thread", "sqlalchemy"])
 def test_an_event_the_log_cannot_hold_fails_its_own_request_only(url: URL, through: str, unfit: Event) -> None:
     async def work() -> list[Any]:
         engine, writer = await opened(url, through, 5.0)

@@ -1,0 +1,152 @@
+"""The trail's writer process (hub/audit/flush_process.py): a process killed during a flush
+refuses that flush and the next flush starts another, the log going on without a gap; one that
+died between flushes is replaced without refusing any; it stops once
+the hub's end of its pipe closes (the hub died); it is never given the hub database's URL on its
+command line; a database it cannot write refuses the flush without naming the file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+from hub.audit.flush_process import ProcessFlusher
+from hub.audit.store import TrailUnavailable
+from hub.audit.writer import TrailWriter
+from hub.db.engine import hub_engine
+from hub.migrate import upgrade
+from tests.unit.audit.test_writer import event, stored
+
+BOUND_S = 60.0
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> URL:
+    url = URL.create("sqlite+aiosqlite", database=str(tmp_path / "hub.db"))
+    upgrade(url)
+    return url
+
+
+def run(work: Callable[[], Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(work(), BOUND_S))
+
+
+def _process_of(writer: TrailWriter) -> Any:
+    flusher = writer._flusher
+    assert isinstance(flusher, ProcessFlusher)
+    process = flusher._process
+    assert process is not None and process.returncode is None
+    return process
+
+
+def test_a_writer_process_killed_during_a_flush_refuses_it_and_the_next_flush_starts_another(url: URL) -> None:
+    async def work() -> tuple[int, BaseException | int, int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            await writer.open()
+            first = await writer.append(event(0))
+            killed = _process_of(writer)
+            # Stopped, it cannot answer: the flush is under way when it is killed.
+            os.kill(killed.pid, signal.SIGSTOP)
+            flushing = asyncio.create_task(writer.append(event(1)))
+            await asyncio.sleep(0.3)
+            assert not flushing.done()
+            os.kill(killed.pid, signal.SIGKILL)
+            try:
+                refused: BaseException | int = await flushing
+            except TrailUnavailable as exc:
+                refused = exc
+            later = await writer.append(event(2))
+            assert _process_of(writer).pid != killed.pid
+            return first, refused, later
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    first, refused, later = run(work)
+    assert first == 0 and isinstance(refused, TrailUnavailable) and later == 1
+    # The refused event was not written; the log goes on without a gap and verifies.
+    assert [(p, h) for p, h, _ in asyncio.run(stored(url))] == [(0, f"{0:064x}"), (1, f"{2:064x}")]
+
+
+def test_a_writer_process_that_died_between_flushes_is_replaced_and_no_flush_is_refused(url: URL) -> None:
+    async def work() -> list[int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            positions = [await writer.append(event(0))]
+            killed = _process_of(writer)
+            os.kill(killed.pid, signal.SIGKILL)
+            await killed.wait()
+            positions.append(await writer.append(event(1)))
+            assert _process_of(writer).pid != killed.pid
+            return positions
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == [0, 1]
+    assert [p for p, _, _ in asyncio.run(stored(url))] == [0, 1]
+
+
+def test_the_writer_process_stops_once_the_hubs_end_of_its_pipe_closes(url: URL) -> None:
+    async def work() -> int | None:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            await writer.append(event(0))
+            process = _process_of(writer)
+            # As when the hub dies, even by SIGKILL: its end of the pipe closes, nothing is said.
+            process.stdin.close()
+            code: int | None = await asyncio.wait_for(process.wait(), 20)
+            return code
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == 0
+    assert [p for p, _, _ in asyncio.run(stored(url))] == [0]
+
+
+def test_the_writer_process_is_not_given_the_hub_database_on_its_command_line(url: URL) -> None:
+    async def work() -> bytes:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            await writer.open()
+            return await asyncio.to_thread(Path(f"/proc/{_process_of(writer).pid}/cmdline").read_bytes)
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    command = run(work)
+    assert b"hub.audit.flush_server" in command
+    assert str(url.database).encode() not in command and b"sqlite" not in command
+
+
+def test_a_database_the_writer_process_cannot_write_refuses_the_flush_without_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "no such folder" / "hub.db"
+
+    async def work() -> TrailUnavailable:
+        engine = hub_engine(URL.create("sqlite+aiosqlite", database=str(missing)))
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            with pytest.raises(TrailUnavailable) as refused:
+                await writer.append(event(0))
+            return refused.value
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    refusal = run(work)
+    assert "no such folder" not in str(refusal) and "hub.db" not in str(refusal)
+    assert not missing.exists()
