@@ -55,7 +55,8 @@ async def serve() -> None:
     if opening is None or opening[0] != "open":
         return
     engine = hub_engine(make_url(opening[1]))
-    flusher = SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
+    # On SQLite each flush runs on this process's own thread (nothing else runs here).
+    flusher = SqliteFlusher.of(engine, inline=True) or PostgresFlusher.of(engine)
     if flusher is None:
         _answer(("error", "the hub database is neither a SQLite file nor PostgreSQL"))
         await engine.dispose()
@@ -76,6 +77,9 @@ async def serve() -> None:
                 _answer(("error", _why(exc)))
                 continue
             _answer(("ok", first))
+            if isinstance(flusher, SqliteFlusher):
+                # After the answer: the flush's requests do not wait for the person index.
+                flusher.settle()
     finally:
         await flusher.close()
         await engine.dispose()

@@ -76,9 +76,14 @@ CHECKPOINT_ROWS = 8_000
 class SqliteFlusher:
     """One connection, on one thread, that writes the writer's flushes."""
 
-    def __init__(self, engine: AsyncEngine, path: str) -> None:
+    def __init__(self, engine: AsyncEngine, path: str, inline: bool = False) -> None:
         self._engine = engine
         self._path = path
+        # Inline: each flush runs on the caller's own thread, the backlog's moves when `settle`
+        # is called (the writer's process, hub/audit/flush_server.py, whose thread has nothing
+        # else to do: a hand-off to another thread would only add two wake-ups to every flush).
+        self._inline = inline
+        self._due = False
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-trail")
         self._connection: sqlite3.Connection | None = None
         # The checkpoints' own thread and connection: flushes never wait behind one.
@@ -98,27 +103,32 @@ class SqliteFlusher:
         self._again = False
 
     @classmethod
-    def of(cls, engine: AsyncEngine) -> SqliteFlusher | None:
+    def of(cls, engine: AsyncEngine, inline: bool = False) -> SqliteFlusher | None:
         """The flusher for `engine`'s database, or None where it is not a SQLite file."""
         url = engine.url
         database = url.database
         if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or url.query:
             return None
-        return cls(engine, database)
+        return cls(engine, database, inline)
 
     async def write(self, staged: Sequence[Staged], edge: Frontier | None) -> tuple[int, Frontier]:
         """Append `staged` in one transaction: the first one's position and the new right edge."""
         if self._closed:
             raise TrailUnavailable("the trail's writer is closed")
         loop = asyncio.get_running_loop()
-        first, grown, rows, deferred_rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
+        if self._inline:
+            first, grown, rows, deferred_rows = self._write(staged, edge)
+        else:
+            first, grown, rows, deferred_rows = await loop.run_in_executor(self._thread, self._write, staged, edge)
         self._unchecked += rows
         if deferred_rows or not self._caught_up:
             # Queued on the flushes' thread, not awaited: this flush's requests are answered now,
             # and the next flush runs after the move (one writer at a time on SQLite). At the
-            # first flush, whatever an earlier hub left in the backlog.
+            # first flush, whatever an earlier hub left in the backlog. Inline, `settle` moves it.
             self._caught_up = True
-            if self._moving is None:
+            if self._inline:
+                self._due = True
+            elif self._moving is None:
                 self._queue_move()
             else:  # the move under way may have read the backlog before this flush wrote it
                 self._again = True
@@ -140,6 +150,20 @@ class SqliteFlusher:
         # After any checkpoint under way (queued before this, on the same thread).
         await loop.run_in_executor(self._checkpoints, self._close_checkpointer)
         self._checkpoints.shutdown(wait=False)
+
+    def settle(self) -> None:
+        """Inline: move what the flushes left in the backlog, now, on the caller's thread (once
+        their requests were answered); a failed move leaves the persons in the backlog, where
+        readers read them, and the next flush that defers tries again."""
+        while self._due and not self._closed:
+            try:
+                written, more = self._move()
+            except Exception as exc:
+                self._due = self._caught_up = False
+                log.warning("the trail's person backlog could not be moved: %s", type(exc).__name__)
+                return
+            self._unchecked += written
+            self._due = more
 
     def _queue_move(self) -> None:
         self._moving = asyncio.get_running_loop().run_in_executor(self._thread, self._move)

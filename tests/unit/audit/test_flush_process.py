@@ -2,7 +2,8 @@
 refuses that flush and the next flush starts another, the log going on without a gap; one that
 died between flushes is replaced without refusing any; it stops once
 the hub's end of its pipe closes (the hub died); it is never given the hub database's URL on its
-command line; a database it cannot write refuses the flush without naming the file."""
+command line; a database it cannot write refuses the flush without naming the file; the persons
+of events touching many reach the person index from it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hub.audit.store import TrailUnavailable
 from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine
 from hub.migrate import upgrade
+from tests.unit.audit.test_backlog import counts, crowd
 from tests.unit.audit.test_writer import event, stored
 
 BOUND_S = 60.0
@@ -150,3 +152,20 @@ def test_a_database_the_writer_process_cannot_write_refuses_the_flush_without_na
     refusal = run(work)
     assert "no such folder" not in str(refusal) and "hub.db" not in str(refusal)
     assert not missing.exists()
+
+
+def test_the_persons_of_events_touching_many_reach_the_person_index_from_the_writer_process(url: URL) -> None:
+    async def work() -> list[int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            positions = [await writer.write([crowd(n, 100 + n) for n in range(5)])]
+            positions.append(await writer.append(event(5)))
+            return positions
+        finally:
+            # Closing waits for the process, which moves the backlog after each flush's answer.
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == [0, 5]
+    assert asyncio.run(counts(url)) == (sum(100 + n for n in range(5)) + 1, 0)
