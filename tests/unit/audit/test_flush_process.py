@@ -3,7 +3,8 @@ refuses that flush and the next flush starts another, the log going on without a
 died between flushes is replaced without refusing any; it stops once
 the hub's end of its pipe closes (the hub died); it is never given the hub database's URL on its
 command line; a database it cannot write refuses the flush without naming the file; the persons
-of events touching many reach the person index from it."""
+of events touching many reach the person index from it; the gathering leaves the last two
+requests in flight to the next flush, and waits while more are coming."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine
 from hub.migrate import upgrade
 from tests.unit.audit.test_backlog import counts, crowd
-from tests.unit.audit.test_writer import event, stored
+from tests.unit.audit.test_writer import FOREVER_MS, event, stored
 
 BOUND_S = 60.0
 
@@ -169,3 +170,47 @@ def test_the_persons_of_events_touching_many_reach_the_person_index_from_the_wri
 
     assert run(work) == [0, 5]
     assert asyncio.run(counts(url)) == (sum(100 + n for n in range(5)) + 1, 0)
+
+
+def test_with_the_writer_process_a_flush_leaves_the_last_two_requests_in_flight_to_the_next(url: URL) -> None:
+    async def work() -> tuple[int, int, list[int], int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=FOREVER_MS, process=True)
+        try:
+            await writer.open()
+            flights = [writer.begin(), writer.begin()]  # two requests running, events not yet made
+            # Written without waiting for them: the loop runs them while this flush is written.
+            first = await asyncio.wait_for(writer.append(event(0)), 20)
+            flushes_then = writer.flushes
+            later = [await writer.append(event(n + 1), flight) for n, flight in enumerate(flights)]
+            for flight in flights:
+                writer.end(flight)
+            return first, flushes_then, later, writer.flushes
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    first, flushes_then, later, flushes = run(work)
+    assert (first, flushes_then, later, flushes) == (0, 1, [1, 2], 3)
+
+
+def test_with_the_writer_process_a_flush_waits_while_more_than_two_requests_are_coming(url: URL) -> None:
+    async def work() -> tuple[list[int], int]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=FOREVER_MS, process=True)
+        try:
+            await writer.open()
+            flights = [writer.begin() for _ in range(3)]
+            first = asyncio.create_task(writer.append(event(0)))
+            for _ in range(50):
+                await asyncio.sleep(0)
+            # One of the three brings its event: two are left, so the flush goes, with both.
+            second = await writer.append(event(1), flights[0])
+            for flight in flights:
+                writer.end(flight)
+            return [await first, second], writer.flushes
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == ([0, 1], 1)
