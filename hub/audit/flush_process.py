@@ -117,6 +117,11 @@ class ProcessFlusher:
                 reply = await read_frame(process.stdout)
             except (OSError, pickle.PickleError, EOFError):
                 reply = None
+            except BaseException:
+                # Cancelled between the flush and its answer: that answer, read by the next
+                # flush, would give it this one's positions. This process is done with.
+                self._forget(process)
+                raise
             if reply is None:
                 log.error("the trail's writer process stopped; it is started again at the next flush")
                 await self._stop(process, kill=True)
@@ -161,6 +166,13 @@ class ProcessFlusher:
             raise TrailUnavailable("the trail's writer process could not be started")
         self._process = process
         return process
+
+    def _forget(self, process: asyncio.subprocess.Process) -> None:
+        if self._process is process:
+            self._process = None
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
     async def _stop(self, process: asyncio.subprocess.Process, kill: bool) -> None:
         if self._process is process:

@@ -4,7 +4,8 @@ hub.audit.flush_server`, started by the hub, never by hand.
 It reads frames from standard input: first `("open", url)`, answered `("ready",)` once the hub
 database's flusher is made (or `("error", why)`); then `("write", staged)` per flush, answered
 `("ok", first)` once the flush committed or `("error", why)` when it failed (nothing of it
-written); `("close",)` or the end of standard input stops it, after the flush under way.
+written); `("close",)` or the end of standard input stops it, after the flush under way. It
+ignores SIGINT: the hub closes it once its own last flushes are written.
 Answers go to standard output; log lines to standard error, as the hub's own.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -87,6 +89,9 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Ctrl-C in the terminal reaches every process of the group: the hub's shutdown still has
+    # flushes to write here (its requests in flight), and closes this process when done.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The hub gone (its end of the pipe closed) or the terminal's Ctrl-C: nothing to say.
     with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
         asyncio.run(serve())

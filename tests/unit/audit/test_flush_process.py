@@ -4,7 +4,9 @@ died between flushes is replaced without refusing any; it stops once
 the hub's end of its pipe closes (the hub died); it is never given the hub database's URL on its
 command line; a database it cannot write refuses the flush without naming the file; the persons
 of events touching many reach the person index from it; the gathering leaves the last two
-requests in flight to the next flush, and waits while more are coming."""
+requests in flight to the next flush, and waits while more are coming; a flush cancelled before
+its answer ends the process, so that answer cannot be read as another flush's; Ctrl-C leaves it
+to the hub to close."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from hub.audit.flush_process import ProcessFlusher
+from hub.audit.rows import stage
 from hub.audit.store import TrailUnavailable
 from hub.audit.writer import TrailWriter
 from hub.db.engine import hub_engine
@@ -214,3 +217,50 @@ def test_with_the_writer_process_a_flush_waits_while_more_than_two_requests_are_
             await engine.dispose()
 
     assert run(work) == ([0, 1], 1)
+
+
+def test_a_flush_cancelled_before_its_answer_ends_the_process_so_no_later_flush_reads_that_answer(url: URL) -> None:
+    async def work() -> tuple[int, int, bool]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        flusher = writer._flusher
+        assert isinstance(flusher, ProcessFlusher)
+        try:
+            first = await writer.append(event(0))
+            stopped = _process_of(writer)
+            os.kill(stopped.pid, signal.SIGSTOP)
+            flushing = asyncio.create_task(flusher.write([stage(event(1))], None))
+            await asyncio.sleep(0.3)
+            flushing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await flushing
+            await asyncio.wait_for(stopped.wait(), 20)
+            later = await writer.append(event(2))
+            return first, later, _process_of(writer).pid != stopped.pid
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    first, later, replaced = run(work)
+    # The cancelled flush was never written (its process was stopped, then killed).
+    assert (first, later, replaced) == (0, 1, True)
+    assert [h for _, h, _ in asyncio.run(stored(url))] == [f"{0:064x}", f"{2:064x}"]
+
+
+def test_the_writer_process_outlives_ctrl_c_so_the_hubs_last_flushes_are_written(url: URL) -> None:
+    async def work() -> tuple[list[int], bool]:
+        engine = hub_engine(url)
+        writer = TrailWriter(engine, gather_ms=0.0, process=True)
+        try:
+            positions = [await writer.append(event(0))]
+            process = _process_of(writer)
+            # A terminal's Ctrl-C reaches the whole process group, this process included.
+            os.kill(process.pid, signal.SIGINT)
+            await asyncio.sleep(0.5)
+            positions.append(await writer.append(event(1)))
+            return positions, _process_of(writer).pid == process.pid
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert run(work) == ([0, 1], True)
