@@ -81,7 +81,9 @@ async def _child(config: dict[str, Any]) -> None:
 
     writer = _profile_writer() if config.get("profile") else None
     settings = load_settings(os.environ)
-    app = create_app(build_services(settings))
+    services = build_services(settings)
+    app = create_app(services)
+    trail_writer = None if services.trail is None else services.trail.writer
     headers = [
         (b"authorization", f"Bearer {config['token']}".encode()),
         (b"x-hub-purpose", config["purpose"].encode()),
@@ -112,11 +114,14 @@ async def _child(config: dict[str, Any]) -> None:
                 await asyncio.to_thread(Path(command[2]).write_text, text)
                 print(json.dumps({"written": command[2]}), flush=True)
                 continue
+            flushes = 0 if trail_writer is None else trail_writer.flushes
             cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
             await _drive(app, bodies, headers, count)
             cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
             wall = time.perf_counter() - wall
-            print(json.dumps({"cpu_s": cpu, "loop_s": loop_cpu, "wall_s": wall, "requests": count}), flush=True)
+            flushes = 0 if trail_writer is None else trail_writer.flushes - flushes
+            window = {"cpu_s": cpu, "loop_s": loop_cpu, "wall_s": wall, "requests": count, "flushes": flushes}
+            print(json.dumps(window), flush=True)
 
 
 # --- the parent: two hubs, rounds, report ------------------------------------------------------
@@ -163,7 +168,8 @@ def _parent(database: str, rounds: int, requests: int, profile: int, dump: Path 
                 f"W6 in process, hub database {database}: µs of CPU per request, {rounds} windows of "
                 f"{requests:,} requests each (alternating); load average now {os.getloadavg()[0]:.2f}",
                 "",
-                f"{'hub':<10} {'process':>22} {'event loop':>22} {'other threads':>22} {'req/s':>8}",
+                f"{'hub':<10} {'process':>22} {'event loop':>22} {'other threads':>22} {'req/s':>8}"
+                f" {'events/flush':>13}",
             ]
             for name, runs in results.items():
                 cpu = [1e6 * r["cpu_s"] / r["requests"] for r in runs]
@@ -171,10 +177,14 @@ def _parent(database: str, rounds: int, requests: int, profile: int, dump: Path 
                 rest = [c - o for c, o in zip(cpu, loop, strict=True)]
                 rps = statistics.median(r["requests"] / r["wall_s"] for r in runs)
                 cells = [f"{statistics.median(x):.0f} ({min(x):.0f}-{max(x):.0f})" for x in (cpu, loop, rest)]
-                lines.append(f"{name:<10} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {rps:>8,.0f}")
+                flushes = sum(r.get("flushes", 0) for r in runs)
+                group = f"{sum(r['requests'] for r in runs) / flushes:.1f}" if flushes else "-"
+                lines.append(f"{name:<10} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {rps:>8,.0f} {group:>13}")
             print("\n".join(lines), flush=True)
             if profile:
-                path = Path(dump or tmp) / f"profile-{database}.txt"
+                folder = Path(dump or tmp)
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"profile-{database}.txt"
                 child = children[NAMES[0]]
                 assert child.process.stdin is not None
                 child.process.stdin.write(f"profile {profile} {path}\n")

@@ -25,8 +25,9 @@ class AuditSettings:
     # HUB_AUDIT_BATCH: events written in one transaction at most (group commit).
     batch_max: int = 500
     # HUB_AUDIT_GATHER_MS: how long a flush waits, at most, for the events of requests still in
-    # flight (hub/audit/writer.py); 0 writes what is queued at once.
-    gather_ms: float = 12.0
+    # flight (hub/audit/writer.py); 0 writes what is queued at once. Unset, the writer decides:
+    # 12 ms in the hub's process, none with the writer's process.
+    gather_ms: float | None = None
     # HUB_AUDIT_WRITER: where flushes are written: "process" (a process of the hub's own,
     # hub/audit/flush_process.py) or "thread" (the hub's process). Unset, the command decides:
     # `hub serve` and `hub demo` take "process"; the library (tests, in-process benches) "thread".
@@ -45,7 +46,8 @@ def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
     try:
         interval = float(environ.get("HUB_AUDIT_SIGN_SECONDS", "60"))
         batch = int(environ.get("HUB_AUDIT_BATCH", "500"))
-        gather = float(environ.get("HUB_AUDIT_GATHER_MS", "12"))
+        given = environ.get("HUB_AUDIT_GATHER_MS", "").strip()
+        gather = float(given) if given else None
     except ValueError:
         raise AuditSettingsError(
             "HUB_AUDIT_SIGN_SECONDS, HUB_AUDIT_BATCH and HUB_AUDIT_GATHER_MS must be numbers"
@@ -54,7 +56,7 @@ def audit_settings(environ: Mapping[str, str]) -> AuditSettings:
         raise AuditSettingsError("HUB_AUDIT_SIGN_SECONDS must be seconds from 1 to 86400")
     if not 1 <= batch <= 10_000:
         raise AuditSettingsError("HUB_AUDIT_BATCH must be from 1 to 10000")
-    if not 0 <= gather <= 100:
+    if gather is not None and not 0 <= gather <= 100:
         raise AuditSettingsError("HUB_AUDIT_GATHER_MS must be milliseconds from 0 to 100")
     writer = environ.get("HUB_AUDIT_WRITER", "").strip().lower() or None
     if writer not in (None, *WRITERS):

@@ -19,9 +19,12 @@ flight that have not queued their event yet (the app says when a request begins 
 flush waits for them up to `gather_ms`, and no longer than until each of them is waiting. A lone
 request (W1: one large answer at a time) never waits.
 
-With the flushes written in the writer's process, the gathering leaves the last SPARE requests
-in flight to the next flush: the loop runs them while this one is written, instead of idling
-until its commit with every request waiting in one group.
+With the flushes written in the writer's process, there is no gathering unless set: a flush
+goes as soon as the one before has committed, with whatever was queued meanwhile. A flush there
+costs the event loop only a pipe's write and read, so more flushes cost little, while every
+request held back for a group is one the loop cannot run while the flush is written: on W6 the
+loop sat idle for the commit with all 32 requests waiting in one group (0.84 of the trail-off
+hub's requests per second with a 12 ms window, 0.95 with none; bench/README.md).
 
 Only requests begun in the last `young_ms` are waited for. A request still running after that
 is a heavy one (an auditor's eight lists of 10,000 rows run for a second or more): its event is
@@ -51,7 +54,6 @@ log = logging.getLogger("hub.audit")
 
 GATHER_MS = 12.0
 YOUNG_MS = 200.0
-SPARE = 2
 
 
 class Flight:
@@ -122,26 +124,21 @@ class TrailWriter:
         self,
         engine: AsyncEngine,
         batch_max: int = 500,
-        gather_ms: float = GATHER_MS,
+        gather_ms: float | None = None,
         young_ms: float = YOUNG_MS,
         process: bool = False,
     ) -> None:
         self.engine = engine
         self._batch_max = batch_max
-        self._gather_s = gather_ms / 1000
+        # Unset: GATHER_MS in the hub's process, none with the writer's process (above).
+        self.gather_ms = gather_ms if gather_ms is not None else 0.0 if process else GATHER_MS
+        self._gather_s = self.gather_ms / 1000
         self._young_s = young_ms / 1000
         # On a SQLite file, a flush is one trip to a thread of its own (hub/audit/sqlite_writer.py);
         # on PostgreSQL, one statement on a connection of its own (hub/audit/postgres_writer.py);
         # with `process`, either of them in a process of its own (hub/audit/flush_process.py).
         remote = ProcessFlusher.of(engine) if process else None
         self._flusher: Flusher | None = remote or SqliteFlusher.of(engine) or PostgresFlusher.of(engine)
-        # Requests the gathering leaves to the next flush. A flush written in the writer's
-        # process costs the event loop nothing while it is written, so the gathering stops while
-        # SPARE requests are still running: the loop runs them meanwhile rather than wait idle
-        # for the commit with every request's event in one group (W6 with 32 clients, SQLite:
-        # 0.88 of the trail-off hub's requests per second without spares, 0.95 with two). In
-        # the hub's own process a flush's Python holds the interpreter the loop needs: no spares.
-        self._spare = SPARE if remote is not None else 0
         self._pending: list[Pending] = []
         self._flushing: asyncio.Task[None] | None = None
         # The tree's right edge as this writer's last flush left it: when no other process
@@ -210,12 +207,11 @@ class TrailWriter:
         return await self._write([stage(event) for event in events])
 
     def _coming(self) -> bool:
-        """Whether a flush may wait for requests in flight: more of them than the spares have not
-        queued their event yet, the youngest begun lately. Asked at every enqueue and end: the
-        youngest such request is the last one begun, so one look answers (a count over the
-        requests in flight cost as much as the rest of the check)."""
+        """Whether a request begun lately has not queued its event yet: one a flush may wait for.
+        Asked at every enqueue and end: the youngest such request is the last one begun, so one
+        look answers (a count over the requests in flight cost as much as the rest of the check)."""
         flights = self._flights
-        if len(flights) <= self._spare:
+        if not flights:
             return False
         youngest = next(reversed(flights))
         return youngest.began >= time.monotonic() - self._young_s

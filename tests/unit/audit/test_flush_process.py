@@ -3,8 +3,9 @@ refuses that flush and the next flush starts another, the log going on without a
 died between flushes is replaced without refusing any; it stops once
 the hub's end of its pipe closes (the hub died); it is never given the hub database's URL on its
 command line; a database it cannot write refuses the flush without naming the file; the persons
-of events touching many reach the person index from it; the gathering leaves the last two
-requests in flight to the next flush, and waits while more are coming; a flush cancelled before
+of events touching many reach the person index from it; a flush goes at once, whatever requests
+are in flight, unless a gathering window is set, and then waits for them as in the hub's own
+process; a flush cancelled before
 its answer ends the process, so that answer cannot be read as another flush's; Ctrl-C leaves it
 to the hub to close."""
 
@@ -175,48 +176,55 @@ def test_the_persons_of_events_touching_many_reach_the_person_index_from_the_wri
     assert asyncio.run(counts(url)) == (sum(100 + n for n in range(5)) + 1, 0)
 
 
-def test_with_the_writer_process_a_flush_leaves_the_last_two_requests_in_flight_to_the_next(url: URL) -> None:
-    async def work() -> tuple[int, int, list[int], int]:
+def test_with_the_writer_process_a_flush_goes_at_once_without_waiting_for_requests_in_flight(url: URL) -> None:
+    async def work() -> tuple[float, float, list[int], int]:
         engine = hub_engine(url)
-        writer = TrailWriter(engine, gather_ms=FOREVER_MS, process=True)
+        writer = TrailWriter(engine, process=True)
         try:
             await writer.open()
             flights = [writer.begin(), writer.begin()]  # two requests running, events not yet made
             # Written without waiting for them: the loop runs them while this flush is written.
-            first = await asyncio.wait_for(writer.append(event(0)), 20)
-            flushes_then = writer.flushes
-            later = [await writer.append(event(n + 1), flight) for n, flight in enumerate(flights)]
+            first = asyncio.create_task(writer.append(event(0)))
+            for _ in range(50):
+                await asyncio.sleep(0)
+            gathering = writer._gathering is not None
+            positions = [await first]
+            positions += [await writer.append(event(n + 1), flight) for n, flight in enumerate(flights)]
             for flight in flights:
                 writer.end(flight)
-            return first, flushes_then, later, writer.flushes
+            return writer.gather_ms, float(gathering), positions, writer.flushes
         finally:
             await writer.close()
             await engine.dispose()
 
-    first, flushes_then, later, flushes = run(work)
-    assert (first, flushes_then, later, flushes) == (0, 1, [1, 2], 3)
+    # In the hub's process the same writer gathers for 12 ms by default.
+    assert TrailWriter(hub_engine(url)).gather_ms == 12.0
+    assert run(work) == (0.0, 0.0, [0, 1, 2], 3)
 
 
-def test_with_the_writer_process_a_flush_waits_while_more_than_two_requests_are_coming(url: URL) -> None:
-    async def work() -> tuple[list[int], int]:
+def test_with_the_writer_process_and_a_window_set_a_flush_waits_for_requests_in_flight(url: URL) -> None:
+    async def work() -> tuple[bool, list[int], int]:
         engine = hub_engine(url)
         writer = TrailWriter(engine, gather_ms=FOREVER_MS, process=True)
         try:
             await writer.open()
-            flights = [writer.begin() for _ in range(3)]
+            flights = [writer.begin() for _ in range(2)]
             first = asyncio.create_task(writer.append(event(0)))
             for _ in range(50):
                 await asyncio.sleep(0)
-            # One of the three brings its event: two are left, so the flush goes, with both.
-            second = await writer.append(event(1), flights[0])
-            for flight in flights:
-                writer.end(flight)
-            return [await first, second], writer.flushes
+            waiting = not first.done()
+            # One brings its event, the other ends without one: nobody else is coming, so the
+            # flush goes, with both events.
+            second = asyncio.create_task(writer.append(event(1), flights[0]))
+            writer.end(flights[1])
+            positions = [await first, await second]
+            writer.end(flights[0])
+            return waiting, positions, writer.flushes
         finally:
             await writer.close()
             await engine.dispose()
 
-    assert run(work) == ([0, 1], 1)
+    assert run(work) == (True, [0, 1], 1)
 
 
 def test_a_flush_cancelled_before_its_answer_ends_the_process_so_no_later_flush_reads_that_answer(url: URL) -> None:

@@ -9,8 +9,9 @@ import pytest
 from hub.audit.settings import AuditSettingsError, audit_settings
 
 
-def test_the_gathering_window_defaults_to_twelve_milliseconds_and_can_be_set_or_turned_off() -> None:
-    assert audit_settings({}).gather_ms == 12.0
+def test_the_gathering_window_is_left_to_the_writer_unless_set_or_turned_off() -> None:
+    assert audit_settings({}).gather_ms is None
+    assert audit_settings({"HUB_AUDIT_GATHER_MS": " "}).gather_ms is None
     assert audit_settings({"HUB_AUDIT_GATHER_MS": "1.5"}).gather_ms == 1.5
     assert audit_settings({"HUB_AUDIT_GATHER_MS": "0"}).gather_ms == 0.0
 
