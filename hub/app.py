@@ -53,7 +53,7 @@ from hub.health.shared_keys import shared_key_report
 from hub.large_answer import LargeJSON
 from hub.observe.requests import HEADER as REQUEST_ID
 from hub.observe.requests import Seen
-from hub.quota import LookupCounter, Refusal
+from hub.quota import LOOKUP_QUOTA, LookupCounter, Refusal
 from hub.quota.concurrency import ConcurrencyRefusal
 from hub.quota.rates import RateRefusal
 from hub.request import BadRequest, Bounds, GraphQLRequest, read_request, repeated, response_media_type
@@ -286,7 +286,8 @@ def create_app(services: Services) -> Starlette:
         if services.rates is not None:
             over_rate = await services.rates.admit(principal)
             if over_rate is not None:
-                metrics.limit_refused(f"rate_{over_rate.scope}")
+                seen.limit = f"rate_{over_rate.scope}"
+                metrics.limit_refused(seen.limit)
                 return _rate_exceeded(over_rate)
         try:
             body = await read_request(request, bounds)
@@ -309,13 +310,15 @@ def create_app(services: Services) -> Starlette:
             return _error(403, "FORBIDDEN", "_entities and _service answer a configured Federation gateway only")
         async with _in_flight(services, principal) as too_many:
             if too_many is not None:
-                metrics.limit_refused("concurrency")
+                seen.limit = "concurrency"
+                metrics.limit_refused(seen.limit)
                 return _concurrency_exceeded(too_many)
             # Most requests repeat values already counted this hour: settled here, synchronously.
             if quota.enabled and not _counted(built.lookups, quota, principal, operation):
                 over = await _within_quota(services, built.lookups, quota, principal, request, operation)
                 if over is not None:
-                    metrics.limit_refused("lookup_quota")
+                    seen.limit = LOOKUP_QUOTA
+                    metrics.limit_refused(seen.limit)
                     return over
             return await _execute(services, built, principal, request, operation, seen)
 
@@ -481,6 +484,7 @@ def _quota_exceeded(refusal: Refusal) -> Response:
         "used": refusal.used,
         "requested": refusal.requested,
         "window": window,
+        "scope": LOOKUP_QUOTA,
     }
     body = {"errors": [{"message": message, "extensions": extensions}], "data": None}
     return JSON(body, 429, {"Retry-After": str(refusal.retry_after)})
@@ -496,6 +500,9 @@ async def _execute(
         return _error(400, "BAD_PURPOSE", f"unknown purpose {purpose[:40]!r}; the purposes are: {codes}")
     answer = await run(built, operation, Caller(services, principal, purpose))
     seen.answered(answer.record)
+    if _refused_by_quota(answer.body):
+        # A lookup the operation itself made (the trail's person filter, a person's history).
+        seen.limit = LOOKUP_QUOTA
     if services.trail is not None:
         # The access record is complete: the event is queued now and written while the body is
         # encoded; the answer leaves once the event is durable (Trail.seal, in `graphql`).
@@ -505,6 +512,15 @@ async def _execute(
     # A large answer is encoded in pieces, other requests served between them, and sent in
     # slices; its memory is given back once the last is sent (hub/large_answer.py).
     return LargeJSON(await encoded_slices(answer.body), answer.status, _first_code(answer.body))
+
+
+def _refused_by_quota(content: Any) -> bool:
+    """Whether a GraphQL body's first error is the lookup quota's refusal."""
+    errors = content.get("errors") if isinstance(content, dict) else None
+    if not errors:
+        return False
+    extensions = errors[0].get("extensions", {})
+    return bool(extensions.get("code") == "LIMIT_EXCEEDED" and extensions.get("scope") == LOOKUP_QUOTA)
 
 
 def _first_code(content: Any) -> str | None:

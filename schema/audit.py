@@ -69,6 +69,12 @@ class AuditEventView:
     personsTouched: int
     kind: str = strawberry.field(description="request or admin.")
     action: AuditAction | None = strawberry.field(description="An admin event's action; null for a request.")
+    limit: str | None = strawberry.field(
+        description=(
+            "The limit that refused a request (its alert): lookup_quota, rate_caller, rate_department "
+            "or concurrency; null otherwise."
+        )
+    )
 
 
 @strawberry.type(description="A page of events, newest first.")
@@ -178,6 +184,7 @@ def _view(event: EventView) -> AuditEventView:
         personsTouched=event.persons,
         kind=event.kind,
         action=None if event.action is None else _action(event.action),
+        limit=event.limit,
     )
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from starlette.testclient import TestClient
 
@@ -111,6 +113,27 @@ def register(url: URL, name: str = "test-app", department: str = "welfare", days
         try:
             async with sessions(engine)() as session, session.begin():
                 return (await register_app(session, name, department, ("department_app",), {}, days)).token
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def refusals_in_trail(url: URL) -> list[tuple[str, int, str | None, str | None]]:
+    """Each request event of the trail in `url`'s hub database, in log order: its principal,
+    status, code and the limit that refused it (`released.limit`)."""
+
+    async def run() -> list[tuple[str, int, str | None, str | None]]:
+        engine = hub_engine(url)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    sa.text(
+                        "SELECT principal, status, code, released FROM hub_audit_event "
+                        "WHERE kind = 'request' ORDER BY position"
+                    )
+                )
+                return [(p, s, c, orjson.loads(r).get("limit")) for p, s, c, r in rows]
         finally:
             await engine.dispose()
 

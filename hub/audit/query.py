@@ -39,7 +39,7 @@ from hub.crypto.blind_index import BlindIndex
 from hub.crypto.cells import PERSON_DOMAIN
 from hub.errors import BadUserInput, Forbidden, LimitExceeded
 from hub.policy.changes import ADMIN, STEWARD
-from hub.quota import LookupCounter
+from hub.quota import LOOKUP_QUOTA, LookupCounter
 
 AUDITOR = "auditor"
 # Roles of apps acting for a department (a district office is one, below its department).
@@ -85,6 +85,8 @@ class EventView(EventFacts):
     kind: str = "request"
     # An admin event's action (name, target, reason, detail, edits); None for a request.
     action: dict[str, Any] | None = None
+    # The limit that refused a request (lookup_quota, rate_caller, rate_department, concurrency).
+    limit: str | None = None
 
     @property
     def at(self) -> datetime:
@@ -147,7 +149,8 @@ class AuditQuery:
         if refusal is not None:
             raise LimitExceeded(
                 f"lookup quota exceeded: {refusal.used} of {refusal.limit} identifier values used this hour; "
-                f"try again in {refusal.retry_after} s"
+                f"try again in {refusal.retry_after} s",
+                {"scope": LOOKUP_QUOTA},
             )
         return index.digest(normalised)
 
@@ -260,4 +263,5 @@ def view(row: AuditEvent) -> EventView:
         persons=row.persons,
         kind=row.kind,
         action=None if row.action is None else orjson.loads(row.action),
+        limit=released.get("limit"),
     )

@@ -171,6 +171,10 @@ class Trail:
         principal = seen.principal
         assert principal is not None
         purpose = request.headers.get("x-hub-purpose") or None
+        released = released_of(record)
+        if seen.limit is not None:
+            # A request a limit refused: the trail's record of the alert (docs/audit.md).
+            released["limit"] = seen.limit
         return Event(
             at_us=time.time_ns() // 1000,
             principal=principal.subject,
@@ -183,7 +187,7 @@ class Trail:
             status=status,
             code=code,
             policy_version=None if record is None else record.policy_version,
-            released=released_of(record),
+            released=released,
             persons={} if record is None else record.persons_entities(),
         )
 

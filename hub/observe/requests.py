@@ -74,7 +74,18 @@ def outcome(status: int, code: str | None) -> str:
 class Seen:
     """What is known of one request as it goes: filled in by the app where it learns it."""
 
-    __slots__ = ("document", "operation", "principal", "record", "released", "request_id", "scope", "started", "text")
+    __slots__ = (
+        "document",
+        "limit",
+        "operation",
+        "principal",
+        "record",
+        "released",
+        "request_id",
+        "scope",
+        "started",
+        "text",
+    )
 
     def __init__(self, request_id: str, started: float, scope: Any) -> None:
         self.request_id = request_id
@@ -87,6 +98,9 @@ class Seen:
         self.text: str | None = None
         # The operation name the request gave, if any.
         self.operation: str | None = None
+        # The limit that refused the request (lookup_quota, rate_caller, rate_department,
+        # concurrency): its event in the access trail names it.
+        self.limit: str | None = None
         # The answer's whole access record, until the access trail has stored it (hub/audit).
         self.record: AccessRecord | None = None
         # The answer's access record's counts of values by field and level (the record itself

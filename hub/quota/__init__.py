@@ -6,6 +6,6 @@ guess at a masked identifier, so the quota bounds what guessing can recover.
 `counter` (the per-request check, with a local cache of values already counted).
 """
 
-from hub.quota.counter import LookupCounter, Refusal
+from hub.quota.counter import LOOKUP_QUOTA, LookupCounter, Refusal
 
-__all__ = ["LookupCounter", "Refusal"]
+__all__ = ["LOOKUP_QUOTA", "LookupCounter", "Refusal"]

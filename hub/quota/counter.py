@@ -30,8 +30,11 @@ from hub.quota.models import DIGEST_BYTES
 from hub.quota.store import count, purge
 
 WINDOW_SECONDS = 3600
+# The quota's name where a refusal says which limit refused it: the 429's `scope`, and the
+# refused request's event in the access trail (`limit`), the trail's record of the alert.
+LOOKUP_QUOTA = "lookup_quota"
 
-# Alerts go to the operator log until the audit trail carries them.
+# Alerts go to the operator log as well as into the trail (the refused request's event).
 alerts = logging.getLogger("hub.alert")
 
 # A supplied value: (scope, value). The scope is the blind-index domain where the field has one

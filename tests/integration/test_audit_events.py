@@ -1,7 +1,8 @@
 """`auditEvents` over the demo, as auditors, stewards and department apps use it, and the abuse
 each must not allow: a department app reading another's events, a steward reading events about
 other departments' data, the person filter as an oracle of who exists (it counts against the
-lookup quota), and any plain identifier in an answer."""
+lookup quota; a refusal by the quota is in the trail as its alert), and any plain identifier in
+an answer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ VISITS = "query Visits { healthVisits(first: 5) { nodes { visitId } } }"
 CASES = "query Cases { civilAffairsAssistanceCases(first: 3) { nodes { caseId } } }"
 EVENTS = """query Trail($filter: AuditEventFilter, $first: Int, $after: String) {
   auditEvents(filter: $filter, first: $first, after: $after) {
-    nodes { position at principal department purpose outcome status code policyVersion personsTouched
+    nodes { position at principal department purpose outcome status code policyVersion personsTouched limit
             operation { hash name documentId } fields { entity field level count } rows { entity count } }
     pageInfo { hasNextPage endCursor }
   }
@@ -159,6 +160,17 @@ def test_the_person_filter_is_no_oracle_past_the_quota(tight: QuotaHub) -> None:
         assert "errors" not in events(hub, "auditor", filter={"idNumber": guess})
     refused = events(hub, "auditor", filter={"idNumber": guesses(1)[0]})
     assert code(refused) == "LIMIT_EXCEEDED" and refused["data"] is None
+
+
+def test_the_person_filter_refused_by_the_quota_is_in_the_trail_as_the_quotas_alert(tight: QuotaHub) -> None:
+    hub = tight
+    for guess in guesses(2):
+        assert "errors" not in events(hub, "auditor", filter={"idNumber": guess})
+    refused = events(hub, "auditor", filter={"idNumber": guesses(1)[0]})
+    assert refused["errors"][0]["extensions"]["scope"] == "lookup_quota"
+    newest, *earlier = nodes(events(hub, "auditor", first=3))
+    assert (newest["outcome"], newest["code"], newest["limit"]) == ("refused", "LIMIT_EXCEEDED", "lookup_quota")
+    assert [e["limit"] for e in earlier] == [None, None]
 
 
 def test_no_answer_holds_a_plain_identifier(trail: QuotaHub) -> None:

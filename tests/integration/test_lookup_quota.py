@@ -38,6 +38,7 @@ from hub.migrate import upgrade
 from hub.quota.counter import WINDOW_SECONDS
 from hub.services import Services, build_services
 from hub.trusted import register_document
+from tests.conftest import refusals_in_trail
 from tests.integration.policy_fixtures import fresh_hub_database
 from tests.servers import fresh_database
 
@@ -371,6 +372,16 @@ def test_a_refusal_is_logged_as_an_alert_without_the_values(tight: QuotaHub, cap
     (alert,) = [r for r in caplog.records if r.name == "hub.alert"]
     assert HEALTH in alert.getMessage() and "6 new" in alert.getMessage()
     assert not any(v in alert.getMessage() for v in values)
+
+
+def test_a_refusal_is_in_the_trail_as_the_refused_requests_event_naming_the_quota(tight: QuotaHub) -> None:
+    values = guesses(6)
+    refused = tight.query(by_keys(*values))
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["extensions"]["scope"] == "lookup_quota"
+    events = refusals_in_trail(tight.services.settings.database_url)
+    assert events[-1] == (HEALTH, 429, "LIMIT_EXCEEDED", "lookup_quota")
+    assert all(limit is None for *_, limit in events[:-1])
 
 
 def test_the_quota_is_per_caller(tight: QuotaHub) -> None:

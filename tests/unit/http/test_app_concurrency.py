@@ -24,7 +24,7 @@ from hub.app import create_app
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services
-from tests.conftest import FIXTURES, TEST_MASTER_KEY, memory_connectors, register
+from tests.conftest import FIXTURES, TEST_MASTER_KEY, memory_connectors, refusals_in_trail, register
 
 HELD = "{ welfareCases { nodes { caseId } } }"
 FREE = "{ registryPersons { totalCount } }"
@@ -129,6 +129,17 @@ def test_a_request_past_the_callers_limit_gets_429_with_scope_concurrency(no_wai
     assert [future.result().status_code for future in held] == [200, 200]
     # Answered, they hold no slot: the caller may send again.
     assert no_wait.post("a").status_code == 200
+
+
+def test_a_request_refused_for_too_many_in_flight_is_an_event_of_the_trail_naming_the_limit(
+    no_wait: Limited, hub_db: URL
+) -> None:
+    held = no_wait.hold("a", 2)
+    assert no_wait.post("a").status_code == 429
+    no_wait.welfare.gate.set()
+    assert [future.result().status_code for future in held] == [200, 200]
+    events = sorted((status, code, limit) for _, status, code, limit in refusals_in_trail(hub_db))
+    assert events == [(200, None, None), (200, None, None), (429, "LIMIT_EXCEEDED", "concurrency")]
 
 
 def test_another_caller_is_not_held_back_by_one_at_its_limit(no_wait: Limited) -> None:

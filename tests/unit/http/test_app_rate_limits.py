@@ -1,5 +1,6 @@
 """Requests past a caller's or a department's rate: 429 with `Retry-After` and the lookup
-quota's LIMIT_EXCEEDED body, decided before the request body is read."""
+quota's LIMIT_EXCEEDED body, decided before the request body is read, each an event of the
+access trail that names the rate."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hub.app import create_app
 from hub.catalog import Catalog
 from hub.config import load_settings
 from hub.services import build_services
-from tests.conftest import FIXTURES, TEST_MASTER_KEY, memory_connectors, register
+from tests.conftest import FIXTURES, TEST_MASTER_KEY, memory_connectors, refusals_in_trail, register
 
 COUNT = "{ registryPersons { totalCount } }"
 
@@ -70,6 +71,14 @@ def test_the_request_past_a_caller_s_rate_gets_429_with_when_to_retry(limited: L
     assert (extensions["scope"], extensions["period"]) == ("caller", 60)
     assert set(extensions["window"]) == {"start", "end"}
     assert "3 requests per 60 s" in error["message"]
+
+
+def test_a_request_refused_for_a_rate_is_an_event_of_the_trail_naming_that_rate(limited: Limited, hub_db: URL) -> None:
+    assert [limited.post("a").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [limited.post("b").status_code for _ in range(3)] == [200, 200, 429]
+    events = [(status, code, limit) for _, status, code, limit in refusals_in_trail(hub_db)]
+    caller, department = (429, "LIMIT_EXCEEDED", "rate_caller"), (429, "LIMIT_EXCEEDED", "rate_department")
+    assert events == [(200, None, None)] * 3 + [caller] + [(200, None, None)] * 2 + [department]
 
 
 def test_a_department_s_apps_share_its_rate(limited: Limited) -> None:
